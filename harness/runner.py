@@ -1,0 +1,212 @@
+"""Run submissions x zoo x tracks through the sandbox and store every task's scores.
+
+Local and sequential: one warm sandbox worker per submission serves every model. Each task
+is written to the results store once, atomically, right after it finishes; tasks already
+in the store (same submission and model content) are skipped, so a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.api import DETECT_FAMILY, Track
+from harness.errors import HarnessError
+from harness.sandbox.client import SandboxWorker, WorkerFailure
+from harness.sandbox.limits import SandboxLimits
+from harness.scoring import tasks as task_scores
+from harness.store import ResultsStore, TaskRecord
+from harness.submission import validate
+from harness.submission.manifest import SubmissionSpec
+from harness.zoo.store import ZooModel, ZooStore
+
+#: Tracks with a runner today; the others are accepted by the contract but skipped.
+RUNNABLE = ("detect", "repair")
+
+
+@dataclass
+class TaskResult:
+    status: str
+    outputs: dict[str, Any] = field(default_factory=dict)
+    scores: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    stderr: str | None = None
+    seconds: float | None = None
+
+
+def task_tracks(spec: SubmissionSpec, requested: list[Track]) -> list[str]:
+    """The worker calls a submission needs: detect covers target and trigger too."""
+    wanted = set(spec.tracks) & set(requested)
+    out = []
+    if wanted & DETECT_FAMILY:
+        out.append("detect")
+    if Track.REPAIR in wanted:
+        out.append("repair")
+    return out
+
+
+def anonymous_id(run_id: str, model_id: str) -> str:
+    return "model-" + hashlib.sha256(f"{run_id}/{model_id}".encode()).hexdigest()[:10]
+
+
+def task_seed(run_id: str, model_id: str) -> int:
+    return int(hashlib.sha256(f"seed/{run_id}/{model_id}".encode()).hexdigest()[:8], 16) % 2**31
+
+
+def stage_inbox(inbox: Path, model: ZooModel, anon_id: str, eval_x: np.ndarray | None) -> None:
+    """Put exactly one model's public bundle (with an anonymised id) in the worker's inbox."""
+    for child in inbox.iterdir():
+        if child.is_dir():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    shutil.copyfile(model.public_dir / "model.keras", inbox / "model.keras")
+    shutil.copyfile(model.public_dir / "clean_val.npz", inbox / "clean_val.npz")
+    card = json.loads((model.public_dir / "card.json").read_text())
+    card["id"] = anon_id
+    (inbox / "card.json").write_text(json.dumps(card))
+    if eval_x is not None:
+        np.save(inbox / "eval_x.npy", eval_x)
+
+
+class SubmissionRunner:
+    """Runs one submission's tasks, restarting its worker after any crash."""
+
+    def __init__(self, spec: SubmissionSpec, backend: str, limits: SandboxLimits,
+                 workdir: Path) -> None:
+        self.spec = spec
+        self.limits = limits.capped(spec.resources.wall_seconds_per_model,
+                                    spec.resources.memory_gb)
+        self.worker = SandboxWorker(spec.path, spec.entry, spec.params, self.limits, backend,
+                                    workdir)
+        self.fatal: str | None = None  # an init failure no restart can fix
+
+    @property
+    def isolation(self) -> str:
+        return self.worker.isolation
+
+    def _ensure(self) -> None:
+        if self.worker.alive:
+            return
+        reply = self.worker.start()
+        if not reply.get("ok"):
+            self.fatal = f"{reply.get('kind')}: {reply.get('error')}"
+            self.worker.stop()
+            raise WorkerFailure(self.fatal, self.worker.monitor.text())
+
+    def run(self, run_id: str, model: ZooModel, track: str) -> TaskResult:
+        if self.fatal:
+            return self._failed(model.truth(), track, self.fatal, "")
+        try:
+            self._ensure()
+            return self._run(run_id, model, track)
+        except WorkerFailure as exc:
+            return self._failed(model.truth(), track, exc.reason, exc.stderr[-4000:])
+
+    def _run(self, run_id: str, model: ZooModel, track: str) -> TaskResult:
+        card, truth = model.card(), model.truth()
+        seed = task_seed(run_id, model.id)
+        sets = model.test_sets() if track == "repair" else None
+        eval_x = order = None
+        if sets is not None:
+            eval_x, order = task_scores.repair_eval_set(sets, seed)
+        stage_inbox(self.worker.dirs.inbox, model, anonymous_id(run_id, model.id), eval_x)
+        out_dir = self.worker.dirs.scratch / "out"
+        shutil.rmtree(out_dir, ignore_errors=True)
+        inbox, scratch = self.worker.inner["inbox"], self.worker.inner["scratch"]
+        reply = self.worker.request(
+            {"op": "run", "track": track, "bundle": inbox, "seed": seed,
+             "out_dir": f"{scratch}/out", "eval_x": f"{inbox}/eval_x.npy"},
+            self.limits.wall_seconds)
+        stderr = self.worker.monitor.text()[-4000:]
+        if not reply.get("ok"):
+            return self._failed(truth, track, reply.get("error", "unknown error"), stderr)
+        seconds = float(reply.get("seconds", 0.0))
+        try:
+            if track == "detect":
+                out = validate.detect_output(reply["result"], lambda f: out_dir / f,
+                                             tuple(card.input_shape), card.num_classes)
+                scores = task_scores.score_detection(
+                    out, truth, [m for m, _ in model.triggers()])
+                outputs = {"score": out.score, "target_labels": out.target_labels,
+                           "trigger": out.mask is not None, "extra": reply["result"]["extra"],
+                           "weights_changed": bool(reply.get("weights_changed"))}
+            else:
+                preds = validate.label_predictions(out_dir / reply["result"]["predictions"],
+                                                   len(eval_x), card.num_classes)
+                pc, pp = task_scores.unshuffle(preds, order, len(sets.y))
+                scores = task_scores.score_repair(pc, pp, sets, truth, card.num_classes)
+                outputs = {"n_predictions": int(len(preds)),
+                           "rejected": int(np.sum(preds == card.num_classes))}
+        except (validate.OutputError, KeyError, TypeError) as exc:
+            return self._failed(truth, track, f"invalid output: {exc}", stderr)
+        return TaskResult("ok", outputs, scores, None, stderr, seconds)
+
+    def _failed(self, truth: Any, track: str, error: str, stderr: str) -> TaskResult:
+        scores = ({"poisoned": truth.poisoned, "score": 0.5, "missing": True}
+                  if track == "detect" else task_scores.failed_repair_scores(truth))
+        return TaskResult("failed", scores=scores, error=error, stderr=stderr)
+
+    def close(self) -> None:
+        self.worker.stop()
+
+
+ProgressFn = Callable[[str, str, str, TaskResult | None], None]
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+
+def run_submissions(specs: list[SubmissionSpec], profile: str, tracks: list[Track],
+                    results: ResultsStore, *, backend: str = "auto", run_id: str | None = None,
+                    limits: SandboxLimits | None = None, zoo: ZooStore | None = None,
+                    model_ids: list[str] | None = None,
+                    on_task: ProgressFn | None = None) -> RunSummary:
+    """Execute every missing (submission, model, track) task and store it."""
+    zoo = zoo or ZooStore()
+    models = zoo.models(profile)
+    if model_ids:
+        models = [m for m in models if m.id in set(model_ids)]
+    run_id = run_id or profile
+    results.ensure_run(run_id, profile, zoo.zoo_hash(profile))
+    summary = RunSummary(run_id)
+    limits = limits or SandboxLimits()
+    for spec in specs:
+        todo = [(m, t) for m in models for t in task_tracks(spec, tracks)
+                if not results.done(run_id, spec.name, spec.content_hash, m.id, m.hash, t)]
+        summary.skipped += len(models) * len(task_tracks(spec, tracks)) - len(todo)
+        if not todo:
+            continue
+        with tempfile.TemporaryDirectory(prefix=f"harness-{spec.name}-") as tmp:
+            runner = SubmissionRunner(spec, backend, limits, Path(tmp))
+            if runner.isolation == "none" and backend == "bwrap":
+                raise HarnessError("bubblewrap is not usable here", fix="install bubblewrap")
+            try:
+                for model, track in todo:
+                    if on_task:
+                        on_task(spec.name, model.id, track, None)
+                    res = runner.run(run_id, model, track)
+                    results.write_task(TaskRecord(
+                        run_id, spec.name, spec.content_hash, spec.oracle, model.id, model.hash,
+                        track, res.status, res.outputs, res.scores, res.error, res.stderr,
+                        res.seconds, runner.isolation))
+                    summary.done += 1
+                    summary.failed += res.status != "ok"
+                    if on_task:
+                        on_task(spec.name, model.id, track, res)
+            finally:
+                runner.close()
+    return summary

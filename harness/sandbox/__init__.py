@@ -1,0 +1,1 @@
+"""Run untrusted submission code: bubblewrap (or plain process) workers behind a pipe protocol."""

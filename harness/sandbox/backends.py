@@ -1,0 +1,141 @@
+"""How a worker process is launched: inside bubblewrap, or as a plain (unisolated) process.
+
+bwrap: new user, pid, net, ipc, uts and cgroup namespaces; uid 65534 with no capabilities;
+only /usr, the dynamic-linker cache, the Python installation, the harness package and the
+submission are visible, read-only; the per-task inbox (public bundle) is read-only; one
+scratch dir is writable; /tmp is a private tmpfs; the environment is cleared.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import harness
+
+BACKENDS = ("auto", "bwrap", "process")
+SANDBOX_UID = 65534
+
+
+@dataclass(frozen=True)
+class WorkerDirs:
+    """Host-side folders of one worker."""
+
+    submission: Path
+    inbox: Path  # read-only inside: the current model's public bundle
+    scratch: Path  # writable inside: replies' arrays, HOME, anything the submission writes
+
+
+@functools.cache
+def bwrap_available() -> bool:
+    exe = shutil.which("bwrap")
+    if not exe:
+        return False
+    probe = [exe, "--unshare-all", "--ro-bind", "/usr", "/usr", "--proc", "/proc", "/usr/bin/true"]
+    try:
+        return subprocess.run(probe, capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@functools.cache
+def unshare_net_prefix() -> tuple[str, ...]:
+    """`unshare --net` (or with a user namespace) where this machine permits it."""
+    exe = shutil.which("unshare")
+    if not exe:
+        return ()
+    for prefix in ((exe, "--net", "--"), (exe, "--user", "--net", "--")):
+        try:
+            if subprocess.run([*prefix, "true"], capture_output=True, timeout=10).returncode == 0:
+                return prefix
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+    return ()
+
+
+def resolve_backend(name: str) -> str:
+    if name == "auto":
+        return "bwrap" if bwrap_available() else "process"
+    return name
+
+
+def worker_env(home: str, pythonpath: str, threads: int) -> dict[str, str]:
+    """The whole environment a worker sees: nothing inherited from the harness."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": home,
+        "KERAS_HOME": f"{home}/.keras",
+        "TMPDIR": "/tmp",
+        "PYTHONPATH": pythonpath,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONHASHSEED": "0",
+        "MALLOC_ARENA_MAX": "2",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "TF_ENABLE_ONEDNN_OPTS": "0",
+        "OMP_NUM_THREADS": str(threads),
+        "HARNESS_THREADS": str(threads),
+        "LANG": "C.UTF-8",
+    }
+
+
+def _package_root() -> Path:
+    return Path(harness.__file__).resolve().parent
+
+
+def worker_argv() -> list[str]:
+    return [sys.executable, "-s", "-B", "-m", "harness.sandbox.worker"]
+
+
+def _ro_binds() -> list[str]:
+    args: list[str] = []
+    for link in ("bin", "lib", "lib64", "sbin"):
+        host = Path("/") / link
+        if host.is_symlink():
+            args += ["--symlink", os.readlink(host), str(host)]
+        elif host.is_dir():
+            args += ["--ro-bind", str(host), str(host)]
+    for extra in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime"):
+        if Path(extra).exists():
+            args += ["--ro-bind", extra, extra]
+    seen: list[Path] = [Path("/usr")]
+    for path in (Path(sys.base_prefix), Path(sys.prefix), _package_root()):
+        path = path.resolve()
+        if not any(path.is_relative_to(s) for s in seen):
+            args += ["--ro-bind", str(path), str(path)]
+            seen.append(path)
+    return args
+
+
+def bwrap_command(dirs: WorkerDirs, threads: int, tmp_bytes: int) -> tuple[list[str], dict]:
+    """argv for a bwrap worker, and the inside paths of its folders."""
+    inner = {"submission": "/submission", "inbox": "/inbox", "scratch": "/scratch"}
+    argv = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent",
+            "--new-session", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+            "--hostname", "sandbox"]
+    if os.geteuid() == 0:
+        argv += ["--cap-drop", "ALL"]
+    # /tmp first: a later bind below /tmp (a venv there, say) must stay visible.
+    argv += ["--size", str(tmp_bytes), "--tmpfs", "/tmp", "--ro-bind", "/usr", "/usr",
+             *_ro_binds(), "--proc", "/proc", "--dev", "/dev",
+             "--ro-bind", str(dirs.submission), inner["submission"],
+             "--ro-bind", str(dirs.inbox), inner["inbox"],
+             "--bind", str(dirs.scratch), inner["scratch"], "--chdir", inner["scratch"],
+             "--clearenv"]
+    env = worker_env(inner["scratch"], str(_package_root().parent), threads)
+    for key, value in env.items():
+        argv += ["--setenv", key, value]
+    return argv + ["--", *worker_argv()], inner
+
+
+def process_command(dirs: WorkerDirs, threads: int) -> tuple[list[str], dict, dict[str, str]]:
+    """argv, inside paths and environment for an unisolated worker (isolation = none)."""
+    inner = {"submission": str(dirs.submission), "inbox": str(dirs.inbox),
+             "scratch": str(dirs.scratch)}
+    env = worker_env(str(dirs.scratch), str(_package_root().parent), threads)
+    return [*unshare_net_prefix(), *worker_argv()], inner, env

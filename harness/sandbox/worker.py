@@ -1,0 +1,182 @@
+"""The sandboxed worker: imports the submission, serves one task per request.
+
+Started by harness.sandbox.client inside bwrap (or a plain process). TensorFlow is imported
+once; each task loads the model from the read-only inbox, builds a fresh instance of the
+entry class, calls the track's method(s), writes arrays to scratch and answers with JSON.
+Submission output on stdout is redirected to stderr so it cannot corrupt the protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.sandbox import protocol
+
+PREDICT_BATCH = 256
+
+
+def _take_protocol_streams() -> tuple[Any, Any]:
+    proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
+    proto_out = os.fdopen(os.dup(1), "wb")
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return proto_in, proto_out
+
+
+class Session:
+    def __init__(self) -> None:
+        self.entry_cls: Any = None
+        self.params: dict[str, Any] = {}
+
+    def init(self, req: dict[str, Any]) -> dict[str, Any]:
+        threads = int(os.environ.get("HARNESS_THREADS", "1"))
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        import keras
+
+        sys.path.insert(0, req["submission_dir"])
+        module_name, _, attr = req["entry"].partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:  # noqa: BLE001 - any import failure is the submission's
+            return _fail("entry", f"importing {module_name!r} failed: {exc!r}")
+        self.entry_cls = getattr(module, attr, None)
+        if self.entry_cls is None:
+            return _fail("entry", f"module {module_name!r} has no attribute {attr!r}")
+        self.params = dict(req.get("params") or {})
+        try:
+            inspect.signature(self.entry_cls).bind(**self.params)
+        except TypeError as exc:
+            return _fail("params", f"params do not match the constructor: {exc}")
+        methods = [m for m in ("detect", "fit_filter", "flag", "repair", "predict", "generate")
+                   if callable(getattr(self.entry_cls, m, None))]
+        return {"ok": True, "tensorflow": tf.__version__, "keras": keras.__version__,
+                "methods": methods}
+
+    def run(self, req: dict[str, Any]) -> dict[str, Any]:
+        import keras
+
+        bundle, out = Path(req["bundle"]), Path(req["out_dir"])
+        out.mkdir(parents=True, exist_ok=True)
+        model = keras.saving.load_model(bundle / "model.keras", compile=False, safe_mode=True)
+        clean = _clean_data(bundle)
+        keras.utils.set_random_seed(int(req["seed"]))
+        before = _weights_digest(model)
+        instance = self.entry_cls(**self.params)
+        start = time.perf_counter()
+        result = TRACK_RUNNERS[req["track"]](instance, model, clean, req, out)
+        return {"ok": True, "result": result, "seconds": time.perf_counter() - start,
+                "weights_changed": req["track"] != "repair" and _weights_digest(model) != before}
+
+
+def _fail(kind: str, message: str) -> dict[str, Any]:
+    return {"ok": False, "kind": kind, "error": message}
+
+
+def _clean_data(bundle: Path) -> Any:
+    from harness.api import CleanData
+
+    card = json.loads((bundle / "card.json").read_text())
+    with np.load(bundle / "clean_val.npz") as npz:
+        x, y = npz["x"], npz["y"]
+        poisoned = npz["poisoned"] if "poisoned" in npz.files else None
+    return CleanData(x=x, y=y, num_classes=int(card["num_classes"]),
+                     input_range=tuple(card["input_range"]),
+                     preprocessing=card["preprocessing"], poisoned=poisoned)
+
+
+def _weights_digest(model: Any) -> str:
+    digest = hashlib.sha256()
+    for w in model.get_weights():
+        digest.update(np.ascontiguousarray(w).tobytes())
+    return digest.hexdigest()
+
+
+def _save(out: Path, name: str, value: Any) -> str:
+    np.save(out / f"{name}.npy", np.asarray(value), allow_pickle=False)
+    return f"{name}.npy"
+
+
+def _jsonable_float(value: Any) -> Any:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return repr(value)[:200]
+
+
+def _run_detect(instance: Any, model: Any, clean: Any, req: dict, out: Path) -> dict:
+    det = instance.detect(model, clean)
+    result: dict[str, Any] = {"type": type(det).__name__,
+                              "score": _jsonable_float(getattr(det, "score", None))}
+    labels = getattr(det, "target_labels", None)
+    if labels is not None:
+        result["target_labels"] = [_jsonable_float(v) for v in np.ravel(labels)]
+    trigger = getattr(det, "trigger", None)
+    if trigger is not None:
+        result["trigger"] = {"mask": _save(out, "trigger_mask", trigger.mask),
+                             "pattern": _save(out, "trigger_pattern", trigger.pattern)}
+    extra = getattr(det, "extra", None) or {}
+    result["extra"] = json.loads(json.dumps(extra, default=repr))
+    return result
+
+
+def _batched(fn: Any, x: np.ndarray) -> np.ndarray:
+    parts = [np.asarray(fn(x[i:i + PREDICT_BATCH])) for i in range(0, len(x), PREDICT_BATCH)]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def _run_repair(instance: Any, model: Any, clean: Any, req: dict, out: Path) -> dict:
+    instance.repair(model, clean)
+    x = np.load(req["eval_x"], allow_pickle=False)
+    return {"predictions": _save(out, "predictions", _batched(instance.predict, x))}
+
+
+def _run_filter(instance: Any, model: Any, clean: Any, req: dict, out: Path) -> dict:
+    instance.fit_filter(model, clean)
+    x = np.load(req["eval_x"], allow_pickle=False)
+    return {"scores": _save(out, "scores", _batched(instance.flag, x))}
+
+
+def _run_fuzz(instance: Any, model: Any, clean: Any, req: dict, out: Path) -> dict:
+    gen = instance.generate(model, clean, int(req.get("budget", 100)))
+    return {"x": _save(out, "generated_x", gen.x), "seed_index": _save(out, "seed_index",
+                                                                         gen.seed_index)}
+
+
+TRACK_RUNNERS = {"detect": _run_detect, "repair": _run_repair, "filter": _run_filter,
+                 "fuzz": _run_fuzz}
+
+
+def serve() -> None:
+    proto_in, proto_out = _take_protocol_streams()
+    session = Session()
+    while True:
+        req = protocol.receive(proto_in)
+        if req is None or req.get("op") == "bye":
+            return
+        try:
+            reply = session.init(req) if req.get("op") == "init" else session.run(req)
+        except Exception as exc:  # noqa: BLE001 - every submission failure becomes a reply
+            tail = traceback.format_exc()[-4000:]
+            reply = _fail("exception", f"{type(exc).__name__}: {exc}"[:1000])
+            reply["traceback"] = tail
+        protocol.send(proto_out, reply)
+
+
+if __name__ == "__main__":
+    serve()

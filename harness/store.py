@@ -1,0 +1,134 @@
+"""The results store: SQLite in WAL mode; one row per task, each written once, atomically.
+
+A task is (run, submission, model, track). It counts as done when a row exists for the
+same submission content hash and model content hash, so `harness run` resumes after any
+interruption and reruns only what changed.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    profile TEXT NOT NULL,
+    zoo_hash TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    harness_version TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    submission TEXT NOT NULL,
+    submission_hash TEXT NOT NULL,
+    oracle INTEGER NOT NULL DEFAULT 0,
+    model_id TEXT NOT NULL,
+    model_hash TEXT NOT NULL,
+    track TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    outputs TEXT NOT NULL,
+    scores TEXT NOT NULL,
+    error TEXT,
+    stderr_tail TEXT,
+    seconds REAL,
+    isolation TEXT NOT NULL,
+    harness_version TEXT NOT NULL,
+    finished REAL NOT NULL,
+    PRIMARY KEY (run_id, submission, model_id, track)
+);
+"""
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    run_id: str
+    submission: str
+    submission_hash: str
+    oracle: bool
+    model_id: str
+    model_hash: str
+    track: str
+    status: str
+    outputs: dict[str, Any]
+    scores: dict[str, Any]
+    error: str | None
+    stderr_tail: str | None
+    seconds: float | None
+    isolation: str
+
+
+class ResultsStore:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def ensure_run(self, run_id: str, profile: str, zoo_hash: str) -> None:
+        now = time.time()
+        with self._tx() as c:
+            c.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(run_id) DO UPDATE "
+                      "SET zoo_hash = excluded.zoo_hash, updated = excluded.updated",
+                      (run_id, profile, zoo_hash, now, now, __version__))
+
+    def done(self, run_id: str, submission: str, submission_hash: str, model_id: str,
+             model_hash: str, track: str) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM tasks WHERE run_id=? AND submission=? AND submission_hash=? AND "
+            "model_id=? AND model_hash=? AND track=?",
+            (run_id, submission, submission_hash, model_id, model_hash, track)).fetchone()
+        return row is not None
+
+    def write_task(self, rec: TaskRecord) -> None:
+        """Insert or replace one task in a single transaction."""
+        with self._tx() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO tasks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (rec.run_id, rec.submission, rec.submission_hash, int(rec.oracle), rec.model_id,
+                 rec.model_hash, rec.track, rec.status, json.dumps(rec.outputs),
+                 json.dumps(rec.scores), rec.error, rec.stderr_tail, rec.seconds, rec.isolation,
+                 __version__, time.time()))
+            c.execute("UPDATE runs SET updated=? WHERE run_id=?", (time.time(), rec.run_id))
+
+    def runs(self) -> list[dict[str, Any]]:
+        cur = self.conn.execute("SELECT * FROM runs ORDER BY updated DESC")
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def latest_run(self) -> str | None:
+        runs = self.runs()
+        return runs[0]["run_id"] if runs else None
+
+    def tasks(self, run_id: str) -> list[TaskRecord]:
+        rows = self.conn.execute(
+            "SELECT run_id, submission, submission_hash, oracle, model_id, model_hash, track, "
+            "status, outputs, scores, error, stderr_tail, seconds, isolation FROM tasks "
+            "WHERE run_id=? ORDER BY submission, track, model_id", (run_id,)).fetchall()
+        return [TaskRecord(r[0], r[1], r[2], bool(r[3]), r[4], r[5], r[6], r[7],
+                           json.loads(r[8]), json.loads(r[9]), r[10], r[11], r[12], r[13])
+                for r in rows]

@@ -1,0 +1,1 @@
+"""Submissions: the submission.toml manifest, output validation and the conformance check."""

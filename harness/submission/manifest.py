@@ -1,0 +1,134 @@
+"""Parse and validate ``submission.toml`` (without importing any submission code)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.api import TRACK_METHODS, Track
+from harness.errors import SpecError
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+ENTRY_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+KEYS = {"name", "authors", "entry", "tracks", "params", "resources", "oracle", "description"}
+RESOURCE_KEYS = {"wall_seconds_per_model": float, "memory_gb": float}
+
+
+@dataclass(frozen=True)
+class ResourceRequest:
+    wall_seconds_per_model: float = 600.0
+    memory_gb: float = 6.0
+
+
+@dataclass(frozen=True)
+class SubmissionSpec:
+    name: str
+    entry: str
+    tracks: tuple[Track, ...]
+    path: Path
+    authors: tuple[str, ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
+    resources: ResourceRequest = ResourceRequest()
+    oracle: bool = False
+    content_hash: str = ""
+
+    @property
+    def module_name(self) -> str:
+        return self.entry.split(":")[0]
+
+
+def content_hash(folder: Path) -> str:
+    """Hash of every file of the submission (code and data), so edits trigger reruns."""
+    digest = hashlib.sha256()
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if "__pycache__" in f.parts or f.suffix == ".pyc":
+            continue
+        digest.update(f.relative_to(folder).as_posix().encode())
+        digest.update(f.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _fail(problem: str, path: Path, fix: str) -> SpecError:
+    return SpecError(problem, path=path, fix=fix)
+
+
+def _tracks(raw: Any, path: Path) -> tuple[Track, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise _fail("tracks must be a non-empty list", path, 'e.g. tracks = ["detect", "repair"]')
+    try:
+        return tuple(dict.fromkeys(Track.parse(str(t)) for t in raw))
+    except ValueError as exc:
+        raise _fail(str(exc), path, "fix the tracks list") from None
+
+
+def _resources(raw: Any, path: Path) -> ResourceRequest:
+    if not isinstance(raw, dict):
+        raise _fail("[resources] must be a table", path, "use [resources] with numbers")
+    for key, value in raw.items():
+        if key not in RESOURCE_KEYS:
+            raise _fail(f"unknown resource {key!r}", path,
+                        f"use {', '.join(RESOURCE_KEYS)}")
+        if not isinstance(value, (int, float)) or value <= 0:
+            raise _fail(f"resources.{key} must be a positive number", path, f"set {key} = 600")
+    return ResourceRequest(**{k: float(v) for k, v in raw.items()})
+
+
+def _module_file(folder: Path, module: str) -> Path | None:
+    base = folder.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_submission(folder: str | Path) -> SubmissionSpec:
+    """Read a submission folder's manifest; every problem is a SpecError naming the fix."""
+    folder = Path(folder).resolve()
+    manifest = folder / "submission.toml"
+    if not folder.is_dir():
+        raise _fail("no such submission folder", folder, "pass a folder with submission.toml")
+    if not manifest.is_file():
+        raise _fail("missing submission.toml", folder,
+                    "copy submissions/template/submission.toml and edit it")
+    try:
+        raw = tomllib.loads(manifest.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise _fail(f"invalid TOML: {exc}", manifest, "correct the syntax") from None
+    unknown = sorted(set(raw) - KEYS)
+    if unknown:
+        raise _fail(f"unknown key(s) {', '.join(unknown)}", manifest,
+                    f"allowed keys: {', '.join(sorted(KEYS))}")
+    name = raw.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise _fail(f"name {name!r} is missing or invalid", manifest,
+                    'use lower-case letters, digits, "-", "_" or ".", e.g. name = "my-defense"')
+    entry = raw.get("entry")
+    if not isinstance(entry, str) or not ENTRY_RE.match(entry):
+        raise _fail(f"entry {entry!r} is missing or not module:Class", manifest,
+                    'e.g. entry = "submission:MyDefense"')
+    if _module_file(folder, entry.split(":")[0]) is None:
+        raise _fail(f"entry module {entry.split(':')[0]!r} not found in the folder", manifest,
+                    f"add {entry.split(':')[0].replace('.', '/')}.py next to submission.toml")
+    params = raw.get("params", {})
+    if not isinstance(params, dict):
+        raise _fail("[params] must be a table", manifest, "use a [params] table")
+    authors = raw.get("authors", [])
+    if not isinstance(authors, list) or not all(isinstance(a, str) for a in authors):
+        raise _fail("authors must be a list of strings", manifest, 'authors = ["Ada"]')
+    oracle = raw.get("oracle", False)
+    if not isinstance(oracle, bool):
+        raise _fail("oracle must be true or false", manifest, "oracle = false")
+    return SubmissionSpec(
+        name=name, entry=entry, tracks=_tracks(raw.get("tracks"), manifest), path=folder,
+        authors=tuple(authors), params=params,
+        resources=_resources(raw.get("resources", {}), manifest), oracle=oracle,
+        content_hash=content_hash(folder),
+    )
+
+
+def required_methods(tracks: tuple[Track, ...]) -> set[str]:
+    return {m for t in tracks for m in TRACK_METHODS[t]}

@@ -1,0 +1,145 @@
+"""Zoo specs: a TOML profile lists entries (dataset, architecture, attack, training, seed)."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import hashlib
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from harness.errors import SpecError
+from harness.paths import zoo_specs_dir
+
+SCHEMA_VERSION = 1
+#: Bump to rebuild every zoo even where the code hash below did not change.
+BUILDER_VERSION = "1"
+#: Code that decides what a spec builds; a change to any of it changes every spec hash.
+_BUILD_CODE = ("zoo/architectures.py", "zoo/builder.py", "attacks", "data")
+
+
+@functools.cache
+def build_code_hash() -> str:
+    """Hash of the training, architecture, attack and data code."""
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for rel in _BUILD_CODE:
+        target = root / rel
+        files = sorted(target.rglob("*.py")) if target.is_dir() else [target]
+        for f in files:
+            digest.update(f.relative_to(root).as_posix().encode())
+            digest.update(f.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One model to build. ``attack == "none"`` means a clean model."""
+
+    id: str
+    dataset: str = "mnist"
+    arch: str = "mnist_cnn_a"
+    attack: str = "none"
+    attack_params: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    epochs: int = 2
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    train_size: int = 0  # 0 = the whole training pool
+    val_per_class: int = 50  # clean split handed to submissions
+    test_size: int = 2000  # clean test images used for scoring
+    asr_floor: float | None = None  # None = the recipe's own floor
+
+    @property
+    def poisoned(self) -> bool:
+        return self.attack != "none"
+
+    def spec_hash(self) -> str:
+        """Content address: the entry minus its id, plus the builder version."""
+        body = asdict(self)
+        body.pop("id")
+        body["builder_version"] = BUILDER_VERSION
+        body["code"] = build_code_hash()
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ZooProfile:
+    name: str
+    description: str
+    entries: tuple[ZooEntry, ...]
+    path: Path
+
+    def entry(self, model_id: str) -> ZooEntry:
+        for e in self.entries:
+            if e.id == model_id:
+                return e
+        raise SpecError(f"no model {model_id!r} in profile {self.name!r}", path=self.path,
+                        fix=_hint(model_id, [e.id for e in self.entries]))
+
+
+ENTRY_KEYS = {f.name for f in fields(ZooEntry)}
+TOP_KEYS = {"schema_version", "name", "description", "defaults", "models"}
+
+
+def _hint(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1)
+    return f"did you mean {close[0]!r}?" if close else f"choose from: {', '.join(options)}"
+
+
+def _check_keys(keys: set[str], allowed: set[str], where: str, path: Path) -> None:
+    for key in sorted(keys - allowed):
+        raise SpecError(f"unknown key {key!r} in {where}", path=path,
+                        fix=_hint(key, sorted(allowed)))
+
+
+def _entry(raw: dict[str, Any], defaults: dict[str, Any], path: Path, index: int) -> ZooEntry:
+    _check_keys(set(raw), ENTRY_KEYS, f"[[models]] #{index + 1}", path)
+    merged = {**defaults, **raw}
+    if "id" not in merged:
+        raise SpecError(f"[[models]] #{index + 1} has no id", path=path,
+                        fix='add id = "mnist-...-v1"')
+    try:
+        entry = ZooEntry(**merged)
+    except TypeError as exc:
+        raise SpecError(f"model {merged['id']!r}: {exc}", path=path, fix="check the keys") from None
+    for name in ("epochs", "batch_size", "val_per_class", "test_size"):
+        value = getattr(entry, name)
+        if not isinstance(value, int) or value <= 0:
+            raise SpecError(f"model {entry.id!r}: {name} must be a positive integer", path=path,
+                            fix=f"set {name} = 1 or more")
+    return entry
+
+
+def load_profile(name_or_path: str | Path) -> ZooProfile:
+    """Read ``models_zoo/<name>.toml`` (or a path to a TOML file) into a ZooProfile."""
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        path = zoo_specs_dir() / f"{name_or_path}.toml"
+    if not path.is_file():
+        known = sorted(p.stem for p in zoo_specs_dir().glob("*.toml"))
+        raise SpecError(f"no zoo profile {str(name_or_path)!r}", path=path,
+                        fix=_hint(str(name_or_path), known))
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SpecError(f"invalid TOML: {exc}", path=path, fix="correct the syntax") from None
+    _check_keys(set(raw), TOP_KEYS, "the profile", path)
+    if raw.get("schema_version") != SCHEMA_VERSION:
+        raise SpecError(f"schema_version must be {SCHEMA_VERSION}", path=path,
+                        fix=f"add schema_version = {SCHEMA_VERSION}")
+    defaults = raw.get("defaults", {})
+    _check_keys(set(defaults), ENTRY_KEYS - {"id"}, "[defaults]", path)
+    entries = tuple(_entry(m, defaults, path, i) for i, m in enumerate(raw.get("models", [])))
+    if not entries:
+        raise SpecError("the profile lists no [[models]]", path=path, fix="add [[models]] tables")
+    ids = [e.id for e in entries]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise SpecError(f"duplicate model id(s): {', '.join(dupes)}", path=path,
+                        fix="give every model its own id")
+    return ZooProfile(raw.get("name", path.stem), raw.get("description", ""), entries, path)

@@ -1,0 +1,121 @@
+"""The built zoo on disk: content-addressed objects plus one index per profile.
+
+    zoo/objects/<spec_hash>/public/   model.keras, card.json, clean_val.npz
+    zoo/objects/<spec_hash>/private/  truth.json, triggers.npz, test.npz, poisoned_test.npz
+    zoo/profiles/<profile>.json       [{id, hash}], zoo_hash
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import ZooError
+from harness.paths import zoo_dir
+from harness.zoo.records import ModelCard, TruthRecord
+
+PUBLIC_FILES = ("model.keras", "card.json", "clean_val.npz")
+
+
+@dataclass(frozen=True)
+class TestSets:
+    """The private scoring sets of one model."""
+
+    x: np.ndarray
+    y: np.ndarray
+    x_poisoned: np.ndarray  # empty for clean models
+    y_src: np.ndarray
+    y_tgt: np.ndarray
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    """One built model of a profile: its id, content hash and folders."""
+
+    id: str
+    hash: str
+    root: Path
+
+    @property
+    def public_dir(self) -> Path:
+        return self.root / "public"
+
+    @property
+    def private_dir(self) -> Path:
+        return self.root / "private"
+
+    def card(self) -> ModelCard:
+        return ModelCard.read(self.public_dir / "card.json")
+
+    def truth(self) -> TruthRecord:
+        return TruthRecord.read(self.private_dir / "truth.json")
+
+    def test_sets(self) -> TestSets:
+        with np.load(self.private_dir / "test.npz") as clean:
+            x, y = clean["x"], clean["y"]
+        with np.load(self.private_dir / "poisoned_test.npz") as pois:
+            return TestSets(x, y, pois["x"], pois["y_src"], pois["y_tgt"])
+
+    def triggers(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        with np.load(self.private_dir / "triggers.npz") as npz:
+            n = len([k for k in npz.files if k.startswith("mask_")])
+            return [(npz[f"mask_{i}"], npz[f"pattern_{i}"]) for i in range(n)]
+
+
+class ZooStore:
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = Path(root) if root else zoo_dir()
+        (self.root / "objects").mkdir(parents=True, exist_ok=True)
+        (self.root / "profiles").mkdir(parents=True, exist_ok=True)
+
+    def object_dir(self, spec_hash: str) -> Path:
+        return self.root / "objects" / spec_hash
+
+    def has_object(self, spec_hash: str) -> bool:
+        return (self.object_dir(spec_hash) / "private" / "truth.json").is_file()
+
+    def index_path(self, profile: str) -> Path:
+        return self.root / "profiles" / f"{profile}.json"
+
+    def write_index(self, profile: str, pairs: list[tuple[str, str]]) -> str:
+        zoo_hash = hashlib.sha256(json.dumps(pairs).encode()).hexdigest()[:16]
+        body = {"profile": profile, "zoo_hash": zoo_hash,
+                "models": [{"id": i, "hash": h} for i, h in pairs]}
+        tmp = self.index_path(profile).with_suffix(".tmp")
+        tmp.write_text(json.dumps(body, indent=2))
+        tmp.replace(self.index_path(profile))
+        return zoo_hash
+
+    def zoo_hash(self, profile: str) -> str:
+        return self._index(profile)["zoo_hash"]
+
+    def _index(self, profile: str) -> dict:
+        path = self.index_path(profile)
+        if not path.is_file():
+            raise ZooError(f"the {profile!r} zoo is not built", path=path,
+                           fix=f"run `harness zoo build --profile {profile}`")
+        return json.loads(path.read_text())
+
+    def models(self, profile: str) -> list[ZooModel]:
+        out = []
+        for item in self._index(profile)["models"]:
+            root = self.object_dir(item["hash"])
+            if not self.has_object(item["hash"]):
+                raise ZooError(f"model {item['id']} is missing from the store", path=root,
+                               fix=f"rebuild: `harness zoo build --profile {profile}`")
+            out.append(ZooModel(item["id"], item["hash"], root))
+        return out
+
+    def model(self, profile: str, model_id: str) -> ZooModel:
+        for m in self.models(profile):
+            if m.id == model_id:
+                return m
+        ids = ", ".join(m.id for m in self.models(profile))
+        raise ZooError(f"no model {model_id!r} in the {profile!r} zoo", fix=f"known ids: {ids}")
+
+    def built_profiles(self) -> list[str]:
+        return sorted(p.stem for p in (self.root / "profiles").glob("*.json"))

@@ -1,0 +1,19 @@
+"""The null defense: knows nothing, changes nothing."""
+
+import numpy as np
+
+from harness.api import CleanData, Detection
+
+
+class Null:
+    def __init__(self) -> None:
+        self.model = None
+
+    def detect(self, model, clean: CleanData) -> Detection:
+        return Detection(score=0.5)
+
+    def repair(self, model, clean: CleanData) -> None:
+        self.model = model
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.argmax(self.model.predict(x, verbose=0), axis=1)
