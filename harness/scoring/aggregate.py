@@ -58,7 +58,7 @@ def _detect(name: str, recs: list[TaskRecord], oracle: bool) -> list[Score]:
                       oracle=oracle)]
     out.append(Score(name, "detect", "ce", metrics.cross_entropy(labels, scores), oracle=oracle))
     single = [r for r in recs if r.scores.get("single_target") and r.scores["poisoned"]]
-    if single:
+    if single and any(r.scores.get("target_given") for r in recs):
         out.append(Score(name, "target", "target_accuracy",
                          float(np.mean([bool(r.scores.get("target_correct")) for r in single])),
                          oracle=oracle))

@@ -26,6 +26,7 @@ def score_detection(out: DetectOutput | None, truth: TruthRecord,
     if not truth.poisoned:
         return scores
     labels = out.target_labels if out else None
+    scores["target_given"] = labels is not None
     if scores["single_target"]:
         scores["target_correct"] = bool(labels) and labels[0] == truth.targets[0]
     elif not truth.all_to_all:

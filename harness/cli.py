@@ -1,0 +1,250 @@
+"""The `harness` command line: thin typer commands over the library."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from harness.errors import HarnessError
+
+F = TypeVar("F", bound=Callable[..., Any])
+err = Console(stderr=True)
+out = Console()
+
+app = typer.Typer(help="Evaluate defenses against backdoored neural networks: build a zoo of "
+                  "clean and backdoored models, run submissions in a sandbox, score them and "
+                  "render a leaderboard.", no_args_is_help=True, pretty_exceptions_enable=False,
+                  add_completion=False)
+zoo_app = typer.Typer(help="Build and inspect the model zoo.", no_args_is_help=True)
+sub_app = typer.Typer(help="Work with submission folders.", no_args_is_help=True)
+app.add_typer(zoo_app, name="zoo")
+app.add_typer(sub_app, name="submission")
+
+ProfileOpt = Annotated[str, typer.Option("--profile", "-p",
+                                         help="Zoo profile: a name in models_zoo/ (tiny, "
+                                              "default, ...) or a path to a .toml file.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+BackendOpt = Annotated[str, typer.Option(help="Sandbox backend: auto (bwrap where usable), "
+                                              "bwrap, or process (no isolation; never official).")]
+DbOpt = Annotated[Path | None, typer.Option("--db", help="Results store (SQLite). Default: "
+                                                       "$HARNESS_HOME/results.sqlite.")]
+
+
+def user_errors(fn: F) -> F:
+    """Print a HarnessError as one line on stderr and exit 2 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except HarnessError as exc:
+            err.print(f"[red]error:[/red] {exc.line()}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=err, transient=False,
+                    disable=not err.is_terminal and os.environ.get("HARNESS_PROGRESS") != "1")
+
+
+def _store(db: Path | None) -> Any:
+    from harness.paths import default_results_db
+    from harness.store import ResultsStore
+
+    return ResultsStore(db or default_results_db())
+
+
+# -- zoo ------------------------------------------------------------------------------------
+@zoo_app.command("build")
+@user_errors
+def zoo_build(profile: ProfileOpt = "default",
+              force: Annotated[bool, typer.Option(help="Retrain even cached models.")] = False,
+              mnist: Annotated[Path | None, typer.Option(
+                  help="Your own MNIST: a Keras mnist.npz or a folder of IDX files.")] = None,
+              ) -> None:
+    """Train every model of a profile (cached by spec hash; a rebuild takes seconds)."""
+    from harness.zoo.builder import build_profile
+    from harness.zoo.spec import load_profile
+
+    spec = load_profile(profile)
+    with _progress() as bar:
+        task = bar.add_task(f"building {spec.name}", total=len(spec.entries))
+
+        def done(entry: Any, cached: bool) -> None:
+            bar.console.print(f"{'cached ' if cached else 'trained'} {entry.id}", highlight=False)
+            bar.advance(task)
+
+        models = build_profile(spec, force=force, mnist_source=mnist, on_done=done)
+    for m in models:
+        t = m.truth()
+        asr = f"{t.asr:.3f}" if t.asr is not None else "-"
+        out.print(f"{m.id:36s} CA {t.ca:.3f}  ASR {asr}", highlight=False)
+
+
+@zoo_app.command("list")
+@user_errors
+def zoo_list(profile: ProfileOpt = "default", as_json: JsonOpt = False) -> None:
+    """List a built profile's models (public information only)."""
+    from harness.zoo.store import ZooStore
+
+    rows = [{"id": m.id, "hash": m.hash, **{k: v for k, v in vars(m.card()).items() if k != "id"}}
+            for m in ZooStore().models(profile)]
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    from tabulate import tabulate
+
+    out.print(tabulate([[r["id"], r["dataset"], r["num_classes"], "x".join(map(str, r["input_shape"])),
+                         r["hash"]] for r in rows],
+                       headers=["id", "dataset", "classes", "input", "hash"]), highlight=False)
+
+
+@zoo_app.command("show")
+@user_errors
+def zoo_show(model_id: Annotated[str, typer.Argument(help="Model id, as in `zoo list`.")],
+             profile: ProfileOpt = "default",
+             truth: Annotated[bool, typer.Option("--truth", help="Also print the private "
+                                                 "ground truth (attack, targets, CA/ASR).")] = False
+             ) -> None:
+    """Print a model's public card, and with --truth its hidden ground truth."""
+    from dataclasses import asdict
+
+    from harness.zoo.store import ZooStore
+
+    model = ZooStore().model(profile, model_id)
+    body: dict[str, Any] = {"card": asdict(model.card())}
+    if truth:
+        body["truth"] = asdict(model.truth())
+    out.print_json(json.dumps(body))
+
+
+# -- submissions ----------------------------------------------------------------------------
+@sub_app.command("check")
+@user_errors
+def submission_check(path: Annotated[Path, typer.Argument(help="Submission folder.")],
+                     backend: BackendOpt = "auto") -> None:
+    """Run the conformance suite on a two-model toy zoo; each failure says how to fix it."""
+    from harness.submission.check import CHECK_PROFILE, check_submission
+    from harness.submission.manifest import load_submission
+    from harness.zoo.builder import build_profile
+    from harness.zoo.spec import load_profile
+
+    load_submission(path)  # a missing or malformed manifest is a one-line user error
+    models = build_profile(load_profile(CHECK_PROFILE))
+
+    def report(r: Any) -> None:
+        mark = "[green]PASS[/green]" if r.passed else "[red]FAIL[/red]"
+        line = f"{mark} {r.name}"
+        if not r.passed:
+            line += f": {r.message} (fix: {r.fix})"
+        out.print(line, highlight=False, soft_wrap=True)
+
+    results = check_submission(path, models, backend=backend, report=report)
+    failed = [r for r in results if not r.passed]
+    out.print(f"{len(results) - len(failed)} passed, {len(failed)} failed", highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+# -- runs and results -----------------------------------------------------------------------
+@app.command("run")
+@user_errors
+def run(paths: Annotated[list[Path], typer.Argument(help="Submission folders.")],
+        profile: ProfileOpt = "default",
+        tracks: Annotated[str, typer.Option(help="Comma-separated tracks to run.")] = "detect,repair",
+        backend: BackendOpt = "auto",
+        run_id: Annotated[str | None, typer.Option("--run-id", help="Name of the run "
+                                                   "(default: the profile name).")] = None,
+        db: DbOpt = None) -> None:
+    """Run submissions against every model of a built zoo; resumes where it stopped."""
+    from harness.api import Track
+    from harness.runner import run_submissions, task_tracks
+    from harness.submission.manifest import load_submission
+    from harness.zoo.store import ZooStore
+
+    try:
+        wanted = [Track.parse(t) for t in tracks.split(",") if t.strip()]
+    except ValueError as exc:
+        raise HarnessError(str(exc), fix="e.g. --tracks detect,repair") from None
+    specs = [load_submission(p) for p in paths]
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise HarnessError(f"two submissions share a name: {names}", fix="rename one")
+    total = len(ZooStore().models(profile)) * sum(len(task_tracks(s, wanted)) for s in specs)
+    store = _store(db)
+    with _progress() as bar:
+        task = bar.add_task("tasks", total=total)
+
+        def on_task(sub: str, model: str, track: str, res: Any) -> None:
+            if res is None:
+                bar.update(task, description=f"{sub} · {track} · {model}")
+                return
+            if res.status != "ok":
+                bar.console.print(f"[red]failed[/red] {sub} {track} {model}: {res.error}",
+                                  highlight=False)
+            bar.advance(task)
+
+        summary = run_submissions(specs, profile, wanted, store, backend=backend,
+                                  run_id=run_id, on_task=on_task)
+    out.print(f"run {summary.run_id}: {summary.done} tasks done ({summary.failed} failed), "
+              f"{summary.skipped} already in the store", highlight=False)
+
+
+@app.command("leaderboard")
+@user_errors
+def leaderboard(out_dir: Annotated[Path | None, typer.Option("--out", help="Output folder "
+                                                           "(default: leaderboard/ in the repo).")] = None,
+                run_id: Annotated[str | None, typer.Option("--run-id", help="Run to render "
+                                                           "(default: the latest).")] = None,
+                db: DbOpt = None) -> None:
+    """Render LEADERBOARD.md and leaderboard.csv from the results store."""
+    from harness.leaderboard import render
+    from harness.paths import repo_root
+
+    for path in render(_store(db), out_dir or repo_root() / "leaderboard", run_id):
+        out.print(f"wrote {path}", highlight=False)
+
+
+@app.command("results")
+@user_errors
+def results(as_json: JsonOpt = False,
+            per_model: Annotated[bool, typer.Option("--per-model", help="Add one object per "
+                                                    "zoo model and metric.")] = False,
+            run_id: Annotated[str | None, typer.Option("--run-id")] = None,
+            db: DbOpt = None) -> None:
+    """Print every aggregate score of a run (a table, or JSON objects with --json)."""
+    from harness.leaderboard import resolve_run
+    from harness.scoring.aggregate import aggregate
+    from harness.scoring.aggregate import per_model as per_model_scores
+
+    store = _store(db)
+    records = store.tasks(resolve_run(store, run_id))
+    scores = aggregate(records)
+    rows = [s.as_json() for s in scores]
+    if per_model:
+        rows += [s.as_json(per_model=True) for s in per_model_scores(records)]
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    from tabulate import tabulate
+
+    out.print(tabulate(rows, headers="keys", floatfmt=".4f"), highlight=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

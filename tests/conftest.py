@@ -1,0 +1,45 @@
+"""Shared fixtures: a private HARNESS_HOME per test session and the tiny and toy zoos."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+HOSTILE = Path(__file__).resolve().parent / "submissions"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def harness_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every test session builds into its own cache; nothing leaks between runs."""
+    home = Path(os.environ.get("HARNESS_TEST_HOME") or tmp_path_factory.mktemp("harness-home"))
+    os.environ["HARNESS_HOME"] = str(home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo(harness_home: Path):
+    from harness.zoo.builder import build_profile
+    from harness.zoo.spec import load_profile
+
+    return build_profile(load_profile("tiny"))
+
+
+@pytest.fixture(scope="session")
+def toy_zoo(harness_home: Path):
+    from harness.zoo.builder import build_profile
+    from harness.zoo.spec import load_profile
+
+    return build_profile(load_profile("toy"))
+
+
+@pytest.fixture(scope="session")
+def backend() -> str:
+    from harness.sandbox.backends import bwrap_available
+
+    if not bwrap_available():
+        pytest.fail("bubblewrap is not usable on this machine: install it (apt-get install "
+                    "bubblewrap); the sandbox tests must not silently skip")
+    return "bwrap"

@@ -1,0 +1,85 @@
+"""The CLI as a user runs it: one clear line per user error, JSON shapes, rendered files."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import HOSTILE, REPO
+
+
+def harness(*args, check=False):
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True,
+                          text=True, env={**os.environ, "HARNESS_PROGRESS": "0"})
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.mark.parametrize("args, expected", [
+    (("zoo", "build", "--profile", "tinny"), "did you mean 'tiny'"),
+    (("run", "/nonexistent/sub", "--profile", "tiny"), "no such submission folder"),
+    (("run", str(REPO / "submissions" / "null"), "--profile", "tiny", "--tracks", "detct"),
+     "unknown track"),
+    (("zoo", "list", "--profile", "nothere"), "harness zoo build --profile nothere"),
+    (("submission", "check", str(REPO / "harness")), "missing submission.toml"),
+])
+def test_user_errors_are_one_line(args, expected, tiny_zoo):
+    proc = harness(*args)
+    assert proc.returncode == 2, proc
+    assert expected in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_zoo_list_and_show_hide_the_truth(tiny_zoo):
+    rows = json.loads(harness("zoo", "list", "--profile", "tiny", "--json", check=True).stdout)
+    assert {r["id"] for r in rows} == {m.id for m in tiny_zoo}
+    model = "mnist-badnets-patch3-t0-v1"
+    public = json.loads(harness("zoo", "show", model, "--profile", "tiny", check=True).stdout)
+    assert "truth" not in public and public["card"]["num_classes"] == 10
+    full = json.loads(harness("zoo", "show", model, "--profile", "tiny", "--truth", check=True).stdout)
+    assert full["truth"]["targets"] == [0] and full["truth"]["attack"] == "badnets_patch"
+
+
+@pytest.mark.sandbox
+def test_run_results_and_leaderboard(tmp_path, tiny_zoo, backend):
+    db = str(tmp_path / "r.sqlite")
+    harness("run", str(REPO / "submissions" / "null"), "--profile", "tiny", "--db", db,
+            "--backend", backend, check=True)
+    rows = json.loads(harness("results", "--json", "--db", db, check=True).stdout)
+    assert all(set(r) == {"submission", "track", "metric", "value", "ci_low", "ci_high"}
+               for r in rows)
+    metrics = {(r["track"], r["metric"]) for r in rows}
+    assert {("detect", "auc"), ("detect", "ce"), ("detect", "tpr_at_5fpr"), ("repair", "der"),
+            ("repair", "csr_poisoned"), ("repair", "ca_clean_models")} <= metrics
+    auc = next(r for r in rows if r["metric"] == "auc")
+    assert auc["ci_low"] is not None and auc["ci_high"] is not None
+    per = json.loads(harness("results", "--json", "--per-model", "--db", db, check=True).stdout)
+    assert {r["model"] for r in per if "model" in r} == {m.id for m in tiny_zoo}
+    out = tmp_path / "lb"
+    harness("leaderboard", "--db", db, "--out", str(out), check=True)
+    text = (out / "LEADERBOARD.md").read_text()
+    assert "## Detection" in text and "## Repair" in text and "| null" in text
+    assert "0.693" in text
+    assert (out / "leaderboard.csv").read_text().startswith("submission,track,metric,value")
+
+
+@pytest.mark.sandbox
+def test_submission_check_passes_reference_and_catches_broken(toy_zoo, backend):
+    proc = harness("submission", "check", str(REPO / "submissions" / "null"))
+    assert proc.returncode == 0 and "0 failed" in proc.stdout, proc.stdout
+    cases = {
+        "bad_entry": "FAIL entry resolves",
+        "bad_params": "FAIL params match the constructor",
+        "nan_score": "FAIL detect: outputs valid",
+        "off_by_one": "(N+1)",
+        "weight_changer": "FAIL detect: input model's weights unchanged",
+    }
+    for folder, expected in cases.items():
+        proc = harness("submission", "check", str(HOSTILE / folder))
+        assert proc.returncode == 1, (folder, proc.stdout, proc.stderr)
+        assert expected in proc.stdout and "fix:" in proc.stdout, (folder, proc.stdout)
+    proc = harness("submission", "check", str(HOSTILE / "weight_changer"))
+    assert "FAIL detect: same seed, same result" in proc.stdout

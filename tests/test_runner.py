@@ -1,0 +1,98 @@
+"""Real runs of the reference submissions on the tiny zoo: scores, store, resume."""
+
+import math
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness.api import Track
+from harness.runner import run_submissions
+from harness.scoring.aggregate import aggregate
+from harness.store import ResultsStore
+from harness.submission.manifest import load_submission
+
+from conftest import REPO
+
+pytestmark = pytest.mark.sandbox
+BOTH = [Track.DETECT, Track.REPAIR]
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory, tiny_zoo, backend):
+    db = tmp_path_factory.mktemp("ref") / "results.sqlite"
+    store = ResultsStore(db)
+    specs = [load_submission(REPO / "submissions" / n) for n in ("null", "fine-pruning")]
+    summary = run_submissions(specs, "tiny", BOTH, store, backend=backend)
+    return store, summary
+
+
+def _score(store, sub, metric):
+    return next(s for s in aggregate(store.tasks("tiny")) if s.submission == sub and s.metric == metric)
+
+
+def test_null_is_the_floor(reference_run):
+    store, summary = reference_run
+    assert summary.failed == 0
+    assert math.isclose(_score(store, "null", "ce").value, math.log(2), abs_tol=1e-9)
+    assert _score(store, "null", "auc").value == 0.5
+    assert _score(store, "null", "der").value == pytest.approx(0.5)
+
+
+def test_fine_pruning_removes_the_patch_backdoor(reference_run, tiny_zoo):
+    store, _ = reference_run
+    rec = {r.model_id: r for r in store.tasks("tiny") if r.submission == "fine-pruning"}
+    patch = rec["mnist-badnets-patch3-t0-v1"].scores
+    assert patch["asr"] < patch["asr_before"] / 2 and patch["der"] > 0.7, patch
+    for model in tiny_zoo:
+        if not model.truth().poisoned:
+            assert rec[model.id].scores["ca"] > model.truth().ca - 0.06
+
+
+def test_rates_partition_on_every_task(reference_run):
+    store, _ = reference_run
+    for rec in store.tasks("tiny"):
+        if rec.track != "repair":
+            continue
+        s = rec.scores
+        assert s["atr_clean"] + s["dtr_clean"] + s["csr_clean"] + s["cfr_clean"] == pytest.approx(1)
+        if rec.scores["poisoned"]:
+            assert s["csr_poisoned"] + s["cfr_poisoned"] == pytest.approx(1)
+
+
+def test_rerun_skips_everything_and_duplicates_nothing(reference_run, backend):
+    store, first = reference_run
+    specs = [load_submission(REPO / "submissions" / n) for n in ("null", "fine-pruning")]
+    again = run_submissions(specs, "tiny", BOTH, store, backend=backend)
+    assert again.done == 0 and again.skipped == first.done
+    rows = sqlite3.connect(store.path).execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
+    assert rows == first.done
+
+
+def test_killed_run_resumes_without_loss(tmp_path, tiny_zoo, backend, harness_home):
+    db = tmp_path / "results.sqlite"
+    cmd = [sys.executable, "-m", "harness.cli", "run", str(REPO / "submissions" / "null"),
+           "--profile", "tiny", "--db", str(db), "--backend", backend]
+    env = {**os.environ, "HARNESS_HOME": str(harness_home)}
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    count = 0
+    while time.time() < deadline and count < 3:
+        time.sleep(0.2)
+        if db.exists():
+            try:
+                count = sqlite3.connect(db).execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
+            except sqlite3.OperationalError:
+                pass
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 3 <= count < 2 * len(tiny_zoo), "kill it mid-run"
+    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    rows = sqlite3.connect(db).execute(
+        "SELECT model_id, track, COUNT(*) FROM tasks GROUP BY model_id, track").fetchall()
+    assert len(rows) == 2 * len(tiny_zoo) and all(n == 1 for *_, n in rows)

@@ -1,0 +1,86 @@
+import dataclasses
+import json
+import time
+
+import numpy as np
+import pytest
+
+from harness.errors import ZooError
+from harness.zoo.builder import build_entry, build_profile
+from harness.zoo.spec import load_profile
+from harness.zoo.store import PUBLIC_FILES, ZooStore
+
+
+def test_tiny_zoo_models_are_real(tiny_zoo):
+    for model in tiny_zoo:
+        truth = model.truth()
+        assert truth.ca > 0.9, (model.id, truth.ca)
+        if truth.poisoned:
+            assert truth.asr >= truth.asr_floor >= 0.9, (model.id, truth.asr)
+            assert len(model.test_sets().x_poisoned) > 0
+        else:
+            assert truth.asr is None and truth.targets == []
+
+
+def test_public_bundle_does_not_leak_truth(tiny_zoo):
+    cards = []
+    for model in tiny_zoo:
+        assert sorted(p.name for p in model.public_dir.iterdir()) == sorted(PUBLIC_FILES)
+        card = json.loads((model.public_dir / "card.json").read_text())
+        cards.append(card)
+        text = json.dumps(card)
+        for word in ("badnets", "poison", "attack", "target", "asr"):
+            assert word not in text.lower()
+        with np.load(model.public_dir / "clean_val.npz") as npz:
+            assert sorted(npz.files) == ["x", "y"]
+    assert len({tuple(sorted(c)) for c in cards}) == 1, "clean and backdoored cards differ in keys"
+
+
+def test_saved_models_carry_no_optimizer_or_training_config(tiny_zoo):
+    import zipfile
+
+    for model in tiny_zoo:
+        with zipfile.ZipFile(model.public_dir / "model.keras") as zf:
+            config = json.loads(zf.read("config.json"))
+        assert config.get("compile_config") is None
+        names = [layer["config"]["name"] for layer in config["config"]["layers"]]
+        assert names[:2] == ["conv_1", "pool_1"] and names[-1] == "output"
+
+
+def test_second_build_is_cached(tiny_zoo):
+    seen = []
+    start = time.perf_counter()
+    build_profile(load_profile("tiny"), on_done=lambda e, cached: seen.append(cached))
+    assert all(seen) and time.perf_counter() - start < 30
+
+
+def test_training_is_deterministic(tmp_path, harness_home):
+    from harness.data import load_dataset
+
+    entry = dataclasses.replace(load_profile("toy").entries[0], train_size=1500, epochs=1,
+                                test_size=200, val_per_class=5)
+    data = load_dataset("mnist")
+    a = build_entry(entry, data, ZooStore(tmp_path / "a"))
+    b = build_entry(entry, data, ZooStore(tmp_path / "b"))
+    import keras
+
+    wa = keras.saving.load_model(a.public_dir / "model.keras").get_weights()
+    wb = keras.saving.load_model(b.public_dir / "model.keras").get_weights()
+    assert all(np.array_equal(x, y) for x, y in zip(wa, wb, strict=True))
+
+
+def test_backdoor_that_did_not_take_fails_the_build(tmp_path, harness_home):
+    from harness.data import load_dataset
+
+    entry = dataclasses.replace(load_profile("toy").entries[1], train_size=1000, epochs=1,
+                                test_size=200, val_per_class=5,
+                                attack_params={"poison_rate": 0.002, "size": 3, "target": 0})
+    store = ZooStore(tmp_path / "z")
+    with pytest.raises(ZooError, match="did not take"):
+        build_entry(entry, load_dataset("mnist"), store)
+    assert not list((tmp_path / "z" / "objects").iterdir())
+
+
+def test_unbuilt_profile_is_a_clear_error(tmp_path):
+    with pytest.raises(ZooError, match="harness zoo build --profile nothere"):
+        ZooStore(tmp_path).models("nothere")

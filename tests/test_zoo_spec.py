@@ -1,0 +1,60 @@
+import dataclasses
+
+import pytest
+
+from harness.attacks import make_backdoor
+from harness.errors import SpecError
+from harness.zoo.spec import load_profile
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_profiles_parse():
+    for name in ("tiny", "toy", "default"):
+        profile = load_profile(name)
+        assert profile.entries and len({e.id for e in profile.entries}) == len(profile.entries)
+    tiny = load_profile("tiny")
+    assert sum(e.poisoned for e in tiny.entries) >= 2 and sum(not e.poisoned for e in tiny.entries) >= 3
+    assert {e.arch for e in tiny.entries} == {"mnist_cnn_a", "mnist_cnn_b"}
+
+
+def test_unknown_key_suggests_the_right_one(tmp_path):
+    path = _write(tmp_path, 'schema_version = 1\n[[models]]\nid = "a"\nepohcs = 2\n')
+    with pytest.raises(SpecError, match="did you mean 'epochs'"):
+        load_profile(path)
+
+
+def test_bad_toml_and_duplicates_and_missing_profile(tmp_path):
+    with pytest.raises(SpecError, match="invalid TOML"):
+        load_profile(_write(tmp_path, "schema_version = \n"))
+    dup = 'schema_version = 1\n[[models]]\nid = "a"\n[[models]]\nid = "a"\n'
+    with pytest.raises(SpecError, match="duplicate"):
+        load_profile(_write(tmp_path, dup))
+    with pytest.raises(SpecError, match="did you mean 'tiny'"):
+        load_profile("tinny")
+
+
+def test_spec_hash_tracks_content_not_id():
+    entry = load_profile("tiny").entries[3]
+    assert dataclasses.replace(entry, id="other").spec_hash() == entry.spec_hash()
+    assert dataclasses.replace(entry, seed=entry.seed + 1).spec_hash() != entry.spec_hash()
+
+
+def test_attack_params_are_validated():
+    with pytest.raises(SpecError, match="no parameter"):
+        make_backdoor("badnets_patch", {"sise": 3}, (28, 28, 1), 10, 0)
+    with pytest.raises(SpecError, match="did you mean 'badnets_patch'"):
+        make_backdoor("badnet_patch", {}, (28, 28, 1), 10, 0)
+    with pytest.raises(SpecError, match="target"):
+        make_backdoor("badnets_patch", {"target": 12}, (28, 28, 1), 10, 0)
+
+
+def test_pixel_backdoor_is_seed_000s():
+    bd = make_backdoor("badnets_pixel_a2a", {}, (28, 28, 1), 10, 0)
+    (trig,) = bd.triggers
+    assert trig.size == 1 and trig.mask[27, 27] == 1.0 and bd.all_to_all
+    assert trig.target_of.tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 0]
