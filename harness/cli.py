@@ -19,23 +19,39 @@ F = TypeVar("F", bound=Callable[..., Any])
 err = Console(stderr=True)
 out = Console()
 
-app = typer.Typer(help="Evaluate defenses against backdoored neural networks: build a zoo of "
-                  "clean and backdoored models, run submissions in a sandbox, score them and "
-                  "render a leaderboard.", no_args_is_help=True, pretty_exceptions_enable=False,
-                  add_completion=False)
+app = typer.Typer(
+    help="Evaluate defenses against backdoored neural networks: build a zoo of "
+    "clean and backdoored models, run submissions in a sandbox, score them and "
+    "render a leaderboard.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 zoo_app = typer.Typer(help="Build and inspect the model zoo.", no_args_is_help=True)
 sub_app = typer.Typer(help="Work with submission folders.", no_args_is_help=True)
 app.add_typer(zoo_app, name="zoo")
 app.add_typer(sub_app, name="submission")
 
-ProfileOpt = Annotated[str, typer.Option("--profile", "-p",
-                                         help="Zoo profile: a name in models_zoo/ (tiny, "
-                                              "default, ...) or a path to a .toml file.")]
+ProfileOpt = Annotated[
+    str,
+    typer.Option(
+        "--profile",
+        "-p",
+        help="Zoo profile: a name in models_zoo/ (tiny, default, ...) or a path to a .toml file.",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-BackendOpt = Annotated[str, typer.Option(help="Sandbox backend: auto (bwrap where usable), "
-                                              "bwrap, or process (no isolation; never official).")]
-DbOpt = Annotated[Path | None, typer.Option("--db", help="Results store (SQLite). Default: "
-                                                       "$HARNESS_HOME/results.sqlite.")]
+BackendOpt = Annotated[
+    str,
+    typer.Option(
+        help="Sandbox backend: auto (bwrap where usable), "
+        "bwrap, or process (no isolation; never official)."
+    ),
+]
+DbOpt = Annotated[
+    Path | None,
+    typer.Option("--db", help="Results store (SQLite). Default: $HARNESS_HOME/results.sqlite."),
+]
 
 
 def user_errors(fn: F) -> F:
@@ -53,9 +69,15 @@ def user_errors(fn: F) -> F:
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=err, transient=False,
-                    disable=not err.is_terminal and os.environ.get("HARNESS_PROGRESS") != "1")
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+        disable=not err.is_terminal and os.environ.get("HARNESS_PROGRESS") != "1",
+    )
 
 
 def _store(db: Path | None) -> Any:
@@ -68,11 +90,14 @@ def _store(db: Path | None) -> Any:
 # -- zoo ------------------------------------------------------------------------------------
 @zoo_app.command("build")
 @user_errors
-def zoo_build(profile: ProfileOpt = "default",
-              force: Annotated[bool, typer.Option(help="Retrain even cached models.")] = False,
-              mnist: Annotated[Path | None, typer.Option(
-                  help="Your own MNIST: a Keras mnist.npz or a folder of IDX files.")] = None,
-              ) -> None:
+def zoo_build(
+    profile: ProfileOpt = "default",
+    force: Annotated[bool, typer.Option(help="Retrain even cached models.")] = False,
+    mnist: Annotated[
+        Path | None,
+        typer.Option(help="Your own MNIST: a Keras mnist.npz or a folder of IDX files."),
+    ] = None,
+) -> None:
     """Train every model of a profile (cached by spec hash; a rebuild takes seconds)."""
     from harness.zoo.builder import build_profile
     from harness.zoo.spec import load_profile
@@ -98,25 +123,45 @@ def zoo_list(profile: ProfileOpt = "default", as_json: JsonOpt = False) -> None:
     """List a built profile's models (public information only)."""
     from harness.zoo.store import ZooStore
 
-    rows = [{"id": m.id, "hash": m.hash, **{k: v for k, v in vars(m.card()).items() if k != "id"}}
-            for m in ZooStore().models(profile)]
+    rows = [
+        {"id": m.id, "hash": m.hash, **{k: v for k, v in vars(m.card()).items() if k != "id"}}
+        for m in ZooStore().models(profile)
+    ]
     if as_json:
         out.print_json(json.dumps(rows))
         return
     from tabulate import tabulate
 
-    out.print(tabulate([[r["id"], r["dataset"], r["num_classes"], "x".join(map(str, r["input_shape"])),
-                         r["hash"]] for r in rows],
-                       headers=["id", "dataset", "classes", "input", "hash"]), highlight=False)
+    out.print(
+        tabulate(
+            [
+                [
+                    r["id"],
+                    r["dataset"],
+                    r["num_classes"],
+                    "x".join(map(str, r["input_shape"])),
+                    r["hash"],
+                ]
+                for r in rows
+            ],
+            headers=["id", "dataset", "classes", "input", "hash"],
+        ),
+        highlight=False,
+    )
 
 
 @zoo_app.command("show")
 @user_errors
-def zoo_show(model_id: Annotated[str, typer.Argument(help="Model id, as in `zoo list`.")],
-             profile: ProfileOpt = "default",
-             truth: Annotated[bool, typer.Option("--truth", help="Also print the private "
-                                                 "ground truth (attack, targets, CA/ASR).")] = False
-             ) -> None:
+def zoo_show(
+    model_id: Annotated[str, typer.Argument(help="Model id, as in `zoo list`.")],
+    profile: ProfileOpt = "default",
+    truth: Annotated[
+        bool,
+        typer.Option(
+            "--truth", help="Also print the private ground truth (attack, targets, CA/ASR)."
+        ),
+    ] = False,
+) -> None:
     """Print a model's public card, and with --truth its hidden ground truth."""
     from dataclasses import asdict
 
@@ -132,8 +177,9 @@ def zoo_show(model_id: Annotated[str, typer.Argument(help="Model id, as in `zoo 
 # -- submissions ----------------------------------------------------------------------------
 @sub_app.command("check")
 @user_errors
-def submission_check(path: Annotated[Path, typer.Argument(help="Submission folder.")],
-                     backend: BackendOpt = "auto") -> None:
+def submission_check(
+    path: Annotated[Path, typer.Argument(help="Submission folder.")], backend: BackendOpt = "auto"
+) -> None:
     """Run the conformance suite on a two-model toy zoo; each failure says how to fix it."""
     from harness.submission.check import CHECK_PROFILE, check_submission
     from harness.submission.manifest import load_submission
@@ -160,13 +206,16 @@ def submission_check(path: Annotated[Path, typer.Argument(help="Submission folde
 # -- runs and results -----------------------------------------------------------------------
 @app.command("run")
 @user_errors
-def run(paths: Annotated[list[Path], typer.Argument(help="Submission folders.")],
-        profile: ProfileOpt = "default",
-        tracks: Annotated[str, typer.Option(help="Comma-separated tracks to run.")] = "detect,repair",
-        backend: BackendOpt = "auto",
-        run_id: Annotated[str | None, typer.Option("--run-id", help="Name of the run "
-                                                   "(default: the profile name).")] = None,
-        db: DbOpt = None) -> None:
+def run(
+    paths: Annotated[list[Path], typer.Argument(help="Submission folders.")],
+    profile: ProfileOpt = "default",
+    tracks: Annotated[str, typer.Option(help="Comma-separated tracks to run.")] = "detect,repair",
+    backend: BackendOpt = "auto",
+    run_id: Annotated[
+        str | None, typer.Option("--run-id", help="Name of the run (default: the profile name).")
+    ] = None,
+    db: DbOpt = None,
+) -> None:
     """Run submissions against every model of a built zoo; resumes where it stopped."""
     from harness.api import Track
     from harness.runner import run_submissions, task_tracks
@@ -191,23 +240,33 @@ def run(paths: Annotated[list[Path], typer.Argument(help="Submission folders.")]
                 bar.update(task, description=f"{sub} · {track} · {model}")
                 return
             if res.status != "ok":
-                bar.console.print(f"[red]failed[/red] {sub} {track} {model}: {res.error}",
-                                  highlight=False)
+                bar.console.print(
+                    f"[red]failed[/red] {sub} {track} {model}: {res.error}", highlight=False
+                )
             bar.advance(task)
 
-        summary = run_submissions(specs, profile, wanted, store, backend=backend,
-                                  run_id=run_id, on_task=on_task)
-    out.print(f"run {summary.run_id}: {summary.done} tasks done ({summary.failed} failed), "
-              f"{summary.skipped} already in the store", highlight=False)
+        summary = run_submissions(
+            specs, profile, wanted, store, backend=backend, run_id=run_id, on_task=on_task
+        )
+    out.print(
+        f"run {summary.run_id}: {summary.done} tasks done ({summary.failed} failed), "
+        f"{summary.skipped} already in the store",
+        highlight=False,
+    )
 
 
 @app.command("leaderboard")
 @user_errors
-def leaderboard(out_dir: Annotated[Path | None, typer.Option("--out", help="Output folder "
-                                                           "(default: leaderboard/ in the repo).")] = None,
-                run_id: Annotated[str | None, typer.Option("--run-id", help="Run to render "
-                                                           "(default: the latest).")] = None,
-                db: DbOpt = None) -> None:
+def leaderboard(
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output folder (default: leaderboard/ in the repo)."),
+    ] = None,
+    run_id: Annotated[
+        str | None, typer.Option("--run-id", help="Run to render (default: the latest).")
+    ] = None,
+    db: DbOpt = None,
+) -> None:
     """Render LEADERBOARD.md and leaderboard.csv from the results store."""
     from harness.leaderboard import render
     from harness.paths import repo_root
@@ -218,11 +277,14 @@ def leaderboard(out_dir: Annotated[Path | None, typer.Option("--out", help="Outp
 
 @app.command("results")
 @user_errors
-def results(as_json: JsonOpt = False,
-            per_model: Annotated[bool, typer.Option("--per-model", help="Add one object per "
-                                                    "zoo model and metric.")] = False,
-            run_id: Annotated[str | None, typer.Option("--run-id")] = None,
-            db: DbOpt = None) -> None:
+def results(
+    as_json: JsonOpt = False,
+    per_model: Annotated[
+        bool, typer.Option("--per-model", help="Add one object per zoo model and metric.")
+    ] = False,
+    run_id: Annotated[str | None, typer.Option("--run-id")] = None,
+    db: DbOpt = None,
+) -> None:
     """Print every aggregate score of a run (a table, or JSON objects with --json)."""
     from harness.leaderboard import resolve_run
     from harness.scoring.aggregate import aggregate

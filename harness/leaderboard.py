@@ -15,9 +15,22 @@ from harness.scoring.metrics import METRICS
 from harness.store import ResultsStore
 
 DETECT_COLUMNS = ("auc", "ce", "tpr_at_5fpr", "target_accuracy", "trigger_iou", "failures")
-REPAIR_COLUMNS = ("der", "ca", "asr", "fidelity", "atr_clean", "dtr_clean", "csr_clean",
-                  "cfr_clean", "atr_poisoned", "dtr_poisoned", "csr_poisoned", "cfr_poisoned",
-                  "ca_clean_models", "failures")
+REPAIR_COLUMNS = (
+    "der",
+    "ca",
+    "asr",
+    "fidelity",
+    "atr_clean",
+    "dtr_clean",
+    "csr_clean",
+    "cfr_clean",
+    "atr_poisoned",
+    "dtr_poisoned",
+    "csr_poisoned",
+    "cfr_poisoned",
+    "ca_clean_models",
+    "failures",
+)
 TABLES = {
     "Detection": (("detect", "target", "trigger"), DETECT_COLUMNS, ("auc", "ce")),
     "Repair": (("repair",), REPAIR_COLUMNS, ("der", "ca_clean_models")),
@@ -27,12 +40,16 @@ TABLES = {
 def resolve_run(store: ResultsStore, run_id: str | None) -> str:
     run = run_id or store.latest_run()
     if run is None:
-        raise HarnessError("the results store holds no run yet", path=store.path,
-                           fix="run `harness run SUBMISSION... --profile P` first")
+        raise HarnessError(
+            "the results store holds no run yet",
+            path=store.path,
+            fix="run `harness run SUBMISSION... --profile P` first",
+        )
     if run not in {r["run_id"] for r in store.runs()}:
         known = ", ".join(r["run_id"] for r in store.runs())
-        raise HarnessError(f"no run {run!r} in the results store", path=store.path,
-                           fix=f"known runs: {known}")
+        raise HarnessError(
+            f"no run {run!r} in the results store", path=store.path, fix=f"known runs: {known}"
+        )
     return run
 
 
@@ -47,13 +64,16 @@ def _fmt(metric: str, value: float | None, low: float | None, high: float | None
     return text
 
 
-def score_table(scores: list[Score], tracks: tuple[str, ...], columns: tuple[str, ...],
-                rank_by: tuple[str, str]) -> pd.DataFrame:
+def score_table(
+    scores: list[Score], tracks: tuple[str, ...], columns: tuple[str, ...], rank_by: tuple[str, str]
+) -> pd.DataFrame:
     """One row per submission, one formatted column per metric, ranked by the primary."""
     rows: dict[str, dict[str, object]] = {}
     for s in scores:
         if s.track in tracks and s.metric in columns:
-            row = rows.setdefault(s.submission, {"submission": s.submission + (" (oracle)" if s.oracle else "")})
+            row = rows.setdefault(
+                s.submission, {"submission": s.submission + (" (oracle)" if s.oracle else "")}
+            )
             row[s.metric] = _fmt(s.metric, s.value, s.ci_low, s.ci_high)
             row["_" + s.metric] = s.value
     if not rows:
@@ -71,8 +91,10 @@ def score_table(scores: list[Score], tracks: tuple[str, ...], columns: tuple[str
 
 
 def long_frame(scores: list[Score]) -> pd.DataFrame:
-    return pd.DataFrame([s.as_json() for s in scores],
-                        columns=["submission", "track", "metric", "value", "ci_low", "ci_high"])
+    return pd.DataFrame(
+        [s.as_json() for s in scores],
+        columns=["submission", "track", "metric", "value", "ci_low", "ci_high"],
+    )
 
 
 def render(store: ResultsStore, out_dir: Path, run_id: str | None = None) -> list[Path]:
@@ -83,19 +105,27 @@ def render(store: ResultsStore, out_dir: Path, run_id: str | None = None) -> lis
     scores = aggregate(records)
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = [
-        "# Leaderboard", "",
+        "# Leaderboard",
+        "",
         f"Run `{run}` on zoo profile `{info['profile']}` (zoo hash `{info['zoo_hash']}`), "
         f"{len({r.model_id for r in records})} models, harness {__version__}, rendered "
         f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC. "
-        "Metric definitions: docs/METRICS.md.", "",
+        "Metric definitions: docs/METRICS.md.",
+        "",
     ]
     for title, (tracks, columns, rank_by) in TABLES.items():
         frame = score_table(scores, tracks, columns, rank_by)
         if frame.empty:
             continue
         arrows = {c: c + (" ↑" if METRICS[c].higher_is_better else " ↓") for c in columns}
-        lines += [f"## {title}", "", tabulate(frame.rename(columns=arrows), headers="keys",
-                                                 tablefmt="github", showindex=False), ""]
+        lines += [
+            f"## {title}",
+            "",
+            tabulate(
+                frame.rename(columns=arrows), headers="keys", tablefmt="github", showindex=False
+            ),
+            "",
+        ]
     failures = [r for r in records if r.status != "ok"]
     if failures:
         lines += ["## Failed tasks", ""]

@@ -80,13 +80,14 @@ def stage_inbox(inbox: Path, model: ZooModel, anon_id: str, eval_x: np.ndarray |
 class SubmissionRunner:
     """Runs one submission's tasks, restarting its worker after any crash."""
 
-    def __init__(self, spec: SubmissionSpec, backend: str, limits: SandboxLimits,
-                 workdir: Path) -> None:
+    def __init__(
+        self, spec: SubmissionSpec, backend: str, limits: SandboxLimits, workdir: Path
+    ) -> None:
         self.spec = spec
-        self.limits = limits.capped(spec.resources.wall_seconds_per_model,
-                                    spec.resources.memory_gb)
-        self.worker = SandboxWorker(spec.path, spec.entry, spec.params, self.limits, backend,
-                                    workdir)
+        self.limits = limits.capped(spec.resources.wall_seconds_per_model, spec.resources.memory_gb)
+        self.worker = SandboxWorker(
+            spec.path, spec.entry, spec.params, self.limits, backend, workdir
+        )
         self.fatal: str | None = None  # an init failure no restart can fix
 
     @property
@@ -123,36 +124,56 @@ class SubmissionRunner:
         shutil.rmtree(out_dir, ignore_errors=True)
         inbox, scratch = self.worker.inner["inbox"], self.worker.inner["scratch"]
         reply = self.worker.request(
-            {"op": "run", "track": track, "bundle": inbox, "seed": seed,
-             "out_dir": f"{scratch}/out", "eval_x": f"{inbox}/eval_x.npy"},
-            self.limits.wall_seconds)
+            {
+                "op": "run",
+                "track": track,
+                "bundle": inbox,
+                "seed": seed,
+                "out_dir": f"{scratch}/out",
+                "eval_x": f"{inbox}/eval_x.npy",
+            },
+            self.limits.wall_seconds,
+        )
         stderr = self.worker.monitor.text()[-4000:]
         if not reply.get("ok"):
             return self._failed(truth, track, reply.get("error", "unknown error"), stderr)
         seconds = float(reply.get("seconds", 0.0))
         try:
             if track == "detect":
-                out = validate.detect_output(reply["result"], lambda f: out_dir / f,
-                                             tuple(card.input_shape), card.num_classes)
-                scores = task_scores.score_detection(
-                    out, truth, [m for m, _ in model.triggers()])
-                outputs = {"score": out.score, "target_labels": out.target_labels,
-                           "trigger": out.mask is not None, "extra": reply["result"]["extra"],
-                           "weights_changed": bool(reply.get("weights_changed"))}
+                out = validate.detect_output(
+                    reply["result"],
+                    lambda f: out_dir / f,
+                    tuple(card.input_shape),
+                    card.num_classes,
+                )
+                scores = task_scores.score_detection(out, truth, [m for m, _ in model.triggers()])
+                outputs = {
+                    "score": out.score,
+                    "target_labels": out.target_labels,
+                    "trigger": out.mask is not None,
+                    "extra": reply["result"]["extra"],
+                    "weights_changed": bool(reply.get("weights_changed")),
+                }
             else:
-                preds = validate.label_predictions(out_dir / reply["result"]["predictions"],
-                                                   len(eval_x), card.num_classes)
+                preds = validate.label_predictions(
+                    out_dir / reply["result"]["predictions"], len(eval_x), card.num_classes
+                )
                 pc, pp = task_scores.unshuffle(preds, order, len(sets.y))
                 scores = task_scores.score_repair(pc, pp, sets, truth, card.num_classes)
-                outputs = {"n_predictions": int(len(preds)),
-                           "rejected": int(np.sum(preds == card.num_classes))}
+                outputs = {
+                    "n_predictions": int(len(preds)),
+                    "rejected": int(np.sum(preds == card.num_classes)),
+                }
         except (validate.OutputError, KeyError, TypeError) as exc:
             return self._failed(truth, track, f"invalid output: {exc}", stderr)
         return TaskResult("ok", outputs, scores, None, stderr, seconds)
 
     def _failed(self, truth: Any, track: str, error: str, stderr: str) -> TaskResult:
-        scores = ({"poisoned": truth.poisoned, "score": 0.5, "missing": True}
-                  if track == "detect" else task_scores.failed_repair_scores(truth))
+        scores = (
+            {"poisoned": truth.poisoned, "score": 0.5, "missing": True}
+            if track == "detect"
+            else task_scores.failed_repair_scores(truth)
+        )
         return TaskResult("failed", scores=scores, error=error, stderr=stderr)
 
     def close(self) -> None:
@@ -170,11 +191,19 @@ class RunSummary:
     failed: int = 0
 
 
-def run_submissions(specs: list[SubmissionSpec], profile: str, tracks: list[Track],
-                    results: ResultsStore, *, backend: str = "auto", run_id: str | None = None,
-                    limits: SandboxLimits | None = None, zoo: ZooStore | None = None,
-                    model_ids: list[str] | None = None,
-                    on_task: ProgressFn | None = None) -> RunSummary:
+def run_submissions(
+    specs: list[SubmissionSpec],
+    profile: str,
+    tracks: list[Track],
+    results: ResultsStore,
+    *,
+    backend: str = "auto",
+    run_id: str | None = None,
+    limits: SandboxLimits | None = None,
+    zoo: ZooStore | None = None,
+    model_ids: list[str] | None = None,
+    on_task: ProgressFn | None = None,
+) -> RunSummary:
     """Execute every missing (submission, model, track) task and store it."""
     zoo = zoo or ZooStore()
     models = zoo.models(profile)
@@ -185,8 +214,12 @@ def run_submissions(specs: list[SubmissionSpec], profile: str, tracks: list[Trac
     summary = RunSummary(run_id)
     limits = limits or SandboxLimits()
     for spec in specs:
-        todo = [(m, t) for m in models for t in task_tracks(spec, tracks)
-                if not results.done(run_id, spec.name, spec.content_hash, m.id, m.hash, t)]
+        todo = [
+            (m, t)
+            for m in models
+            for t in task_tracks(spec, tracks)
+            if not results.done(run_id, spec.name, spec.content_hash, m.id, m.hash, t)
+        ]
         summary.skipped += len(models) * len(task_tracks(spec, tracks)) - len(todo)
         if not todo:
             continue
@@ -199,10 +232,24 @@ def run_submissions(specs: list[SubmissionSpec], profile: str, tracks: list[Trac
                     if on_task:
                         on_task(spec.name, model.id, track, None)
                     res = runner.run(run_id, model, track)
-                    results.write_task(TaskRecord(
-                        run_id, spec.name, spec.content_hash, spec.oracle, model.id, model.hash,
-                        track, res.status, res.outputs, res.scores, res.error, res.stderr,
-                        res.seconds, runner.isolation))
+                    results.write_task(
+                        TaskRecord(
+                            run_id,
+                            spec.name,
+                            spec.content_hash,
+                            spec.oracle,
+                            model.id,
+                            model.hash,
+                            track,
+                            res.status,
+                            res.outputs,
+                            res.scores,
+                            res.error,
+                            res.stderr,
+                            res.seconds,
+                            runner.isolation,
+                        )
+                    )
                     summary.done += 1
                     summary.failed += res.status != "ok"
                     if on_task:

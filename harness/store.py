@@ -92,16 +92,26 @@ class ResultsStore:
     def ensure_run(self, run_id: str, profile: str, zoo_hash: str) -> None:
         now = time.time()
         with self._tx() as c:
-            c.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(run_id) DO UPDATE "
-                      "SET zoo_hash = excluded.zoo_hash, updated = excluded.updated",
-                      (run_id, profile, zoo_hash, now, now, __version__))
+            c.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(run_id) DO UPDATE "
+                "SET zoo_hash = excluded.zoo_hash, updated = excluded.updated",
+                (run_id, profile, zoo_hash, now, now, __version__),
+            )
 
-    def done(self, run_id: str, submission: str, submission_hash: str, model_id: str,
-             model_hash: str, track: str) -> bool:
+    def done(
+        self,
+        run_id: str,
+        submission: str,
+        submission_hash: str,
+        model_id: str,
+        model_hash: str,
+        track: str,
+    ) -> bool:
         row = self.conn.execute(
             "SELECT 1 FROM tasks WHERE run_id=? AND submission=? AND submission_hash=? AND "
             "model_id=? AND model_hash=? AND track=?",
-            (run_id, submission, submission_hash, model_id, model_hash, track)).fetchone()
+            (run_id, submission, submission_hash, model_id, model_hash, track),
+        ).fetchone()
         return row is not None
 
     def write_task(self, rec: TaskRecord) -> None:
@@ -109,10 +119,25 @@ class ResultsStore:
         with self._tx() as c:
             c.execute(
                 "INSERT OR REPLACE INTO tasks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (rec.run_id, rec.submission, rec.submission_hash, int(rec.oracle), rec.model_id,
-                 rec.model_hash, rec.track, rec.status, json.dumps(rec.outputs),
-                 json.dumps(rec.scores), rec.error, rec.stderr_tail, rec.seconds, rec.isolation,
-                 __version__, time.time()))
+                (
+                    rec.run_id,
+                    rec.submission,
+                    rec.submission_hash,
+                    int(rec.oracle),
+                    rec.model_id,
+                    rec.model_hash,
+                    rec.track,
+                    rec.status,
+                    json.dumps(rec.outputs),
+                    json.dumps(rec.scores),
+                    rec.error,
+                    rec.stderr_tail,
+                    rec.seconds,
+                    rec.isolation,
+                    __version__,
+                    time.time(),
+                ),
+            )
             c.execute("UPDATE runs SET updated=? WHERE run_id=?", (time.time(), rec.run_id))
 
     def runs(self) -> list[dict[str, Any]]:
@@ -128,7 +153,25 @@ class ResultsStore:
         rows = self.conn.execute(
             "SELECT run_id, submission, submission_hash, oracle, model_id, model_hash, track, "
             "status, outputs, scores, error, stderr_tail, seconds, isolation FROM tasks "
-            "WHERE run_id=? ORDER BY submission, track, model_id", (run_id,)).fetchall()
-        return [TaskRecord(r[0], r[1], r[2], bool(r[3]), r[4], r[5], r[6], r[7],
-                           json.loads(r[8]), json.loads(r[9]), r[10], r[11], r[12], r[13])
-                for r in rows]
+            "WHERE run_id=? ORDER BY submission, track, model_id",
+            (run_id,),
+        ).fetchall()
+        return [
+            TaskRecord(
+                r[0],
+                r[1],
+                r[2],
+                bool(r[3]),
+                r[4],
+                r[5],
+                r[6],
+                r[7],
+                json.loads(r[8]),
+                json.loads(r[9]),
+                r[10],
+                r[11],
+                r[12],
+                r[13],
+            )
+            for r in rows
+        ]

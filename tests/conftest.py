@@ -40,6 +40,8 @@ def backend() -> str:
     from harness.sandbox.backends import bwrap_available
 
     if not bwrap_available():
-        pytest.fail("bubblewrap is not usable on this machine: install it (apt-get install "
-                    "bubblewrap); the sandbox tests must not silently skip")
+        pytest.fail(
+            "bubblewrap is not usable on this machine: install it (apt-get install "
+            "bubblewrap); the sandbox tests must not silently skip"
+        )
     return "bwrap"

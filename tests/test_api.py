@@ -20,7 +20,8 @@ def test_clean_data_is_read_only():
 
 
 def test_trigger_stamp_formula():
-    mask = np.zeros((2, 2)); mask[1, 1] = 1.0
+    mask = np.zeros((2, 2))
+    mask[1, 1] = 1.0
     trig = Trigger(mask, np.full((2, 2, 1), 0.9))
     out = trig.stamp(np.zeros((1, 2, 2, 1)))
     assert out[0, 1, 1, 0] == pytest.approx(0.9) and out.sum() == pytest.approx(0.9)

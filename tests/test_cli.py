@@ -6,26 +6,34 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import HOSTILE, REPO
 
 
 def harness(*args, check=False):
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True,
-                          text=True, env={**os.environ, "HARNESS_PROGRESS": "0"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HARNESS_PROGRESS": "0"},
+    )
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
 
 
-@pytest.mark.parametrize("args, expected", [
-    (("zoo", "build", "--profile", "tinny"), "did you mean 'tiny'"),
-    (("run", "/nonexistent/sub", "--profile", "tiny"), "no such submission folder"),
-    (("run", str(REPO / "submissions" / "null"), "--profile", "tiny", "--tracks", "detct"),
-     "unknown track"),
-    (("zoo", "list", "--profile", "nothere"), "harness zoo build --profile nothere"),
-    (("submission", "check", str(REPO / "harness")), "missing submission.toml"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (("zoo", "build", "--profile", "tinny"), "did you mean 'tiny'"),
+        (("run", "/nonexistent/sub", "--profile", "tiny"), "no such submission folder"),
+        (
+            ("run", str(REPO / "submissions" / "null"), "--profile", "tiny", "--tracks", "detct"),
+            "unknown track",
+        ),
+        (("zoo", "list", "--profile", "nothere"), "harness zoo build --profile nothere"),
+        (("submission", "check", str(REPO / "harness")), "missing submission.toml"),
+    ],
+)
 def test_user_errors_are_one_line(args, expected, tiny_zoo):
     proc = harness(*args)
     assert proc.returncode == 2, proc
@@ -39,21 +47,39 @@ def test_zoo_list_and_show_hide_the_truth(tiny_zoo):
     model = "mnist-badnets-patch3-t0-v1"
     public = json.loads(harness("zoo", "show", model, "--profile", "tiny", check=True).stdout)
     assert "truth" not in public and public["card"]["num_classes"] == 10
-    full = json.loads(harness("zoo", "show", model, "--profile", "tiny", "--truth", check=True).stdout)
+    full = json.loads(
+        harness("zoo", "show", model, "--profile", "tiny", "--truth", check=True).stdout
+    )
     assert full["truth"]["targets"] == [0] and full["truth"]["attack"] == "badnets_patch"
 
 
 @pytest.mark.sandbox
 def test_run_results_and_leaderboard(tmp_path, tiny_zoo, backend):
     db = str(tmp_path / "r.sqlite")
-    harness("run", str(REPO / "submissions" / "null"), "--profile", "tiny", "--db", db,
-            "--backend", backend, check=True)
+    harness(
+        "run",
+        str(REPO / "submissions" / "null"),
+        "--profile",
+        "tiny",
+        "--db",
+        db,
+        "--backend",
+        backend,
+        check=True,
+    )
     rows = json.loads(harness("results", "--json", "--db", db, check=True).stdout)
-    assert all(set(r) == {"submission", "track", "metric", "value", "ci_low", "ci_high"}
-               for r in rows)
+    assert all(
+        set(r) == {"submission", "track", "metric", "value", "ci_low", "ci_high"} for r in rows
+    )
     metrics = {(r["track"], r["metric"]) for r in rows}
-    assert {("detect", "auc"), ("detect", "ce"), ("detect", "tpr_at_5fpr"), ("repair", "der"),
-            ("repair", "csr_poisoned"), ("repair", "ca_clean_models")} <= metrics
+    assert {
+        ("detect", "auc"),
+        ("detect", "ce"),
+        ("detect", "tpr_at_5fpr"),
+        ("repair", "der"),
+        ("repair", "csr_poisoned"),
+        ("repair", "ca_clean_models"),
+    } <= metrics
     auc = next(r for r in rows if r["metric"] == "auc")
     assert auc["ci_low"] is not None and auc["ci_high"] is not None
     per = json.loads(harness("results", "--json", "--per-model", "--db", db, check=True).stdout)

@@ -9,14 +9,13 @@ import sys
 import time
 
 import pytest
+from conftest import REPO
 
 from harness.api import Track
 from harness.runner import run_submissions
 from harness.scoring.aggregate import aggregate
 from harness.store import ResultsStore
 from harness.submission.manifest import load_submission
-
-from conftest import REPO
 
 pytestmark = pytest.mark.sandbox
 BOTH = [Track.DETECT, Track.REPAIR]
@@ -32,7 +31,9 @@ def reference_run(tmp_path_factory, tiny_zoo, backend):
 
 
 def _score(store, sub, metric):
-    return next(s for s in aggregate(store.tasks("tiny")) if s.submission == sub and s.metric == metric)
+    return next(
+        s for s in aggregate(store.tasks("tiny")) if s.submission == sub and s.metric == metric
+    )
 
 
 def test_null_is_the_floor(reference_run):
@@ -75,11 +76,23 @@ def test_rerun_skips_everything_and_duplicates_nothing(reference_run, backend):
 
 def test_killed_run_resumes_without_loss(tmp_path, tiny_zoo, backend, harness_home):
     db = tmp_path / "results.sqlite"
-    cmd = [sys.executable, "-m", "harness.cli", "run", str(REPO / "submissions" / "null"),
-           "--profile", "tiny", "--db", str(db), "--backend", backend]
+    cmd = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "run",
+        str(REPO / "submissions" / "null"),
+        "--profile",
+        "tiny",
+        "--db",
+        str(db),
+        "--backend",
+        backend,
+    ]
     env = {**os.environ, "HARNESS_HOME": str(harness_home)}
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 120
     count = 0
     while time.time() < deadline and count < 3:
@@ -93,6 +106,9 @@ def test_killed_run_resumes_without_loss(tmp_path, tiny_zoo, backend, harness_ho
     proc.wait()
     assert 3 <= count < 2 * len(tiny_zoo), "kill it mid-run"
     subprocess.run(cmd, env=env, check=True, capture_output=True)
-    rows = sqlite3.connect(db).execute(
-        "SELECT model_id, track, COUNT(*) FROM tasks GROUP BY model_id, track").fetchall()
+    rows = (
+        sqlite3.connect(db)
+        .execute("SELECT model_id, track, COUNT(*) FROM tasks GROUP BY model_id, track")
+        .fetchall()
+    )
     assert len(rows) == 2 * len(tiny_zoo) and all(n == 1 for *_, n in rows)

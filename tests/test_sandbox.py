@@ -5,13 +5,12 @@ import socket
 import threading
 
 import pytest
+from conftest import HOSTILE, REPO
 
 from harness.api import Track
 from harness.runner import run_submissions
 from harness.store import ResultsStore
 from harness.submission.manifest import load_submission
-
-from conftest import HOSTILE, REPO
 
 pytestmark = pytest.mark.sandbox
 

@@ -28,6 +28,7 @@ def test_public_bundle_does_not_leak_truth(tiny_zoo):
         assert sorted(p.name for p in model.public_dir.iterdir()) == sorted(PUBLIC_FILES)
         card = json.loads((model.public_dir / "card.json").read_text())
         cards.append(card)
+        card.pop("id")  # replaced by a per-run anonymous id before a submission sees it
         text = json.dumps(card)
         for word in ("badnets", "poison", "attack", "target", "asr"):
             assert word not in text.lower()
@@ -42,7 +43,8 @@ def test_saved_models_carry_no_optimizer_or_training_config(tiny_zoo):
     for model in tiny_zoo:
         with zipfile.ZipFile(model.public_dir / "model.keras") as zf:
             config = json.loads(zf.read("config.json"))
-        assert config.get("compile_config") is None
+        assert not config.get("compile_config")
+        assert "optimizer" not in json.dumps(config)
         names = [layer["config"]["name"] for layer in config["config"]["layers"]]
         assert names[:2] == ["conv_1", "pool_1"] and names[-1] == "output"
 
@@ -57,8 +59,9 @@ def test_second_build_is_cached(tiny_zoo):
 def test_training_is_deterministic(tmp_path, harness_home):
     from harness.data import load_dataset
 
-    entry = dataclasses.replace(load_profile("toy").entries[0], train_size=1500, epochs=1,
-                                test_size=200, val_per_class=5)
+    entry = dataclasses.replace(
+        load_profile("toy").entries[0], train_size=1500, epochs=1, test_size=200, val_per_class=5
+    )
     data = load_dataset("mnist")
     a = build_entry(entry, data, ZooStore(tmp_path / "a"))
     b = build_entry(entry, data, ZooStore(tmp_path / "b"))
@@ -72,9 +75,14 @@ def test_training_is_deterministic(tmp_path, harness_home):
 def test_backdoor_that_did_not_take_fails_the_build(tmp_path, harness_home):
     from harness.data import load_dataset
 
-    entry = dataclasses.replace(load_profile("toy").entries[1], train_size=1000, epochs=1,
-                                test_size=200, val_per_class=5,
-                                attack_params={"poison_rate": 0.002, "size": 3, "target": 0})
+    entry = dataclasses.replace(
+        load_profile("toy").entries[1],
+        train_size=1000,
+        epochs=1,
+        test_size=200,
+        val_per_class=5,
+        attack_params={"poison_rate": 0.002, "size": 3, "target": 0},
+    )
     store = ZooStore(tmp_path / "z")
     with pytest.raises(ZooError, match="did not take"):
         build_entry(entry, load_dataset("mnist"), store)
@@ -84,3 +92,15 @@ def test_backdoor_that_did_not_take_fails_the_build(tmp_path, harness_home):
 def test_unbuilt_profile_is_a_clear_error(tmp_path):
     with pytest.raises(ZooError, match="harness zoo build --profile nothere"):
         ZooStore(tmp_path).models("nothere")
+
+
+def test_inbox_holds_one_anonymised_bundle(tiny_zoo, tmp_path):
+    from harness.runner import anonymous_id, stage_inbox
+
+    (tmp_path / "stale.npy").write_bytes(b"old")
+    model = tiny_zoo[-1]
+    stage_inbox(tmp_path, model, anonymous_id("run-a", model.id), None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(PUBLIC_FILES)
+    card = json.loads((tmp_path / "card.json").read_text())
+    assert card["id"].startswith("model-") and "badnets" not in card["id"]
+    assert anonymous_id("run-b", model.id) != card["id"]

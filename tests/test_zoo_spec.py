@@ -18,7 +18,10 @@ def test_shipped_profiles_parse():
         profile = load_profile(name)
         assert profile.entries and len({e.id for e in profile.entries}) == len(profile.entries)
     tiny = load_profile("tiny")
-    assert sum(e.poisoned for e in tiny.entries) >= 2 and sum(not e.poisoned for e in tiny.entries) >= 3
+    assert (
+        sum(e.poisoned for e in tiny.entries) >= 2
+        and sum(not e.poisoned for e in tiny.entries) >= 3
+    )
     assert {e.arch for e in tiny.entries} == {"mnist_cnn_a", "mnist_cnn_b"}
 
 

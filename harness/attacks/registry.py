@@ -32,10 +32,18 @@ class AttackRecipe:
 RECIPES: dict[str, AttackRecipe] = {
     r.name: r
     for r in (
-        AttackRecipe("badnets_pixel_a2a", badnets.pixel_all_to_all,
-                     "single pixel, all-to-all y -> y+1", "BadNets; BackFuzz (seed 000)"),
-        AttackRecipe("badnets_patch", badnets.patch_single_target,
-                     "square corner patch -> one target", "BadNets (Gu et al. 2019)"),
+        AttackRecipe(
+            "badnets_pixel_a2a",
+            badnets.pixel_all_to_all,
+            "single pixel, all-to-all y -> y+1",
+            "BadNets; BackFuzz (seed 000)",
+        ),
+        AttackRecipe(
+            "badnets_patch",
+            badnets.patch_single_target,
+            "square corner patch -> one target",
+            "BadNets (Gu et al. 2019)",
+        ),
     )
 }
 
@@ -48,14 +56,17 @@ def lookup(name: str) -> AttackRecipe:
     raise SpecError(f"unknown attack {name!r}", fix=hint)
 
 
-def make_backdoor(name: str, params: dict[str, Any], input_shape: tuple[int, ...],
-                  num_classes: int, seed: int) -> Backdoor:
+def make_backdoor(
+    name: str, params: dict[str, Any], input_shape: tuple[int, ...], num_classes: int, seed: int
+) -> Backdoor:
     """Build the named recipe's backdoor; unknown or bad params become a SpecError."""
     recipe = lookup(name)
     unknown = sorted(set(params) - set(recipe.param_names()))
     if unknown:
-        raise SpecError(f"attack {name!r} has no parameter(s) {', '.join(unknown)}",
-                        fix=f"its parameters are: {', '.join(recipe.param_names())}")
+        raise SpecError(
+            f"attack {name!r} has no parameter(s) {', '.join(unknown)}",
+            fix=f"its parameters are: {', '.join(recipe.param_names())}",
+        )
     try:
         return recipe.build(tuple(input_shape), num_classes, np.random.default_rng(seed), **params)
     except (ValueError, TypeError) as exc:

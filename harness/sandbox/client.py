@@ -100,8 +100,15 @@ def dir_bytes(path: Path) -> int:
 class SandboxWorker:
     """One warm worker for one submission."""
 
-    def __init__(self, submission_dir: Path, entry: str, params: dict[str, Any],
-                 limits: SandboxLimits, backend: str, workdir: Path) -> None:
+    def __init__(
+        self,
+        submission_dir: Path,
+        entry: str,
+        params: dict[str, Any],
+        limits: SandboxLimits,
+        backend: str,
+        workdir: Path,
+    ) -> None:
         self.entry, self.params, self.limits = entry, params, limits
         self.backend = resolve_backend(backend)
         self.isolation = "bwrap" if self.backend == "bwrap" else "none"
@@ -125,15 +132,26 @@ class SandboxWorker:
         self.monitor = _Monitor()
         self.replies = queue.Queue()
         self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=env if env is not None else {}, cwd=self.dirs.scratch, start_new_session=True,
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env if env is not None else {},
+            cwd=self.dirs.scratch,
+            start_new_session=True,
             preexec_fn=lambda: apply_rlimits(self.limits),
         )
         for target in (self._read_replies, self._read_stderr, self._watch):
             threading.Thread(target=target, args=(self.proc,), daemon=True).start()
-        reply = self.request({"op": "init", "submission_dir": self.inner["submission"],
-                              "entry": self.entry, "params": self.params},
-                             self.limits.startup_seconds)
+        reply = self.request(
+            {
+                "op": "init",
+                "submission_dir": self.inner["submission"],
+                "entry": self.entry,
+                "params": self.params,
+            },
+            self.limits.startup_seconds,
+        )
         self.info = reply
         return reply
 
@@ -199,8 +217,9 @@ class SandboxWorker:
                 return
             tick += 1
             if tick % 10 == 0 and dir_bytes(self.dirs.scratch) > self.limits.max_scratch_bytes:
-                self._breach(proc, f"scratch disk limit of {self.limits.max_scratch_bytes} bytes"
-                                   " exceeded")
+                self._breach(
+                    proc, f"scratch disk limit of {self.limits.max_scratch_bytes} bytes exceeded"
+                )
                 return
             time.sleep(POLL_SECONDS)
 
@@ -220,14 +239,16 @@ class SandboxWorker:
             protocol.send(self.proc.stdin, message)  # type: ignore[union-attr, arg-type]
         except (OSError, ValueError) as exc:
             self.kill()
-            raise WorkerFailure(f"worker stopped reading requests ({exc})",
-                                self.monitor.text()) from None
+            raise WorkerFailure(
+                f"worker stopped reading requests ({exc})", self.monitor.text()
+            ) from None
         try:
             reply = self.replies.get(timeout=timeout)
         except queue.Empty:
             self.kill()
-            raise WorkerFailure(f"wall-clock limit of {timeout:g} s exceeded",
-                                self.monitor.text()) from None
+            raise WorkerFailure(
+                f"wall-clock limit of {timeout:g} s exceeded", self.monitor.text()
+            ) from None
         if reply is None:
             self.kill()
             raise WorkerFailure(self.monitor.breach or self._exit_reason(), self.monitor.text())

@@ -63,10 +63,17 @@ class Session:
             inspect.signature(self.entry_cls).bind(**self.params)
         except TypeError as exc:
             return _fail("params", f"params do not match the constructor: {exc}")
-        methods = [m for m in ("detect", "fit_filter", "flag", "repair", "predict", "generate")
-                   if callable(getattr(self.entry_cls, m, None))]
-        return {"ok": True, "tensorflow": tf.__version__, "keras": keras.__version__,
-                "methods": methods}
+        methods = [
+            m
+            for m in ("detect", "fit_filter", "flag", "repair", "predict", "generate")
+            if callable(getattr(self.entry_cls, m, None))
+        ]
+        return {
+            "ok": True,
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "methods": methods,
+        }
 
     def run(self, req: dict[str, Any]) -> dict[str, Any]:
         import keras
@@ -80,8 +87,12 @@ class Session:
         instance = self.entry_cls(**self.params)
         start = time.perf_counter()
         result = TRACK_RUNNERS[req["track"]](instance, model, clean, req, out)
-        return {"ok": True, "result": result, "seconds": time.perf_counter() - start,
-                "weights_changed": req["track"] != "repair" and _weights_digest(model) != before}
+        return {
+            "ok": True,
+            "result": result,
+            "seconds": time.perf_counter() - start,
+            "weights_changed": req["track"] != "repair" and _weights_digest(model) != before,
+        }
 
 
 def _fail(kind: str, message: str) -> dict[str, Any]:
@@ -95,9 +106,14 @@ def _clean_data(bundle: Path) -> Any:
     with np.load(bundle / "clean_val.npz") as npz:
         x, y = npz["x"], npz["y"]
         poisoned = npz["poisoned"] if "poisoned" in npz.files else None
-    return CleanData(x=x, y=y, num_classes=int(card["num_classes"]),
-                     input_range=tuple(card["input_range"]),
-                     preprocessing=card["preprocessing"], poisoned=poisoned)
+    return CleanData(
+        x=x,
+        y=y,
+        num_classes=int(card["num_classes"]),
+        input_range=tuple(card["input_range"]),
+        preprocessing=card["preprocessing"],
+        poisoned=poisoned,
+    )
 
 
 def _weights_digest(model: Any) -> str:
@@ -121,22 +137,26 @@ def _jsonable_float(value: Any) -> Any:
 
 def _run_detect(instance: Any, model: Any, clean: Any, req: dict, out: Path) -> dict:
     det = instance.detect(model, clean)
-    result: dict[str, Any] = {"type": type(det).__name__,
-                              "score": _jsonable_float(getattr(det, "score", None))}
+    result: dict[str, Any] = {
+        "type": type(det).__name__,
+        "score": _jsonable_float(getattr(det, "score", None)),
+    }
     labels = getattr(det, "target_labels", None)
     if labels is not None:
         result["target_labels"] = [_jsonable_float(v) for v in np.ravel(labels)]
     trigger = getattr(det, "trigger", None)
     if trigger is not None:
-        result["trigger"] = {"mask": _save(out, "trigger_mask", trigger.mask),
-                             "pattern": _save(out, "trigger_pattern", trigger.pattern)}
+        result["trigger"] = {
+            "mask": _save(out, "trigger_mask", trigger.mask),
+            "pattern": _save(out, "trigger_pattern", trigger.pattern),
+        }
     extra = getattr(det, "extra", None) or {}
     result["extra"] = json.loads(json.dumps(extra, default=repr))
     return result
 
 
 def _batched(fn: Any, x: np.ndarray) -> np.ndarray:
-    parts = [np.asarray(fn(x[i:i + PREDICT_BATCH])) for i in range(0, len(x), PREDICT_BATCH)]
+    parts = [np.asarray(fn(x[i : i + PREDICT_BATCH])) for i in range(0, len(x), PREDICT_BATCH)]
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
@@ -154,12 +174,18 @@ def _run_filter(instance: Any, model: Any, clean: Any, req: dict, out: Path) -> 
 
 def _run_fuzz(instance: Any, model: Any, clean: Any, req: dict, out: Path) -> dict:
     gen = instance.generate(model, clean, int(req.get("budget", 100)))
-    return {"x": _save(out, "generated_x", gen.x), "seed_index": _save(out, "seed_index",
-                                                                         gen.seed_index)}
+    return {
+        "x": _save(out, "generated_x", gen.x),
+        "seed_index": _save(out, "seed_index", gen.seed_index),
+    }
 
 
-TRACK_RUNNERS = {"detect": _run_detect, "repair": _run_repair, "filter": _run_filter,
-                 "fuzz": _run_fuzz}
+TRACK_RUNNERS = {
+    "detect": _run_detect,
+    "repair": _run_repair,
+    "filter": _run_filter,
+    "fuzz": _run_fuzz,
+}
 
 
 def serve() -> None:

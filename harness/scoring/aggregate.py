@@ -10,8 +10,20 @@ import numpy as np
 from harness.scoring import metrics
 from harness.store import TaskRecord
 
-REPAIR_MEANS = ("der", "ca", "asr", "fidelity", "atr_clean", "dtr_clean", "csr_clean",
-                "cfr_clean", "atr_poisoned", "dtr_poisoned", "csr_poisoned", "cfr_poisoned")
+REPAIR_MEANS = (
+    "der",
+    "ca",
+    "asr",
+    "fidelity",
+    "atr_clean",
+    "dtr_clean",
+    "csr_clean",
+    "cfr_clean",
+    "atr_poisoned",
+    "dtr_poisoned",
+    "csr_poisoned",
+    "cfr_poisoned",
+)
 
 
 @dataclass(frozen=True)
@@ -53,30 +65,45 @@ def _detect(name: str, recs: list[TaskRecord], oracle: bool) -> list[Score]:
     out = [Score(name, "detect", "failures", float(missing.sum()), oracle=oracle)]
     if len(set(labels)) == 2:
         low, high = metrics.bootstrap_auc_ci(labels, scores)
-        out += [Score(name, "detect", "auc", metrics.roc_auc(labels, scores), low, high, oracle=oracle),
-                Score(name, "detect", "tpr_at_5fpr", metrics.tpr_at_fpr(labels, scores),
-                      oracle=oracle)]
+        out += [
+            Score(name, "detect", "auc", metrics.roc_auc(labels, scores), low, high, oracle=oracle),
+            Score(name, "detect", "tpr_at_5fpr", metrics.tpr_at_fpr(labels, scores), oracle=oracle),
+        ]
     out.append(Score(name, "detect", "ce", metrics.cross_entropy(labels, scores), oracle=oracle))
     single = [r for r in recs if r.scores.get("single_target") and r.scores["poisoned"]]
     if single and any(r.scores.get("target_given") for r in recs):
-        out.append(Score(name, "target", "target_accuracy",
-                         float(np.mean([bool(r.scores.get("target_correct")) for r in single])),
-                         oracle=oracle))
+        out.append(
+            Score(
+                name,
+                "target",
+                "target_accuracy",
+                float(np.mean([bool(r.scores.get("target_correct")) for r in single])),
+                oracle=oracle,
+            )
+        )
     multi = [r.scores["target_jaccard"] for r in recs if "target_jaccard" in r.scores]
     if multi:
         out.append(Score(name, "target", "target_jaccard", float(np.mean(multi)), oracle=oracle))
     ious = [r.scores.get("trigger_iou") for r in recs if r.scores["poisoned"]]
     if any(v is not None for v in ious):
-        out.append(Score(name, "trigger", "trigger_iou", float(np.mean([v or 0.0 for v in ious])),
-                         oracle=oracle))
+        out.append(
+            Score(
+                name,
+                "trigger",
+                "trigger_iou",
+                float(np.mean([v or 0.0 for v in ious])),
+                oracle=oracle,
+            )
+        )
     return out
 
 
 def _repair(name: str, recs: list[TaskRecord], oracle: bool) -> list[Score]:
     bad = [r for r in recs if r.scores.get("poisoned")]
     good = [r for r in recs if not r.scores.get("poisoned")]
-    out = [Score(name, "repair", "failures", float(sum(r.status != "ok" for r in recs)),
-                 oracle=oracle)]
+    out = [
+        Score(name, "repair", "failures", float(sum(r.status != "ok" for r in recs)), oracle=oracle)
+    ]
     for key in REPAIR_MEANS:
         value = _mean([r.scores.get(key) for r in bad])
         if value is not None:

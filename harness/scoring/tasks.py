@@ -16,13 +16,17 @@ def _finite(value: float) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
-def score_detection(out: DetectOutput | None, truth: TruthRecord,
-                    true_masks: list[np.ndarray]) -> dict[str, Any]:
+def score_detection(
+    out: DetectOutput | None, truth: TruthRecord, true_masks: list[np.ndarray]
+) -> dict[str, Any]:
     """Detection score (0.5 when missing), target and trigger scores when given."""
-    scores: dict[str, Any] = {"poisoned": truth.poisoned, "missing": out is None,
-                              "score": 0.5 if out is None else out.score,
-                              "single_target": len(truth.targets) == 1 and not truth.all_to_all,
-                              "all_to_all": truth.all_to_all}
+    scores: dict[str, Any] = {
+        "poisoned": truth.poisoned,
+        "missing": out is None,
+        "score": 0.5 if out is None else out.score,
+        "single_target": len(truth.targets) == 1 and not truth.all_to_all,
+        "all_to_all": truth.all_to_all,
+    }
     if not truth.poisoned:
         return scores
     labels = out.target_labels if out else None
@@ -49,8 +53,13 @@ def unshuffle(preds: np.ndarray, order: np.ndarray, n_clean: int) -> tuple[np.nd
     return restored[:n_clean], restored[n_clean:]
 
 
-def score_repair(pred_clean: np.ndarray, pred_poisoned: np.ndarray, sets: TestSets,
-                 truth: TruthRecord, num_classes: int) -> dict[str, Any]:
+def score_repair(
+    pred_clean: np.ndarray,
+    pred_poisoned: np.ndarray,
+    sets: TestSets,
+    truth: TruthRecord,
+    num_classes: int,
+) -> dict[str, Any]:
     """CA, ASR, the four rates on clean and poisoned data, DER and fidelity of one model."""
     ca = metrics.clean_accuracy(pred_clean, sets.y)
     target_of = np.asarray(truth.target_maps[0]) if len(truth.target_maps) == 1 else None
@@ -59,11 +68,17 @@ def score_repair(pred_clean: np.ndarray, pred_poisoned: np.ndarray, sets: TestSe
     if not truth.poisoned or len(sets.y_src) == 0:
         return {k: _finite(v) if isinstance(v, float) else v for k, v in out.items()}
     asr = metrics.attack_success_rate(pred_poisoned, sets.y_tgt)
-    out.update(asr=asr, asr_before=truth.asr,
-               der=metrics.der(truth.asr, asr, truth.ca, ca),
-               fidelity=metrics.fidelity(truth.asr, asr, truth.ca, ca))
-    out.update(metrics.poisoned_rates(pred_poisoned, sets.y_src, sets.y_tgt,
-                                      num_classes).as_dict("poisoned"))
+    out.update(
+        asr=asr,
+        asr_before=truth.asr,
+        der=metrics.der(truth.asr, asr, truth.ca, ca),
+        fidelity=metrics.fidelity(truth.asr, asr, truth.ca, ca),
+    )
+    out.update(
+        metrics.poisoned_rates(pred_poisoned, sets.y_src, sets.y_tgt, num_classes).as_dict(
+            "poisoned"
+        )
+    )
     return {k: _finite(v) if isinstance(v, float) else v for k, v in out.items()}
 
 

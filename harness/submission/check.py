@@ -49,55 +49,93 @@ def _start(suite: _Suite, runner: SubmissionRunner, spec: SubmissionSpec) -> boo
     try:
         reply = runner.worker.start()
     except WorkerFailure as exc:
-        return suite.add("worker starts", False, f"{exc.reason}; stderr: {exc.stderr[-500:]}",
-                         "make the module importable with only numpy, tensorflow and keras")
+        return suite.add(
+            "worker starts",
+            False,
+            f"{exc.reason}; stderr: {exc.stderr[-500:]}",
+            "make the module importable with only numpy, tensorflow and keras",
+        )
     kind = reply.get("kind")
-    if not suite.add("entry resolves", reply.get("ok") or kind != "entry", reply.get("error", ""),
-                     f"define the class named by entry = {spec.entry!r}"):
+    if not suite.add(
+        "entry resolves",
+        reply.get("ok") or kind != "entry",
+        reply.get("error", ""),
+        f"define the class named by entry = {spec.entry!r}",
+    ):
         return False
-    if not suite.add("params match the constructor", reply.get("ok") or kind != "params",
-                     reply.get("error", ""), "make [params] keys keyword arguments of __init__"):
+    if not suite.add(
+        "params match the constructor",
+        reply.get("ok") or kind != "params",
+        reply.get("error", ""),
+        "make [params] keys keyword arguments of __init__",
+    ):
         return False
     if not reply.get("ok"):
         return suite.add("worker starts", False, reply.get("error", ""), "see the message")
     missing = sorted(required_methods(spec.tracks) - set(reply.get("methods", [])))
-    return suite.add("track methods exist", not missing,
-                     f"missing method(s) {', '.join(missing)}",
-                     "implement them or drop the track from tracks = [...]")
+    return suite.add(
+        "track methods exist",
+        not missing,
+        f"missing method(s) {', '.join(missing)}",
+        "implement them or drop the track from tracks = [...]",
+    )
 
 
 def _same(a: TaskResult, b: TaskResult, track: str) -> bool:
     keys = ("score", "target_labels") if track == "detect" else ("ca", "asr", "dtr_clean")
-    pick = (lambda r: [r.outputs.get(k) for k in keys]) if track == "detect" else (
-        lambda r: [r.scores.get(k) for k in keys])
+    pick = (
+        (lambda r: [r.outputs.get(k) for k in keys])
+        if track == "detect"
+        else (lambda r: [r.scores.get(k) for k in keys])
+    )
     return pick(a) == pick(b)
 
 
-def _track_checks(suite: _Suite, runner: SubmissionRunner, models: list[ZooModel],
-                  track: str) -> None:
+def _track_checks(
+    suite: _Suite, runner: SubmissionRunner, models: list[ZooModel], track: str
+) -> None:
     results = [runner.run("check", m, track) for m in models]
     bad = [(m.id, r) for m, r in zip(models, results, strict=True) if r.status != "ok"]
     msg = "; ".join(f"{mid}: {r.error}" for mid, r in bad)
-    if not suite.add(f"{track}: outputs valid on every model", not bad, msg,
-                     "return what harness/api.py documents for this track (types, ranges, no NaN)"):
+    if not suite.add(
+        f"{track}: outputs valid on every model",
+        not bad,
+        msg,
+        "return what harness/api.py documents for this track (types, ranges, no NaN)",
+    ):
         return
     over = [r.seconds for r in results if (r.seconds or 0) > runner.limits.wall_seconds]
-    suite.add(f"{track}: time budget kept", not over, f"took {over} s",
-              "speed up or raise resources.wall_seconds_per_model")
+    suite.add(
+        f"{track}: time budget kept",
+        not over,
+        f"took {over} s",
+        "speed up or raise resources.wall_seconds_per_model",
+    )
     if track == "detect":
         changed = any(r.outputs.get("weights_changed") for r in results)
-        suite.add("detect: input model's weights unchanged", not changed,
-                  "detect() modified the model it was given",
-                  "work on a copy: keras.models.clone_model(model) + set_weights")
+        suite.add(
+            "detect: input model's weights unchanged",
+            not changed,
+            "detect() modified the model it was given",
+            "work on a copy: keras.models.clone_model(model) + set_weights",
+        )
     again = runner.run("check", models[0], track)
-    suite.add(f"{track}: same seed, same result", again.status == "ok" and _same(
-        results[0], again, track), "two runs with the same seed differ",
-              "draw randomness from keras/numpy/tf seeded generators, not time or os.urandom")
+    suite.add(
+        f"{track}: same seed, same result",
+        again.status == "ok" and _same(results[0], again, track),
+        "two runs with the same seed differ",
+        "draw randomness from keras/numpy/tf seeded generators, not time or os.urandom",
+    )
 
 
-def check_submission(path: Path, models: list[ZooModel], *, backend: str = "auto",
-                     limits: SandboxLimits | None = None,
-                     report: Report | None = None) -> list[CheckResult]:
+def check_submission(
+    path: Path,
+    models: list[ZooModel],
+    *,
+    backend: str = "auto",
+    limits: SandboxLimits | None = None,
+    report: Report | None = None,
+) -> list[CheckResult]:
     """Run every check; stop early only where later checks cannot run."""
     suite = _Suite(report)
     try:
@@ -107,8 +145,12 @@ def check_submission(path: Path, models: list[ZooModel], *, backend: str = "auto
         return suite.results
     suite.add("submission.toml valid", True)
     tracks = task_tracks(spec, list(spec.tracks))
-    if not suite.add("declares a runnable track", bool(tracks), f"tracks {spec.tracks}",
-                     'declare "detect" and/or "repair"'):
+    if not suite.add(
+        "declares a runnable track",
+        bool(tracks),
+        f"tracks {spec.tracks}",
+        'declare "detect" and/or "repair"',
+    ):
         return suite.results
     with tempfile.TemporaryDirectory(prefix="harness-check-") as tmp:
         runner = SubmissionRunner(spec, backend, limits or SandboxLimits(), Path(tmp))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from harness.api import TRACK_METHODS, Track
 from harness.errors import SpecError
@@ -70,8 +71,7 @@ def _resources(raw: Any, path: Path) -> ResourceRequest:
         raise _fail("[resources] must be a table", path, "use [resources] with numbers")
     for key, value in raw.items():
         if key not in RESOURCE_KEYS:
-            raise _fail(f"unknown resource {key!r}", path,
-                        f"use {', '.join(RESOURCE_KEYS)}")
+            raise _fail(f"unknown resource {key!r}", path, f"use {', '.join(RESOURCE_KEYS)}")
         if not isinstance(value, (int, float)) or value <= 0:
             raise _fail(f"resources.{key} must be a positive number", path, f"set {key} = 600")
     return ResourceRequest(**{k: float(v) for k, v in raw.items()})
@@ -92,27 +92,42 @@ def load_submission(folder: str | Path) -> SubmissionSpec:
     if not folder.is_dir():
         raise _fail("no such submission folder", folder, "pass a folder with submission.toml")
     if not manifest.is_file():
-        raise _fail("missing submission.toml", folder,
-                    "copy submissions/template/submission.toml and edit it")
+        raise _fail(
+            "missing submission.toml",
+            folder,
+            "copy submissions/template/submission.toml and edit it",
+        )
     try:
         raw = tomllib.loads(manifest.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise _fail(f"invalid TOML: {exc}", manifest, "correct the syntax") from None
     unknown = sorted(set(raw) - KEYS)
     if unknown:
-        raise _fail(f"unknown key(s) {', '.join(unknown)}", manifest,
-                    f"allowed keys: {', '.join(sorted(KEYS))}")
+        raise _fail(
+            f"unknown key(s) {', '.join(unknown)}",
+            manifest,
+            f"allowed keys: {', '.join(sorted(KEYS))}",
+        )
     name = raw.get("name")
     if not isinstance(name, str) or not NAME_RE.match(name):
-        raise _fail(f"name {name!r} is missing or invalid", manifest,
-                    'use lower-case letters, digits, "-", "_" or ".", e.g. name = "my-defense"')
+        raise _fail(
+            f"name {name!r} is missing or invalid",
+            manifest,
+            'use lower-case letters, digits, "-", "_" or ".", e.g. name = "my-defense"',
+        )
     entry = raw.get("entry")
     if not isinstance(entry, str) or not ENTRY_RE.match(entry):
-        raise _fail(f"entry {entry!r} is missing or not module:Class", manifest,
-                    'e.g. entry = "submission:MyDefense"')
+        raise _fail(
+            f"entry {entry!r} is missing or not module:Class",
+            manifest,
+            'e.g. entry = "submission:MyDefense"',
+        )
     if _module_file(folder, entry.split(":")[0]) is None:
-        raise _fail(f"entry module {entry.split(':')[0]!r} not found in the folder", manifest,
-                    f"add {entry.split(':')[0].replace('.', '/')}.py next to submission.toml")
+        raise _fail(
+            f"entry module {entry.split(':')[0]!r} not found in the folder",
+            manifest,
+            f"add {entry.split(':')[0].replace('.', '/')}.py next to submission.toml",
+        )
     params = raw.get("params", {})
     if not isinstance(params, dict):
         raise _fail("[params] must be a table", manifest, "use a [params] table")
@@ -123,9 +138,14 @@ def load_submission(folder: str | Path) -> SubmissionSpec:
     if not isinstance(oracle, bool):
         raise _fail("oracle must be true or false", manifest, "oracle = false")
     return SubmissionSpec(
-        name=name, entry=entry, tracks=_tracks(raw.get("tracks"), manifest), path=folder,
-        authors=tuple(authors), params=params,
-        resources=_resources(raw.get("resources", {}), manifest), oracle=oracle,
+        name=name,
+        entry=entry,
+        tracks=_tracks(raw.get("tracks"), manifest),
+        path=folder,
+        authors=tuple(authors),
+        params=params,
+        resources=_resources(raw.get("resources", {}), manifest),
+        oracle=oracle,
         content_hash=content_hash(folder),
     )
 

@@ -36,8 +36,9 @@ def _load_array(scratch_file: Path, what: str, max_bytes: int = 256 << 20) -> np
         raise OutputError(f"{what} is not a plain numeric array ({exc})") from None
 
 
-def detect_output(result: dict[str, Any], resolve: Any, input_shape: tuple[int, ...],
-                  num_classes: int) -> DetectOutput:
+def detect_output(
+    result: dict[str, Any], resolve: Any, input_shape: tuple[int, ...], num_classes: int
+) -> DetectOutput:
     """Validate detect()'s reply; ``resolve`` maps a worker file name to a host path."""
     if result.get("type") != "Detection":
         raise OutputError(f"detect() returned {result.get('type')}, not harness.api.Detection")
@@ -46,8 +47,9 @@ def detect_output(result: dict[str, Any], resolve: Any, input_shape: tuple[int, 
         raise OutputError(f"detect() score is {score!r}; return a probability in [0, 1]")
     labels = result.get("target_labels")
     if labels is not None:
-        bad = [v for v in labels if not isinstance(v, float) or v != int(v)
-               or not 0 <= v < num_classes]
+        bad = [
+            v for v in labels if not isinstance(v, float) or v != int(v) or not 0 <= v < num_classes
+        ]
         if bad:
             raise OutputError(f"target_labels {bad[:3]} are not class indices 0..{num_classes - 1}")
         labels = [int(v) for v in labels]
@@ -57,8 +59,10 @@ def detect_output(result: dict[str, Any], resolve: Any, input_shape: tuple[int, 
         mask = _load_array(resolve(result["trigger"]["mask"]), "trigger mask").astype(np.float64)
         pattern = _load_array(resolve(result["trigger"]["pattern"]), "trigger pattern")
         if mask.shape != (h, w) or pattern.shape != (h, w, c):
-            raise OutputError(f"trigger mask {mask.shape} / pattern {pattern.shape} must be "
-                              f"({h}, {w}) / ({h}, {w}, {c})")
+            raise OutputError(
+                f"trigger mask {mask.shape} / pattern {pattern.shape} must be "
+                f"({h}, {w}) / ({h}, {w}, {c})"
+            )
         if not (np.isfinite(mask).all() and np.isfinite(pattern).all()):
             raise OutputError("trigger mask or pattern holds NaN or inf")
         if mask.min() < 0 or mask.max() > 1:
@@ -70,8 +74,9 @@ def label_predictions(path: Path, expected: int, num_classes: int) -> np.ndarray
     """Validate repair predictions: one integer label per input, in 0..N (N = rejected)."""
     preds = _load_array(path, "predictions")
     if preds.shape != (expected,):
-        raise OutputError(f"predict() returned shape {preds.shape}; expected ({expected},): "
-                          "one label per input")
+        raise OutputError(
+            f"predict() returned shape {preds.shape}; expected ({expected},): one label per input"
+        )
     if preds.dtype.kind == "f":
         if not np.isfinite(preds).all() or not np.all(preds == np.round(preds)):
             raise OutputError("predict() returned non-integer labels; return argmax labels")
@@ -79,8 +84,10 @@ def label_predictions(path: Path, expected: int, num_classes: int) -> np.ndarray
         raise OutputError(f"predict() returned dtype {preds.dtype}; return integer labels")
     preds = preds.astype(np.int64)
     if preds.size and preds.max() == num_classes + 1:
-        raise OutputError(f"predict() answered {num_classes + 1} (N+1): the contract uses "
-                          f"N = {num_classes} for rejected inputs; subtract one")
+        raise OutputError(
+            f"predict() answered {num_classes + 1} (N+1): the contract uses "
+            f"N = {num_classes} for rejected inputs; subtract one"
+        )
     if preds.size and (preds.min() < 0 or preds.max() > num_classes):
         raise OutputError(f"predict() labels outside 0..{num_classes} (N = rejected)")
     return preds

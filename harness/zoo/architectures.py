@@ -59,6 +59,7 @@ ARCHITECTURES: dict[str, Callable[[tuple[int, ...], int], Any]] = {
 
 def build_architecture(name: str, input_shape: tuple[int, ...], num_classes: int) -> Any:
     if name not in ARCHITECTURES:
-        raise SpecError(f"unknown architecture {name!r}",
-                        fix=f"choose from: {', '.join(ARCHITECTURES)}")
+        raise SpecError(
+            f"unknown architecture {name!r}", fix=f"choose from: {', '.join(ARCHITECTURES)}"
+        )
     return ARCHITECTURES[name](input_shape, num_classes)

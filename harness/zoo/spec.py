@@ -6,10 +6,11 @@ import difflib
 import functools
 import hashlib
 import json
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from harness.errors import SpecError
 from harness.paths import zoo_specs_dir
@@ -78,8 +79,11 @@ class ZooProfile:
         for e in self.entries:
             if e.id == model_id:
                 return e
-        raise SpecError(f"no model {model_id!r} in profile {self.name!r}", path=self.path,
-                        fix=_hint(model_id, [e.id for e in self.entries]))
+        raise SpecError(
+            f"no model {model_id!r} in profile {self.name!r}",
+            path=self.path,
+            fix=_hint(model_id, [e.id for e in self.entries]),
+        )
 
 
 ENTRY_KEYS = {f.name for f in fields(ZooEntry)}
@@ -93,16 +97,18 @@ def _hint(word: str, options: list[str]) -> str:
 
 def _check_keys(keys: set[str], allowed: set[str], where: str, path: Path) -> None:
     for key in sorted(keys - allowed):
-        raise SpecError(f"unknown key {key!r} in {where}", path=path,
-                        fix=_hint(key, sorted(allowed)))
+        raise SpecError(
+            f"unknown key {key!r} in {where}", path=path, fix=_hint(key, sorted(allowed))
+        )
 
 
 def _entry(raw: dict[str, Any], defaults: dict[str, Any], path: Path, index: int) -> ZooEntry:
     _check_keys(set(raw), ENTRY_KEYS, f"[[models]] #{index + 1}", path)
     merged = {**defaults, **raw}
     if "id" not in merged:
-        raise SpecError(f"[[models]] #{index + 1} has no id", path=path,
-                        fix='add id = "mnist-...-v1"')
+        raise SpecError(
+            f"[[models]] #{index + 1} has no id", path=path, fix='add id = "mnist-...-v1"'
+        )
     try:
         entry = ZooEntry(**merged)
     except TypeError as exc:
@@ -110,8 +116,11 @@ def _entry(raw: dict[str, Any], defaults: dict[str, Any], path: Path, index: int
     for name in ("epochs", "batch_size", "val_per_class", "test_size"):
         value = getattr(entry, name)
         if not isinstance(value, int) or value <= 0:
-            raise SpecError(f"model {entry.id!r}: {name} must be a positive integer", path=path,
-                            fix=f"set {name} = 1 or more")
+            raise SpecError(
+                f"model {entry.id!r}: {name} must be a positive integer",
+                path=path,
+                fix=f"set {name} = 1 or more",
+            )
     return entry
 
 
@@ -122,16 +131,20 @@ def load_profile(name_or_path: str | Path) -> ZooProfile:
         path = zoo_specs_dir() / f"{name_or_path}.toml"
     if not path.is_file():
         known = sorted(p.stem for p in zoo_specs_dir().glob("*.toml"))
-        raise SpecError(f"no zoo profile {str(name_or_path)!r}", path=path,
-                        fix=_hint(str(name_or_path), known))
+        raise SpecError(
+            f"no zoo profile {str(name_or_path)!r}", path=path, fix=_hint(str(name_or_path), known)
+        )
     try:
         raw = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SpecError(f"invalid TOML: {exc}", path=path, fix="correct the syntax") from None
     _check_keys(set(raw), TOP_KEYS, "the profile", path)
     if raw.get("schema_version") != SCHEMA_VERSION:
-        raise SpecError(f"schema_version must be {SCHEMA_VERSION}", path=path,
-                        fix=f"add schema_version = {SCHEMA_VERSION}")
+        raise SpecError(
+            f"schema_version must be {SCHEMA_VERSION}",
+            path=path,
+            fix=f"add schema_version = {SCHEMA_VERSION}",
+        )
     defaults = raw.get("defaults", {})
     _check_keys(set(defaults), ENTRY_KEYS - {"id"}, "[defaults]", path)
     entries = tuple(_entry(m, defaults, path, i) for i, m in enumerate(raw.get("models", [])))
@@ -140,6 +153,9 @@ def load_profile(name_or_path: str | Path) -> ZooProfile:
     ids = [e.id for e in entries]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
-        raise SpecError(f"duplicate model id(s): {', '.join(dupes)}", path=path,
-                        fix="give every model its own id")
+        raise SpecError(
+            f"duplicate model id(s): {', '.join(dupes)}",
+            path=path,
+            fix="give every model its own id",
+        )
     return ZooProfile(raw.get("name", path.stem), raw.get("description", ""), entries, path)

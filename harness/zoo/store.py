@@ -1,8 +1,8 @@
 """The built zoo on disk: content-addressed objects plus one index per profile.
 
-    zoo/objects/<spec_hash>/public/   model.keras, card.json, clean_val.npz
-    zoo/objects/<spec_hash>/private/  truth.json, triggers.npz, test.npz, poisoned_test.npz
-    zoo/profiles/<profile>.json       [{id, hash}], zoo_hash
+zoo/objects/<spec_hash>/public/   model.keras, card.json, clean_val.npz
+zoo/objects/<spec_hash>/private/  truth.json, triggers.npz, test.npz, poisoned_test.npz
+zoo/profiles/<profile>.json       [{id, hash}], zoo_hash
 """
 
 from __future__ import annotations
@@ -83,8 +83,11 @@ class ZooStore:
 
     def write_index(self, profile: str, pairs: list[tuple[str, str]]) -> str:
         zoo_hash = hashlib.sha256(json.dumps(pairs).encode()).hexdigest()[:16]
-        body = {"profile": profile, "zoo_hash": zoo_hash,
-                "models": [{"id": i, "hash": h} for i, h in pairs]}
+        body = {
+            "profile": profile,
+            "zoo_hash": zoo_hash,
+            "models": [{"id": i, "hash": h} for i, h in pairs],
+        }
         tmp = self.index_path(profile).with_suffix(".tmp")
         tmp.write_text(json.dumps(body, indent=2))
         tmp.replace(self.index_path(profile))
@@ -96,8 +99,11 @@ class ZooStore:
     def _index(self, profile: str) -> dict:
         path = self.index_path(profile)
         if not path.is_file():
-            raise ZooError(f"the {profile!r} zoo is not built", path=path,
-                           fix=f"run `harness zoo build --profile {profile}`")
+            raise ZooError(
+                f"the {profile!r} zoo is not built",
+                path=path,
+                fix=f"run `harness zoo build --profile {profile}`",
+            )
         return json.loads(path.read_text())
 
     def models(self, profile: str) -> list[ZooModel]:
@@ -105,8 +111,11 @@ class ZooStore:
         for item in self._index(profile)["models"]:
             root = self.object_dir(item["hash"])
             if not self.has_object(item["hash"]):
-                raise ZooError(f"model {item['id']} is missing from the store", path=root,
-                               fix=f"rebuild: `harness zoo build --profile {profile}`")
+                raise ZooError(
+                    f"model {item['id']} is missing from the store",
+                    path=root,
+                    fix=f"rebuild: `harness zoo build --profile {profile}`",
+                )
             out.append(ZooModel(item["id"], item["hash"], root))
         return out
 

@@ -18,9 +18,15 @@ MODES = ("fine-prune", "prune-only", "fine-tune-only")
 
 
 class FinePruning:
-    def __init__(self, mode: str = "fine-prune", max_accuracy_drop: float = 0.05,
-                 fine_tune_epochs: int = 20, learning_rate: float = 5e-3,
-                 batch_size: int = 32, goodnet: bool = True) -> None:
+    def __init__(
+        self,
+        mode: str = "fine-prune",
+        max_accuracy_drop: float = 0.05,
+        fine_tune_epochs: int = 20,
+        learning_rate: float = 5e-3,
+        batch_size: int = 32,
+        goodnet: bool = True,
+    ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         self.mode = mode
@@ -88,7 +94,16 @@ class FinePruning:
                 k, b = conv.get_weights()
                 conv.set_weights([k * keep, b * keep])
 
-        net.compile(optimizer=keras.optimizers.Adam(self.learning_rate),
-                    loss="sparse_categorical_crossentropy")
-        net.fit(np.array(clean.x), np.array(clean.y), epochs=self.fine_tune_epochs,
-                batch_size=self.batch_size, shuffle=True, verbose=0, callbacks=[KeepPruned()])
+        net.compile(
+            optimizer=keras.optimizers.Adam(self.learning_rate),
+            loss="sparse_categorical_crossentropy",
+        )
+        net.fit(
+            np.array(clean.x),
+            np.array(clean.y),
+            epochs=self.fine_tune_epochs,
+            batch_size=self.batch_size,
+            shuffle=True,
+            verbose=0,
+            callbacks=[KeepPruned()],
+        )

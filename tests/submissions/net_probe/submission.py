@@ -15,6 +15,6 @@ class NetProbe:
             try:
                 with socket.create_connection((host, port), timeout=2):
                     reached.append(f"{host}:{port}")
-            except OSError as exc:
+            except OSError:
                 pass
         return Detection(score=1.0 if reached else 0.0, extra={"reached": reached})

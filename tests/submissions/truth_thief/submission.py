@@ -21,8 +21,11 @@ class TruthThief:
         for base, _dirs, files in os.walk("/", onerror=lambda e: None):
             if base.startswith(("/proc", "/sys", "/usr")):
                 continue
-            stolen += [os.path.join(base, f) for f in files
-                       if f in ("truth.json", "poisoned_test.npz", "results.sqlite")]
+            stolen += [
+                os.path.join(base, f)
+                for f in files
+                if f in ("truth.json", "poisoned_test.npz", "results.sqlite")
+            ]
         try:
             with open("/inbox/model.keras", "ab") as fh:  # tamper with the model file
                 fh.write(b"x")
