@@ -6,13 +6,17 @@
 2. Fine-tune: train the pruned network on the clean split, keeping pruned channels at zero.
 3. GoodNet (seed 003): answer the repaired net's label where it agrees with the original
    BadNet, else N (= number of classes, "backdoored input, rejected").
+
+Detection (a harness heuristic, not from the paper): stamp random patches and pixels on the
+clean split; a backdoored net flips to another label where its fine-pruned repair does not.
+The score grows with the share of such one-sided flips.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from harness.api import CleanData
+from harness.api import CleanData, Detection
 
 MODES = ("fine-prune", "prune-only", "fine-tune-only")
 
@@ -26,6 +30,9 @@ class FinePruning:
         learning_rate: float = 5e-3,
         batch_size: int = 32,
         goodnet: bool = True,
+        probes_per_image: int = 8,
+        detect_gain: float = 20.0,
+        probe_seed: int = 0,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
@@ -35,9 +42,49 @@ class FinePruning:
         self.learning_rate = learning_rate
         self.batch_size = batch_size
         self.goodnet = goodnet
+        self.probes_per_image = probes_per_image
+        self.detect_gain = detect_gain
+        self.probe_seed = probe_seed
         self.bad = self.good = None
         self.num_classes = 0
         self.pruned: list[int] = []
+
+    # -- detect track ---------------------------------------------------------------------
+    def detect(self, model, clean: CleanData) -> Detection:
+        self.repair(model, clean)
+        probes, labels = self._probes(clean)
+        bad = np.argmax(model.predict(probes, verbose=0), axis=1)
+        good = np.argmax(self.good.predict(probes, verbose=0), axis=1)
+        one_sided = (bad != labels) & (good == labels)
+        rate = float(np.mean(one_sided))
+        targets = np.bincount(bad[one_sided], minlength=clean.num_classes)
+        guess = [int(np.argmax(targets))] if one_sided.any() else None
+        return Detection(
+            score=float(1.0 - np.exp(-self.detect_gain * rate)),
+            target_labels=guess,
+            extra={"one_sided_flip_rate": rate},
+        )
+
+    def _probes(self, clean: CleanData) -> tuple[np.ndarray, np.ndarray]:
+        """Clean images with a random square patch (2-5 px, half near a corner) or saturated pixels."""
+        rng = np.random.default_rng(self.probe_seed)
+        x = np.repeat(np.array(clean.x), self.probes_per_image, axis=0)
+        y = np.repeat(np.array(clean.y), self.probes_per_image)
+        n, h, w, c = x.shape
+        low, high = clean.input_range
+        for i in range(n):
+            if rng.random() < 0.5:
+                size = int(rng.integers(2, 6))
+                top, left = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
+                if rng.random() < 0.5:  # BadNets triggers favour corners
+                    top = int(rng.choice([rng.integers(0, 3), h - size - rng.integers(0, 3)]))
+                    left = int(rng.choice([rng.integers(0, 3), w - size - rng.integers(0, 3)]))
+                patch = rng.integers(0, 2, (size, size, 1)) * (high - low) + low
+                x[i, top : top + size, left : left + size, :] = patch
+            else:
+                rows, cols = rng.integers(0, h, 3), rng.integers(0, w, 3)
+                x[i, rows, cols, :] = high
+        return x, y
 
     # -- repair track ---------------------------------------------------------------------
     def repair(self, model, clean: CleanData) -> None:
