@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from harness.api import DETECT_FAMILY, Track
-from harness.errors import HarnessError
+from harness.sandbox.backends import resolve_backend
 from harness.sandbox.client import SandboxWorker, WorkerFailure
 from harness.sandbox.limits import SandboxLimits
 from harness.scoring import tasks as task_scores
@@ -205,6 +205,7 @@ def run_submissions(
     on_task: ProgressFn | None = None,
 ) -> RunSummary:
     """Execute every missing (submission, model, track) task and store it."""
+    backend = resolve_backend(backend)  # fail fast on a backend that cannot run here
     zoo = zoo or ZooStore()
     models = zoo.models(profile)
     if model_ids:
@@ -225,8 +226,6 @@ def run_submissions(
             continue
         with tempfile.TemporaryDirectory(prefix=f"harness-{spec.name}-") as tmp:
             runner = SubmissionRunner(spec, backend, limits, Path(tmp))
-            if runner.isolation == "none" and backend == "bwrap":
-                raise HarnessError("bubblewrap is not usable here", fix="install bubblewrap")
             try:
                 for model, track in todo:
                     if on_task:

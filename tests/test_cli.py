@@ -31,6 +31,10 @@ def harness(*args, check=False):
             "unknown track",
         ),
         (("zoo", "list", "--profile", "nothere"), "harness zoo build --profile nothere"),
+        (
+            ("run", str(REPO / "submissions" / "null"), "--profile", "tiny", "--backend", "docker"),
+            "unknown sandbox backend",
+        ),
         (("submission", "check", str(REPO / "harness")), "missing submission.toml"),
     ],
 )

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import harness
+from harness.errors import HarnessError
 
 BACKENDS = ("auto", "bwrap", "process")
 SANDBOX_UID = 65534
@@ -69,8 +70,19 @@ def unshare_net_prefix() -> tuple[str, ...]:
 
 
 def resolve_backend(name: str) -> str:
+    """The backend to use; asking for bwrap where it cannot run is a user error."""
+    if name not in BACKENDS:
+        raise HarnessError(
+            f"unknown sandbox backend {name!r}", fix=f"use one of: {', '.join(BACKENDS)}"
+        )
     if name == "auto":
         return "bwrap" if bwrap_available() else "process"
+    if name == "bwrap" and not bwrap_available():
+        raise HarnessError(
+            "bubblewrap is not usable on this machine",
+            fix="apt-get install bubblewrap (or --backend process for an "
+            "unisolated, unofficial run)",
+        )
     return name
 
 

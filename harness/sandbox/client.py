@@ -131,16 +131,19 @@ class SandboxWorker:
             argv, self.inner, env = process_command(self.dirs, self.limits.threads)
         self.monitor = _Monitor()
         self.replies = queue.Queue()
-        self.proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env if env is not None else {},
-            cwd=self.dirs.scratch,
-            start_new_session=True,
-            preexec_fn=lambda: apply_rlimits(self.limits),
-        )
+        try:
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env if env is not None else {},
+                cwd=self.dirs.scratch,
+                start_new_session=True,
+                preexec_fn=lambda: apply_rlimits(self.limits),
+            )
+        except OSError as exc:
+            raise WorkerFailure(f"cannot start the worker: {exc}") from None
         for target in (self._read_replies, self._read_stderr, self._watch):
             threading.Thread(target=target, args=(self.proc,), daemon=True).start()
         reply = self.request(
