@@ -305,6 +305,8 @@ def results(
 
 
 def main() -> None:
+    # TensorFlow's C++ start-up chatter is not for users; HARNESS users may override it.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     app()
 
 
