@@ -122,7 +122,11 @@ def render(store: ResultsStore, out_dir: Path, run_id: str | None = None) -> lis
             f"## {title}",
             "",
             tabulate(
-                frame.rename(columns=arrows), headers="keys", tablefmt="github", showindex=False
+                frame.rename(columns=arrows),
+                headers="keys",
+                tablefmt="github",
+                showindex=False,
+                disable_numparse=True,  # cells are already formatted to 3 decimals
             ),
             "",
         ]
