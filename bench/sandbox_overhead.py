@@ -3,7 +3,7 @@ the null submission on the tiny zoo, bwrap vs process backends, measured side by
 
     .venv/bin/python bench/sandbox_overhead.py [--repeats 3]
 
-Writes bench/results/sandbox_overhead.json and prints a Markdown table.
+Writes bench/results/sandbox_overhead.{json,md} and prints the Markdown table.
 """
 
 from __future__ import annotations
@@ -73,10 +73,10 @@ def main() -> None:
     (out / "sandbox_overhead.json").write_text(
         json.dumps({"rows": rows, "summary": summary}, indent=2)
     )
-    print("| backend/track | worker start-up (s) | median task (s) |")
-    print("|---|---|---|")
-    for key, val in summary.items():
-        print(f"| {key} | {val['startup_s']:.3f} | {val['task_s']:.3f} |")
+    table = ["| backend/track | worker start-up (s) | median task (s) |", "|---|---|---|"]
+    table += [f"| {k} | {v['startup_s']:.3f} | {v['task_s']:.3f} |" for k, v in summary.items()]
+    (out / "sandbox_overhead.md").write_text("\n".join(table) + "\n")
+    print("\n".join(table))
 
 
 if __name__ == "__main__":
