@@ -10,27 +10,12 @@ from tabulate import tabulate
 
 from harness import __version__
 from harness.errors import HarnessError
-from harness.scoring.aggregate import Score, aggregate
+from harness.scoring.aggregate import REPAIR_MEANS, Score, aggregate
 from harness.scoring.metrics import METRICS
 from harness.store import ResultsStore
 
 DETECT_COLUMNS = ("auc", "ce", "tpr_at_5fpr", "target_accuracy", "trigger_iou", "failures")
-REPAIR_COLUMNS = (
-    "der",
-    "ca",
-    "asr",
-    "fidelity",
-    "atr_clean",
-    "dtr_clean",
-    "csr_clean",
-    "cfr_clean",
-    "atr_poisoned",
-    "dtr_poisoned",
-    "csr_poisoned",
-    "cfr_poisoned",
-    "ca_clean_models",
-    "failures",
-)
+REPAIR_COLUMNS = (*REPAIR_MEANS, "ca_clean_models", "failures")
 TABLES = {
     "Detection": (("detect", "target", "trigger"), DETECT_COLUMNS, ("auc", "ce")),
     "Repair": (("repair",), REPAIR_COLUMNS, ("der", "ca_clean_models")),
