@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -55,15 +56,24 @@ DbOpt = Annotated[
 
 
 def user_errors(fn: F) -> F:
-    """Print a HarnessError as one line on stderr and exit 2 (no traceback)."""
+    """Print a user-caused error (HarnessError, or an OS/SQLite error on a user path) as one
+    line on stderr and exit 2 (no traceback)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except HarnessError as exc:
-            err.print(f"[red]error:[/red] {exc.line()}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
+            line = exc.line()
+        except (OSError, sqlite3.Error) as exc:  # unwritable output, full disk, locked store
+            where = getattr(exc, "filename", None)
+            line = HarnessError(
+                str(getattr(exc, "strerror", None) or exc),
+                path=where,
+                fix="check the path exists and is writable (see --out, --db, $HARNESS_HOME)",
+            ).line()
+        err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -45,6 +45,18 @@ def test_user_errors_are_one_line(args, expected, tiny_zoo):
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
+def test_unwritable_paths_are_one_line(tmp_path, tiny_zoo):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    for args in (
+        ("results", "--db", str(blocker / "r.sqlite")),
+        ("leaderboard", "--db", str(blocker / "r.sqlite")),
+    ):
+        proc = harness(*args)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and "fix:" in proc.stderr
+
+
 def test_zoo_list_and_show_hide_the_truth(tiny_zoo):
     rows = json.loads(harness("zoo", "list", "--profile", "tiny", "--json", check=True).stdout)
     assert {r["id"] for r in rows} == {m.id for m in tiny_zoo}
