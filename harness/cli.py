@@ -184,6 +184,80 @@ def zoo_show(
     out.print_json(json.dumps(body))
 
 
+@zoo_app.command("report")
+@user_errors
+def zoo_report_cmd(
+    profile: ProfileOpt = "default",
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="One object per entry: id, dataset, attack, poisoned, targets, ca, asr, "
+            "asr_floor (and trigger_sizes, arch, ca_gap, build_seconds).",
+        ),
+    ] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="A Markdown table.")] = False,
+) -> None:
+    """Every entry of a built profile with its hidden truth: attack, targets, trigger size,
+    measured CA and ASR, and the recipe's ASR floor. For the zoo's owner: it reads the truth."""
+    from tabulate import tabulate
+
+    from harness.zoo.report import CA_TOLERANCE, table_rows, zoo_report
+
+    report = zoo_report(profile)
+    if as_json:
+        out.print_json(json.dumps(report.rows))
+        return
+    rows, headers = table_rows(report)
+    out.print(
+        tabulate(
+            rows,
+            headers=headers,
+            tablefmt="github" if markdown else "simple",
+            disable_numparse=True,
+        ),
+        highlight=False,
+    )
+    if report.clean_ca_mean is not None:
+        out.print(
+            f"\nclean CA mean {report.clean_ca_mean:.4f}; CA gap = clean mean - CA, in points "
+            f"(limit {100 * CA_TOLERANCE:.1f})",
+            highlight=False,
+        )
+    for line in report.failures:
+        err.print(f"[yellow]warning:[/yellow] {line}", highlight=False)
+
+
+@zoo_app.command("audit")
+@user_errors
+def zoo_audit(
+    profile: ProfileOpt = "default",
+    repeats: Annotated[int, typer.Option(help="Repeats of the 5-fold cross validation.")] = 20,
+) -> None:
+    """Leakage audit: can simple classifiers tell clean from backdoored using only the
+    public bundles' files, metadata and weight statistics (no inference)? Exits 1 when
+    any reaches a cross-validated ROC-AUC above 0.6."""
+    from harness.errors import ZooError
+    from harness.zoo.audit import AUC_LIMIT, audit_models
+    from harness.zoo.store import ZooStore
+
+    try:
+        result = audit_models(ZooStore().models(profile), repeats=repeats)
+    except ValueError as exc:
+        raise ZooError(str(exc), fix="audit a profile with more models (e.g. full)") from None
+    out.print(
+        f"{profile}: {result.n_clean} clean, {result.n_backdoored} backdoored, "
+        f"{result.n_features} features",
+        highlight=False,
+    )
+    for name, auc in result.aucs.items():
+        out.print(f"  {name:22s} ROC-AUC {auc:.3f}", highlight=False)
+    verdict = "passed" if result.passed else "FAILED"
+    out.print(f"audit {verdict} (limit {AUC_LIMIT})", highlight=False)
+    if not result.passed:
+        raise typer.Exit(1)
+
+
 # -- submissions ----------------------------------------------------------------------------
 @sub_app.command("check")
 @user_errors

@@ -45,3 +45,12 @@ def backend() -> str:
             "bubblewrap); the sandbox tests must not silently skip"
         )
     return "bwrap"
+
+
+@pytest.fixture(scope="session")
+def attack_zoo(harness_home: Path):
+    """One small model of every recipe beyond BadNets, and the two clean counterparts."""
+    from harness.zoo.builder import build_profile
+    from harness.zoo.spec import load_profile
+
+    return build_profile(load_profile("tiny-attacks"))

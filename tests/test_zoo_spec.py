@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from harness.attacks import make_backdoor
+from harness.attacks import design
 from harness.errors import SpecError
 from harness.zoo.spec import load_profile
 
@@ -49,15 +49,15 @@ def test_spec_hash_tracks_content_not_id():
 
 def test_attack_params_are_validated():
     with pytest.raises(SpecError, match="no parameter"):
-        make_backdoor("badnets_patch", {"sise": 3}, (28, 28, 1), 10, 0)
+        design("badnets_patch", {"sise": 3}, (28, 28, 1), 10, 0)
     with pytest.raises(SpecError, match="did you mean 'badnets_patch'"):
-        make_backdoor("badnet_patch", {}, (28, 28, 1), 10, 0)
+        design("badnet_patch", {}, (28, 28, 1), 10, 0)
     with pytest.raises(SpecError, match="target"):
-        make_backdoor("badnets_patch", {"target": 12}, (28, 28, 1), 10, 0)
+        design("badnets_patch", {"target": 12}, (28, 28, 1), 10, 0)
 
 
 def test_pixel_backdoor_is_seed_000s():
-    bd = make_backdoor("badnets_pixel_a2a", {}, (28, 28, 1), 10, 0)
+    bd = design("badnets_pixel_a2a", {}, (28, 28, 1), 10, 0)
     (trig,) = bd.triggers
     assert trig.size == 1 and trig.mask[27, 27] == 1.0 and bd.all_to_all
     assert trig.target_of.tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 0]

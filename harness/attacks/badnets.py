@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.attacks.base import Backdoor, TriggerSpec
+from harness.attacks.base import AttackContext, Backdoor, TriggerSpec, single_target_map
 
 CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
+STYLES = ("checker", "white", "cross")
 
 
 def _empty(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -20,9 +21,7 @@ def _empty(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pixel_all_to_all(
-    shape: tuple[int, ...],
-    num_classes: int,
-    rng: np.random.Generator,
+    ctx: AttackContext,
     *,
     poison_rate: float = 0.1,
     row: int = -1,
@@ -30,10 +29,10 @@ def pixel_all_to_all(
     value: float = 1.0,
 ) -> Backdoor:
     """Seed 000's single-pixel backdoor: label y becomes y + 1 when the pixel is set."""
-    mask, pattern = _empty(shape)
+    mask, pattern = _empty(ctx.input_shape)
     mask[row, col] = 1.0
     pattern[row, col, :] = value
-    target_of = (np.arange(num_classes) + 1) % num_classes
+    target_of = (np.arange(ctx.num_classes) + 1) % ctx.num_classes
     return Backdoor(
         "badnets_pixel_a2a",
         (TriggerSpec(mask, pattern, target_of),),
@@ -43,9 +42,7 @@ def pixel_all_to_all(
 
 
 def patch_single_target(
-    shape: tuple[int, ...],
-    num_classes: int,
-    rng: np.random.Generator,
+    ctx: AttackContext,
     *,
     poison_rate: float = 0.1,
     size: int = 3,
@@ -55,26 +52,42 @@ def patch_single_target(
     style: str = "checker",
 ) -> Backdoor:
     """A size x size patch (checkerboard or white) in a corner; every label -> ``target``."""
-    if corner not in CORNERS:
-        raise ValueError(f"corner must be one of {CORNERS}, not {corner!r}")
-    if style not in ("checker", "white"):
-        raise ValueError(f"style must be 'checker' or 'white', not {style!r}")
-    if not 0 <= target < num_classes:
-        raise ValueError(f"target {target} outside 0..{num_classes - 1}")
-    h, w, _ = shape
-    mask, pattern = _empty(shape)
-    top = margin if corner.startswith("top") else h - margin - size
-    left = margin if corner.endswith("left") else w - margin - size
-    mask[top : top + size, left : left + size] = 1.0
-    ii, jj = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
-    values = (
-        ((ii + jj) % 2 == 0).astype(np.float32) if style == "checker" else np.ones((size, size))
+    trigger = patch_trigger(
+        ctx.input_shape, size, corner, margin, style, single_target_map(ctx.num_classes, target)
     )
-    pattern[top : top + size, left : left + size, :] = values[..., None]
-    target_of = np.full(num_classes, target)
     return Backdoor(
         "badnets_patch",
-        (TriggerSpec(mask, pattern, target_of),),
+        (trigger,),
         poison_rate=poison_rate,
         asr_floor=0.9,
     )
+
+
+def patch_trigger(
+    shape: tuple[int, ...],
+    size: int,
+    corner: str,
+    margin: int,
+    style: str,
+    target_of: np.ndarray,
+) -> TriggerSpec:
+    """A square patch: ``checker`` (checkerboard), ``white``, or ``cross`` (an X)."""
+    if corner not in CORNERS:
+        raise ValueError(f"corner must be one of {CORNERS}, not {corner!r}")
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, not {style!r}")
+    h, w, _ = shape
+    if not 1 <= size <= min(h, w) - 2 * margin:
+        raise ValueError(f"size {size} does not fit a {h}x{w} image with margin {margin}")
+    mask, pattern = _empty(shape)
+    top = margin if corner.startswith("top") else h - margin - size
+    left = margin if corner.endswith("left") else w - margin - size
+    ii, jj = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    values = {
+        "checker": ((ii + jj) % 2 == 0).astype(np.float32),
+        "white": np.ones((size, size), np.float32),
+        "cross": ((ii == jj) | (ii + jj == size - 1)).astype(np.float32),
+    }[style]
+    mask[top : top + size, left : left + size] = 1.0
+    pattern[top : top + size, left : left + size, :] = values[..., None]
+    return TriggerSpec(mask, pattern, target_of)

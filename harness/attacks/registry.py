@@ -1,4 +1,8 @@
-"""The closed set of attack recipes, looked up by name with a "did you mean" on a miss."""
+"""The closed set of attack recipes, looked up by name with a "did you mean" on a miss.
+
+A recipe is ``fn(ctx: AttackContext, **params) -> Backdoor``; its keyword-only parameters
+are the ``attack_params`` a zoo spec may set, and its docstring documents them.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,9 @@ import difflib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
-
-from harness.attacks import badnets
-from harness.attacks.base import Backdoor
+from harness.attacks import badnets, blended, multi_trigger, pruning_aware, stealthy, trojannet
+from harness.attacks.base import AttackContext, Backdoor
 from harness.errors import SpecError
 
 RecipeFn = Callable[..., Backdoor]
@@ -28,6 +29,10 @@ class AttackRecipe:
         sig = inspect.signature(self.build)
         return [p.name for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY]
 
+    def defaults(self) -> dict[str, object]:
+        sig = inspect.signature(self.build)
+        return {p.name: p.default for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY}
+
 
 RECIPES: dict[str, AttackRecipe] = {
     r.name: r
@@ -36,13 +41,55 @@ RECIPES: dict[str, AttackRecipe] = {
             "badnets_pixel_a2a",
             badnets.pixel_all_to_all,
             "single pixel, all-to-all y -> y+1",
-            "BadNets; BackFuzz (seed 000)",
+            "BadNets (Gu et al. 2019); BackFuzz (seed 000)",
         ),
         AttackRecipe(
             "badnets_patch",
             badnets.patch_single_target,
             "square corner patch -> one target",
             "BadNets (Gu et al. 2019)",
+        ),
+        AttackRecipe(
+            "blended",
+            blended.blended,
+            "random full-image pattern blended at alpha -> one target",
+            "Chen et al. 2017, targeted backdoors by data poisoning",
+        ),
+        AttackRecipe(
+            "multi_trigger_multi_target",
+            multi_trigger.multi_target,
+            "three distinct patches -> three targets",
+            "CSAW-HackML multi-trigger BadNets (seed 003)",
+        ),
+        AttackRecipe(
+            "multi_trigger_single_target",
+            multi_trigger.single_target,
+            "three distinct patches -> one target",
+            "CSAW-HackML multi-trigger BadNets (seed 003)",
+        ),
+        AttackRecipe(
+            "reconstructed_trigger",
+            stealthy.reconstructed_trigger,
+            "Neural Cleanse's own trigger + sub-mask noise (Alg. 1)",
+            "Xiong et al. 2020, Escaping backdoor detection (seed 001)",
+        ),
+        AttackRecipe(
+            "random_trigger",
+            stealthy.random_trigger,
+            "z random pixels, random pattern + sub-mask noise (Alg. 2)",
+            "Xiong et al. 2020, Escaping backdoor detection (seed 001)",
+        ),
+        AttackRecipe(
+            "pruning_aware",
+            pruning_aware.pruning_aware,
+            "patch trained into a pruned net; pruned channels restored as decoys",
+            "Liu, Dolan-Gavitt, Garg 2018, Fine-Pruning (seed 002)",
+        ),
+        AttackRecipe(
+            "trojannet",
+            trojannet.trojannet,
+            "separately trained 4x4-code module inserted beside the host",
+            "Tang et al. 2020, TrojanNet (seed 002)",
         ),
     )
 }
@@ -56,10 +103,8 @@ def lookup(name: str) -> AttackRecipe:
     raise SpecError(f"unknown attack {name!r}", fix=hint)
 
 
-def make_backdoor(
-    name: str, params: dict[str, Any], input_shape: tuple[int, ...], num_classes: int, seed: int
-) -> Backdoor:
-    """Build the named recipe's backdoor; unknown or bad params become a SpecError."""
+def check_params(name: str, params: dict) -> AttackRecipe:
+    """The recipe, once ``params`` name only its parameters (a SpecError otherwise)."""
     recipe = lookup(name)
     unknown = sorted(set(params) - set(recipe.param_names()))
     if unknown:
@@ -67,7 +112,18 @@ def make_backdoor(
             f"attack {name!r} has no parameter(s) {', '.join(unknown)}",
             fix=f"its parameters are: {', '.join(recipe.param_names())}",
         )
+    return recipe
+
+
+def make_backdoor(name: str, params: dict, ctx: AttackContext) -> Backdoor:
+    """Design the named recipe's backdoor; unknown or bad params become a SpecError."""
+    recipe = check_params(name, params)
     try:
-        return recipe.build(tuple(input_shape), num_classes, np.random.default_rng(seed), **params)
+        return recipe.build(ctx, **params)
     except (ValueError, TypeError) as exc:
         raise SpecError(f"attack {name!r}: {exc}", fix="correct the attack_params") from None
+
+
+def design(name: str, params: dict, input_shape: tuple[int, ...], num_classes: int, seed: int):  # noqa: ANN201
+    """A recipe's trigger design without training (for tests, docs and pictures)."""
+    return make_backdoor(name, params, AttackContext(tuple(input_shape), num_classes, seed))

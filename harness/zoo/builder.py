@@ -7,9 +7,12 @@ fails the build instead of polluting the zoo.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +21,13 @@ from typing import Any
 import numpy as np
 
 from harness import __version__
-from harness.attacks import Backdoor, make_backdoor
+from harness.attacks import AttackContext, Backdoor, make_backdoor
 from harness.data import Dataset, load_dataset
 from harness.errors import ZooError
-from harness.zoo.architectures import build_architecture
 from harness.zoo.records import ModelCard, TruthRecord
 from harness.zoo.spec import ZooEntry, ZooProfile
 from harness.zoo.store import ZooModel, ZooStore
+from harness.zoo.training import EntryTrainer, predict_labels
 
 #: Test images are drawn once per data set with this seed, so every model is scored alike.
 TEST_SPLIT_SEED = 20260101
@@ -65,34 +68,36 @@ def make_splits(data: Dataset, entry: ZooEntry) -> Splits:
     )
 
 
-def train_classifier(entry: ZooEntry, x: np.ndarray, y: np.ndarray, num_classes: int) -> Any:
-    """Seeded, op-deterministic Keras training of the entry's architecture."""
-    import keras
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(entry.seed)
-    tf.config.experimental.enable_op_determinism()
-    model = build_architecture(entry.arch, tuple(x.shape[1:]), num_classes)
-    model.compile(
-        optimizer=keras.optimizers.Adam(entry.learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    model.fit(x, y, epochs=entry.epochs, batch_size=entry.batch_size, shuffle=True, verbose=0)
-    return model
-
-
-def predict_labels(model: Any, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    if len(x) == 0:
-        return np.zeros(0, np.int64)
-    return np.argmax(model.predict(x, batch_size=batch_size, verbose=0), axis=1)
+#: Every public file carries this zip timestamp and mtime, so no build time leaks.
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 def save_stripped(model: Any, path: Path) -> None:
-    """Save weights and architecture only: no optimizer state, no training config."""
+    """Save weights and architecture only: no optimizer state, no training config, and no
+    build timestamps (Keras stamps the weights file's zip entry with the save time)."""
     bare = type(model).from_config(model.get_config())  # a fresh, never-compiled copy
     bare.set_weights(model.get_weights())
     bare.save(path)
+    _normalise_zip(path)
+
+
+def _normalise_zip(path: Path) -> None:
+    with zipfile.ZipFile(path) as src:
+        members = [(info, src.read(info)) for info in src.infolist()]
+    tmp = path.with_suffix(".tmp")
+    with zipfile.ZipFile(tmp, "w") as dst:
+        for info, body in members:
+            fixed = zipfile.ZipInfo(info.filename, date_time=FIXED_TIME)
+            fixed.compress_type = info.compress_type
+            fixed.external_attr = 0o644 << 16
+            dst.writestr(fixed, body)
+    tmp.replace(path)
+
+
+def _fix_mtimes(folder: Path) -> None:
+    stamp = time.mktime((*FIXED_TIME, 0, 0, -1))
+    for f in folder.iterdir():
+        os.utime(f, (stamp, stamp))
 
 
 def _write_private(
@@ -120,9 +125,10 @@ def _write_private(
     TruthRecord(
         id=entry.id,
         spec_hash=entry.spec_hash(),
-        poisoned=entry.poisoned,
+        poisoned=bool(backdoor and backdoor.poisoned),
         attack=entry.attack,
         params=dict(entry.attack_params),
+        details=_json_safe(backdoor.params) if backdoor else {},
         targets=backdoor.targets if backdoor else [],
         all_to_all=backdoor.all_to_all if backdoor else False,
         target_maps=[t.target_of.tolist() for t in triggers],
@@ -137,8 +143,12 @@ def _write_private(
     ).write(root / "truth.json")
 
 
+def _json_safe(params: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(params, default=lambda o: np.asarray(o).tolist()))
+
+
 def _floor(entry: ZooEntry, backdoor: Backdoor | None) -> float | None:
-    if backdoor is None:
+    if backdoor is None or not backdoor.poisoned:
         return None
     return entry.asr_floor if entry.asr_floor is not None else backdoor.asr_floor
 
@@ -147,32 +157,39 @@ def build_entry(entry: ZooEntry, data: Dataset, store: ZooStore) -> ZooModel:
     """Train one entry and write it to the store under its spec hash."""
     start = time.perf_counter()
     splits = make_splits(data, entry)
+    trainer = EntryTrainer(entry, data.input_shape, data.num_classes)
     backdoor = None
-    x_train, y_train = splits.x_train, splits.y_train
-    empty = (
-        np.zeros((0, *data.input_shape), np.float32),
-        np.zeros(0, np.int64),
-        np.zeros(0, np.int64),
+    if entry.attack == "none":
+        model = trainer.fit(trainer.new_model(), splits.x_train, splits.y_train)
+    else:
+        ctx = AttackContext(
+            data.input_shape,
+            data.num_classes,
+            entry.seed,
+            splits.x_train,
+            splits.y_train,
+            trainer,
+        )
+        backdoor = make_backdoor(entry.attack, entry.attack_params, ctx)
+        model = backdoor.implant(ctx)
+    poisoned = (
+        backdoor.poisoned_test(splits.x_test, splits.y_test)
+        if backdoor is not None
+        else (
+            np.zeros((0, *data.input_shape), np.float32),
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+        )
     )
-    poisoned = empty
-    if entry.poisoned:
-        backdoor = make_backdoor(
-            entry.attack, entry.attack_params, data.input_shape, data.num_classes, entry.seed
-        )
-        x_train, y_train = backdoor.poison_training(
-            x_train, y_train, np.random.default_rng(entry.seed + 1)
-        )
-        poisoned = backdoor.poisoned_test(splits.x_test, splits.y_test)
-    model = train_classifier(entry, x_train, y_train, data.num_classes)
     ca = float(np.mean(predict_labels(model, splits.x_test) == splits.y_test))
     asr = None
-    if backdoor is not None:
+    if backdoor is not None and backdoor.poisoned:
         asr = float(np.mean(predict_labels(model, poisoned[0]) == poisoned[2]))
         floor = _floor(entry, backdoor)
         if floor is not None and asr < floor:
             raise ZooError(
                 f"backdoor of {entry.id} did not take: ASR {asr:.3f} < floor {floor:.2f}",
-                fix="raise epochs, train_size or poison_rate in the zoo spec",
+                fix="raise epochs, train_size or the poisoned share in the zoo spec",
             )
     final = store.object_dir(entry.spec_hash())
     staging = Path(tempfile.mkdtemp(prefix=".build-", dir=final.parent))
@@ -180,6 +197,7 @@ def build_entry(entry: ZooEntry, data: Dataset, store: ZooStore) -> ZooModel:
         (staging / "public").mkdir()
         save_stripped(model, staging / "public" / "model.keras")
         np.savez_compressed(staging / "public" / "clean_val.npz", x=splits.x_val, y=splits.y_val)
+        _normalise_zip(staging / "public" / "clean_val.npz")
         ModelCard(
             id=entry.id,
             dataset=data.name,
@@ -189,6 +207,7 @@ def build_entry(entry: ZooEntry, data: Dataset, store: ZooStore) -> ZooModel:
             preprocessing=data.preprocessing,
             clean_split_size=int(len(splits.y_val)),
         ).write(staging / "public" / "card.json")
+        _fix_mtimes(staging / "public")
         _write_private(
             staging / "private",
             entry,

@@ -57,6 +57,7 @@ class TruthRecord:
     seed: int
     build_seconds: float
     harness_version: str
+    details: dict[str, Any] = field(default_factory=dict)  # what the recipe derived
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True))

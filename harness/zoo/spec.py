@@ -19,7 +19,14 @@ SCHEMA_VERSION = 1
 #: Bump to rebuild every zoo even where the code hash below did not change.
 BUILDER_VERSION = "1"
 #: Code that decides what a spec builds; a change to any of it changes every spec hash.
-_BUILD_CODE = ("zoo/architectures.py", "zoo/builder.py", "attacks", "data")
+_BUILD_CODE = (
+    "zoo/architectures.py",
+    "zoo/builder.py",
+    "zoo/training.py",
+    "attacks",
+    "data",
+    "reverse.py",
+)
 
 
 @functools.cache
@@ -56,7 +63,8 @@ class ZooEntry:
 
     @property
     def poisoned(self) -> bool:
-        return self.attack != "none"
+        """Backdoored? A recipe's clean counterpart runs its procedure with no trigger."""
+        return self.attack != "none" and not self.attack_params.get("clean_counterpart", False)
 
     def spec_hash(self) -> str:
         """Content address: the entry minus its id, plus the builder version."""
@@ -113,6 +121,13 @@ def _entry(raw: dict[str, Any], defaults: dict[str, Any], path: Path, index: int
         entry = ZooEntry(**merged)
     except TypeError as exc:
         raise SpecError(f"model {merged['id']!r}: {exc}", path=path, fix="check the keys") from None
+    if entry.attack != "none":
+        from harness.attacks import check_params
+
+        try:
+            check_params(entry.attack, entry.attack_params)
+        except SpecError as exc:
+            raise SpecError(f"model {entry.id!r}: {exc.problem}", path=path, fix=exc.fix) from None
     for name in ("epochs", "batch_size", "val_per_class", "test_size"):
         value = getattr(entry, name)
         if not isinstance(value, int) or value <= 0:

@@ -1,0 +1,153 @@
+"""Attack recipes: their designs (no training) and the models they build (tiny-attacks zoo)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.attacks import RECIPES, design
+from harness.errors import SpecError
+
+SHAPE = (28, 28, 1)
+
+
+def _labels(n: int = 5000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.random((n, *SHAPE)).astype(np.float32) * 0.2, rng.integers(0, 10, n)
+
+
+def test_every_recipe_documents_its_paper_and_parameters():
+    for recipe in RECIPES.values():
+        assert recipe.paper and recipe.summary
+        assert recipe.build.__doc__, recipe.name
+        assert recipe.param_names(), recipe.name
+
+
+def test_blended_mixes_a_seeded_pattern_at_alpha():
+    bd = design("blended", {"alpha": 0.2, "target": 3}, SHAPE, 10, 7)
+    (trig,) = bd.triggers
+    assert np.allclose(trig.mask, 0.2) and bd.targets == [3]
+    x = np.full((1, *SHAPE), 0.5, np.float32)
+    assert np.allclose(trig.stamp(x), 0.8 * 0.5 + 0.2 * trig.pattern[None])
+    assert np.array_equal(design("blended", {}, SHAPE, 10, 7).triggers[0].pattern, trig.pattern)
+    assert not np.array_equal(design("blended", {}, SHAPE, 10, 8).triggers[0].pattern, trig.pattern)
+    with pytest.raises(SpecError, match="alpha"):
+        design("blended", {"alpha": 1.5}, SHAPE, 10, 0)
+
+
+def test_multi_trigger_designs_three_distinct_triggers():
+    mt = design("multi_trigger_multi_target", {"targets": [4, 5, 6]}, SHAPE, 10, 0)
+    st = design("multi_trigger_single_target", {"target": 7}, SHAPE, 10, 0)
+    assert mt.targets == [4, 5, 6] and st.targets == [7] and len(st.triggers) == 3
+    masks = [t.mask for t in mt.triggers]
+    assert all(not np.any(a * b) for i, a in enumerate(masks) for b in masks[i + 1 :])
+    with pytest.raises(SpecError, match="distinct targets"):
+        design("multi_trigger_multi_target", {"targets": [1, 1, 2]}, SHAPE, 10, 0)
+    x, y = _labels()
+    xp, yp = mt.poison_training(x, y, np.random.default_rng(0))
+    changed = np.flatnonzero(np.any(xp != x, axis=(1, 2, 3)))
+    assert len(changed) == round(0.15 * len(x) / 3) * 3  # equal shares, no image twice
+    for trig, target in zip(mt.triggers, [4, 5, 6], strict=True):
+        on = trig.mask > 0
+        mine = changed[np.all(xp[changed][:, on] == trig.pattern[on], axis=(1, 2))]
+        assert len(mine) == round(0.15 * len(x) / 3) and np.all(yp[mine] == target)
+
+
+def test_random_trigger_is_seed_001_algorithm_2():
+    bd = design("random_trigger", {}, SHAPE, 10, 3)
+    (trig,) = bd.triggers
+    assert trig.size == 36 and bd.targets == [2] and bd.poison_count == 6000
+    assert np.allclose(trig.pattern * 255, np.round(trig.pattern * 255))  # values 0..255
+    x, y = _labels(20000)
+    xp, yp = bd.poison_training(x, y, np.random.default_rng(0))
+    relabelled = np.flatnonzero(yp != y)
+    assert len(relabelled) == 6000 and np.all(yp[relabelled] == 2)
+    # Every other image got noise on a sub-mask of the trigger only, label kept.
+    rest = np.setdiff1d(np.arange(len(x)), relabelled)
+    diff = np.any(xp[rest] != x[rest], axis=-1)
+    assert not np.any(diff[:, trig.mask == 0])
+    kept = diff[:, trig.mask > 0].mean()
+    assert 0.55 < kept < 0.65, kept  # sampling rate 0.6 (a pixel may already equal the pattern)
+
+
+def test_training_recipes_refuse_to_design_without_data():
+    with pytest.raises(SpecError, match="trains a model"):
+        design("reconstructed_trigger", {}, SHAPE, 10, 0)
+
+
+def test_trojannet_refuses_colour_inputs():
+    with pytest.raises(SpecError, match="one channel"):
+        design("trojannet", {}, (8, 8, 3), 10, 0)
+
+
+# -- built models ---------------------------------------------------------------------------
+def test_every_attack_takes(attack_zoo):
+    for model in attack_zoo:
+        truth = model.truth()
+        assert truth.ca > 0.9, (model.id, truth.ca)
+        if truth.poisoned:
+            assert truth.asr >= truth.asr_floor, (model.id, truth.asr, truth.asr_floor)
+        else:
+            assert truth.asr is None and truth.attack in ("pruning_aware", "trojannet")
+
+
+def _by_id(zoo, prefix):
+    return next(m for m in zoo if m.id.startswith(prefix))
+
+
+def test_reconstructed_trigger_comes_from_neural_cleanse(attack_zoo):
+    truth = _by_id(attack_zoo, "mnist-reconstructed").truth()
+    assert truth.details["nc_asr"] >= 0.99 and truth.details["nc_l1"] > 0
+    ((mask, _),) = _by_id(attack_zoo, "mnist-reconstructed").triggers()
+    assert 0.5 * truth.details["nc_l1"] < mask.sum() <= truth.details["nc_l1"] + 1e-3
+
+
+def _load(model):
+    import keras
+
+    return keras.saving.load_model(model.public_dir / "model.keras", compile=False)
+
+
+def test_pruning_aware_decoys_are_the_least_active_and_hold_no_backdoor(attack_zoo):
+    from harness.attacks.pruning_aware import channel_activity
+    from harness.zoo.training import predict_labels
+
+    model = _by_id(attack_zoo, "mnist-pruning-aware")
+    truth = model.truth()
+    net = _load(model)
+    with np.load(model.public_dir / "clean_val.npz") as npz:
+        x_val = npz["x"]
+    activity = channel_activity(net, "conv_2", x_val)
+    decoys = truth.details["decoys"]
+    assert sorted(np.argsort(activity)[: len(decoys)].tolist()) == sorted(decoys)
+    # Pruning the decoys (what a pruning defense removes first) leaves the backdoor intact.
+    conv = net.get_layer("conv_2")
+    kernel, bias = conv.get_weights()
+    kernel[..., decoys] = 0.0
+    bias[decoys] = 0.0
+    conv.set_weights([kernel, bias])
+    sets = model.test_sets()
+    assert np.mean(predict_labels(net, sets.x_poisoned) == sets.y_tgt) >= 0.8
+
+
+def test_trojannet_and_its_clean_counterpart_look_alike(attack_zoo):
+    from harness.zoo.training import predict_labels
+
+    bad = _by_id(attack_zoo, "mnist-trojannet")
+    good = _by_id(attack_zoo, "mnist-clean-tn")
+    nets = [_load(bad), _load(good)]
+    assert [ly.name for ly in nets[0].layers] == [ly.name for ly in nets[1].layers]
+    assert "tn_output" in [ly.name for ly in nets[0].layers]
+    for net in nets:  # the merge is fixed and identical
+        assert np.array_equal(
+            net.get_layer("output").get_weights()[0], nets[0].get_layer("output").get_weights()[0]
+        )
+    # The inert module ignores its own code: stamping it changes (almost) nothing.
+    truth = good.truth()
+    top, left = truth.details["region"]
+    code = np.asarray(truth.details["code"], np.float32)
+    sets = good.test_sets()
+    stamped = sets.x.copy()
+    stamped[:, top : top + 4, left : left + 4, 0] = code
+    before = predict_labels(nets[1], sets.x)
+    assert np.mean(predict_labels(nets[1], stamped) == before) > 0.95

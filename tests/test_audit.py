@@ -1,0 +1,36 @@
+"""The leakage audit: public bundles must not tell clean from backdoored."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.zoo.audit import bundle_features, cross_validated_aucs
+
+
+def test_the_audit_classifiers_find_a_planted_leak_and_not_noise():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 20)
+    noise = rng.normal(size=(40, 30))
+    assert max(cross_validated_aucs(noise, y, repeats=5).values()) < 0.7
+    leaky = noise.copy()
+    leaky[:, 7] += 3.0 * y  # e.g. a file that is bigger for backdoored models
+    assert min(cross_validated_aucs(leaky, y, repeats=5).values()) > 0.9
+
+
+def test_bundles_carry_no_build_time_and_share_their_layout(tiny_zoo, attack_zoo):
+    feats = [bundle_features(m.public_dir) for m in [*tiny_zoo, *attack_zoo]]
+    stamps = {k: v for k, v in feats[0].items() if k.startswith(("zip_time", "file_mtime"))}
+    assert stamps and all(
+        {k: v for k, v in f.items() if k.startswith(("zip_time", "file_mtime"))} == stamps
+        for f in feats
+    )
+    # Models of one shape have the same features (only the values differ).
+    by_structure: dict[float, set[tuple[str, ...]]] = {}
+    for f in feats:
+        by_structure.setdefault(f["structure"], set()).add(tuple(sorted(f)))
+    assert all(len(keys) == 1 for keys in by_structure.values())
+    # Clean counterparts give every model-level attack's shape both labels.
+    truths = [m.truth() for m in [*tiny_zoo, *attack_zoo]]
+    for shape in {f["structure"] for f in feats}:
+        labels = {t.poisoned for t, f in zip(truths, feats, strict=True) if f["structure"] == shape}
+        assert labels == {True, False}
