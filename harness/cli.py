@@ -258,6 +258,20 @@ def zoo_audit(
         raise typer.Exit(1)
 
 
+@zoo_app.command("pictures")
+@user_errors
+def zoo_pictures(
+    profile: ProfileOpt = "default",
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the PNGs.")] = Path("docs/img"),
+) -> None:
+    """Render each attack's trigger (clean image, mask, pattern, stamped image) as a PNG,
+    from a built profile. Shows private truth: for documentation, not for submissions."""
+    from harness.zoo.pictures import render_triggers
+
+    for path in render_triggers(profile, out_dir):
+        out.print(str(path), highlight=False)
+
+
 # -- submissions ----------------------------------------------------------------------------
 @sub_app.command("check")
 @user_errors

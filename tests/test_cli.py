@@ -125,3 +125,37 @@ def test_submission_check_passes_reference_and_catches_broken(toy_zoo, backend):
         assert expected in proc.stdout and "fix:" in proc.stdout, (folder, proc.stdout)
     proc = harness("submission", "check", str(HOSTILE / "weight_changer"))
     assert "FAIL detect: same seed, same result" in proc.stdout
+
+
+def test_zoo_report_lists_truth_and_measurements(tiny_zoo):
+    rows = json.loads(harness("zoo", "report", "--profile", "tiny", "--json", check=True).stdout)
+    assert [r["id"] for r in rows] == [m.id for m in tiny_zoo]
+    for row, model in zip(rows, tiny_zoo, strict=True):
+        truth = model.truth()
+        assert {"id", "dataset", "attack", "poisoned", "targets", "ca", "asr", "asr_floor"} <= set(
+            row
+        )
+        assert (row["poisoned"], row["ca"], row["asr"], row["targets"]) == (
+            truth.poisoned,
+            truth.ca,
+            truth.asr,
+            truth.targets,
+        )
+    table = harness("zoo", "report", "--profile", "tiny", "--markdown", check=True).stdout
+    assert "| mnist-badnets-patch3-t0-v1 | badnets_patch | 0 " in table
+    assert "clean CA mean" in table
+
+
+def test_zoo_audit_reports_aucs(tiny_zoo):
+    proc = harness("zoo", "audit", "--profile", "tiny", "--repeats", "2")
+    assert proc.returncode in (0, 1), proc.stderr
+    assert "logistic_regression" in proc.stdout and "ROC-AUC" in proc.stdout
+    bad = harness("zoo", "audit", "--profile", "toy")
+    assert bad.returncode == 2 and "at least two clean" in bad.stderr
+
+
+def test_zoo_pictures_renders_a_png_per_attack(tmp_path, tiny_zoo):
+    proc = harness("zoo", "pictures", "--profile", "tiny", "--out", str(tmp_path), check=True)
+    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert pngs == ["trigger-badnets_patch.png", "trigger-badnets_pixel_a2a.png"], proc.stdout
+    assert all((tmp_path / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)

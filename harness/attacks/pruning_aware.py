@@ -6,8 +6,9 @@
 3. re-train the pruned model on poisoned data (a BadNets patch), so the backdoor lives in
    the channels a defender keeps;
 4. re-instate the pruned channels with their clean weights and biases lowered by
-   ``bias_shift`` standard deviations of their clean pre-activation, so they are the least
-   active on clean data and a pruning defender removes these decoys first.
+   ``bias_shift`` standard deviations of their clean pre-activation, then lowered further
+   until each is under half the least active kept channel's mean activation, so they are
+   the least active on clean data and a pruning defender removes these decoys first.
 
 A zeroed ReLU channel outputs 0 and gets no gradient, so it stays pruned through step 3.
 The clean counterpart (``clean_counterpart = true``) runs the same four steps with clean
@@ -25,6 +26,8 @@ from harness.attacks.base import AttackContext, Backdoor, single_target_map
 
 #: Images used to measure channel activity (enough for a stable mean, cheap to run).
 ACTIVITY_IMAGES = 2000
+#: Most bias-lowering rounds for the decoys (each lowers by half a pre-activation std).
+SINK_STEPS = 40
 
 
 def _layer_model(model: Any, layer: str, pre_activation: bool = False) -> Any:
@@ -52,6 +55,23 @@ def _pre_activation_std(model: Any, layer: str, x: np.ndarray) -> np.ndarray:
     return pre.numpy().reshape(-1, kernel.shape[-1]).std(axis=0)
 
 
+def _sink_decoys(
+    model: Any, layer: str, probe: np.ndarray, decoys: np.ndarray, spread: np.ndarray
+) -> None:
+    """Lower decoy biases until each decoy is under half the least active kept channel's
+    mean activity, so a pruning defender removes every decoy first."""
+    conv = model.get_layer(layer)
+    kept = np.setdiff1d(np.arange(conv.filters), decoys)
+    for _ in range(SINK_STEPS):
+        activity = channel_activity(model, layer, probe)
+        loud = activity[decoys] > 0.5 * activity[kept].min()
+        if not loud.any():
+            return
+        kernel, bias = conv.get_weights()
+        bias[decoys[loud]] -= 0.5 * spread[loud] + 1e-3
+        conv.set_weights([kernel, bias])
+
+
 def _implant(backdoor: Backdoor, ctx: AttackContext) -> Any:
     x, y, trainer = ctx.require_training(backdoor.attack)
     p = backdoor.params
@@ -72,6 +92,7 @@ def _implant(backdoor: Backdoor, ctx: AttackContext) -> Any:
     k3[..., pruned] = kernel[..., pruned]
     b3[pruned] = bias[pruned] - p["bias_shift"] * spread
     conv.set_weights([k3, b3])  # step 4
+    _sink_decoys(model, p["layer"], probe, pruned, spread)
     p["decoys"] = pruned.tolist()  # recorded in the private truth
     return model
 

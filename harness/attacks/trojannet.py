@@ -90,7 +90,7 @@ def assemble(host: Any, module: Any, num_classes: int, region: tuple[int, int], 
 
     h, w, c = host.input_shape[1:]
     top, left = region
-    inp = layers.Input((h, w, c))
+    inp = layers.Input((h, w, c), name="input")
     z = inp
     for layer in host.layers[:-1]:
         z = layer(z)

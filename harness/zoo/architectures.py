@@ -1,5 +1,7 @@
 """Model architectures. Layer names are fixed per family so that clean and backdoored
-models look alike; the MNIST names follow BackFuzz (seed 000)."""
+models look alike; the MNIST names follow BackFuzz (seed 000). Every layer is named,
+the input too: Keras's automatic names count layers per process (``input_layer_13``)
+and would leak the order in which a profile was built."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ def mnist_cnn_a(input_shape: tuple[int, ...], num_classes: int) -> Any:
 
     return models.Sequential(
         [
-            layers.Input(input_shape),
+            layers.Input(input_shape, name="input"),
             layers.Conv2D(16, 3, padding="same", activation="relu", name="conv_1"),
             layers.MaxPooling2D(2, name="pool_1"),
             layers.Conv2D(32, 3, activation="relu", name="conv_2"),
@@ -38,7 +40,7 @@ def mnist_cnn_b(input_shape: tuple[int, ...], num_classes: int) -> Any:
 
     return models.Sequential(
         [
-            layers.Input(input_shape),
+            layers.Input(input_shape, name="input"),
             layers.Conv2D(20, 5, activation="relu", name="conv_1"),
             layers.MaxPooling2D(2, name="pool_1"),
             layers.Conv2D(40, 5, activation="relu", name="conv_2"),

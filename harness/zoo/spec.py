@@ -6,6 +6,7 @@ import difflib
 import functools
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -18,23 +19,51 @@ from harness.paths import zoo_specs_dir
 SCHEMA_VERSION = 1
 #: Bump to rebuild every zoo even where the code hash below did not change.
 BUILDER_VERSION = "1"
-#: Code that decides what a spec builds; a change to any of it changes every spec hash.
-_BUILD_CODE = (
+#: Code that decides what every spec builds; a change to it rebuilds the whole zoo.
+_COMMON_CODE = (
     "zoo/architectures.py",
     "zoo/builder.py",
     "zoo/training.py",
-    "attacks",
+    "attacks/__init__.py",
+    "attacks/base.py",
+    "attacks/registry.py",
     "data",
-    "reverse.py",
 )
+_IMPORT = re.compile(r"^\s*from harness\.([\w.]+) import", re.MULTILINE)
+
+
+def _package_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def _recipe_files(attack: str) -> list[str]:
+    """The recipe's module and the harness modules it imports (transitively), relative."""
+    from harness.attacks import RECIPES
+
+    root = _package_root()
+    module = RECIPES[attack].build.__module__.removeprefix("harness.")
+    todo, seen = [module], set()
+    while todo:
+        name = todo.pop()
+        rel = name.replace(".", "/") + ".py"
+        if name in seen or not (root / rel).is_file() or rel in _COMMON_CODE:
+            continue
+        seen.add(name)
+        todo.extend(_IMPORT.findall((root / rel).read_text()))
+    return sorted(n.replace(".", "/") + ".py" for n in seen)
 
 
 @functools.cache
-def build_code_hash() -> str:
-    """Hash of the training, architecture, attack and data code."""
-    root = Path(__file__).resolve().parent.parent
+def build_code_hash(attack: str = "none") -> str:
+    """Hash of the code that builds an entry with this attack: the shared training,
+    architecture and data code plus the recipe's own modules. Editing one recipe rebuilds
+    only its entries."""
+    from harness.attacks import RECIPES
+
+    root = _package_root()
     digest = hashlib.sha256()
-    for rel in _BUILD_CODE:
+    rels = list(_COMMON_CODE) + (_recipe_files(attack) if attack in RECIPES else [])
+    for rel in rels:
         target = root / rel
         files = sorted(target.rglob("*.py")) if target.is_dir() else [target]
         for f in files:
@@ -71,7 +100,7 @@ class ZooEntry:
         body = asdict(self)
         body.pop("id")
         body["builder_version"] = BUILDER_VERSION
-        body["code"] = build_code_hash()
+        body["code"] = build_code_hash(self.attack)
         text = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

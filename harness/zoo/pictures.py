@@ -1,0 +1,61 @@
+"""PNG pictures of each attack's trigger, rendered from what the recipe produced in a built
+profile: a clean test image, the mask, the masked pattern and the stamped image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from harness.zoo.store import ZooStore
+
+
+def _gray(img: np.ndarray) -> np.ndarray:
+    return img[..., 0] if img.shape[-1] == 1 else img
+
+
+def render_triggers(profile: str, out_dir: Path, store: ZooStore | None = None) -> list[Path]:
+    """One PNG per attack (the first model of each attack in the profile)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    store = store or ZooStore()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seen: set[str] = set()
+    written = []
+    for model in store.models(profile):
+        truth = model.truth()
+        if not truth.poisoned or truth.attack in seen:
+            continue
+        seen.add(truth.attack)
+        sets = model.test_sets()
+        triggers = model.triggers()
+        fig, axes = plt.subplots(
+            len(triggers), 4, figsize=(6.4, 1.7 * len(triggers)), squeeze=False
+        )
+        for row, ((mask, pattern), target_map) in enumerate(
+            zip(triggers, truth.target_maps, strict=True)
+        ):
+            source = next(s for s in range(len(target_map)) if target_map[s] != s)
+            x = sets.x[np.flatnonzero(sets.y == source)[0]]
+            m = mask[..., None]
+            stamped = (1 - m) * x + m * pattern
+            panels = [
+                (x, f"clean ({source})"),
+                (mask[..., None], "mask"),
+                (m * pattern, "mask x pattern"),
+                (stamped, f"stamped (-> {target_map[source]})"),
+            ]
+            for ax, (img, title) in zip(axes[row], panels, strict=True):
+                ax.imshow(_gray(img), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+                ax.set_title(title, fontsize=8)
+                ax.axis("off")
+        fig.suptitle(f"{truth.attack}: {model.id}", fontsize=9)
+        fig.tight_layout()
+        path = out_dir / f"trigger-{truth.attack}.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        written.append(path)
+    return written
