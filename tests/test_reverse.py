@@ -28,6 +28,7 @@ def test_reverse_engineering_finds_the_patch_backdoor(tiny_zoo):
     best = found[truth.targets[0]]
     assert best.found and best.asr >= 0.99
     ((true_mask, _),) = model.triggers()
-    # The recovered mask sits on the real 3x3 patch.
+    # The recovered mask sits on the real 3x3 patch: Neural Cleanse finds the part of it
+    # that suffices, so ask for a third of the top-9 pixels (chance is about 1 %).
     top = np.argsort(best.mask.ravel())[::-1][: int(true_mask.sum())]
-    assert np.mean(true_mask.ravel()[top] > 0) >= 0.5
+    assert np.mean(true_mask.ravel()[top] > 0) >= 1 / 3
