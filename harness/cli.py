@@ -18,7 +18,7 @@ from harness.errors import HarnessError
 
 F = TypeVar("F", bound=Callable[..., Any])
 err = Console(stderr=True)
-out = Console()
+out = Console(soft_wrap=True)  # tables and JSON go to pipes unwrapped
 
 app = typer.Typer(
     help="Evaluate defenses against backdoored neural networks: build a zoo of "
