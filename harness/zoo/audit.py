@@ -3,7 +3,7 @@ model from a backdoored one?
 
 Features come from what a submission receives, read as files: the bundle's file sizes,
 the zip members' names, sizes and timestamps, the model config (layer names and
-structure), the card, and per-tensor weight statistics (mean, std, mean |w|, max |w|,
+structure), the card as the sandbox stages it (with an anonymous id), and per-tensor weight statistics (mean, std, mean |w|, max |w|,
 L2 norm, kurtosis) read straight from the weights file. Simple classifiers (logistic
 regression and a depth-3 random forest) are scored by repeated stratified k-fold cross
 validation; the audit fails when any of them reaches ROC-AUC above ``AUC_LIMIT``.
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.runner import anonymous_id
 from harness.zoo.store import ZooModel
 
 AUC_LIMIT = 0.6
@@ -52,13 +53,15 @@ def bundle_features(public_dir: Path) -> dict[str, float]:
     """Numeric features of one public bundle (a name -> value map; names vary by shape)."""
     feats: dict[str, float] = {}
     for f in sorted(public_dir.iterdir()):
+        if f.name == "card.json":
+            continue  # a submission sees the card rewritten with an anonymous id (below)
         feats[f"file_size:{f.name}"] = f.stat().st_size
         feats[f"file_mtime:{f.name}"] = f.stat().st_mtime
     card = json.loads((public_dir / "card.json").read_text())
-    card.pop("id", None)  # replaced by an anonymous id in every run
-    feats["card_hash"] = int(
-        hashlib.sha256(json.dumps(card, sort_keys=True).encode()).hexdigest()[:8], 16
-    )
+    card["id"] = anonymous_id("audit", "model")  # as the runner stages it: one length for all
+    staged = json.dumps(card)
+    feats["file_size:card.json"] = len(staged)
+    feats["card_hash"] = int(hashlib.sha256(staged.encode()).hexdigest()[:8], 16)
     with zipfile.ZipFile(public_dir / "model.keras") as z:
         for info in z.infolist():
             feats[f"zip_size:{info.filename}"] = info.file_size
