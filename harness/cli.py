@@ -232,7 +232,9 @@ def zoo_report_cmd(
 @user_errors
 def zoo_audit(
     profile: ProfileOpt = "default",
-    repeats: Annotated[int, typer.Option(help="Repeats of the 5-fold cross validation.")] = 20,
+    repeats: Annotated[
+        int, typer.Option(min=1, help="Repeats of the 5-fold cross validation.")
+    ] = 20,
 ) -> None:
     """Leakage audit: can simple classifiers tell clean from backdoored using only the
     public bundles' files, metadata and weight statistics (no inference)? Exits 1 when

@@ -61,6 +61,13 @@ def task_seed(run_id: str, model_id: str) -> int:
     return int(hashlib.sha256(f"seed/{run_id}/{model_id}".encode()).hexdigest()[:8], 16) % 2**31
 
 
+def staged_card(public_dir: Path, anon_id: str) -> str:
+    """The card.json text a submission receives: the public card with an anonymous id."""
+    card = json.loads((public_dir / "card.json").read_text())
+    card["id"] = anon_id
+    return json.dumps(card)
+
+
 def stage_inbox(inbox: Path, model: ZooModel, anon_id: str, eval_x: np.ndarray | None) -> None:
     """Put exactly one model's public bundle (with an anonymised id) in the worker's inbox."""
     for child in inbox.iterdir():
@@ -70,9 +77,7 @@ def stage_inbox(inbox: Path, model: ZooModel, anon_id: str, eval_x: np.ndarray |
             child.unlink()
     shutil.copyfile(model.public_dir / "model.keras", inbox / "model.keras")
     shutil.copyfile(model.public_dir / "clean_val.npz", inbox / "clean_val.npz")
-    card = json.loads((model.public_dir / "card.json").read_text())
-    card["id"] = anon_id
-    (inbox / "card.json").write_text(json.dumps(card))
+    (inbox / "card.json").write_text(staged_card(model.public_dir, anon_id))
     if eval_x is not None:
         np.save(inbox / "eval_x.npy", eval_x)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.runner import anonymous_id
+from harness.runner import anonymous_id, staged_card
 from harness.zoo.store import ZooModel
 
 AUC_LIMIT = 0.6
@@ -57,9 +57,7 @@ def bundle_features(public_dir: Path) -> dict[str, float]:
             continue  # a submission sees the card rewritten with an anonymous id (below)
         feats[f"file_size:{f.name}"] = f.stat().st_size
         feats[f"file_mtime:{f.name}"] = f.stat().st_mtime
-    card = json.loads((public_dir / "card.json").read_text())
-    card["id"] = anonymous_id("audit", "model")  # as the runner stages it: one length for all
-    staged = json.dumps(card)
+    staged = staged_card(public_dir, anonymous_id("audit", "model"))  # what a run stages
     feats["file_size:card.json"] = len(staged)
     feats["card_hash"] = int(hashlib.sha256(staged.encode()).hexdigest()[:8], 16)
     with zipfile.ZipFile(public_dir / "model.keras") as z:
