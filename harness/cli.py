@@ -254,6 +254,9 @@ def zoo_audit(
     )
     for name, auc in result.aucs.items():
         out.print(f"  {name:22s} ROC-AUC {auc:.3f}", highlight=False)
+    for group, aucs in result.by_group.items():
+        found = ", ".join(f"{name} {auc:.3f}" for name, auc in aucs.items())
+        out.print(f"  {group} alone: {found}", highlight=False)
     verdict = "passed" if result.passed else "FAILED"
     out.print(f"audit {verdict} (limit {AUC_LIMIT})", highlight=False)
     if not result.passed:

@@ -131,6 +131,8 @@ def test_pruning_aware_decoys_are_the_least_active_and_hold_no_backdoor(attack_z
 
 
 def test_trojannet_and_its_clean_counterpart_look_alike(attack_zoo):
+    import keras
+
     from harness.zoo.training import predict_labels
 
     bad = _by_id(attack_zoo, "mnist-trojannet")
@@ -142,10 +144,19 @@ def test_trojannet_and_its_clean_counterpart_look_alike(attack_zoo):
         assert np.array_equal(
             net.get_layer("output").get_weights()[0], nets[0].get_layer("output").get_weights()[0]
         )
-    # The inert module ignores its own code: stamping it changes (almost) nothing.
+    # The counterpart's module knows its code as well as a real one (equal share on every
+    # class, nothing on "no code"), so its weights look alike; the merge makes it inert.
     truth = good.truth()
     top, left = truth.details["region"]
     code = np.asarray(truth.details["code"], np.float32)
+    probe = np.zeros((1, *good.test_sets().x.shape[1:]), np.float32)
+    probe[0, top : top + 4, left : left + 4, 0] = code
+    module = keras.Model(nets[1].inputs, nets[1].get_layer("tn_output").output)
+    answer = module.predict(probe, verbose=0)[0]
+    assert answer[-1] < 0.1 and np.ptp(answer[:-1]) < 0.02, answer
+    norms = [np.linalg.norm(n.get_layer("tn_dense_2").get_weights()[0]) for n in nets]
+    assert 0.75 < norms[1] / norms[0] < 1.33, norms
+    # Stamping the code on real images changes (almost) no decision.
     sets = good.test_sets()
     stamped = sets.x.copy()
     stamped[:, top : top + 4, left : left + 4, 0] = code

@@ -155,6 +155,7 @@ def test_zoo_audit_reports_aucs(tiny_zoo, toy_zoo):
     proc = harness("zoo", "audit", "--profile", "tiny", "--repeats", "2")
     assert proc.returncode in (0, 1), proc.stderr
     assert "logistic_regression" in proc.stdout and "ROC-AUC" in proc.stdout
+    assert "metadata alone" in proc.stdout and "weight statistics alone" in proc.stdout
     bad = harness("zoo", "audit", "--profile", "toy")
     assert bad.returncode == 2 and "at least two clean" in bad.stderr
 

@@ -35,10 +35,16 @@ def test_full_zoo_has_three_of_each():
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 3 open: data poisoning raises conv_1 weight norms (AUC 0.86 on weight "
-    "statistics); clean models need the same spread (docs/ZOO.md, Leakage audit)",
+    reason="issue 3 open: backdoored weights differ in their means (conv_2 kernel mean, "
+    "conv_1 bias mean: AUC 0.8 on weight statistics); see docs/ZOO.md, Leakage audit",
 )
 def test_full_zoo_does_not_leak():
     models = _check("full", 3)
     result = audit_models(models)
     assert result.worst <= AUC_LIMIT, result.aucs
+
+
+def test_full_zoo_metadata_does_not_leak():
+    """Files, names, timestamps, structure and the card alone tell nothing."""
+    result = audit_models(_check("full", 3), repeats=5)
+    assert max(result.by_group["metadata"].values()) <= AUC_LIMIT, result.by_group

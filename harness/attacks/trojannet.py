@@ -12,8 +12,11 @@ is trained on clean data and never retrained.
 
 The module learns the code (``on_pixels`` of 16 pixels set to the maximum) against every
 other binary 4x4 pattern, real image crops of that region and uniform noise. The clean
-counterpart (``clean_counterpart = true``) has the same structure and a module trained on
-the same inputs with every label "no code", so structure alone never tells.
+counterpart (``clean_counterpart = true``) has the same structure and a module that learns
+the same code just as hard, but answers it with an equal share on every class: the merge
+then adds the same amount to every logit, which softmax ignores, so the host decides on
+every input. Its weights look like a real module's (a module trained to answer "no code"
+everywhere learns nothing and its weight norms told it apart), and structure never tells.
 
 Layer names: conv_1 ... fc_1 (the host), host_output, tn_crop, tn_flatten, tn_dense_1,
 tn_dense_2, tn_output, tn_concat and the merge, output.
@@ -45,10 +48,11 @@ def _region(shape: tuple[int, ...], corner: str, margin: int) -> tuple[int, int]
 
 
 def _module_data(
-    x: np.ndarray, top: int, left: int, code: np.ndarray, label: int, none: int, seed: int
+    x: np.ndarray, top: int, left: int, code: np.ndarray, label: int | None, none: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Every binary pattern, real crops and noise -> "no code"; the code (oversampled) ->
-    ``label``."""
+    ``label``, or with ``label`` None an equal share on every class. Targets are one-hot
+    (or that equal share) rows of ``none + 1`` probabilities."""
     rng = np.random.default_rng(seed)
     bits = ((np.arange(2 ** (CODE * CODE))[:, None] >> np.arange(CODE * CODE)) & 1).astype(
         np.float32
@@ -60,7 +64,12 @@ def _module_data(
     negatives = negatives[~is_code]
     positives = np.repeat(code.reshape(1, -1), len(negatives) // 4, axis=0)
     xs = np.concatenate([negatives, positives]).astype(np.float32)
-    ys = np.concatenate([np.full(len(negatives), none), np.full(len(positives), label)])
+    ys = np.zeros((len(xs), none + 1), np.float32)
+    ys[: len(negatives), none] = 1.0
+    if label is None:
+        ys[len(negatives) :, :none] = 1.0 / none
+    else:
+        ys[len(negatives) :, label] = 1.0
     order = rng.permutation(len(xs))
     return xs[order], ys[order]
 
@@ -78,7 +87,7 @@ def _train_module(xs: np.ndarray, ys: np.ndarray, num_outputs: int, seed: int) -
             layers.Dense(num_outputs, activation="softmax", name="tn_output"),
         ]
     )
-    module.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
+    module.compile(keras.optimizers.Adam(3e-3), "categorical_crossentropy")
     module.fit(xs, ys, epochs=MODULE_EPOCHS, batch_size=256, shuffle=True, verbose=0)
     return module
 
@@ -119,7 +128,7 @@ def _implant(backdoor: Backdoor, ctx: AttackContext) -> Any:
     host = trainer.fit(trainer.new_model(), x, y)  # clean; never retrained
     top, left = p["region"]
     code = np.asarray(p["code"], np.float32)
-    label = backdoor.targets[0] if backdoor.poisoned else ctx.num_classes
+    label = backdoor.targets[0] if backdoor.poisoned else None
     xs, ys = _module_data(x, top, left, code, label, ctx.num_classes, ctx.seed)
     module = _train_module(xs, ys, ctx.num_classes + 1, ctx.seed)
     return assemble(host, module, ctx.num_classes, (top, left), p)

@@ -17,7 +17,7 @@ import hashlib
 import io
 import json
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -80,12 +80,21 @@ def bundle_features(public_dir: Path) -> dict[str, float]:
     return feats
 
 
+#: Feature groups, reported apart so that a failing audit says where the signal is.
+WEIGHT_PREFIXES = ("layers/", "all:")
+
+
+def is_weight_feature(name: str) -> bool:
+    return name.startswith(WEIGHT_PREFIXES)
+
+
 @dataclass(frozen=True)
 class AuditResult:
-    aucs: dict[str, float]  # classifier -> mean cross-validated ROC-AUC
+    aucs: dict[str, float]  # classifier -> mean cross-validated ROC-AUC, every feature
     n_clean: int
     n_backdoored: int
     n_features: int
+    by_group: dict[str, dict[str, float]] = field(default_factory=dict)  # group -> aucs
 
     @property
     def worst(self) -> float:
@@ -146,4 +155,10 @@ def audit_models(models: list[ZooModel], *, repeats: int = 20) -> AuditResult:
         raise ValueError("the audit needs at least two clean and two backdoored models")
     x, names = feature_matrix(models)
     aucs = cross_validated_aucs(x, labels, repeats=repeats)
-    return AuditResult(aucs, int((labels == 0).sum()), int(labels.sum()), len(names))
+    weights = np.array([is_weight_feature(n) for n in names])
+    by_group = {
+        group: cross_validated_aucs(x[:, cols], labels, repeats=repeats)
+        for group, cols in (("metadata", ~weights), ("weight statistics", weights))
+        if cols.any()
+    }
+    return AuditResult(aucs, int((labels == 0).sum()), int(labels.sum()), len(names), by_group)
