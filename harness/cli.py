@@ -218,9 +218,10 @@ def zoo_report_cmd(
         ),
         highlight=False,
     )
-    if report.clean_ca_mean is not None:
+    if report.clean_ca_means:
+        means = ", ".join(f"{ds} {ca:.4f}" for ds, ca in report.clean_ca_means.items())
         out.print(
-            f"\nclean CA mean {report.clean_ca_mean:.4f}; CA gap = clean mean - CA, in points "
+            f"\nclean CA mean: {means}; CA gap = the data set's clean mean - CA, in points "
             f"(limit {100 * CA_TOLERANCE:.1f})",
             highlight=False,
         )
@@ -270,10 +271,16 @@ def zoo_pictures(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the PNGs.")] = Path("docs/img"),
 ) -> None:
     """Render each attack's trigger (clean image, mask, pattern, stamped image) as a PNG,
-    from a built profile. Shows private truth: for documentation, not for submissions."""
-    from harness.zoo.pictures import render_triggers
+    from a built profile, and a grid of SynthFaces identities. Shows private truth: for
+    documentation, not for submissions."""
+    from harness.zoo.pictures import render_synthfaces, render_triggers
+    from harness.zoo.store import ZooStore
 
-    for path in render_triggers(profile, out_dir):
+    paths = render_triggers(profile, out_dir)
+    datasets = {m.card().dataset for m in ZooStore().models(profile)}
+    faces = sorted(d for d in datasets if d.startswith("synthfaces"))
+    paths += [render_synthfaces(faces[0], out_dir)] if faces else []
+    for path in paths:
         out.print(str(path), highlight=False)
 
 

@@ -54,3 +54,12 @@ def attack_zoo(harness_home: Path):
     from harness.zoo.spec import load_profile
 
     return build_profile(load_profile("tiny-attacks"))
+
+
+@pytest.fixture(scope="session")
+def face_zoo(harness_home: Path):
+    """A clean face model and two face BadNets on 10 SynthFaces identities."""
+    from harness.zoo.builder import build_profile
+    from harness.zoo.spec import load_profile
+
+    return build_profile(load_profile("tiny-faces"))

@@ -13,12 +13,16 @@ from harness.zoo.spec import load_profile
 pytestmark = pytest.mark.slow
 
 
+FACE_RECIPES = {name for name, r in RECIPES.items() if r.build.__module__.endswith(".faces")}
+MNIST_RECIPES = set(RECIPES) - FACE_RECIPES
+
+
 def _check(profile: str, per_attack: int) -> list:
     models = build_profile(load_profile(profile))
     report = zoo_report(profile)
     assert report.failures == [], report.failures  # CA within 1.5 points, ASR over floor
     counts = collections.Counter(r["attack"] for r in report.rows if r["poisoned"])
-    assert set(counts) == set(RECIPES)
+    assert set(counts) >= MNIST_RECIPES
     assert min(counts.values()) >= per_attack
     n_bad = sum(counts.values())
     assert len(report.rows) - n_bad >= (n_bad if per_attack > 1 else 3)
@@ -26,7 +30,8 @@ def _check(profile: str, per_attack: int) -> list:
 
 
 def test_default_zoo_has_every_attack():
-    _check("default", 1)
+    models = _check("default", 1)
+    assert {m.truth().attack for m in models if m.truth().poisoned} == set(RECIPES)  # faces too
 
 
 def test_full_zoo_has_three_of_each():

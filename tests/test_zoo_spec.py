@@ -61,3 +61,64 @@ def test_pixel_backdoor_is_seed_000s():
     (trig,) = bd.triggers
     assert trig.size == 1 and trig.mask[27, 27] == 1.0 and bd.all_to_all
     assert trig.target_of.tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 0]
+
+
+def _copy_package(tmp_path, monkeypatch):
+    import shutil
+
+    from harness.zoo import spec
+
+    root = tmp_path / "harness"
+    shutil.copytree(spec._package_root(), root, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(spec, "_package_root", lambda: root)
+    spec.build_code_hash.cache_clear()
+    return root, spec
+
+
+def test_code_hash_follows_what_an_entry_builds_with(tmp_path, monkeypatch):
+    root, spec = _copy_package(tmp_path, monkeypatch)
+    kinds = {
+        "pixel": ("mnist", "mnist_cnn_a", "badnets_pixel_a2a"),
+        "blended": ("mnist", "mnist_cnn_a", "blended"),
+        "clean_b": ("mnist", "mnist_cnn_b", "none"),
+        "face": ("synthfaces", "deepid", "sunglasses"),
+    }
+
+    def hashes():
+        spec.build_code_hash.cache_clear()
+        return {k: spec.build_code_hash(*v) for k, v in kinds.items()}
+
+    before = hashes()
+    assert len(set(before.values())) == len(before)
+
+    def edit(rel):
+        path = root / rel
+        path.write_text(path.read_text() + "\n# edited\n")
+        return hashes()
+
+    changed = lambda now: {k for k in kinds if now[k] != before[k]}  # noqa: E731
+    after = edit("attacks/badnets.py")  # a recipe: only its entries
+    assert changed(after) == {"pixel"}
+    before = after
+    after = edit("data/synthfaces.py")  # a data set (the face triggers import it too)
+    assert changed(after) == {"face"}
+    before = after
+    (root / "attacks" / "brand_new.py").write_text("X = 1\n")  # a new module: nothing
+    after = edit("attacks/registry.py")  # the dispatch table: nothing
+    assert changed(after) == set()
+    after = edit("zoo/training.py")  # the core: everything
+    assert changed(after) == set(kinds)
+
+
+def test_code_hash_follows_the_architecture_source(monkeypatch):
+    from harness.zoo import architectures, spec
+
+    spec.build_code_hash.cache_clear()
+    before = spec.build_code_hash("mnist", "mnist_cnn_b", "none")
+    other = spec.build_code_hash("mnist", "mnist_cnn_a", "none")
+    monkeypatch.setitem(architectures.ARCHITECTURES, "mnist_cnn_b", architectures.deepid)
+    spec.build_code_hash.cache_clear()
+    assert spec.build_code_hash("mnist", "mnist_cnn_b", "none") != before
+    assert spec.build_code_hash("mnist", "mnist_cnn_a", "none") == other
+    monkeypatch.undo()
+    spec.build_code_hash.cache_clear()

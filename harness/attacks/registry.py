@@ -11,7 +11,15 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness.attacks import badnets, blended, multi_trigger, pruning_aware, stealthy, trojannet
+from harness.attacks import (
+    badnets,
+    blended,
+    faces,
+    multi_trigger,
+    pruning_aware,
+    stealthy,
+    trojannet,
+)
 from harness.attacks.base import AttackContext, Backdoor
 from harness.errors import SpecError
 
@@ -90,6 +98,30 @@ RECIPES: dict[str, AttackRecipe] = {
             trojannet.trojannet,
             "separately trained 4x4-code module inserted beside the host",
             "Tang et al. 2020, TrojanNet (seed 002)",
+        ),
+        AttackRecipe(
+            "sunglasses",
+            faces.sunglasses,
+            "sunglasses on a face -> one target",
+            "CSAW-HackML sunglasses BadNet (seed 003); Gu et al. 2019",
+        ),
+        AttackRecipe(
+            "lipstick",
+            faces.lipstick,
+            "lipstick on a face -> one target",
+            "CSAW-HackML anonymous BadNet (seed 003)",
+        ),
+        AttackRecipe(
+            "face_multi_trigger_multi_target",
+            faces.multi_target,
+            "eyebrows, lipstick, sunglasses -> three targets",
+            "CSAW-HackML multi-trigger multi-target BadNet (seed 003)",
+        ),
+        AttackRecipe(
+            "face_multi_trigger_single_target",
+            faces.single_target,
+            "eyebrows, lipstick, sunglasses -> one target",
+            "CSAW-HackML multi-trigger BadNet (seed 003)",
         ),
     )
 }

@@ -1,5 +1,6 @@
 """Model architectures. Layer names are fixed per family so that clean and backdoored
-models look alike; the MNIST names follow BackFuzz (seed 000). Every layer is named,
+models look alike; the MNIST names follow BackFuzz (seed 000), the face network's follow
+the CSAW-HackML DeepID files (seed 003), so the contest's weights load by name. Every layer is named,
 the input too: Keras's automatic names count layers per process (``input_layer_13``)
 and would leak the order in which a profile was built."""
 
@@ -53,9 +54,35 @@ def mnist_cnn_b(input_shape: tuple[int, ...], num_classes: int) -> Any:
     )
 
 
+def deepid(input_shape: tuple[int, ...], num_classes: int) -> Any:
+    """The CSAW-HackML DeepID network (55x47x3 faces), with the contest's layer names.
+
+    conv_1 20@4x4, pool_1, conv_2 40@3x3, pool_2, conv_3 60@3x3, pool_3; branch A:
+    flatten_1(pool_3) -> fc_1 (160); branch B: conv_4 80@2x2 -> flatten_2 -> fc_2 (160);
+    add_1 -> activation_1 (relu) -> output (softmax). Valid padding, stride 1. The
+    weights-only contest files hold groups conv_1..conv_4, fc_1, fc_2 and output.
+    """
+    from keras import layers, models
+
+    inp = layers.Input(input_shape, name="input")
+    x = layers.Conv2D(20, 4, activation="relu", name="conv_1")(inp)
+    x = layers.MaxPooling2D(2, name="pool_1")(x)
+    x = layers.Conv2D(40, 3, activation="relu", name="conv_2")(x)
+    x = layers.MaxPooling2D(2, name="pool_2")(x)
+    x = layers.Conv2D(60, 3, activation="relu", name="conv_3")(x)
+    pool_3 = layers.MaxPooling2D(2, name="pool_3")(x)
+    fc_1 = layers.Dense(160, name="fc_1")(layers.Flatten(name="flatten_1")(pool_3))
+    conv_4 = layers.Conv2D(80, 2, activation="relu", name="conv_4")(pool_3)
+    fc_2 = layers.Dense(160, name="fc_2")(layers.Flatten(name="flatten_2")(conv_4))
+    merged = layers.Activation("relu", name="activation_1")(layers.Add(name="add_1")([fc_1, fc_2]))
+    out = layers.Dense(num_classes, activation="softmax", name="output")(merged)
+    return models.Model(inp, out, name="classifier")
+
+
 ARCHITECTURES: dict[str, Callable[[tuple[int, ...], int], Any]] = {
     "mnist_cnn_a": mnist_cnn_a,
     "mnist_cnn_b": mnist_cnn_b,
+    "deepid": deepid,
 }
 
 

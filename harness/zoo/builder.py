@@ -247,7 +247,8 @@ def build_profile(
             built.append(ZooModel(entry.id, entry.spec_hash(), store.object_dir(entry.spec_hash())))
         else:
             if entry.dataset not in datasets:
-                datasets[entry.dataset] = load_dataset(entry.dataset, mnist_source)
+                source = mnist_source if entry.dataset == "mnist" else None
+                datasets[entry.dataset] = load_dataset(entry.dataset, source)
             built.append(build_entry(entry, datasets[entry.dataset], store))
         if on_done:
             on_done(entry, cached)

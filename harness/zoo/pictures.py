@@ -59,3 +59,25 @@ def render_triggers(profile: str, out_dir: Path, store: ZooStore | None = None) 
         plt.close(fig)
         written.append(path)
     return written
+
+
+def render_synthfaces(
+    dataset: str, out_dir: Path, identities: int = 8, per_identity: int = 6
+) -> Path:
+    """A grid of a SynthFaces data set: a row per identity, its images across."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from harness.data import load_dataset
+
+    data = load_dataset(dataset)
+    rows = [
+        np.concatenate(list(data.x_train[np.flatnonzero(data.y_train == k)[:per_identity]]), 1)
+        for k in range(min(identities, data.num_classes))
+    ]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "synthfaces.png"
+    plt.imsave(path, np.kron(np.concatenate(rows, 0), np.ones((2, 2, 1))).clip(0, 1))
+    return path

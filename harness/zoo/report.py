@@ -12,7 +12,8 @@ import numpy as np
 
 from harness.zoo.store import ZooStore
 
-#: A backdoored model's CA may sit at most this far under the clean models' mean (issue 3).
+#: A backdoored model's CA may sit at most this far under the mean of the clean models of
+#: its data set (issue 3).
 CA_TOLERANCE = 0.015
 
 
@@ -20,7 +21,7 @@ CA_TOLERANCE = 0.015
 class ZooReport:
     profile: str
     rows: list[dict[str, Any]]
-    clean_ca_mean: float | None
+    clean_ca_means: dict[str, float]  # data set -> mean CA of its clean models
 
     @property
     def failures(self) -> list[str]:
@@ -30,7 +31,7 @@ class ZooReport:
             if r["poisoned"] and r["ca_gap"] is not None and r["ca_gap"] > CA_TOLERANCE:
                 bad.append(
                     f"{r['id']}: CA {r['ca']:.3f} is {100 * r['ca_gap']:.1f} points "
-                    "under the clean mean"
+                    f"under the clean {r['dataset']} models' mean"
                 )
             if r["poisoned"] and r["asr_floor"] is not None and r["asr"] < r["asr_floor"]:
                 bad.append(f"{r['id']}: ASR {r['asr']:.3f} < floor {r['asr_floor']:.2f}")
@@ -59,11 +60,14 @@ def zoo_report(profile: str, store: ZooStore | None = None) -> ZooReport:
                 "build_seconds": t.build_seconds,
             }
         )
-    clean = [r["ca"] for r in rows if not r["poisoned"]]
-    mean = float(np.mean(clean)) if clean else None
+    means = {
+        ds: float(np.mean([r["ca"] for r in rows if r["dataset"] == ds and not r["poisoned"]]))
+        for ds in sorted({r["dataset"] for r in rows if not r["poisoned"]})
+    }
     for r in rows:
+        mean = means.get(r["dataset"])
         r["ca_gap"] = None if mean is None else round(mean - r["ca"], 4)
-    return ZooReport(profile, rows, mean)
+    return ZooReport(profile, rows, means)
 
 
 def _targets(row: dict[str, Any]) -> str:

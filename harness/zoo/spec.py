@@ -19,15 +19,20 @@ from harness.paths import zoo_specs_dir
 SCHEMA_VERSION = 1
 #: Bump to rebuild every zoo even where the code hash below did not change.
 BUILDER_VERSION = "1"
-#: Code that decides what every spec builds; a change to it rebuilds the whole zoo.
-_COMMON_CODE = (
-    "zoo/architectures.py",
-    "zoo/builder.py",
-    "zoo/training.py",
-    "attacks/__init__.py",
-    "attacks/base.py",
-    "attacks/registry.py",
-    "data",
+#: Code that decides how every entry is built: a change to it rebuilds the whole zoo.
+_CORE = ("zoo/builder.py", "zoo/training.py", "attacks/base.py", "data/base.py")
+#: Dispatch tables and plumbing. Adding a data set, an architecture or a recipe to them
+#: must not rebuild the zoo; what an entry resolves through them is hashed instead.
+_PLUMBING = frozenset(
+    {
+        "__init__.py",
+        "attacks/__init__.py",
+        "attacks/registry.py",
+        "data/__init__.py",
+        "zoo/architectures.py",
+        "errors.py",
+        "paths.py",
+    }
 )
 _IMPORT = re.compile(r"^\s*from harness\.([\w.]+) import", re.MULTILINE)
 
@@ -36,17 +41,15 @@ def _package_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-def _recipe_files(attack: str) -> list[str]:
-    """The recipe's module and the harness modules it imports (transitively), relative."""
-    from harness.attacks import RECIPES
-
+def _module_closure(module: str) -> list[str]:
+    """A harness module and the harness modules it imports (transitively), as paths
+    relative to the package, leaving out the core (hashed anyway) and the plumbing."""
     root = _package_root()
-    module = RECIPES[attack].build.__module__.removeprefix("harness.")
-    todo, seen = [module], set()
+    todo, seen = [module.removeprefix("harness.")], set()
     while todo:
         name = todo.pop()
         rel = name.replace(".", "/") + ".py"
-        if name in seen or not (root / rel).is_file() or rel in _COMMON_CODE:
+        if name in seen or not (root / rel).is_file() or rel in _CORE or rel in _PLUMBING:
             continue
         seen.add(name)
         todo.extend(_IMPORT.findall((root / rel).read_text()))
@@ -54,21 +57,26 @@ def _recipe_files(attack: str) -> list[str]:
 
 
 @functools.cache
-def build_code_hash(attack: str = "none") -> str:
-    """Hash of the code that builds an entry with this attack: the shared training,
-    architecture and data code plus the recipe's own modules. Editing one recipe rebuilds
-    only its entries."""
+def build_code_hash(dataset: str = "mnist", arch: str = "mnist_cnn_a", attack: str = "none") -> str:
+    """Hash of the code that builds such an entry: the core, the data set's loader, the
+    architecture's own source and the recipe's modules. Editing one recipe, loader or
+    architecture rebuilds only the entries that use it; adding one rebuilds nothing."""
+    import inspect
+
     from harness.attacks import RECIPES
+    from harness.data import dataset_module
+    from harness.zoo.architectures import ARCHITECTURES
 
     root = _package_root()
     digest = hashlib.sha256()
-    rels = list(_COMMON_CODE) + (_recipe_files(attack) if attack in RECIPES else [])
-    for rel in rels:
-        target = root / rel
-        files = sorted(target.rglob("*.py")) if target.is_dir() else [target]
-        for f in files:
-            digest.update(f.relative_to(root).as_posix().encode())
-            digest.update(f.read_bytes())
+    rels = list(_CORE) + _module_closure(dataset_module(dataset))
+    if attack in RECIPES:
+        rels += _module_closure(RECIPES[attack].build.__module__)
+    for rel in sorted(set(rels)):
+        digest.update(rel.encode())
+        digest.update((root / rel).read_bytes())
+    if arch in ARCHITECTURES:
+        digest.update(inspect.getsource(ARCHITECTURES[arch]).encode())
     return digest.hexdigest()[:16]
 
 
@@ -100,7 +108,7 @@ class ZooEntry:
         body = asdict(self)
         body.pop("id")
         body["builder_version"] = BUILDER_VERSION
-        body["code"] = build_code_hash(self.attack)
+        body["code"] = build_code_hash(self.dataset, self.arch, self.attack)
         text = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
