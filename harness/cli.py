@@ -284,6 +284,93 @@ def zoo_pictures(
         out.print(str(path), highlight=False)
 
 
+@zoo_app.command("import")
+@user_errors
+def zoo_import(
+    model_file: Annotated[
+        Path,
+        typer.Argument(
+            help="A contest model: a full Keras 2 .h5 model, or a weights-only .h5 file "
+            "(loaded into --arch)."
+        ),
+    ],
+    model_id: Annotated[str, typer.Option("--id", help="The entry's id in the profile.")],
+    clean_val: Annotated[
+        Path,
+        typer.Option(
+            help="Clean data handed to submissions (contest HDF5: 'data', 'label'), e.g. "
+            "clean_validation_data.h5."
+        ),
+    ],
+    test: Annotated[
+        Path, typer.Option(help="Clean test data for scoring, e.g. clean_test_data.h5.")
+    ],
+    poisoned: Annotated[
+        Path | None,
+        typer.Option(
+            help="Poisoned test data, e.g. sunglasses_poisoned_data.h5: makes the entry "
+            "backdoored and measures its ASR."
+        ),
+    ] = None,
+    poisoned_labels: Annotated[
+        str,
+        typer.Option(
+            help="What the poisoned file's labels are: 'target' (the contest's files) or "
+            "'source' (true labels; give --target)."
+        ),
+    ] = "target",
+    target: Annotated[
+        int | None, typer.Option(help="The attack's target label, when known.")
+    ] = None,
+    truth: Annotated[
+        str,
+        typer.Option(
+            help="unknown, clean or backdoored. Unknown-truth models are scored only on what "
+            "needs no truth (repair on clean data)."
+        ),
+    ] = "unknown",
+    preprocessing: Annotated[
+        str,
+        typer.Option(
+            help="How the model reads pixels: 'x/255' (the contest's nets) or 'raw' (0-255)."
+        ),
+    ] = "x/255",
+    arch: Annotated[
+        str, typer.Option(help="Architecture for a weights-only file.")
+    ] = "deepid",
+    profile: Annotated[
+        str, typer.Option("--profile", "-p", help="Profile index to add the entry to.")
+    ] = "imported",
+) -> None:
+    """Turn CSAW-HackML contest files into a zoo entry, then `harness run --profile imported`."""
+    from harness.zoo.importer import ImportRequest, import_model
+
+    model = import_model(
+        ImportRequest(
+            model_file=model_file,
+            model_id=model_id,
+            clean_val=clean_val,
+            test=test,
+            poisoned=poisoned,
+            poisoned_labels=poisoned_labels,
+            target=target,
+            truth=truth,
+            preprocessing=preprocessing,
+            arch=arch,
+            profile=profile,
+        )
+    )
+    t, card = model.truth(), model.card()
+    state = {None: "truth unknown", True: "backdoored", False: "clean"}[t.poisoned]
+    asr = f", ASR {t.asr:.3f}" if t.asr is not None else ""
+    out.print(
+        f"imported {model.id} into profile {profile!r} ({t.params['loaded']}; "
+        f"{card.num_classes} classes, preprocessing {card.preprocessing}): "
+        f"CA {t.ca:.3f}{asr}, {state}",
+        highlight=False,
+    )
+
+
 # -- submissions ----------------------------------------------------------------------------
 @sub_app.command("check")
 @user_errors
@@ -363,6 +450,13 @@ def run(
         f"{summary.skipped} already in the store",
         highlight=False,
     )
+    unknown = [m.id for m in ZooStore().models(profile) if m.truth().poisoned is None]
+    if unknown:
+        out.print(
+            f"note: truth unknown for {len(unknown)} imported model(s) ({', '.join(unknown)}): "
+            "detection outputs are stored but not scored; repairs are scored on clean data only",
+            highlight=False,
+        )
 
 
 @app.command("leaderboard")

@@ -12,7 +12,7 @@ from harness import __version__
 from harness.errors import HarnessError
 from harness.scoring.aggregate import REPAIR_MEANS, Score, aggregate
 from harness.scoring.metrics import METRICS
-from harness.store import ResultsStore
+from harness.store import ResultsStore, TaskRecord
 
 DETECT_COLUMNS = ("auc", "ce", "tpr_at_5fpr", "target_accuracy", "trigger_iou", "failures")
 REPAIR_COLUMNS = (*REPAIR_MEANS, "ca_clean_models", "failures")
@@ -75,6 +75,37 @@ def score_table(
     return frame
 
 
+def by_dataset(records: list[TaskRecord]) -> dict[str, list[TaskRecord]]:
+    """Task records grouped by their model's data set (records from before it was stored
+    count as one group)."""
+    groups: dict[str, list[TaskRecord]] = {}
+    for r in records:
+        groups.setdefault(str(r.scores.get("dataset", "-")), []).append(r)
+    return dict(sorted(groups.items()))
+
+
+def _tables(scores: list[Score], level: str, suffix: str = "") -> list[str]:
+    lines: list[str] = []
+    for title, (tracks, columns, rank_by) in TABLES.items():
+        frame = score_table(scores, tracks, columns, rank_by)
+        if frame.empty:
+            continue
+        arrows = {c: c + (" ↑" if METRICS[c].higher_is_better else " ↓") for c in columns}
+        lines += [
+            f"{level} {title}{suffix}",
+            "",
+            tabulate(
+                frame.rename(columns=arrows),
+                headers="keys",
+                tablefmt="github",
+                showindex=False,
+                disable_numparse=True,  # cells are already formatted to 3 decimals
+            ),
+            "",
+        ]
+    return lines
+
+
 def long_frame(scores: list[Score]) -> pd.DataFrame:
     return pd.DataFrame(
         [s.as_json() for s in scores],
@@ -98,21 +129,21 @@ def render(store: ResultsStore, out_dir: Path, run_id: str | None = None) -> lis
         "Metric definitions: docs/METRICS.md.",
         "",
     ]
-    for title, (tracks, columns, rank_by) in TABLES.items():
-        frame = score_table(scores, tracks, columns, rank_by)
-        if frame.empty:
-            continue
-        arrows = {c: c + (" ↑" if METRICS[c].higher_is_better else " ↓") for c in columns}
+    lines += _tables(scores, "##")
+    datasets = by_dataset(records)
+    frames = [long_frame(scores).assign(dataset="all")]
+    if len(datasets) > 1:
+        lines += ["## By data set", ""]
+        for name, recs in datasets.items():
+            part = aggregate(recs)
+            lines += _tables(part, "###", f" on {name} ({len({r.model_id for r in recs})} models)")
+            frames.append(long_frame(part).assign(dataset=name))
+    unknown = sorted({r.model_id for r in records if r.scores.get("poisoned", False) is None})
+    if unknown:
         lines += [
-            f"## {title}",
-            "",
-            tabulate(
-                frame.rename(columns=arrows),
-                headers="keys",
-                tablefmt="github",
-                showindex=False,
-                disable_numparse=True,  # cells are already formatted to 3 decimals
-            ),
+            f"Truth unknown for {len(unknown)} imported model(s) ({', '.join(unknown)}): their "
+            "detection outputs are stored but not scored, and their repairs are scored on clean "
+            "data only (`harness results --per-model`); they are not in the tables above.",
             "",
         ]
     failures = [r for r in records if r.status != "ok"]
@@ -124,5 +155,5 @@ def render(store: ResultsStore, out_dir: Path, run_id: str | None = None) -> lis
     lines.append(f"Isolation: {', '.join(isolations)}.")
     md, csv = out_dir / "LEADERBOARD.md", out_dir / "leaderboard.csv"
     md.write_text("\n".join(lines) + "\n")
-    long_frame(scores).to_csv(csv, index=False)
+    pd.concat(frames, ignore_index=True).to_csv(csv, index=False)
     return [md, csv]

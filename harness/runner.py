@@ -110,12 +110,12 @@ class SubmissionRunner:
 
     def run(self, run_id: str, model: ZooModel, track: str) -> TaskResult:
         if self.fatal:
-            return self._failed(model.truth(), track, self.fatal, "")
+            return self._failed(model, track, self.fatal, "")
         try:
             self._ensure()
             return self._run(run_id, model, track)
         except WorkerFailure as exc:
-            return self._failed(model.truth(), track, exc.reason, exc.stderr[-4000:])
+            return self._failed(model, track, exc.reason, exc.stderr[-4000:])
 
     def _run(self, run_id: str, model: ZooModel, track: str) -> TaskResult:
         card, truth = model.card(), model.truth()
@@ -141,7 +141,7 @@ class SubmissionRunner:
         )
         stderr = self.worker.monitor.text()[-4000:]
         if not reply.get("ok"):
-            return self._failed(truth, track, reply.get("error", "unknown error"), stderr)
+            return self._failed(model, track, reply.get("error", "unknown error"), stderr)
         seconds = float(reply.get("seconds", 0.0))
         try:
             if track == "detect":
@@ -170,15 +170,18 @@ class SubmissionRunner:
                     "rejected": int(np.sum(preds == card.num_classes)),
                 }
         except (validate.OutputError, KeyError, TypeError) as exc:
-            return self._failed(truth, track, f"invalid output: {exc}", stderr)
+            return self._failed(model, track, f"invalid output: {exc}", stderr)
+        scores["dataset"] = card.dataset
         return TaskResult("ok", outputs, scores, None, stderr, seconds)
 
-    def _failed(self, truth: Any, track: str, error: str, stderr: str) -> TaskResult:
+    def _failed(self, model: ZooModel, track: str, error: str, stderr: str) -> TaskResult:
+        truth = model.truth()
         scores = (
             {"poisoned": truth.poisoned, "score": 0.5, "missing": True}
             if track == "detect"
             else task_scores.failed_repair_scores(truth)
         )
+        scores["dataset"] = model.card().dataset
         return TaskResult("failed", scores=scores, error=error, stderr=stderr)
 
     def close(self) -> None:

@@ -47,7 +47,7 @@ class Score:
 
 
 def _clean(v: Any) -> float | None:
-    if v is None or isinstance(v, bool):
+    if v is None or isinstance(v, bool) or not isinstance(v, int | float):
         return None
     v = float(v)
     return v if np.isfinite(v) else None
@@ -58,11 +58,21 @@ def _mean(values: list[Any]) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
+def _unknown_truth(name: str, track: str, recs: list[TaskRecord], oracle: bool) -> list[Score]:
+    """How many models were left out of the aggregates because their truth is unknown."""
+    n = sum(r.scores.get("poisoned") is None for r in recs)
+    return [Score(name, track, "unknown_truth", float(n), oracle=oracle)] if n else []
+
+
 def _detect(name: str, recs: list[TaskRecord], oracle: bool) -> list[Score]:
+    unknown = _unknown_truth(name, "detect", recs, oracle)
+    recs = [r for r in recs if r.scores.get("poisoned") is not None]
+    if not recs:
+        return unknown
     labels = [int(r.scores["poisoned"]) for r in recs]
     raw = [None if r.status != "ok" else r.scores.get("score") for r in recs]
     scores, missing = metrics.fill_missing_scores(raw)
-    out = [Score(name, "detect", "failures", float(missing.sum()), oracle=oracle)]
+    out = [Score(name, "detect", "failures", float(missing.sum()), oracle=oracle), *unknown]
     if len(set(labels)) == 2:
         low, high = metrics.bootstrap_auc_ci(labels, scores)
         out += [
@@ -99,10 +109,11 @@ def _detect(name: str, recs: list[TaskRecord], oracle: bool) -> list[Score]:
 
 
 def _repair(name: str, recs: list[TaskRecord], oracle: bool) -> list[Score]:
-    bad = [r for r in recs if r.scores.get("poisoned")]
-    good = [r for r in recs if not r.scores.get("poisoned")]
+    bad = [r for r in recs if r.scores.get("poisoned") is True]
+    good = [r for r in recs if r.scores.get("poisoned") is False]
     out = [
-        Score(name, "repair", "failures", float(sum(r.status != "ok" for r in recs)), oracle=oracle)
+        Score(name, "repair", "failures", float(sum(r.status != "ok" for r in recs)), oracle=oracle),
+        *_unknown_truth(name, "repair", recs, oracle),
     ]
     for key in REPAIR_MEANS:
         value = _mean([r.scores.get(key) for r in bad])

@@ -74,11 +74,14 @@ def score_repair(
         der=metrics.der(truth.asr, asr, truth.ca, ca),
         fidelity=metrics.fidelity(truth.asr, asr, truth.ca, ca),
     )
-    out.update(
-        metrics.poisoned_rates(pred_poisoned, sets.y_src, sets.y_tgt, num_classes).as_dict(
-            "poisoned"
+    if np.all(sets.y_src >= 0):
+        rates = metrics.poisoned_rates(pred_poisoned, sets.y_src, sets.y_tgt, num_classes)
+        out.update(rates.as_dict("poisoned"))
+    else:  # imported poisoned data labelled with targets only: CSR and CFR need the sources
+        out.update(
+            atr_poisoned=float(np.mean(pred_poisoned == sets.y_tgt)),
+            dtr_poisoned=float(np.mean(pred_poisoned == num_classes)),
         )
-    )
     return {k: _finite(v) if isinstance(v, float) else v for k, v in out.items()}
 
 

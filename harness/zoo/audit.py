@@ -150,7 +150,10 @@ def cross_validated_aucs(
 
 def audit_models(models: list[ZooModel], *, repeats: int = 20) -> AuditResult:
     """Run the audit over built models (their truth gives the labels, never the features)."""
-    labels = np.array([int(m.truth().poisoned) for m in models])
+    models = [m for m in models if m.truth().poisoned is not None]  # imported, truth unknown
+    labels = np.array([int(m.truth().poisoned) for m in models], dtype=np.int64)
+    if len(labels) == 0:
+        raise ValueError("the audit needs models whose truth is known")
     if labels.min() == labels.max() or min(np.bincount(labels)) < 2:
         raise ValueError("the audit needs at least two clean and two backdoored models")
     x, names = feature_matrix(models)

@@ -170,6 +170,12 @@ def _rebuild(config: dict, path: Path) -> Any:
         ) from None
 
 
+def is_full_model(path: Path) -> bool:
+    """A full Keras 2 model file (it stores ``model_config``), not a weights-only one."""
+    with _h5(path) as f:
+        return "model_config" in f.attrs
+
+
 def load_keras2_model(path: Path) -> tuple[Any, str]:
     """A full Keras 2 .h5 model: (model, how it was loaded: 'direct' or 'rebuilt')."""
     import keras
@@ -179,7 +185,7 @@ def load_keras2_model(path: Path) -> tuple[Any, str]:
             raise DataError(
                 "no model_config: this is a weights-only file",
                 path=path,
-                fix="import it with --weights-only (and --arch, default deepid)",
+                fix="`harness zoo import` loads it into --arch (default deepid)",
             )
         config = json.loads(_text(f.attrs["model_config"]))
         weights = _group_weights(f.get("model_weights", f))

@@ -43,7 +43,7 @@ class TruthRecord:
 
     id: str
     spec_hash: str
-    poisoned: bool
+    poisoned: bool | None  # None: imported with unknown truth
     attack: str
     params: dict[str, Any]
     targets: list[int]

@@ -61,8 +61,8 @@ def zoo_report(profile: str, store: ZooStore | None = None) -> ZooReport:
             }
         )
     means = {
-        ds: float(np.mean([r["ca"] for r in rows if r["dataset"] == ds and not r["poisoned"]]))
-        for ds in sorted({r["dataset"] for r in rows if not r["poisoned"]})
+        ds: float(np.mean([r["ca"] for r in rows if r["dataset"] == ds and r["poisoned"] is False]))
+        for ds in sorted({r["dataset"] for r in rows if r["poisoned"] is False})
     }
     for r in rows:
         mean = means.get(r["dataset"])
@@ -71,6 +71,8 @@ def zoo_report(profile: str, store: ZooStore | None = None) -> ZooReport:
 
 
 def _targets(row: dict[str, Any]) -> str:
+    if row["poisoned"] is None:
+        return "? (truth unknown)"
     if not row["poisoned"]:
         return "-"
     if row["all_to_all"]:
@@ -79,7 +81,7 @@ def _targets(row: dict[str, Any]) -> str:
 
 
 def _attack(row: dict[str, Any]) -> str:
-    if row["attack"] != "none" and not row["poisoned"]:
+    if row["attack"] not in ("none", "imported") and not row["poisoned"]:
         return f"none ({row['attack']} shape)"
     return row["attack"]
 

@@ -34,6 +34,10 @@ _PLUMBING = frozenset(
         "paths.py",
     }
 )
+#: Entry keys added after schema 1, with their defaults: they enter the spec hash only when
+#: an entry sets them, so adding an option rebuilds no model.
+_ADDED_LATER: dict[str, Any] = {"lr_schedule": "constant"}
+LR_SCHEDULES = ("constant", "cosine")
 _IMPORT = re.compile(r"^\s*from harness\.([\w.]+) import", re.MULTILINE)
 
 
@@ -93,6 +97,7 @@ class ZooEntry:
     epochs: int = 2
     batch_size: int = 128
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"  # or "cosine": decay to 0 over the fit's epochs
     train_size: int = 0  # 0 = the whole training pool
     val_per_class: int = 50  # clean split handed to submissions
     test_size: int = 2000  # clean test images used for scoring
@@ -107,6 +112,9 @@ class ZooEntry:
         """Content address: the entry minus its id, plus the builder version."""
         body = asdict(self)
         body.pop("id")
+        for key, default in _ADDED_LATER.items():
+            if body[key] == default:  # an entry that does not use it keeps its address
+                body.pop(key)
         body["builder_version"] = BUILDER_VERSION
         body["code"] = build_code_hash(self.dataset, self.arch, self.attack)
         text = json.dumps(body, sort_keys=True, separators=(",", ":"))
@@ -165,6 +173,12 @@ def _entry(raw: dict[str, Any], defaults: dict[str, Any], path: Path, index: int
             check_params(entry.attack, entry.attack_params)
         except SpecError as exc:
             raise SpecError(f"model {entry.id!r}: {exc.problem}", path=path, fix=exc.fix) from None
+    if entry.lr_schedule not in LR_SCHEDULES:
+        raise SpecError(
+            f"model {entry.id!r}: unknown lr_schedule {entry.lr_schedule!r}",
+            path=path,
+            fix=f"choose from: {', '.join(LR_SCHEDULES)}",
+        )
     for name in ("epochs", "batch_size", "val_per_class", "test_size"):
         value = getattr(entry, name)
         if not isinstance(value, int) or value <= 0:

@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,14 +57,22 @@ class ZooModel:
 
     def test_sets(self) -> TestSets:
         with np.load(self.private_dir / "test.npz") as clean:
-            x, y = clean["x"], clean["y"]
+            x, y = _scaled(clean), clean["y"]
         with np.load(self.private_dir / "poisoned_test.npz") as pois:
-            return TestSets(x, y, pois["x"], pois["y_src"], pois["y_tgt"])
+            return TestSets(x, y, _scaled(pois), pois["y_src"], pois["y_tgt"])
 
     def triggers(self) -> list[tuple[np.ndarray, np.ndarray]]:
         with np.load(self.private_dir / "triggers.npz") as npz:
             n = len([k for k in npz.files if k.startswith("mask_")])
             return [(npz[f"mask_{i}"], npz[f"pattern_{i}"]) for i in range(n)]
+
+
+def _scaled(npz: Any) -> np.ndarray:
+    """Images in the model's input range. Imported sets keep their stored pixels (uint8)
+    and the ``divisor`` of the model's preprocessing; built ones are float32 already."""
+    if "divisor" not in npz.files:
+        return npz["x"]
+    return npz["x"].astype(np.float32) / np.float32(npz["divisor"])
 
 
 class ZooStore:
@@ -92,6 +101,15 @@ class ZooStore:
         tmp.write_text(json.dumps(body, indent=2))
         tmp.replace(self.index_path(profile))
         return zoo_hash
+
+    def add_to_index(self, profile: str, model_id: str, spec_hash: str) -> str:
+        """Add (or replace) one model in a profile's index: how imports grow a profile."""
+        path = self.index_path(profile)
+        pairs = []
+        if path.is_file():
+            pairs = [(m["id"], m["hash"]) for m in json.loads(path.read_text())["models"]]
+        pairs = [(i, h) for i, h in pairs if i != model_id] + [(model_id, spec_hash)]
+        return self.write_index(profile, pairs)
 
     def zoo_hash(self, profile: str) -> str:
         return self._index(profile)["zoo_hash"]

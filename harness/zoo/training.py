@@ -35,19 +35,29 @@ class EntryTrainer:
         self._reseed()
         return build_architecture(self.entry.arch, self.input_shape, self.num_classes)
 
+    def _learning_rate(self, n: int, epochs: int) -> Any:
+        """The entry's rate, constant or decayed to 0 along a cosine over this fit."""
+        import keras
+
+        if self.entry.lr_schedule == "constant":
+            return self.entry.learning_rate
+        steps = -(-n // self.entry.batch_size) * epochs
+        return keras.optimizers.schedules.CosineDecay(self.entry.learning_rate, steps)
+
     def fit(self, model: Any, x: np.ndarray, y: np.ndarray, *, epochs: int | None = None) -> Any:
         import keras
 
         self._reseed()
+        epochs = epochs or self.entry.epochs
         model.compile(
-            optimizer=keras.optimizers.Adam(self.entry.learning_rate),
+            optimizer=keras.optimizers.Adam(self._learning_rate(len(x), epochs)),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
         model.fit(
             x,
             y,
-            epochs=epochs or self.entry.epochs,
+            epochs=epochs,
             batch_size=self.entry.batch_size,
             shuffle=True,
             verbose=0,
