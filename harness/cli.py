@@ -31,7 +31,9 @@ app = typer.Typer(
 zoo_app = typer.Typer(help="Build and inspect the model zoo.", no_args_is_help=True)
 sub_app = typer.Typer(help="Work with submission folders.", no_args_is_help=True)
 app.add_typer(zoo_app, name="zoo")
+export_app = typer.Typer(help="Export repaired models for other graders.", no_args_is_help=True)
 app.add_typer(sub_app, name="submission")
+app.add_typer(export_app, name="export")
 
 ProfileOpt = Annotated[
     str,
@@ -398,6 +400,34 @@ def submission_check(
     out.print(f"{len(results) - len(failed)} passed, {len(failed)} failed", highlight=False)
     if failed:
         raise typer.Exit(1)
+
+
+@export_app.command("goodnet")
+@user_errors
+def export_goodnet_cmd(
+    submission: Annotated[Path, typer.Argument(help="A repair submission with export().")],
+    model_id: Annotated[str, typer.Option("--model", help="Zoo model to repair.")],
+    out_file: Annotated[
+        Path, typer.Option("--out", help="The GoodNet file to write (.h5 or .keras).")
+    ],
+    profile: ProfileOpt = "default",
+    backend: BackendOpt = "auto",
+) -> None:
+    """Repair one zoo model with a submission (in the sandbox) and write its GoodNet as a
+    single Keras file that plain `keras.models.load_model` loads and that answers N for
+    rejected inputs, so the CSAW-HackML grader (load, argmax, accuracy) can score it."""
+    from harness.goodnet import export_goodnet
+    from harness.zoo.store import ZooStore
+
+    model = ZooStore().model(profile, model_id)
+    result = export_goodnet(submission, model, out_file, backend=backend)
+    s = result.scores
+    line = f"wrote {result.path}: {result.outputs} outputs (N = {result.outputs - 1} = rejected)"
+    line += f"; CA {s['ca']:.3f}, rejects {s['dtr_clean']:.3f} of clean inputs"
+    if s.get("asr") is not None:
+        line += f"; ASR {s['asr']:.3f}, rejects {s['dtr_poisoned']:.3f} of poisoned inputs"
+    line += f"; agrees with the repair track on {100 * result.agreement:.1f}% of inputs"
+    out.print(line, highlight=False)
 
 
 # -- runs and results -----------------------------------------------------------------------

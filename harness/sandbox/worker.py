@@ -91,7 +91,7 @@ class Session:
             "ok": True,
             "result": result,
             "seconds": time.perf_counter() - start,
-            "weights_changed": req["track"] != "repair" and _weights_digest(model) != before,
+            "weights_changed": req["track"] not in ("repair", "export") and _weights_digest(model) != before,
         }
 
 
@@ -166,6 +166,19 @@ def _run_repair(instance: Any, model: Any, clean: Any, req: dict, out: Path) -> 
     return {"predictions": _save(out, "predictions", _batched(instance.predict, x))}
 
 
+def _run_export(instance: Any, model: Any, clean: Any, req: dict, out: Path) -> dict:
+    """Repair, answer the evaluation inputs, then save the submission's export() model."""
+    result = _run_repair(instance, model, clean, req, out)
+    export = getattr(instance, "export", None)
+    if not callable(export):
+        raise TypeError(f"{type(instance).__name__} has no export() method")
+    exported = export()
+    if not hasattr(exported, "save"):
+        raise TypeError(f"export() returned {type(exported).__name__}, not a Keras model")
+    exported.save(out / "goodnet.keras")
+    return {**result, "model": "goodnet.keras"}
+
+
 def _run_filter(instance: Any, model: Any, clean: Any, req: dict, out: Path) -> dict:
     instance.fit_filter(model, clean)
     x = np.load(req["eval_x"], allow_pickle=False)
@@ -185,6 +198,7 @@ TRACK_RUNNERS = {
     "repair": _run_repair,
     "filter": _run_filter,
     "fuzz": _run_fuzz,
+    "export": _run_export,  # `harness export goodnet`, not a scored track
 }
 
 

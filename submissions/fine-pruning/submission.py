@@ -106,6 +106,15 @@ class FinePruning:
         bad = np.argmax(self.bad.predict(x, verbose=0), axis=1)
         return np.where(good == bad, good, self.num_classes)
 
+    def export(self):
+        """The GoodNet as one standard-layer Keras model with N+1 outputs (for the
+        contest's grader; `harness export goodnet`)."""
+        from harness.goodnet import agreement_goodnet
+
+        if not self.goodnet:
+            raise ValueError("export needs goodnet = true: the grader expects N+1 outputs")
+        return agreement_goodnet(self.bad, self.good)
+
     # -- steps ----------------------------------------------------------------------------
     @staticmethod
     def _accuracy(net, clean: CleanData) -> float:

@@ -1,0 +1,215 @@
+"""CSAW-HackML GoodNets as single Keras files: build one, export one, check one.
+
+The contest's grader loads a model with plain ``keras.models.load_model``, takes the argmax
+and prints accuracy; a GoodNet answers N (the class count) for inputs it rejects. So an
+exported GoodNet must be built from standard Keras layers only (no Lambda, no custom
+class) and have N+1 outputs, the last meaning "rejected".
+
+- ``agreement_goodnet(bad, repaired)`` builds seed 003's decision "the repaired net's
+  label where it agrees with the BadNet, else N" from standard layers, for submissions
+  to return from their ``export()`` method.
+- ``export_goodnet(...)`` runs a submission's ``repair`` and ``export`` in the sandbox
+  on one zoo model, then checks the file in a fresh interpreter that knows no custom code,
+  exactly as the grader would load it, and scores its answers on the model's test sets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.errors import HarnessError
+
+#: Softmax outputs are multiplied by this and re-normalised: one-hot unless the top two
+#: probabilities are within about 1e-3 of each other (such near-ties are rejected).
+SHARPNESS = 1e4
+
+
+def _renamed(model: Any, name: str) -> Any:
+    """A copy of a functional or sequential model under another name (nested models in
+    one file need distinct names)."""
+    config = model.get_config()
+    config["name"] = name
+    copy = type(model).from_config(config)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def agreement_goodnet(bad: Any, repaired: Any, name: str = "goodnet") -> Any:
+    """Seed 003's GoodNet from standard layers: argmax = the shared label where both nets
+    agree (after sharpening their softmax to one-hot), else N = rejected."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(tuple(bad.inputs[0].shape[1:]), name="image")
+    sharp = []
+    for net, label in ((_renamed(bad, "badnet"), "bad"), (_renamed(repaired, "repaired"), "good")):
+        p = layers.Rescaling(SHARPNESS, name=f"{label}_sharpen")(net(inputs))
+        sharp.append(layers.Activation("softmax", name=f"{label}_onehot")(p))
+    agree = layers.Multiply(name="agree")(sharp)  # one-hot where the labels agree, else ~0
+    reject = layers.Dense(
+        1,
+        kernel_initializer="zeros",
+        name="rejected",
+    )(agree)
+    outputs = layers.Concatenate(name="output")([agree, reject])
+    model = keras.Model(inputs, outputs, name=name)
+    n = int(agree.shape[-1])
+    model.get_layer("rejected").set_weights(
+        [np.full((n, 1), -1.0, np.float32), np.ones(1, np.float32)]
+    )  # 1 - sum(agree): about 1 where they disagree, about 0 where they agree
+    return model
+
+
+# -- the check the contest's grader would do ------------------------------------------------
+_CHECK = r"""
+import json, sys
+import numpy as np
+import keras
+src, x_path, out_path, preds_path = sys.argv[1:5]
+model = keras.models.load_model(src)  # plain: no custom objects, safe_mode on
+x = np.load(x_path)
+np.save(preds_path, np.argmax(model.predict(x, batch_size=256, verbose=0), axis=1))
+model.save(out_path)
+keras.models.load_model(out_path)
+print(json.dumps({"outputs": int(model.outputs[0].shape[-1])}))
+"""
+
+
+def check_file(path: Path, x: np.ndarray, out: Path, num_classes: int) -> np.ndarray:
+    """Load ``path`` as the grader would (a fresh interpreter, plain ``load_model``); return
+    its argmax answers on ``x`` and save it to ``out``. Refuses files the grader cannot use
+    (and then writes nothing)."""
+    with tempfile.TemporaryDirectory(prefix="harness-goodnet-") as tmp:
+        np.save(Path(tmp) / "x.npy", x)
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        proc = subprocess.run(
+            [sys.executable, "-I", "-c", _CHECK, str(path), f"{tmp}/x.npy",
+             f"{tmp}/goodnet{out.suffix}", f"{tmp}/p.npy"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp,
+            timeout=600,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise HarnessError(
+                f"plain keras.models.load_model cannot use the exported model: {last[:300]}",
+                fix="build the GoodNet from standard Keras layers (harness.goodnet."
+                "agreement_goodnet does), without Lambda layers or custom classes",
+            )
+        outputs = json.loads(proc.stdout.strip().splitlines()[-1])["outputs"]
+        preds = np.load(Path(tmp) / "p.npy")
+        n = num_classes
+        _refuse_off_by_one(outputs, preds, n)
+        shutil.copyfile(Path(tmp) / f"goodnet{out.suffix}", out)
+    return preds
+
+
+def _refuse_off_by_one(outputs: int, preds: np.ndarray, n: int) -> None:
+    if outputs != n + 1 or (len(preds) and preds.max() > n):
+        extra = int(np.sum(preds == n + 1))
+        said = f"; it answers N+1 = {n + 1} for {extra} of {len(preds)} inputs" if extra else ""
+        raise HarnessError(
+            f"the exported model has {outputs} outputs for {n} classes{said}: the contest's "
+            f"grader expects N+1 = {n + 1} outputs, label N = {n} meaning rejected",
+            fix=f"return a model whose last ({n + 1}th) output means rejected, "
+            "e.g. harness.goodnet.agreement_goodnet(bad, repaired)",
+        )
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    outputs: int
+    scores: dict[str, Any]  # CA, ASR and the four rates of the exported file's answers
+    agreement: float  # share of test inputs where the file answers as the repair track did
+
+
+def export_goodnet(
+    submission: Path, model: Any, out: Path, *, backend: str = "auto"
+) -> ExportResult:
+    """Repair ``model`` (a ZooModel) with the submission in the sandbox, take its
+    ``export()``, check the file the grader's way and write it to ``out``."""
+    from harness.runner import SubmissionRunner, anonymous_id, stage_inbox, task_seed
+    from harness.sandbox.backends import resolve_backend
+    from harness.sandbox.client import WorkerFailure
+    from harness.sandbox.limits import SandboxLimits
+    from harness.scoring import tasks as task_scores
+    from harness.submission.manifest import load_submission
+    from harness.submission.validate import OutputError, label_predictions
+
+    spec = load_submission(submission)
+    if "repair" not in spec.tracks:
+        raise HarnessError(
+            f"submission {spec.name!r} does not take the repair track",
+            path=submission / "submission.toml",
+            fix="export a repairer: tracks must include 'repair'",
+        )
+    if out.suffix not in (".keras", ".h5"):
+        raise HarnessError(
+            "the output must end in .keras or .h5", path=out, fix="e.g. --out goodnet.h5"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    card, sets = model.card(), model.test_sets()
+    seed = task_seed("export", model.id)
+    eval_x, order = task_scores.repair_eval_set(sets, seed)
+    with tempfile.TemporaryDirectory(prefix=f"harness-export-{spec.name}-") as tmp:
+        runner = SubmissionRunner(spec, resolve_backend(backend), SandboxLimits(), Path(tmp))
+        try:
+            runner._ensure()
+            inbox, scratch = runner.worker.inner["inbox"], runner.worker.inner["scratch"]
+            stage_inbox(runner.worker.dirs.inbox, model, anonymous_id("export", model.id), eval_x)
+            reply = runner.worker.request(
+                {
+                    "op": "run",
+                    "track": "export",
+                    "bundle": inbox,
+                    "seed": seed,
+                    "out_dir": f"{scratch}/out",
+                    "eval_x": f"{inbox}/eval_x.npy",
+                },
+                runner.limits.wall_seconds,
+            )
+            if not reply.get("ok"):
+                raise HarnessError(
+                    f"{spec.name} failed to export: {reply.get('error', 'unknown error')}",
+                    path=submission,
+                    fix="give the entry class an export() method returning a Keras model "
+                    "(see docs/SUBMITTING.md)",
+                )
+            produced = runner.worker.dirs.scratch / "out" / reply["result"]["model"]
+            try:
+                track_preds = label_predictions(
+                    runner.worker.dirs.scratch / "out" / reply["result"]["predictions"],
+                    len(eval_x),
+                    card.num_classes,
+                )
+            except OutputError as exc:
+                raise HarnessError(str(exc), path=submission, fix="fix predict()") from None
+            local = Path(tmp) / "exported.keras"
+            shutil.copyfile(produced, local)
+        except WorkerFailure as exc:
+            raise HarnessError(
+                f"{spec.name}'s sandbox worker failed: {exc.reason}",
+                path=submission,
+                fix="run `harness submission check` on it",
+            ) from None
+        finally:
+            runner.close()
+        preds = check_file(local, eval_x, out, card.num_classes)
+    pc, pp = task_scores.unshuffle(preds, order, len(sets.y))
+    scores = task_scores.score_repair(pc, pp, sets, model.truth(), card.num_classes)
+    return ExportResult(
+        out, card.num_classes + 1, scores, float(np.mean(preds == track_preds))
+    )
