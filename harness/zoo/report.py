@@ -46,7 +46,7 @@ def zoo_report(profile: str, store: ZooStore | None = None) -> ZooReport:
         card = model.card()
         rows.append(
             {
-                "id": t.id,
+                "id": model.id,
                 "dataset": card.dataset,
                 "attack": t.attack,
                 "poisoned": t.poisoned,
