@@ -75,13 +75,27 @@ def score_table(
     return frame
 
 
-def by_dataset(records: list[TaskRecord]) -> dict[str, list[TaskRecord]]:
-    """Task records grouped by their model's data set (records from before it was stored
-    count as one group)."""
+def by_dataset(
+    records: list[TaskRecord], known: dict[str, str] | None = None
+) -> dict[str, list[TaskRecord]]:
+    """Task records grouped by their model's data set. Records stored before the data set
+    was recorded take it from ``known`` (model id -> data set, from the built zoo)."""
+    known = known or {}
     groups: dict[str, list[TaskRecord]] = {}
     for r in records:
-        groups.setdefault(str(r.scores.get("dataset", "-")), []).append(r)
+        name = r.scores.get("dataset") or known.get(r.model_id, "unknown data set")
+        groups.setdefault(str(name), []).append(r)
     return dict(sorted(groups.items()))
+
+
+def _zoo_datasets(profile: str) -> dict[str, str]:
+    from harness.errors import ZooError
+    from harness.zoo.store import ZooStore
+
+    try:
+        return {m.id: m.card().dataset for m in ZooStore().models(profile)}
+    except (ZooError, OSError):
+        return {}
 
 
 def _tables(scores: list[Score], level: str, suffix: str = "") -> list[str]:
@@ -130,7 +144,7 @@ def render(store: ResultsStore, out_dir: Path, run_id: str | None = None) -> lis
         "",
     ]
     lines += _tables(scores, "##")
-    datasets = by_dataset(records)
+    datasets = by_dataset(records, _zoo_datasets(info["profile"]))
     frames = [long_frame(scores).assign(dataset="all")]
     if len(datasets) > 1:
         lines += ["## By data set", ""]
