@@ -337,9 +337,7 @@ def zoo_import(
             help="How the model reads pixels: 'x/255' (the contest's nets) or 'raw' (0-255)."
         ),
     ] = "x/255",
-    arch: Annotated[
-        str, typer.Option(help="Architecture for a weights-only file.")
-    ] = "deepid",
+    arch: Annotated[str, typer.Option(help="Architecture for a weights-only file.")] = "deepid",
     profile: Annotated[
         str, typer.Option("--profile", "-p", help="Profile index to add the entry to.")
     ] = "imported",

@@ -210,6 +210,4 @@ def export_goodnet(
         preds = check_file(local, eval_x, out, card.num_classes)
     pc, pp = task_scores.unshuffle(preds, order, len(sets.y))
     scores = task_scores.score_repair(pc, pp, sets, model.truth(), card.num_classes)
-    return ExportResult(
-        out, card.num_classes + 1, scores, float(np.mean(preds == track_preds))
-    )
+    return ExportResult(out, card.num_classes + 1, scores, float(np.mean(preds == track_preds)))

@@ -115,9 +115,10 @@ def test_imported_models_run_and_unknown_truth_is_said(imported, tmp_path):
     assert ("keras2-sequential", "repair", "asr") not in per
     out = tmp_path / "board"
     harness("leaderboard", "--db", db, "--out", str(out))
-    assert "Truth unknown for 1 imported model(s) (keras2-sequential)" in (
-        out / "LEADERBOARD.md"
-    ).read_text()
+    assert (
+        "Truth unknown for 1 imported model(s) (keras2-sequential)"
+        in (out / "LEADERBOARD.md").read_text()
+    )
 
 
 @pytest.mark.parametrize(

@@ -91,7 +91,8 @@ class Session:
             "ok": True,
             "result": result,
             "seconds": time.perf_counter() - start,
-            "weights_changed": req["track"] not in ("repair", "export") and _weights_digest(model) != before,
+            "weights_changed": req["track"] not in ("repair", "export")
+            and _weights_digest(model) != before,
         }
 
 

@@ -112,7 +112,9 @@ def _repair(name: str, recs: list[TaskRecord], oracle: bool) -> list[Score]:
     bad = [r for r in recs if r.scores.get("poisoned") is True]
     good = [r for r in recs if r.scores.get("poisoned") is False]
     out = [
-        Score(name, "repair", "failures", float(sum(r.status != "ok" for r in recs)), oracle=oracle),
+        Score(
+            name, "repair", "failures", float(sum(r.status != "ok" for r in recs)), oracle=oracle
+        ),
         *_unknown_truth(name, "repair", recs, oracle),
     ]
     for key in REPAIR_MEANS:

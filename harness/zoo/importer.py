@@ -206,7 +206,9 @@ def import_model(req: ImportRequest, store: ZooStore | None = None) -> ZooModel:
         ).write(public / "card.json")
         _fix_mtimes(public)
         # Test sets stay as stored pixels (uint8) with their divisor: 1/4 of the float size.
-        np.savez_compressed(private / "test.npz", x=x_test.astype(np.uint8), y=y_test, divisor=divisor)
+        np.savez_compressed(
+            private / "test.npz", x=x_test.astype(np.uint8), y=y_test, divisor=divisor
+        )
         np.savez_compressed(
             private / "poisoned_test.npz",
             x=xp.astype(np.uint8),
