@@ -1,4 +1,6 @@
 import dataclasses
+import hashlib
+import json
 
 import pytest
 
@@ -45,6 +47,30 @@ def test_spec_hash_tracks_content_not_id():
     entry = load_profile("tiny").entries[3]
     assert dataclasses.replace(entry, id="other").spec_hash() == entry.spec_hash()
     assert dataclasses.replace(entry, seed=entry.seed + 1).spec_hash() != entry.spec_hash()
+
+
+def test_lr_schedule_is_checked_hashed_only_when_set_and_decays(tmp_path):
+    from harness.zoo import spec
+    from harness.zoo.training import EntryTrainer
+
+    bad = 'schema_version = 1\n[[models]]\nid = "a"\nlr_schedule = "cosin"\n'
+    with pytest.raises(SpecError, match="unknown lr_schedule 'cosin'.*constant, cosine"):
+        load_profile(_write(tmp_path, bad))
+    entry = load_profile("tiny").entries[0]
+    cosine = dataclasses.replace(entry, lr_schedule="cosine")
+    assert cosine.spec_hash() != entry.spec_hash()
+    # An entry at the default keeps the address it had before the key existed.
+    body = dataclasses.asdict(entry)
+    del body["id"], body["lr_schedule"]
+    body["builder_version"] = spec.BUILDER_VERSION
+    body["code"] = spec.build_code_hash(entry.dataset, entry.arch, entry.attack)
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    assert entry.spec_hash() == hashlib.sha256(text.encode()).hexdigest()[:16]
+    rate = EntryTrainer(cosine, (28, 28, 1), 10)._learning_rate(1000, 3)
+    steps = -(-1000 // cosine.batch_size) * 3
+    assert float(rate(0)) == pytest.approx(cosine.learning_rate)
+    assert float(rate(steps)) == pytest.approx(0.0, abs=1e-9)
+    assert EntryTrainer(entry, (28, 28, 1), 10)._learning_rate(1000, 3) == entry.learning_rate
 
 
 def test_attack_params_are_validated():
