@@ -13,8 +13,6 @@ from harness.zoo.spec import load_profile
 pytestmark = pytest.mark.slow
 
 
-FACE_RECIPES = {name for name, r in RECIPES.items() if r.build.__module__.endswith(".faces")}
-MNIST_RECIPES = set(RECIPES) - FACE_RECIPES
 
 
 def _check(profile: str, per_attack: int) -> list:
@@ -22,7 +20,7 @@ def _check(profile: str, per_attack: int) -> list:
     report = zoo_report(profile)
     assert report.failures == [], report.failures  # CA within 1.5 points, ASR over floor
     counts = collections.Counter(r["attack"] for r in report.rows if r["poisoned"])
-    assert set(counts) >= MNIST_RECIPES
+    assert set(counts) == set(RECIPES)  # every MNIST and face recipe
     assert min(counts.values()) >= per_attack
     n_bad = sum(counts.values())
     assert len(report.rows) - n_bad >= (n_bad if per_attack > 1 else 3)
