@@ -141,7 +141,7 @@ def export_goodnet(
 ) -> ExportResult:
     """Repair ``model`` (a ZooModel) with the submission in the sandbox, take its
     ``export()``, check the file the grader's way and write it to ``out``."""
-    from harness.runner import SubmissionRunner, anonymous_id, stage_inbox, task_seed
+    from harness.runner import SubmissionRunner, task_seed
     from harness.sandbox.backends import resolve_backend
     from harness.sandbox.client import WorkerFailure
     from harness.sandbox.limits import SandboxLimits
@@ -167,20 +167,7 @@ def export_goodnet(
     with tempfile.TemporaryDirectory(prefix=f"harness-export-{spec.name}-") as tmp:
         runner = SubmissionRunner(spec, resolve_backend(backend), SandboxLimits(), Path(tmp))
         try:
-            runner._ensure()
-            inbox, scratch = runner.worker.inner["inbox"], runner.worker.inner["scratch"]
-            stage_inbox(runner.worker.dirs.inbox, model, anonymous_id("export", model.id), eval_x)
-            reply = runner.worker.request(
-                {
-                    "op": "run",
-                    "track": "export",
-                    "bundle": inbox,
-                    "seed": seed,
-                    "out_dir": f"{scratch}/out",
-                    "eval_x": f"{inbox}/eval_x.npy",
-                },
-                runner.limits.wall_seconds,
-            )
+            reply, out_dir = runner.request("export", model, "export", eval_x)
             if not reply.get("ok"):
                 raise HarnessError(
                     f"{spec.name} failed to export: {reply.get('error', 'unknown error')}",
@@ -188,10 +175,10 @@ def export_goodnet(
                     fix="give the entry class an export() method returning a Keras model "
                     "(see docs/SUBMITTING.md)",
                 )
-            produced = runner.worker.dirs.scratch / "out" / reply["result"]["model"]
+            produced = out_dir / reply["result"]["model"]
             try:
                 track_preds = label_predictions(
-                    runner.worker.dirs.scratch / "out" / reply["result"]["predictions"],
+                    out_dir / reply["result"]["predictions"],
                     len(eval_x),
                     card.num_classes,
                 )

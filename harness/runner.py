@@ -117,13 +117,12 @@ class SubmissionRunner:
         except WorkerFailure as exc:
             return self._failed(model, track, exc.reason, exc.stderr[-4000:])
 
-    def _run(self, run_id: str, model: ZooModel, track: str) -> TaskResult:
-        card, truth = model.card(), model.truth()
-        seed = task_seed(run_id, model.id)
-        sets = model.test_sets() if track == "repair" else None
-        eval_x = order = None
-        if sets is not None:
-            eval_x, order = task_scores.repair_eval_set(sets, seed)
+    def request(
+        self, run_id: str, model: ZooModel, track: str, eval_x: np.ndarray | None
+    ) -> tuple[dict[str, Any], Path]:
+        """Start the worker if needed, stage one model's bundle (and ``eval_x``), ask for one
+        track: (the worker's reply, the folder its output files are in)."""
+        self._ensure()
         stage_inbox(self.worker.dirs.inbox, model, anonymous_id(run_id, model.id), eval_x)
         out_dir = self.worker.dirs.scratch / "out"
         shutil.rmtree(out_dir, ignore_errors=True)
@@ -133,12 +132,21 @@ class SubmissionRunner:
                 "op": "run",
                 "track": track,
                 "bundle": inbox,
-                "seed": seed,
+                "seed": task_seed(run_id, model.id),
                 "out_dir": f"{scratch}/out",
                 "eval_x": f"{inbox}/eval_x.npy",
             },
             self.limits.wall_seconds,
         )
+        return reply, out_dir
+
+    def _run(self, run_id: str, model: ZooModel, track: str) -> TaskResult:
+        card, truth = model.card(), model.truth()
+        sets = model.test_sets() if track == "repair" else None
+        eval_x = order = None
+        if sets is not None:
+            eval_x, order = task_scores.repair_eval_set(sets, task_seed(run_id, model.id))
+        reply, out_dir = self.request(run_id, model, track, eval_x)
         stderr = self.worker.monitor.text()[-4000:]
         if not reply.get("ok"):
             return self._failed(model, track, reply.get("error", "unknown error"), stderr)

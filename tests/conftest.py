@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 HOSTILE = Path(__file__).resolve().parent / "submissions"
+
+
+def run_cli(*args: str, check: bool = False) -> subprocess.CompletedProcess:
+    """`harness ARGS...` as a user runs it (a fresh process, no progress bars)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HARNESS_PROGRESS": "0"},
+    )
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,24 +1,11 @@
 """The CLI as a user runs it: one clear line per user error, JSON shapes, rendered files."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
-from conftest import HOSTILE, REPO
+from conftest import HOSTILE, REPO, run_cli
 
-
-def harness(*args, check=False):
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HARNESS_PROGRESS": "0"},
-    )
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
+harness = run_cli
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import HOSTILE, REPO
+from conftest import HOSTILE, REPO, run_cli
 
 PLAIN_GRADER = r"""
 import json, sys
@@ -22,13 +22,7 @@ print(json.dumps(np.argmax(model.predict(x, verbose=0), axis=1).tolist()))
 """
 
 
-def harness(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HARNESS_PROGRESS": "0"},
-    )
+harness = run_cli
 
 
 def test_agreement_goodnet_answers_the_shared_label_else_n(tiny_zoo):

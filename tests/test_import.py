@@ -4,26 +4,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, run_cli
 from csaw_files import write_data, write_keras2_sequential, write_weights_only
 
 
 def harness(*args, check=True):
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HARNESS_PROGRESS": "0"},
-    )
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
+    return run_cli(*args, check=check)
 
 
 def _contest_files(tmp_path, zoo_model):

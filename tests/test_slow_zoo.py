@@ -13,8 +13,6 @@ from harness.zoo.spec import load_profile
 pytestmark = pytest.mark.slow
 
 
-
-
 def _check(profile: str, per_attack: int) -> list:
     models = build_profile(load_profile(profile))
     report = zoo_report(profile)

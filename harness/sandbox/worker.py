@@ -81,7 +81,7 @@ class Session:
         bundle, out = Path(req["bundle"]), Path(req["out_dir"])
         out.mkdir(parents=True, exist_ok=True)
         model = keras.saving.load_model(bundle / "model.keras", compile=False, safe_mode=True)
-        clean = _clean_data(bundle)
+        clean = clean_data(bundle)
         keras.utils.set_random_seed(int(req["seed"]))
         before = _weights_digest(model)
         instance = self.entry_cls(**self.params)
@@ -100,7 +100,8 @@ def _fail(kind: str, message: str) -> dict[str, Any]:
     return {"ok": False, "kind": kind, "error": message}
 
 
-def _clean_data(bundle: Path) -> Any:
+def clean_data(bundle: Path) -> Any:
+    """The CleanData a submission receives, read from a staged public bundle."""
     from harness.api import CleanData
 
     card = json.loads((bundle / "card.json").read_text())
