@@ -45,6 +45,9 @@ class Track(str, enum.Enum):
             raise ValueError(f"unknown track {value!r}; choose from {names}") from None
 
 
+#: How many inputs ``generate()`` may return per model unless a run sets another budget.
+DEFAULT_FUZZ_BUDGET = 500
+
 #: Tracks answered by the same ``detect()`` call.
 DETECT_FAMILY = frozenset({Track.DETECT, Track.TARGET, Track.TRIGGER})
 

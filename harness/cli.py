@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from harness.api import DEFAULT_FUZZ_BUDGET
 from harness.errors import HarnessError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -434,11 +435,20 @@ def export_goodnet_cmd(
 def run(
     paths: Annotated[list[Path], typer.Argument(help="Submission folders.")],
     profile: ProfileOpt = "default",
-    tracks: Annotated[str, typer.Option(help="Comma-separated tracks to run.")] = "detect,repair",
+    tracks: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated tracks: detect (with target and trigger), filter, repair, "
+            "fuzz. A submission runs those of them it declares."
+        ),
+    ] = "detect,repair",
     backend: BackendOpt = "auto",
     run_id: Annotated[
         str | None, typer.Option("--run-id", help="Name of the run (default: the profile name).")
     ] = None,
+    fuzz_budget: Annotated[
+        int, typer.Option("--fuzz-budget", min=1, help="Inputs a fuzzer may generate per model.")
+    ] = DEFAULT_FUZZ_BUDGET,
     db: DbOpt = None,
 ) -> None:
     """Run submissions against every model of a built zoo; resumes where it stopped."""
@@ -471,7 +481,14 @@ def run(
             bar.advance(task)
 
         summary = run_submissions(
-            specs, profile, wanted, store, backend=backend, run_id=run_id, on_task=on_task
+            specs,
+            profile,
+            wanted,
+            store,
+            backend=backend,
+            run_id=run_id,
+            on_task=on_task,
+            fuzz_budget=fuzz_budget,
         )
     out.print(
         f"run {summary.run_id}: {summary.done} tasks done ({summary.failed} failed), "

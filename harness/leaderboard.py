@@ -14,11 +14,24 @@ from harness.scoring.aggregate import REPAIR_MEANS, Score, aggregate
 from harness.scoring.metrics import METRICS
 from harness.store import ResultsStore, TaskRecord
 
-DETECT_COLUMNS = ("auc", "ce", "tpr_at_5fpr", "target_accuracy", "trigger_iou", "failures")
+DETECT_COLUMNS = (
+    "auc",
+    "ce",
+    "tpr_at_5fpr",
+    "target_accuracy",
+    "target_jaccard",
+    "trigger_iou",
+    "trigger_asr",
+    "failures",
+)
 REPAIR_COLUMNS = (*REPAIR_MEANS, "ca_clean_models", "failures")
+FILTER_COLUMNS = ("filter_auc", "far_at_1frr", "filter_tpr", "filter_frr", "failures")
+FUZZ_COLUMNS = ("activation_rate", "activation_rate_clean_models", "n_generated", "failures")
 TABLES = {
     "Detection": (("detect", "target", "trigger"), DETECT_COLUMNS, ("auc", "ce")),
     "Repair": (("repair",), REPAIR_COLUMNS, ("der", "ca_clean_models")),
+    "Input filtering": (("filter",), FILTER_COLUMNS, ("filter_auc", "far_at_1frr")),
+    "Fuzzing": (("fuzz",), FUZZ_COLUMNS, ("activation_rate", "activation_rate_clean_models")),
 }
 
 

@@ -18,18 +18,16 @@ from typing import Any
 
 import numpy as np
 
+from harness import tracks as track_tasks
 from harness.api import DETECT_FAMILY, Track
 from harness.sandbox.backends import resolve_backend
 from harness.sandbox.client import SandboxWorker, WorkerFailure
 from harness.sandbox.limits import SandboxLimits
-from harness.scoring import tasks as task_scores
 from harness.store import ResultsStore, TaskRecord
 from harness.submission import validate
 from harness.submission.manifest import SubmissionSpec
+from harness.zoo.predict import ModelPredictor
 from harness.zoo.store import ZooModel, ZooStore
-
-#: Tracks with a runner today; the others are accepted by the contract but skipped.
-RUNNABLE = ("detect", "repair")
 
 
 @dataclass
@@ -48,8 +46,7 @@ def task_tracks(spec: SubmissionSpec, requested: list[Track]) -> list[str]:
     out = []
     if wanted & DETECT_FAMILY:
         out.append("detect")
-    if Track.REPAIR in wanted:
-        out.append("repair")
+    out += [t.value for t in (Track.FILTER, Track.REPAIR, Track.FUZZ) if t in wanted]
     return out
 
 
@@ -68,15 +65,27 @@ def staged_card(public_dir: Path, anon_id: str) -> str:
     return json.dumps(card)
 
 
-def stage_inbox(inbox: Path, model: ZooModel, anon_id: str, eval_x: np.ndarray | None) -> None:
-    """Put exactly one model's public bundle (with an anonymised id) in the worker's inbox."""
+def stage_inbox(
+    inbox: Path,
+    model: ZooModel,
+    anon_id: str,
+    eval_x: np.ndarray | None,
+    poisoned: np.ndarray | None = None,
+) -> None:
+    """Put exactly one model's public bundle (with an anonymised id) in the worker's inbox;
+    ``poisoned`` (oracle submissions only) joins the clean split as ``CleanData.poisoned``."""
     for child in inbox.iterdir():
         if child.is_dir():
             shutil.rmtree(child)
         else:
             child.unlink()
     shutil.copyfile(model.public_dir / "model.keras", inbox / "model.keras")
-    shutil.copyfile(model.public_dir / "clean_val.npz", inbox / "clean_val.npz")
+    if poisoned is None:
+        shutil.copyfile(model.public_dir / "clean_val.npz", inbox / "clean_val.npz")
+    else:
+        with np.load(model.public_dir / "clean_val.npz") as npz:
+            split = {k: npz[k] for k in npz.files}
+        np.savez(inbox / "clean_val.npz", **split, poisoned=poisoned)
     (inbox / "card.json").write_text(staged_card(model.public_dir, anon_id))
     if eval_x is not None:
         np.save(inbox / "eval_x.npy", eval_x)
@@ -86,7 +95,12 @@ class SubmissionRunner:
     """Runs one submission's tasks, restarting its worker after any crash."""
 
     def __init__(
-        self, spec: SubmissionSpec, backend: str, limits: SandboxLimits, workdir: Path
+        self,
+        spec: SubmissionSpec,
+        backend: str,
+        limits: SandboxLimits,
+        workdir: Path,
+        fuzz_budget: int = track_tasks.FUZZ_BUDGET,
     ) -> None:
         self.spec = spec
         self.limits = limits.capped(spec.resources.wall_seconds_per_model, spec.resources.memory_gb)
@@ -94,6 +108,8 @@ class SubmissionRunner:
             spec.path, spec.entry, spec.params, self.limits, backend, workdir
         )
         self.fatal: str | None = None  # an init failure no restart can fix
+        self.fuzz_budget = fuzz_budget
+        self.predictor = ModelPredictor()
 
     @property
     def isolation(self) -> str:
@@ -118,12 +134,19 @@ class SubmissionRunner:
             return self._failed(model, track, exc.reason, exc.stderr[-4000:])
 
     def request(
-        self, run_id: str, model: ZooModel, track: str, eval_x: np.ndarray | None
+        self,
+        run_id: str,
+        model: ZooModel,
+        track: str,
+        eval_x: np.ndarray | None,
+        extra: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], Path]:
         """Start the worker if needed, stage one model's bundle (and ``eval_x``), ask for one
         track: (the worker's reply, the folder its output files are in)."""
         self._ensure()
-        stage_inbox(self.worker.dirs.inbox, model, anonymous_id(run_id, model.id), eval_x)
+        poisoned = track_tasks.oracle_sample(model) if self.spec.oracle else None
+        anon = anonymous_id(run_id, model.id)
+        stage_inbox(self.worker.dirs.inbox, model, anon, eval_x, poisoned)
         out_dir = self.worker.dirs.scratch / "out"
         shutil.rmtree(out_dir, ignore_errors=True)
         inbox, scratch = self.worker.inner["inbox"], self.worker.inner["scratch"]
@@ -135,60 +158,31 @@ class SubmissionRunner:
                 "seed": task_seed(run_id, model.id),
                 "out_dir": f"{scratch}/out",
                 "eval_x": f"{inbox}/eval_x.npy",
+                **(extra or {}),
             },
             self.limits.wall_seconds,
         )
         return reply, out_dir
 
     def _run(self, run_id: str, model: ZooModel, track: str) -> TaskResult:
-        card, truth = model.card(), model.truth()
-        sets = model.test_sets() if track == "repair" else None
-        eval_x = order = None
-        if sets is not None:
-            eval_x, order = task_scores.repair_eval_set(sets, task_seed(run_id, model.id))
-        reply, out_dir = self.request(run_id, model, track, eval_x)
+        inputs = track_tasks.prepare(track, model, task_seed(run_id, model.id), self.fuzz_budget)
+        reply, out_dir = self.request(run_id, model, track, inputs.eval_x, inputs.request)
         stderr = self.worker.monitor.text()[-4000:]
         if not reply.get("ok"):
             return self._failed(model, track, reply.get("error", "unknown error"), stderr)
-        seconds = float(reply.get("seconds", 0.0))
         try:
-            if track == "detect":
-                out = validate.detect_output(
-                    reply["result"],
-                    lambda f: out_dir / f,
-                    tuple(card.input_shape),
-                    card.num_classes,
-                )
-                scores = task_scores.score_detection(out, truth, [m for m, _ in model.triggers()])
-                outputs = {
-                    "score": out.score,
-                    "target_labels": out.target_labels,
-                    "trigger": out.mask is not None,
-                    "extra": reply["result"]["extra"],
-                    "weights_changed": bool(reply.get("weights_changed")),
-                }
-            else:
-                preds = validate.label_predictions(
-                    out_dir / reply["result"]["predictions"], len(eval_x), card.num_classes
-                )
-                pc, pp = task_scores.unshuffle(preds, order, len(sets.y))
-                scores = task_scores.score_repair(pc, pp, sets, truth, card.num_classes)
-                outputs = {
-                    "n_predictions": int(len(preds)),
-                    "rejected": int(np.sum(preds == card.num_classes)),
-                }
+            outputs, scores = track_tasks.score(
+                track, reply["result"], out_dir, model, inputs, self.predictor
+            )
         except (validate.OutputError, KeyError, TypeError) as exc:
             return self._failed(model, track, f"invalid output: {exc}", stderr)
-        scores["dataset"] = card.dataset
-        return TaskResult("ok", outputs, scores, None, stderr, seconds)
+        if track != "repair":
+            outputs["weights_changed"] = bool(reply.get("weights_changed"))
+        scores["dataset"] = model.card().dataset
+        return TaskResult("ok", outputs, scores, None, stderr, float(reply.get("seconds", 0.0)))
 
     def _failed(self, model: ZooModel, track: str, error: str, stderr: str) -> TaskResult:
-        truth = model.truth()
-        scores = (
-            {"poisoned": truth.poisoned, "score": 0.5, "missing": True}
-            if track == "detect"
-            else task_scores.failed_repair_scores(truth)
-        )
+        scores = track_tasks.failed_scores(track, model)
         scores["dataset"] = model.card().dataset
         return TaskResult("failed", scores=scores, error=error, stderr=stderr)
 
@@ -219,6 +213,7 @@ def run_submissions(
     zoo: ZooStore | None = None,
     model_ids: list[str] | None = None,
     on_task: ProgressFn | None = None,
+    fuzz_budget: int = track_tasks.FUZZ_BUDGET,
 ) -> RunSummary:
     """Execute every missing (submission, model, track) task and store it."""
     backend = resolve_backend(backend)  # fail fast on a backend that cannot run here
@@ -241,7 +236,7 @@ def run_submissions(
         if not todo:
             continue
         with tempfile.TemporaryDirectory(prefix=f"harness-{spec.name}-") as tmp:
-            runner = SubmissionRunner(spec, backend, limits, Path(tmp))
+            runner = SubmissionRunner(spec, backend, limits, Path(tmp), fuzz_budget)
             try:
                 for model, track in todo:
                     if on_task:

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tomllib
 
 SUBMISSIONS = Path(__file__).resolve().parent.parent / "submissions"
 

@@ -266,6 +266,35 @@ def test_far_at_frr() -> None:
     assert math.isnan(m.far_at_frr([], [0.5]))
 
 
+def test_backdoor_activation_counts_any_map_and_skips_unmovable_seeds() -> None:
+    to_zero = [0, 0, 0, 0]  # single target 0: seeds of class 0 cannot activate it
+    to_two = [2, 2, 2, 2]
+    preds = [0, 0, 1, 2, 0]
+    seeds = [0, 1, 2, 3, 3]
+    rate, count = m.backdoor_activation(preds, seeds, [to_zero])
+    assert (rate, count) == (pytest.approx(0.5), 2)  # seed 0 left out: 2 of 4
+    rate, count = m.backdoor_activation(preds, seeds, [to_zero, to_two])
+    assert (rate, count) == (pytest.approx(0.6), 3)  # 3 -> 2 counts too; seed 0 movable by t=2
+    assert math.isnan(m.backdoor_activation([0], [0], [to_zero])[0])
+    with pytest.raises(ValueError, match="target_maps"):
+        m.backdoor_activation([0], [0], [])
+
+
+def test_trigger_asr_takes_the_best_map_over_moved_images() -> None:
+    from harness.scoring.tasks import trigger_asr
+
+    y = np.array([0, 1, 2, 3])
+    pred = np.array([0, 0, 0, 1])
+    assert trigger_asr(pred, y, [[0, 0, 0, 0]]) == pytest.approx(2 / 3)
+    assert trigger_asr(pred, y, [[1, 2, 3, 0], [0, 0, 0, 0]]) == pytest.approx(2 / 3)
+    assert trigger_asr(pred, y, [[0, 1, 2, 3]]) == 0.0  # nothing moved
+
+
+def test_flag_rate() -> None:
+    assert m.flag_rate([0.2, 0.6, 0.9, 0.5]) == pytest.approx(0.5)
+    assert math.isnan(m.flag_rate([]))
+
+
 def test_activation_rate() -> None:
     target_of = [1, 2, 0]
     seeds = [0, 0, 1, 2, 2]
@@ -347,7 +376,7 @@ def test_metric_functions_declare_their_metrics() -> None:
         m.clean_accuracy, m.attack_success_rate, m.clean_rates, m.poisoned_rates, m.der,
         m.fidelity, m.fill_missing_scores, m.roc_auc, m.bootstrap_auc_ci, m.cross_entropy,
         m.tpr_at_fpr, m.target_accuracy, m.target_jaccard, m.trigger_iou_topk, m.filter_auc,
-        m.far_at_frr, m.activation_rate,
+        m.far_at_frr, m.activation_rate, m.backdoor_activation, m.flag_rate,
     ]  # fmt: skip
     declared = {info.name for fn in functions for info in fn.metrics}
     assert declared == set(m.METRICS) - {"n_generated"}  # a plain count, listed only

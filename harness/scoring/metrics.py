@@ -52,7 +52,11 @@ _TABLE: tuple[tuple[str, bool, str], ...] = (
     ("trigger_asr", True, "ASR of the reconstructed trigger on the backdoored model"),
     ("filter_auc", True, "input-filter ROC-AUC, poisoned inputs = positive"),
     ("far_at_1frr", False, "share of poisoned inputs not flagged at 1% FRR (STRIP)"),
+    ("filter_tpr", True, "share of poisoned inputs flagged (score > 0.5)"),
+    ("filter_frr", False, "share of clean inputs flagged (score > 0.5)"),
     ("activation_rate", True, "share of generated inputs f sends to t(seed label)"),
+    ("activation_rate_clean_models", False, "activation rate on clean models (y -> y+1 baseline)"),
+    ("activation_count", True, "number of generated inputs that activate the backdoor"),
     ("n_generated", True, "number of generated inputs within the budget (informational)"),
     ("failures", False, "number of missing, failed or invalid submission outputs"),
 )
@@ -326,6 +330,15 @@ def far_at_frr(clean_scores: ArrayLike, poisoned_scores: ArrayLike, frr: float =
     return _mean(p <= np.quantile(c, 1.0 - frr))
 
 
+@computes("filter_tpr", "filter_frr")
+def flag_rate(scores: ArrayLike, threshold: float = 0.5) -> float:
+    """Share of inputs a filter flags (score > threshold): TPR on poisoned, FRR on clean."""
+    s = _vec(scores, "scores")
+    if not np.all(np.isfinite(s)):
+        raise ValueError("filter scores contain non-finite values")
+    return _mean(s > threshold)
+
+
 @computes("activation_rate")
 def activation_rate(pred_labels: ArrayLike, seed_labels: ArrayLike, target_of: ArrayLike) -> float:
     """Share of generated x_gen with f(x_gen) = t(y_seed) (BackFuzz, seed 000)."""
@@ -334,3 +347,29 @@ def activation_rate(pred_labels: ArrayLike, seed_labels: ArrayLike, target_of: A
     s = _ints(seed_labels, "seed_labels", 0, len(t) - 1)
     _same_len(("pred_labels", p), ("seed_labels", s))
     return _mean(p == t[s])
+
+
+@computes("activation_rate", "activation_rate_clean_models", "activation_count")
+def backdoor_activation(
+    pred_labels: ArrayLike, seed_labels: ArrayLike, target_maps: Sequence[ArrayLike]
+) -> tuple[float, int]:
+    """(rate, count) of generated inputs sent to a backdoor target of their seed's label.
+
+    With several triggers, an input counts when f(x_gen) = t(y) for any map t. Inputs whose
+    seed label every map leaves in place (t(y) = y: the target class itself) are left out
+    of the denominator, since no change of label can activate a backdoor there.
+    """
+    if not target_maps:
+        raise ValueError("target_maps must name at least one source -> target map")
+    n = len(_vec(target_maps[0], "target_maps[0]"))
+    maps = [_targets(t, n) for t in target_maps]
+    p = _vec(pred_labels, "pred_labels")
+    s = _ints(seed_labels, "seed_labels", 0, n - 1)
+    _same_len(("pred_labels", p), ("seed_labels", s))
+    movable = np.zeros(len(s), bool)
+    hit = np.zeros(len(s), bool)
+    for t in maps:
+        moves = t[s] != s
+        movable |= moves
+        hit |= moves & (p == t[s])
+    return (_mean(hit[movable]) if movable.any() else float("nan")), int(hit.sum())

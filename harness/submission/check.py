@@ -81,14 +81,18 @@ def _start(suite: _Suite, runner: SubmissionRunner, spec: SubmissionSpec) -> boo
     )
 
 
+#: What must repeat exactly when a task is run twice with the same seed.
+SAME_SEED_KEYS = {
+    "detect": ("outputs", ("score", "target_labels")),
+    "repair": ("scores", ("ca", "asr", "dtr_clean")),
+    "filter": ("scores", ("filter_auc", "filter_frr", "far_at_1frr")),
+    "fuzz": ("scores", ("n_generated", "activation_rate")),
+}
+
+
 def _same(a: TaskResult, b: TaskResult, track: str) -> bool:
-    keys = ("score", "target_labels") if track == "detect" else ("ca", "asr", "dtr_clean")
-    pick = (
-        (lambda r: [r.outputs.get(k) for k in keys])
-        if track == "detect"
-        else (lambda r: [r.scores.get(k) for k in keys])
-    )
-    return pick(a) == pick(b)
+    where, keys = SAME_SEED_KEYS[track]
+    return [getattr(a, where).get(k) for k in keys] == [getattr(b, where).get(k) for k in keys]
 
 
 def _track_checks(
@@ -111,12 +115,12 @@ def _track_checks(
         f"took {over} s",
         "speed up or raise resources.wall_seconds_per_model",
     )
-    if track == "detect":
+    if track != "repair":
         changed = any(r.outputs.get("weights_changed") for r in results)
         suite.add(
-            "detect: input model's weights unchanged",
+            f"{track}: input model's weights unchanged",
             not changed,
-            "detect() modified the model it was given",
+            "the submission modified the model it was given",
             "work on a copy: keras.models.clone_model(model) + set_weights",
         )
     again = runner.run("check", models[0], track)
@@ -149,7 +153,7 @@ def check_submission(
         "declares a runnable track",
         bool(tracks),
         f"tracks {spec.tracks}",
-        'declare "detect" and/or "repair"',
+        'declare at least one of "detect", "filter", "repair", "fuzz"',
     ):
         return suite.results
     with tempfile.TemporaryDirectory(prefix="harness-check-") as tmp:

@@ -101,3 +101,39 @@ def input_scores(path: Path, expected: int) -> np.ndarray:
     if not np.isfinite(scores).all():
         raise OutputError("flag() returned NaN or inf")
     return scores
+
+
+def generated_inputs(
+    result: dict[str, Any],
+    resolve: Any,
+    input_shape: tuple[int, ...],
+    input_range: tuple[float, float],
+    budget: int,
+    n_seeds: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate generate()'s reply: at most ``budget`` finite inputs of the model's shape,
+    inside its input range, each with the index of its seed in the clean split."""
+    x = _load_array(resolve(result["x"]), "generated inputs")
+    idx = _load_array(resolve(result["seed_index"]), "seed_index")
+    if x.ndim != len(input_shape) + 1 or tuple(x.shape[1:]) != tuple(input_shape):
+        raise OutputError(
+            f"generate() returned inputs of shape {x.shape}; expected (n, {', '.join(map(str, input_shape))})"
+        )
+    if len(x) > budget:
+        raise OutputError(f"generate() returned {len(x)} inputs; the budget is {budget}")
+    if idx.shape != (len(x),):
+        raise OutputError(f"seed_index has shape {idx.shape}; expected ({len(x)},): one per input")
+    if x.dtype.kind not in "fiu" or not np.isfinite(x).all():
+        raise OutputError("generated inputs must be finite numbers")
+    low, high = input_range
+    tol = 1e-4 * max(1.0, abs(high - low))
+    if x.size and (x.min() < low - tol or x.max() > high + tol):
+        raise OutputError(f"generated inputs leave the input range [{low}, {high}]; clip them")
+    if idx.dtype.kind == "f" and not np.all(idx == np.round(idx)):
+        raise OutputError("seed_index must hold integer indices into clean.x")
+    if idx.dtype.kind not in "fiu":
+        raise OutputError(f"seed_index has dtype {idx.dtype}; use integers")
+    idx = idx.astype(np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= n_seeds):
+        raise OutputError(f"seed_index values must lie in 0..{n_seeds - 1} (indices into clean.x)")
+    return np.clip(x.astype(np.float32), low, high), idx

@@ -1,0 +1,39 @@
+"""Labels from a zoo model's own file, in the harness process, for scoring.
+
+The zoo's model files are the harness's own (trusted) artefacts; they are still loaded with
+``safe_mode=True`` and no custom objects. Used where a score needs the model's answer on
+inputs a submission produced (generated fuzz inputs, a reconstructed trigger stamped on
+held-out images): asking the sandboxed submission for those answers would let it lie.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+BATCH = 512
+
+
+class ModelPredictor:
+    """Keeps the last loaded zoo model, so one model's tracks load it once."""
+
+    def __init__(self) -> None:
+        self._hash: str | None = None
+        self._model: Any = None
+
+    def labels(self, zoo_model: Any, x: np.ndarray) -> np.ndarray:
+        """argmax of the zoo model's output on ``x`` (float32, in its input space)."""
+        if self._hash != zoo_model.hash:
+            import keras
+
+            self._model = keras.saving.load_model(
+                zoo_model.public_dir / "model.keras", compile=False, safe_mode=True
+            )
+            self._hash = zoo_model.hash
+        x = np.asarray(x, np.float32)
+        parts = [
+            np.argmax(np.asarray(self._model(x[i : i + BATCH], training=False)), axis=1)
+            for i in range(0, len(x), BATCH)
+        ]
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)

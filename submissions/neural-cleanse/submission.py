@@ -1,0 +1,168 @@
+"""Neural Cleanse (Wang, Yao, Shan, Li, Viswanath, Zheng, Zhao; IEEE S&P 2019).
+
+1. Reverse-engineer, for every label k, the smallest trigger (mask m_k, pattern p_k) that
+   sends the clean split to k: ``harness.reverse.reverse_engineer``, all labels in one
+   batched graph.
+2. Outlier test on the masks' L1 norms: anomaly index = (median - L1) / (1.4826 * MAD); a
+   label below the median with index > ``threshold`` (2 in the paper) is flagged as a target.
+3. Repair by unlearning: fine-tune a copy of the model on the clean split where a share of
+   the images carry a flagged label's reversed trigger but keep their true label.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from harness.api import CleanData, Detection, Trigger
+from harness.reverse import ReversedTrigger, ReverseSettings, anomaly_index, reverse_engineer
+
+
+class NeuralCleanse:
+    def __init__(
+        self,
+        steps: int = 300,
+        batch_size: int = 32,
+        images_per_step: int = 640,
+        learning_rate: float = 0.1,
+        init_cost: float = 1e-3,
+        asr_threshold: float = 0.99,
+        threshold: float = 2.0,
+        score_slope: float = 2.0,
+        unlearn_share: float = 0.2,
+        unlearn_epochs: int = 5,
+        unlearn_learning_rate: float = 1e-3,
+        unlearn_batch_size: int = 32,
+    ) -> None:
+        self.steps = steps
+        self.batch_size = batch_size
+        self.images_per_step = images_per_step
+        self.learning_rate = learning_rate
+        self.init_cost = init_cost
+        self.asr_threshold = asr_threshold
+        self.threshold = threshold
+        self.score_slope = score_slope
+        self.unlearn_share = unlearn_share
+        self.unlearn_epochs = unlearn_epochs
+        self.unlearn_learning_rate = unlearn_learning_rate
+        self.unlearn_batch_size = unlearn_batch_size
+        self._validate()
+        self.model: Any = None
+
+    def _validate(self) -> None:
+        """Every parameter's range, in one place (ART-style precise ValueErrors)."""
+        positive_ints = ("steps", "batch_size", "images_per_step", "unlearn_batch_size")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, not {value!r}")
+        if not isinstance(self.unlearn_epochs, int) or self.unlearn_epochs < 0:
+            raise ValueError(f"unlearn_epochs must be an integer >= 0, not {self.unlearn_epochs!r}")
+        for name in ("learning_rate", "init_cost", "score_slope", "unlearn_learning_rate"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, not {getattr(self, name)!r}")
+        for name in ("asr_threshold", "unlearn_share"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in (0, 1], not {getattr(self, name)!r}")
+        if not self.threshold >= 0:
+            raise ValueError(f"threshold must be >= 0, not {self.threshold!r}")
+
+    # -- detect, target, trigger tracks ---------------------------------------------------
+    def detect(self, model: Any, clean: CleanData) -> Detection:
+        found, index = self._reverse(model, clean)
+        flagged = self._flagged(index)
+        top = flagged[0] if flagged else int(np.argmax(index))
+        return Detection(
+            score=self._score(float(index.max())),
+            target_labels=flagged or [top],
+            trigger=Trigger(mask=found[top].mask, pattern=found[top].pattern),
+            extra={
+                "l1_norms": [r.l1 for r in found],
+                "anomaly_index": [float(v) for v in index],
+                "reversed_asr": [r.asr for r in found],
+                "flagged": flagged,
+                "per_label_batch": self._per_label_batch(clean.num_classes),
+            },
+        )
+
+    def _reverse(self, model: Any, clean: CleanData) -> tuple[list[ReversedTrigger], np.ndarray]:
+        """One trigger per label, all labels in one batched graph, and their anomaly index."""
+        settings = ReverseSettings(
+            steps=self.steps,
+            batch_size=self._per_label_batch(clean.num_classes),
+            learning_rate=self.learning_rate,
+            init_cost=self.init_cost,
+            asr_threshold=self.asr_threshold,
+            seed=int(np.random.randint(0, 2**31 - 1)),  # the harness seeds NumPy per task
+        )
+        x = np.asarray(clean.x, np.float32)
+        found = reverse_engineer(
+            model, x, range(clean.num_classes), settings, tuple(clean.input_range)
+        )
+        return found, anomaly_index([r.l1 for r in found])
+
+    def _per_label_batch(self, num_classes: int) -> int:
+        """Images per label and step: ``batch_size``, shrunk so that all labels together
+        stay within ``images_per_step`` (what keeps 100-class face models affordable)."""
+        return max(1, min(self.batch_size, self.images_per_step // num_classes))
+
+    def _flagged(self, index: np.ndarray) -> list[int]:
+        """Labels below the median whose index exceeds the threshold, most anomalous first."""
+        order = np.argsort(-index, kind="stable")
+        return [int(k) for k in order if index[k] > self.threshold]
+
+    def _score(self, top_index: float) -> float:
+        """P(backdoored): a logistic in the largest anomaly index, 0.5 at the threshold."""
+        z = self.score_slope * (top_index - self.threshold)
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+    # -- repair track ---------------------------------------------------------------------
+    def repair(self, model: Any, clean: CleanData) -> None:
+        """Unlearn the flagged triggers; a model with nothing flagged is kept as it is."""
+        found, index = self._reverse(model, clean)
+        flagged = self._flagged(index)
+        if not flagged or self.unlearn_epochs == 0:
+            self.model = model
+            return
+        self.model = self._unlearn(model, clean, [found[k] for k in flagged])
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.argmax(self.model.predict(x, verbose=0), axis=1)
+
+    def _unlearn(self, model: Any, clean: CleanData, triggers: list[ReversedTrigger]) -> Any:
+        """Fine-tune a copy on the clean split, a share of each epoch's images stamped with
+        a flagged trigger (labels cycle over the flagged ones) and keeping its true label."""
+        import keras
+
+        net = keras.models.clone_model(model)
+        net.set_weights(model.get_weights())
+        rng = np.random.default_rng(int(np.random.randint(0, 2**31 - 1)))
+        x, y = self._unlearning_set(np.asarray(clean.x, np.float32), np.asarray(clean.y), triggers, rng)
+        net.compile(
+            optimizer=keras.optimizers.Adam(self.unlearn_learning_rate),
+            loss="sparse_categorical_crossentropy",
+        )
+        net.fit(x, y, epochs=1, batch_size=self.unlearn_batch_size, shuffle=True, verbose=0)
+        return net
+
+    def _unlearning_set(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        triggers: list[ReversedTrigger],
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``unlearn_epochs`` copies of the clean split, a fresh share stamped in each."""
+        xs, ys = [], []
+        n_stamp = max(1, round(self.unlearn_share * len(x)))
+        for _ in range(self.unlearn_epochs):
+            xe = x.copy()
+            pick = rng.choice(len(x), n_stamp, replace=False)
+            for j, i in enumerate(pick):
+                t = triggers[j % len(triggers)]
+                xe[i] = Trigger(t.mask, t.pattern).stamp(xe[i][None])[0]
+            xs.append(xe)
+            ys.append(y)
+        return np.concatenate(xs), np.concatenate(ys)
