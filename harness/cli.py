@@ -553,6 +553,63 @@ def results(
     out.print(tabulate(rows, headers="keys", floatfmt=".4f"), highlight=False)
 
 
+@app.command("reproduce")
+@user_errors
+def reproduce_cmd(
+    profile: ProfileOpt = "default",
+    only: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated figure names (default: every figure)."),
+    ] = None,
+    as_json: JsonOpt = False,
+    write: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Markdown file to write (default: docs/REPRODUCTION.md in the repo)."
+        ),
+    ] = None,
+    backend: BackendOpt = "auto",
+    fuzz_budget: Annotated[
+        int, typer.Option("--fuzz-budget", min=1, help="Inputs BackFuzz may generate per model.")
+    ] = 200,
+    db: DbOpt = None,
+) -> None:
+    """Run the reference defenses where the papers report a figure; print paper vs ours.
+
+    Tasks are stored under the run `reproduce-PROFILE`, so a second call only runs what
+    is missing. Figures: DESIGN section 12 (docs/REPRODUCTION.md)."""
+    import sys
+
+    from harness.paths import repo_root
+    from harness.reproduce import markdown, reproduce
+
+    names = [n.strip() for n in only.split(",") if n.strip()] if only else None
+    store = _store(db)
+    with _progress() as bar:
+        task = bar.add_task("reproduce", total=None)
+
+        def on_task(sub: str, model: str, track: str, res: Any) -> None:
+            if res is None:
+                bar.update(task, description=f"{sub} · {track} · {model}")
+            elif res.status != "ok":
+                bar.console.print(
+                    f"[red]failed[/red] {sub} {track} {model}: {res.error}", highlight=False
+                )
+
+        figures = reproduce(
+            profile, store, only=names, backend=backend, fuzz_budget=fuzz_budget, on_task=on_task
+        )
+    command = " ".join(["harness", "reproduce", *sys.argv[2:]])
+    text = markdown(figures, command)
+    target = write or repo_root() / "docs" / "REPRODUCTION.md"
+    target.write_text(text)
+    if as_json:
+        print(json.dumps([f.as_json() for f in figures], indent=1))
+        return
+    out.print(text, highlight=False)
+    out.print(f"wrote {target}", highlight=False)
+
+
 def main() -> None:
     # TensorFlow's C++ start-up chatter is not for users; HARNESS users may override it.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

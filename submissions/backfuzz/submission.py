@@ -105,11 +105,13 @@ def transition_stats(src: np.ndarray, new: np.ndarray, num_classes: int) -> dict
     sink_share = float(into.max() / total)
     chance = 1.0 / (num_classes - 1)
     excess = max(0.0, (max(map_share, sink_share) - chance) / (1.0 - chance))
+    rows = np.flatnonzero(counts.sum(axis=1) > 0)
+    dominant = np.zeros(num_classes)  # inputs carried by each row's dominant transition
+    np.add.at(dominant, np.argmax(counts[rows], axis=1), counts[rows].max(axis=1))
     if sink_share >= map_share:
         targets = [int(np.argmax(into))]
     else:
-        rows = counts.sum(axis=1) > 0
-        targets = list(dict.fromkeys(int(t) for t in np.argmax(counts[rows], axis=1)))
+        targets = [int(t) for t in np.argsort(-dominant, kind="stable") if dominant[t] > 0]
     return {"map_share": map_share, "sink_share": sink_share, "excess": excess, "targets": targets}
 
 
@@ -374,6 +376,8 @@ def differential_masks(fuzzer: _Fuzzer, poisoned: np.ndarray) -> list[np.ndarray
     at most ``neuron_count`` per layer. Fixed for the whole run."""
     import keras
 
+    if len(poisoned) == 0:  # an oracle run on a clean model: nothing to contrast
+        return [np.zeros((1, *shape), np.float32) for shape in fuzzer.shapes]
     rates = []
     for data in (fuzzer.x, poisoned):
         outs = fuzzer.probe.predict(data, verbose=0, batch_size=256)[:-1]

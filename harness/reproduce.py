@@ -1,0 +1,371 @@
+"""`harness reproduce`: run the reference defenses where the source documents report a
+figure, and print the paper's number beside ours (DESIGN section 12).
+
+Each figure names the submission variants it needs (a folder plus parameter overrides) and
+the zoo models they run on (chosen by the models' private truth: attack and data set).
+The tasks go through the ordinary runner and results store under the run id
+``reproduce-<profile>``, so a second call only computes what is missing. A figure whose
+models the profile lacks is reported with ``holds = None`` rather than skipped silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.api import Track
+from harness.paths import repo_root
+from harness.runner import ProgressFn, run_submissions
+from harness.store import ResultsStore, TaskRecord
+from harness.submission.manifest import SubmissionSpec, load_submission
+from harness.zoo.store import ZooModel, ZooStore
+
+SUBMISSIONS = repo_root() / "submissions"
+CLEAN = "clean"  # pseudo attack name: a model without a backdoor
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A reference submission with parameter overrides, run on some of the zoo's models."""
+
+    name: str  # the name its tasks are stored under
+    folder: str  # submissions/<folder>
+    tracks: tuple[Track, ...]
+    models: tuple[str, ...]  # attack names (or CLEAN) whose MNIST/face models it runs on
+    params: dict[str, Any] = field(default_factory=dict)
+    oracle: bool = False
+    dataset: str = "mnist"
+
+
+@dataclass(frozen=True)
+class FigureResult:
+    name: str
+    source: str
+    paper: str
+    measured: str
+    holds: bool | None  # None: the profile has no model to measure it on
+
+    def as_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class Results:
+    """Stored task records of a reproduction run, looked up by variant and attack."""
+
+    def __init__(self, records: list[TaskRecord], models: dict[str, ZooModel]) -> None:
+        self.records = records
+        self.models = models
+
+    def of(self, variant: str, track: str, attack: str, dataset: str = "mnist") -> list[TaskRecord]:
+        return [
+            r
+            for r in self.records
+            if r.submission == variant
+            and r.track == track
+            and r.model_id in self.models
+            and _kind(self.models[r.model_id]) == (attack, dataset)
+        ]
+
+
+def _kind(model: ZooModel) -> tuple[str, str]:
+    truth = model.truth()
+    return (truth.attack if truth.poisoned else CLEAN), model.card().dataset
+
+
+def _mean(recs: list[TaskRecord], key: str, source: str = "scores") -> float | None:
+    vals = [getattr(r, source).get(key) for r in recs if r.status == "ok"]
+    vals = [float(v) for v in vals if isinstance(v, int | float)]
+    return float(np.mean(vals)) if vals else None
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.1f} %"
+
+
+def _missing(name: str, source: str, paper: str, what: str) -> FigureResult:
+    return FigureResult(name, source, paper, f"not measured: the profile has no {what}", None)
+
+
+Figure = Callable[[Results], FigureResult]
+FIGURES: dict[str, tuple[tuple[Variant, ...], Figure]] = {}
+
+
+def figure(*variants: Variant) -> Callable[[Figure], Figure]:
+    def register(fn: Figure) -> Figure:
+        FIGURES[fn.__name__.replace("_", "-")] = (variants, fn)
+        return fn
+
+    return register
+
+
+# -- BackFuzz (seed 000) ----------------------------------------------------------------------
+A2A = "badnets_pixel_a2a"
+_FUZZ = (Track.FUZZ,)
+BACKFUZZ = Variant("backfuzz", "backfuzz", _FUZZ, (A2A, CLEAN))
+BACKFUZZ_5 = Variant("backfuzz@occlusion=5", "backfuzz", _FUZZ, (A2A,), {"occlusion": 5})
+BACKFUZZ_10 = Variant("backfuzz@occlusion=10", "backfuzz", _FUZZ, (A2A,), {"occlusion": 10})
+BACKFUZZ_ALL = (BACKFUZZ, BACKFUZZ_5, BACKFUZZ_10)
+
+
+@figure(BACKFUZZ)
+def backfuzz_activation(res: Results) -> FigureResult:
+    src, paper = "seed 000 (BackFuzz)", "54 % on the all-to-all BadNet vs 0 % on a clean model"
+    bad, clean = res.of("backfuzz", "fuzz", A2A), res.of("backfuzz", "fuzz", CLEAN)
+    if not bad or not clean:
+        return _missing("backfuzz-activation", src, paper, "all-to-all BadNet and clean model")
+    b, c = _mean(bad, "activation_rate"), _mean(clean, "activation_rate")
+    holds = b is not None and c is not None and b >= c + 0.2
+    return FigureResult(
+        "backfuzz-activation",
+        src,
+        paper,
+        f"{_pct(b)} vs {_pct(c)} (mean of {len(clean)} clean models)",
+        holds,
+    )
+
+
+@figure(*BACKFUZZ_ALL)
+def backfuzz_occlusion(res: Results) -> FigureResult:
+    src, paper = "seed 000 (BackFuzz)", "5x5 occlusion 79 % and 10x10 72 % vs unmodified 54 %"
+    rates = [_mean(res.of(v.name, "fuzz", A2A), "activation_rate") for v in BACKFUZZ_ALL]
+    if any(r is None for r in rates):
+        return _missing("backfuzz-occlusion", src, paper, "all-to-all BadNet")
+    plain, five, ten = rates
+    return FigureResult(
+        "backfuzz-occlusion",
+        src,
+        paper,
+        f"5x5 {_pct(five)}, 10x10 {_pct(ten)} vs unmodified {_pct(plain)}",
+        five > plain,
+    )
+
+
+# -- Neural Cleanse (seed 001's baseline) -----------------------------------------------------
+PATCH, RANDOM = "badnets_patch", "random_trigger"
+NC = Variant("neural-cleanse", "neural-cleanse", (Track.DETECT,), (PATCH, RANDOM, CLEAN))
+
+
+def _flagged(rec: TaskRecord) -> bool:
+    return (
+        rec.status == "ok" and bool(rec.outputs.get("target_labels")) and rec.scores["score"] > 0.5
+    )
+
+
+def _index(rec: TaskRecord) -> str:
+    value = (rec.outputs.get("extra") or {}).get("max_anomaly_index")
+    return "-" if not isinstance(value, int | float) else f"{value:.2f}"
+
+
+@figure(NC)
+def nc_flags_patch(res: Results) -> FigureResult:
+    src, paper = "Wang et al. 2019 / seed 001", "BadNets patch flagged (index > 2, right target)"
+    patch, clean = res.of(NC.name, "detect", PATCH), res.of(NC.name, "detect", CLEAN)
+    if not patch or not clean:
+        return _missing("nc-flags-patch", src, paper, "patch BadNet and clean model")
+    right = [
+        _flagged(r) and r.outputs["target_labels"][0] in res.models[r.model_id].truth().targets
+        for r in patch
+    ]
+    false_alarms = sum(_flagged(r) for r in clean)
+    return FigureResult(
+        "nc-flags-patch",
+        src,
+        paper,
+        f"{sum(right)}/{len(patch)} patch models flagged with the right target "
+        f"(index {', '.join(_index(r) for r in patch)}); "
+        f"{false_alarms}/{len(clean)} clean models flagged",
+        all(right) and false_alarms == 0,
+    )
+
+
+@figure(NC)
+def nc_random_trigger_evades(res: Results) -> FigureResult:
+    src, paper = "seed 001, Algorithm 2", "random trigger evades NC in 90 % of instances (rate 0.6)"
+    recs = res.of(NC.name, "detect", RANDOM)
+    if not recs:
+        return _missing("nc-random-trigger-evades", src, paper, "random-trigger model")
+    evaded = [not _flagged(r) for r in recs]
+    return FigureResult(
+        "nc-random-trigger-evades",
+        src,
+        paper,
+        f"evades in {sum(evaded)}/{len(recs)} instances "
+        f"(index {', '.join(_index(r) for r in recs)})",
+        sum(evaded) > len(recs) / 2,
+    )
+
+
+# -- Fine-Pruning (Liu et al. 2018; seed 003) -------------------------------------------------
+AWARE = "pruning_aware"
+_REPAIR = (Track.REPAIR,)
+FP = Variant("fine-pruning", "fine-pruning", _REPAIR, (PATCH, AWARE), {"goodnet": False})
+PRUNE_ONLY = Variant(
+    "fine-pruning@prune-only",
+    "fine-pruning",
+    _REPAIR,
+    (AWARE,),
+    {"mode": "prune-only", "goodnet": False},
+)
+
+
+def _ca_drop(recs: list[TaskRecord]) -> float | None:
+    drops = [r.scores["ca_before"] - r.scores["ca"] for r in recs if r.status == "ok"]
+    return float(np.mean(drops)) if drops else None
+
+
+@figure(FP)
+def fine_pruning_patch(res: Results) -> FigureResult:
+    src, paper = "Liu et al. 2018", "BadNets patch: ASR under 10 % with CA drop under 5 %"
+    recs = res.of(FP.name, "repair", PATCH)
+    if not recs:
+        return _missing("fine-pruning-patch", src, paper, "patch BadNet")
+    asr, drop = _mean(recs, "asr"), _ca_drop(recs)
+    return FigureResult(
+        "fine-pruning-patch",
+        src,
+        paper,
+        f"ASR {_pct(_mean(recs, 'asr_before'))} -> {_pct(asr)}, CA drop {_pct(drop)}",
+        asr is not None and drop is not None and asr < 0.10 and drop < 0.05,
+    )
+
+
+@figure(FP, PRUNE_ONLY)
+def pruning_aware(res: Results) -> FigureResult:
+    src, paper = (
+        "Liu et al. 2018",
+        "pruning alone fails on the pruning-aware attack; fine-pruning works",
+    )
+    pruned, fine = res.of(PRUNE_ONLY.name, "repair", AWARE), res.of(FP.name, "repair", AWARE)
+    if not pruned or not fine:
+        return _missing("pruning-aware", src, paper, "pruning-aware model")
+    a_prune, a_fine = _mean(pruned, "asr"), _mean(fine, "asr")
+    return FigureResult(
+        "pruning-aware",
+        src,
+        paper,
+        f"ASR after pruning only {_pct(a_prune)}, after fine-pruning {_pct(a_fine)}",
+        a_prune is not None and a_fine is not None and a_prune >= 0.5 and a_fine < 0.10,
+    )
+
+
+# -- STRIP (Gao et al. 2019) ------------------------------------------------------------------
+STRIP = Variant("strip", "strip", (Track.FILTER,), (PATCH,))
+
+
+@figure(STRIP)
+def strip_far(res: Results) -> FigureResult:
+    src, paper = "Gao et al. 2019", "FAR under 1 % at 1 % FRR on BadNets"
+    recs = res.of(STRIP.name, "filter", PATCH)
+    if not recs:
+        return _missing("strip-far", src, paper, "patch BadNet")
+    far = _mean(recs, "far_at_1frr")
+    return FigureResult(
+        "strip-far",
+        src,
+        paper,
+        f"FAR {_pct(far)} at 1 % FRR (AUC {_mean(recs, 'filter_auc') or 0:.3f})",
+        far is not None and far < 0.05,
+    )
+
+
+# -- CSAW decision GoodNet (seed 003) ---------------------------------------------------------
+FACE_ATTACKS = (
+    "sunglasses",
+    "lipstick",
+    "face_multi_trigger_multi_target",
+    "face_multi_trigger_single_target",
+)
+GOODNET = Variant("csaw-goodnet", "csaw-goodnet", _REPAIR, FACE_ATTACKS, dataset="faces")
+
+
+@figure(GOODNET)
+def goodnet_rates(res: Results) -> FigureResult:
+    src = "seed 003, Table 6"
+    paper = "sunglasses: clean CSR 90.4 %, DTR 7.7 %; poisoned ATR 0.7 %, DTR 78.9 %"
+    recs = [r for a in FACE_ATTACKS for r in res.of(GOODNET.name, "repair", a, "faces")]
+    if not recs:
+        return _missing("goodnet-rates", src, paper, "face BadNet")
+    csr, dtr = _mean(recs, "csr_clean"), _mean(recs, "dtr_clean")
+    atr, dtr_p = _mean(recs, "atr_poisoned"), _mean(recs, "dtr_poisoned")
+    return FigureResult(
+        "goodnet-rates",
+        src,
+        paper,
+        f"{len(recs)} face BadNets: clean CSR {_pct(csr)}, DTR {_pct(dtr)}; "
+        f"poisoned ATR {_pct(atr)}, DTR {_pct(dtr_p)}",
+        None not in (csr, atr) and csr >= 0.85 and atr <= 0.05,
+    )
+
+
+# -- running ----------------------------------------------------------------------------------
+def variant_spec(v: Variant, root: Path = SUBMISSIONS) -> SubmissionSpec:
+    """The submission with the variant's overrides, stored under the variant's name."""
+    spec = load_submission(root / v.folder)
+    params = {**spec.params, **v.params}
+    digest = hashlib.sha256(
+        json.dumps([spec.content_hash, params, v.oracle], sort_keys=True).encode()
+    ).hexdigest()[:16]
+    return dataclasses.replace(
+        spec, name=v.name, params=params, oracle=v.oracle or spec.oracle, content_hash=digest
+    )
+
+
+def reproduce(
+    profile: str,
+    store: ResultsStore,
+    *,
+    only: list[str] | None = None,
+    backend: str = "auto",
+    fuzz_budget: int = 200,
+    on_task: ProgressFn | None = None,
+) -> list[FigureResult]:
+    """Run what the chosen figures need on ``profile`` and measure them."""
+    unknown = sorted(set(only or []) - set(FIGURES))
+    if unknown:
+        from harness.errors import HarnessError
+
+        raise HarnessError(
+            f"unknown figure(s) {', '.join(unknown)}", fix=f"choose from {', '.join(FIGURES)}"
+        )
+    chosen = [name for name in FIGURES if not only or name in only]
+    zoo = ZooStore()
+    models = {m.id: m for m in zoo.models(profile)}
+    run_id = f"reproduce-{profile}"
+    variants = {v.name: v for name in chosen for v in FIGURES[name][0]}
+    for v in variants.values():
+        ids = [m.id for m in models.values() if _kind(m) in {(a, v.dataset) for a in v.models}]
+        if ids:
+            run_submissions(
+                [variant_spec(v)],
+                profile,
+                list(v.tracks),
+                store,
+                backend=backend,
+                run_id=run_id,
+                zoo=zoo,
+                model_ids=ids,
+                on_task=on_task,
+                fuzz_budget=fuzz_budget,
+            )
+    results = Results(store.tasks(run_id), models)
+    return [FIGURES[name][1](results) for name in chosen]
+
+
+def markdown(figures: list[FigureResult], command: str) -> str:
+    from tabulate import tabulate
+
+    rows = [
+        [f.name, f.source, f.paper, f.measured, {True: "yes", False: "no", None: "-"}[f.holds]]
+        for f in figures
+    ]
+    table = tabulate(
+        rows, headers=["figure", "source", "paper", "measured", "holds"], tablefmt="github"
+    )
+    return f"# Reproduction\n\nMade by `{command}`.\n\n{table}\n"
