@@ -46,7 +46,8 @@ class BackFuzz:
         max_rounds: int = 3,
         batch_size: int = 100,
         detect_budget: int = 400,
-        detect_gain: float = 8.0,
+        detect_center: float = 0.55,
+        detect_gain: float = 20.0,
         random_seed: int = 0,
     ) -> None:
         self.strategy = strategy
@@ -63,48 +64,60 @@ class BackFuzz:
         self.max_rounds = max_rounds
         self.batch_size = batch_size
         self.detect_budget = detect_budget
+        self.detect_center = detect_center
         self.detect_gain = detect_gain
+        self.stats_: dict = {}
         self.random_seed = random_seed
         _check_params(self)
 
     # -- fuzz track -----------------------------------------------------------------------
     def generate(self, model, clean: CleanData, budget: int) -> GeneratedInputs:
         fuzzer = _Fuzzer(self, model, clean)
-        return fuzzer.run(int(budget))
+        found = fuzzer.run(int(budget))
+        self.stats_ = fuzzer.stats
+        return found
 
     # -- detect track ---------------------------------------------------------------------
     def detect(self, model, clean: CleanData) -> Detection:
-        """Score how concentrated the induced (seed label -> new label) transitions are."""
+        """Fuzz, then score how concentrated the induced (seed label -> new label) changes are."""
         found = self.generate(model, clean, self.detect_budget)
-        new = _labels(model, found.x) if len(found.x) else np.zeros(0, int)
+        new = _labels(model, found.x) if len(found.x) else np.zeros(0, np.int64)
         src = np.asarray(clean.y)[found.seed_index]
         stats = transition_stats(src, new, clean.num_classes)
-        score = float(1.0 - np.exp(-self.detect_gain * stats["excess"]))
+        targets = stats.pop("targets")
+        z = self.detect_gain * (stats["concentration"] - self.detect_center)
         return Detection(
-            score=score,
-            target_labels=stats["targets"] or None,
-            extra={k: v for k, v in stats.items() if k != "targets"} | {"generated": len(new)},
+            score=float(1.0 / (1.0 + np.exp(-z))),
+            target_labels=targets or None,
+            extra=stats | self.stats_,
         )
 
 
+#: Pseudo-inputs spread evenly over the new labels: a handful of generated inputs that
+#: happen to agree cannot look concentrated.
+PRIOR_INPUTS = 10.0
+
+
 def transition_stats(src: np.ndarray, new: np.ndarray, num_classes: int) -> dict:
-    """Dominance of the induced label changes (README: "Detect").
+    """How one-sided the induced label changes are (README, "Detect").
 
     ``map_share``: share of generated inputs that go to their source label's most common new
-    label; ``sink_share``: share that go to the single most common new label. ``excess``:
-    how far the larger one lies above what ``num_classes - 1`` equally likely new labels give.
+    label (all-to-all backdoors: y -> t(y)); ``sink_share``: share that go to the single most
+    common new label (single-target backdoors). ``concentration``: the larger of the two,
+    shrunk towards chance (1 / (N - 1)) with ``PRIOR_INPUTS`` pseudo-inputs.
     """
     counts = np.zeros((num_classes, num_classes))
     np.add.at(counts, (src, new), 1.0)
     np.fill_diagonal(counts, 0.0)
-    total = counts.sum()
+    total = float(counts.sum())
+    chance = 1.0 / (num_classes - 1)
     if total == 0:
-        return {"map_share": 0.0, "sink_share": 0.0, "excess": 0.0, "targets": []}
+        return {"map_share": 0.0, "sink_share": 0.0, "concentration": chance, "targets": []}
     map_share = float(counts.max(axis=1).sum() / total)
     into = counts.sum(axis=0)
     sink_share = float(into.max() / total)
-    chance = 1.0 / (num_classes - 1)
-    excess = max(0.0, (max(map_share, sink_share) - chance) / (1.0 - chance))
+    best = max(map_share, sink_share)
+    concentration = (best * total + chance * PRIOR_INPUTS) / (total + PRIOR_INPUTS)
     rows = np.flatnonzero(counts.sum(axis=1) > 0)
     dominant = np.zeros(num_classes)  # inputs carried by each row's dominant transition
     np.add.at(dominant, np.argmax(counts[rows], axis=1), counts[rows].max(axis=1))
@@ -112,7 +125,12 @@ def transition_stats(src: np.ndarray, new: np.ndarray, num_classes: int) -> dict
         targets = [int(np.argmax(into))]
     else:
         targets = [int(t) for t in np.argsort(-dominant, kind="stable") if dominant[t] > 0]
-    return {"map_share": map_share, "sink_share": sink_share, "excess": excess, "targets": targets}
+    return {
+        "map_share": map_share,
+        "sink_share": sink_share,
+        "concentration": float(concentration),
+        "targets": targets,
+    }
 
 
 def _check_params(p: BackFuzz) -> None:
@@ -133,6 +151,8 @@ def _check_params(p: BackFuzz) -> None:
     for name in ("predict_weight", "neuron_weight", "coverage_gain"):
         if not getattr(p, name) >= 0:
             raise ValueError(f"{name} must be >= 0, not {getattr(p, name)!r}")
+    if not 0.0 < p.detect_center < 1.0:
+        raise ValueError(f"detect_center must lie in (0, 1), not {p.detect_center!r}")
     if not 0.0 <= p.threshold < 1.0:
         raise ValueError(f"threshold must lie in [0, 1), not {p.threshold!r}")
 
@@ -156,9 +176,7 @@ class _Fuzzer:
         if cfg.occlusion > min(h, w):
             raise ValueError(f"occlusion {cfg.occlusion} is larger than the {h}x{w} image")
         self.layers = [
-            layer
-            for layer in model.layers
-            if type(layer).__name__ not in SKIPPED_LAYERS
+            layer for layer in model.layers if type(layer).__name__ not in SKIPPED_LAYERS
         ]
         last = model.layers[-1]
         self.dense_softmax = (
@@ -173,6 +191,7 @@ class _Fuzzer:
         self.sizes = [s[-1] for s in self.shapes]
         self.times = np.zeros(sum(self.sizes), np.int64)  # DLFuzz's model_layer_times
         self.masks = self._static_masks(clean)
+        self.stats = {"seeds_fuzzed": 0, "queued": 0, "generated": 0}
         self._grad = tf.function(self._covered_logits_grad, reduce_retracing=True)
         self._forward = tf.function(self._covered_logits, reduce_retracing=True)
 
@@ -186,11 +205,14 @@ class _Fuzzer:
             if len(out_i) >= budget:
                 break
             seeds = order[start : start + self.cfg.batch_size]
-            queue = [(int(s), int(np.where(order == s)[0][0]), self.x[s]) for s in seeds]
+            queue = [(int(s), start + k, self.x[s]) for k, s in enumerate(seeds)]
+            self.stats["seeds_fuzzed"] += len(seeds)
             for _ in range(self.cfg.max_rounds):
                 if not queue or len(out_i) >= budget:
                     break
                 queue = self._fuzz(queue, corners, out_x, out_i, budget)
+                self.stats["queued"] += len(queue)
+        self.stats["generated"] = len(out_i)
         x = np.stack(out_x) if out_x else np.zeros((0, *self.x.shape[1:]), np.float32)
         return GeneratedInputs(x=x.astype(np.float32), seed_index=np.asarray(out_i, np.int64))
 
