@@ -205,7 +205,7 @@ def nc_random_trigger_evades(res: Results) -> FigureResult:
 # -- Fine-Pruning (Liu et al. 2018; seed 003) -------------------------------------------------
 AWARE = "pruning_aware"
 _REPAIR = (Track.REPAIR,)
-FP = Variant("fine-pruning", "fine-pruning", _REPAIR, (PATCH, AWARE), {"goodnet": False})
+FP = Variant("fine-pruning@no-goodnet", "fine-pruning", _REPAIR, (PATCH, AWARE), {"goodnet": False})
 PRUNE_ONLY = Variant(
     "fine-pruning@prune-only",
     "fine-pruning",

@@ -40,8 +40,12 @@ def entry_class(name: str) -> type:
     return getattr(sys.modules[unique], attr)
 
 
-def build(name: str, **overrides: Any) -> Any:
-    """An instance with the manifest's params, updated by ``overrides``."""
+def build(name: str, global_seed: int = 0, **overrides: Any) -> Any:
+    """An instance with the manifest's params, updated by ``overrides``; the global seeds
+    are set first, as the sandbox worker sets them before every task."""
+    import keras
+
+    keras.utils.set_random_seed(global_seed)
     folder = SUBMISSIONS / name
     params = tomllib.loads((folder / "submission.toml").read_text()).get("params", {})
     return entry_class(name)(**{**params, **overrides})

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import refsubs
 
+from harness.pruning import choose_layer
 from harness.scoring import metrics as m
 
 CONF, DETECT = 0.99, 0.91
@@ -79,10 +80,10 @@ def test_goodnet_prunes_the_layer_on_every_path() -> None:
     from harness.zoo.architectures import build_architecture, deepid
 
     goodnet = refsubs.build("csaw-goodnet")
-    assert goodnet._choose_layer(deepid((55, 47, 3), 5)).name == "conv_3"
+    assert choose_layer(deepid((55, 47, 3), 5), goodnet.layer).name == "conv_3"
     mnist = build_architecture("mnist_cnn_a", (28, 28, 1), 10)
-    assert goodnet._choose_layer(mnist).name == "conv_2"
-    assert refsubs.build("csaw-goodnet", layer="conv_1")._choose_layer(mnist).name == "conv_1"
+    assert choose_layer(mnist, goodnet.layer).name == "conv_2"
+    assert choose_layer(mnist, refsubs.build("csaw-goodnet", layer="conv_1").layer).name == "conv_1"
 
 
 def test_goodnet_repairs_the_patch_badnet(tiny_zoo) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from harness import pruning
 from harness.api import CleanData
 
 #: Letters of the decision table: answer the BadNet's label, the repaired net's, or N.
@@ -120,94 +121,23 @@ class CsawGoodNet:
         self.bad = model
         net = keras.models.clone_model(model)
         net.set_weights(model.get_weights())
-        conv = self._choose_layer(net)
+        conv = pruning.choose_layer(net, self.layer)
         self.pruned_layer = conv.name
-        self.pruned = self._prune(net, conv, clean)
+        self.pruned = pruning.prune(net, conv, clean.x, clean.y, self.max_accuracy_drop)
         if self.fine_tune_epochs:
-            self._fine_tune(net, conv, clean)
+            pruning.fine_tune(
+                net,
+                clean.x,
+                clean.y,
+                epochs=self.fine_tune_epochs,
+                learning_rate=self.learning_rate,
+                batch_size=self.batch_size,
+                conv=conv,
+                pruned=self.pruned,
+            )
         self.good = net
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         p_bad = self.bad.predict(x, verbose=0)
         p_good = self.good.predict(x, verbose=0)
         return decide(p_bad, p_good, self.thres_conf, self.thres_detect, self.table)
-
-    # -- steps ----------------------------------------------------------------------------
-    def _choose_layer(self, net: Any) -> Any:
-        import keras
-
-        convs = [layer for layer in net.layers if isinstance(layer, keras.layers.Conv2D)]
-        if self.layer != "auto":
-            chosen = [layer for layer in convs if layer.name == self.layer]
-            if not chosen:
-                names = ", ".join(layer.name for layer in convs)
-                raise ValueError(f"layer {self.layer!r} is not a Conv2D of the model ({names})")
-            return chosen[0]
-        on_every_path = [layer for layer in convs if not _bypassed(net, layer)]
-        return (on_every_path or convs)[-1]
-
-    @staticmethod
-    def _accuracy(net: Any, clean: CleanData) -> float:
-        return float(np.mean(np.argmax(net.predict(clean.x, verbose=0), axis=1) == clean.y))
-
-    def _prune(self, net: Any, conv: Any, clean: CleanData) -> list[int]:
-        import keras
-
-        probe = keras.Model(net.inputs, conv.output)
-        activation = np.asarray(probe.predict(clean.x, verbose=0)).mean(axis=(0, 1, 2))
-        base = self._accuracy(net, clean)
-        kernel, bias = conv.get_weights()
-        pruned: list[int] = []
-        for channel in np.argsort(activation, kind="stable"):
-            trial_k, trial_b = kernel.copy(), bias.copy()
-            trial_k[..., channel], trial_b[channel] = 0.0, 0.0
-            conv.set_weights([trial_k, trial_b])
-            if base - self._accuracy(net, clean) > self.max_accuracy_drop:
-                conv.set_weights([kernel, bias])
-                break
-            kernel, bias = trial_k, trial_b
-            pruned.append(int(channel))
-        return pruned
-
-    def _fine_tune(self, net: Any, conv: Any, clean: CleanData) -> None:
-        import keras
-
-        keep = np.ones(conv.get_weights()[1].shape, np.float32)
-        keep[self.pruned] = 0.0
-
-        class KeepPruned(keras.callbacks.Callback):
-            def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-                k, b = conv.get_weights()
-                conv.set_weights([k * keep, b * keep])
-
-        net.compile(
-            optimizer=keras.optimizers.Adam(self.learning_rate),
-            loss="sparse_categorical_crossentropy",
-        )
-        net.fit(
-            np.array(clean.x),
-            np.array(clean.y),
-            epochs=self.fine_tune_epochs,
-            batch_size=self.batch_size,
-            shuffle=True,
-            verbose=0,
-            callbacks=[KeepPruned()],
-        )
-
-
-def _bypassed(net: Any, skip: Any) -> bool:
-    """True when some path from an input to an output of ``net`` avoids layer ``skip``."""
-    import keras
-
-    seen: set[int] = set()
-    stack = [t._keras_history.operation for t in net.outputs]
-    while stack:
-        op = stack.pop()
-        if op is skip or id(op) in seen:
-            continue
-        seen.add(id(op))
-        if isinstance(op, keras.layers.InputLayer):
-            return True
-        for node in op._inbound_nodes:
-            stack.extend(t._keras_history.operation for t in node.input_tensors)
-    return False

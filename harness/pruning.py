@@ -1,0 +1,116 @@
+"""Fine-Pruning's steps (Liu, Dolan-Gavitt, Garg, RAID 2018), shared by defenses.
+
+Prune a convolutional layer's channels in increasing order of their mean activation on
+clean data until clean accuracy has fallen by a set amount, then fine-tune on clean data
+with the pruned channels held at zero. Submissions import it (the harness is mounted
+read-only in the sandbox): ``from harness.pruning import choose_layer, prune, fine_tune``.
+Every function works on the network it is given; pass a copy to keep the original.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def choose_layer(net: Any, name: str = "auto") -> Any:
+    """The Conv2D layer to prune: ``name``, or with "auto" the last Conv2D that every path
+    from the input to the output goes through (conv_2 on the MNIST nets; conv_3 on the CSAW
+    DeepID net, whose conv_4 is one branch of two, as the CSAW lab prunes it)."""
+    import keras
+
+    convs = [layer for layer in net.layers if isinstance(layer, keras.layers.Conv2D)]
+    if not convs:
+        raise ValueError("the model has no Conv2D layer to prune")
+    if name != "auto":
+        chosen = [layer for layer in convs if layer.name == name]
+        if not chosen:
+            names = ", ".join(layer.name for layer in convs)
+            raise ValueError(f"layer {name!r} is not a Conv2D of the model ({names})")
+        return chosen[0]
+    on_every_path = [layer for layer in convs if not _bypassed(net, layer)]
+    return (on_every_path or convs)[-1]
+
+
+def _bypassed(net: Any, skip: Any) -> bool:
+    """True when some path from an input to an output of ``net`` avoids layer ``skip``."""
+    import keras
+
+    seen: set[int] = set()
+    stack = [t._keras_history.operation for t in net.outputs]
+    while stack:
+        op = stack.pop()
+        if op is skip or id(op) in seen:
+            continue
+        seen.add(id(op))
+        if isinstance(op, keras.layers.InputLayer):
+            return True
+        for node in op._inbound_nodes:
+            stack.extend(t._keras_history.operation for t in node.input_tensors)
+    return False
+
+
+def accuracy(net: Any, x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(np.argmax(net.predict(x, verbose=0), axis=1) == y))
+
+
+def prune(net: Any, conv: Any, x: np.ndarray, y: np.ndarray, max_accuracy_drop: float) -> list[int]:
+    """Zero ``conv``'s channels, least active on ``x`` first, while accuracy on (x, y) stays
+    within ``max_accuracy_drop`` of the start; the channel that crossed the line is kept."""
+    import keras
+
+    probe = keras.Model(net.inputs, conv.output)
+    activation = np.asarray(probe.predict(x, verbose=0)).mean(axis=(0, 1, 2))
+    base = accuracy(net, x, y)
+    kernel, bias = conv.get_weights()
+    pruned: list[int] = []
+    for channel in np.argsort(activation, kind="stable"):
+        trial_k, trial_b = kernel.copy(), bias.copy()
+        trial_k[..., channel], trial_b[channel] = 0.0, 0.0
+        conv.set_weights([trial_k, trial_b])
+        if base - accuracy(net, x, y) > max_accuracy_drop:
+            conv.set_weights([kernel, bias])
+            break
+        kernel, bias = trial_k, trial_b
+        pruned.append(int(channel))
+    return pruned
+
+
+def fine_tune(
+    net: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: int,
+    learning_rate: float,
+    batch_size: int,
+    conv: Any = None,
+    pruned: list[int] | None = None,
+) -> None:
+    """Train ``net`` on (x, y) with Adam; ``conv``'s ``pruned`` channels stay at zero."""
+    import keras
+
+    callbacks = []
+    if conv is not None and pruned:
+        keep = np.ones(conv.get_weights()[1].shape, np.float32)
+        keep[pruned] = 0.0
+
+        class KeepPruned(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+                k, b = conv.get_weights()
+                conv.set_weights([k * keep, b * keep])
+
+        callbacks.append(KeepPruned())
+    net.compile(
+        optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy"
+    )
+    net.fit(
+        np.array(x),
+        np.array(y),
+        epochs=epochs,
+        batch_size=batch_size,
+        shuffle=True,
+        verbose=0,
+        callbacks=callbacks,
+    )
