@@ -139,7 +139,9 @@ class NeuralCleanse:
         net = keras.models.clone_model(model)
         net.set_weights(model.get_weights())
         rng = np.random.default_rng(int(np.random.randint(0, 2**31 - 1)))
-        x, y = self._unlearning_set(np.asarray(clean.x, np.float32), np.asarray(clean.y), triggers, rng)
+        x, y = self._unlearning_set(
+            np.asarray(clean.x, np.float32), np.asarray(clean.y), triggers, rng
+        )
         net.compile(
             optimizer=keras.optimizers.Adam(self.unlearn_learning_rate),
             loss="sparse_categorical_crossentropy",
