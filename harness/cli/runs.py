@@ -1,0 +1,277 @@
+"""`harness submission check`, `export goodnet`, `run`, `leaderboard`, `results` and
+`reproduce`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from harness.api import DEFAULT_FUZZ_BUDGET
+from harness.cli.common import (
+    BackendOpt,
+    DbOpt,
+    JsonOpt,
+    ProfileOpt,
+    _progress,
+    _store,
+    app,
+    export_app,
+    out,
+    sub_app,
+    user_errors,
+)
+from harness.errors import HarnessError
+
+
+@sub_app.command("check")
+@user_errors
+def submission_check(
+    path: Annotated[Path, typer.Argument(help="Submission folder.")],
+    backend: BackendOpt = "auto",
+) -> None:
+    """Run the conformance suite on a two-model toy zoo; each failure says how to fix it."""
+    from harness.submission.check import CHECK_PROFILE, check_submission
+    from harness.submission.manifest import load_submission
+    from harness.zoo.builder import build_profile
+    from harness.zoo.spec import load_profile
+
+    load_submission(path)  # a missing or malformed manifest is a one-line user error
+    models = build_profile(load_profile(CHECK_PROFILE))
+
+    def report(r: Any) -> None:
+        mark = "[green]PASS[/green]" if r.passed else "[red]FAIL[/red]"
+        line = f"{mark} {r.name}"
+        if not r.passed:
+            line += f": {r.message} (fix: {r.fix})"
+        out.print(line, highlight=False, soft_wrap=True)
+
+    results = check_submission(path, models, backend=backend, report=report)
+    failed = [r for r in results if not r.passed]
+    out.print(f"{len(results) - len(failed)} passed, {len(failed)} failed", highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+@export_app.command("goodnet")
+@user_errors
+def export_goodnet_cmd(
+    submission: Annotated[Path, typer.Argument(help="A repair submission with export().")],
+    model_id: Annotated[str, typer.Option("--model", help="Zoo model to repair.")],
+    out_file: Annotated[
+        Path, typer.Option("--out", help="The GoodNet file to write (.h5 or .keras).")
+    ],
+    profile: ProfileOpt = "default",
+    backend: BackendOpt = "auto",
+) -> None:
+    """Repair one zoo model with a submission (in the sandbox) and write its GoodNet as a
+    single Keras file that plain `keras.models.load_model` loads and that answers N for
+    rejected inputs, so the CSAW-HackML grader (load, argmax, accuracy) can score it."""
+    from harness.goodnet import export_goodnet
+    from harness.zoo.store import ZooStore
+
+    model = ZooStore().model(profile, model_id)
+    result = export_goodnet(submission, model, out_file, backend=backend)
+    s = result.scores
+    line = f"wrote {result.path}: {result.outputs} outputs (N = {result.outputs - 1} = rejected)"
+    line += f"; CA {s['ca']:.3f}, rejects {s['dtr_clean']:.3f} of clean inputs"
+    if s.get("asr") is not None:
+        line += f"; ASR {s['asr']:.3f}, rejects {s['dtr_poisoned']:.3f} of poisoned inputs"
+    line += f"; agrees with the repair track on {100 * result.agreement:.1f}% of inputs"
+    out.print(line, highlight=False)
+
+
+# -- runs and results -----------------------------------------------------------------------
+@app.command("run")
+@user_errors
+def run(
+    paths: Annotated[list[Path], typer.Argument(help="Submission folders.")],
+    profile: ProfileOpt = "default",
+    tracks: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated tracks: detect (with target and trigger), filter, repair, "
+            "fuzz. A submission runs those of them it declares."
+        ),
+    ] = "detect,repair",
+    backend: BackendOpt = "auto",
+    run_id: Annotated[
+        str | None,
+        typer.Option("--run-id", help="Name of the run (default: the profile name)."),
+    ] = None,
+    fuzz_budget: Annotated[
+        int,
+        typer.Option("--fuzz-budget", min=1, help="Inputs a fuzzer may generate per model."),
+    ] = DEFAULT_FUZZ_BUDGET,
+    db: DbOpt = None,
+) -> None:
+    """Run submissions against every model of a built zoo; resumes where it stopped."""
+    from harness.api import Track
+    from harness.runner import run_submissions, task_tracks
+    from harness.submission.manifest import load_submission
+    from harness.zoo.store import ZooStore
+
+    try:
+        wanted = [Track.parse(t) for t in tracks.split(",") if t.strip()]
+    except ValueError as exc:
+        raise HarnessError(str(exc), fix="e.g. --tracks detect,repair") from None
+    specs = [load_submission(p) for p in paths]
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise HarnessError(f"two submissions share a name: {names}", fix="rename one")
+    total = len(ZooStore().models(profile)) * sum(len(task_tracks(s, wanted)) for s in specs)
+    store = _store(db)
+    with _progress() as bar:
+        task = bar.add_task("tasks", total=total)
+
+        def on_task(sub: str, model: str, track: str, res: Any) -> None:
+            if res is None:
+                bar.update(task, description=f"{sub} · {track} · {model}")
+                return
+            if res.status != "ok":
+                bar.console.print(
+                    f"[red]failed[/red] {sub} {track} {model}: {res.error}",
+                    highlight=False,
+                )
+            bar.advance(task)
+
+        summary = run_submissions(
+            specs,
+            profile,
+            wanted,
+            store,
+            backend=backend,
+            run_id=run_id,
+            on_task=on_task,
+            fuzz_budget=fuzz_budget,
+        )
+    out.print(
+        f"run {summary.run_id}: {summary.done} tasks done ({summary.failed} failed), "
+        f"{summary.skipped} already in the store",
+        highlight=False,
+    )
+    unknown = [m.id for m in ZooStore().models(profile) if m.truth().poisoned is None]
+    if unknown:
+        out.print(
+            f"note: truth unknown for {len(unknown)} imported model(s) ({', '.join(unknown)}): "
+            "detection outputs are stored but not scored; repairs are scored on clean data only",
+            highlight=False,
+        )
+
+
+@app.command("leaderboard")
+@user_errors
+def leaderboard(
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output folder (default: leaderboard/ in the repo)."),
+    ] = None,
+    run_id: Annotated[
+        str | None,
+        typer.Option("--run-id", help="Run to render (default: the latest)."),
+    ] = None,
+    db: DbOpt = None,
+) -> None:
+    """Render LEADERBOARD.md and leaderboard.csv from the results store."""
+    from harness.leaderboard import render
+    from harness.paths import repo_root
+
+    for path in render(_store(db), out_dir or repo_root() / "leaderboard", run_id):
+        out.print(f"wrote {path}", highlight=False)
+
+
+@app.command("results")
+@user_errors
+def results(
+    as_json: JsonOpt = False,
+    per_model: Annotated[
+        bool,
+        typer.Option("--per-model", help="Add one object per zoo model and metric."),
+    ] = False,
+    run_id: Annotated[str | None, typer.Option("--run-id")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Print every aggregate score of a run (a table, or JSON objects with --json)."""
+    from harness.leaderboard import resolve_run
+    from harness.scoring.aggregate import aggregate
+    from harness.scoring.aggregate import per_model as per_model_scores
+
+    store = _store(db)
+    records = store.tasks(resolve_run(store, run_id))
+    scores = aggregate(records)
+    rows = [s.as_json() for s in scores]
+    if per_model:
+        rows += [s.as_json(per_model=True) for s in per_model_scores(records)]
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    from tabulate import tabulate
+
+    out.print(tabulate(rows, headers="keys", floatfmt=".4f"), highlight=False)
+
+
+@app.command("reproduce")
+@user_errors
+def reproduce_cmd(
+    profile: ProfileOpt = "default",
+    only: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated figure names (default: every figure)."),
+    ] = None,
+    as_json: JsonOpt = False,
+    write: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Markdown file to write (default: docs/REPRODUCTION.md in the repo).",
+        ),
+    ] = None,
+    backend: BackendOpt = "auto",
+    fuzz_budget: Annotated[
+        int,
+        typer.Option("--fuzz-budget", min=1, help="Inputs BackFuzz may generate per model."),
+    ] = 200,
+    db: DbOpt = None,
+) -> None:
+    """Run the reference defenses where the papers report a figure; print paper vs ours.
+
+    Tasks are stored under the run `reproduce-PROFILE`, so a second call only runs what
+    is missing. Figures: DESIGN section 12 (docs/REPRODUCTION.md)."""
+    import sys
+
+    from harness.paths import repo_root
+    from harness.reproduce import markdown, reproduce
+
+    names = [n.strip() for n in only.split(",") if n.strip()] if only else None
+    store = _store(db)
+    with _progress() as bar:
+        task = bar.add_task("reproduce", total=None)
+
+        def on_task(sub: str, model: str, track: str, res: Any) -> None:
+            if res is None:
+                bar.update(task, description=f"{sub} · {track} · {model}")
+            elif res.status != "ok":
+                bar.console.print(
+                    f"[red]failed[/red] {sub} {track} {model}: {res.error}",
+                    highlight=False,
+                )
+
+        figures = reproduce(
+            profile,
+            store,
+            only=names,
+            backend=backend,
+            fuzz_budget=fuzz_budget,
+            on_task=on_task,
+        )
+    command = " ".join(["harness", "reproduce", *sys.argv[2:]])
+    text = markdown(figures, command)
+    target = write or repo_root() / "docs" / "REPRODUCTION.md"
+    target.write_text(text)
+    if as_json:
+        print(json.dumps([f.as_json() for f in figures], indent=1))
+        return
+    out.print(text, highlight=False)
+    out.print(f"wrote {target}", highlight=False)

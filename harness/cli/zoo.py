@@ -1,0 +1,298 @@
+"""`harness zoo ...`: build, inspect, audit, picture and import zoo models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from harness.cli.common import (
+    JsonOpt,
+    ProfileOpt,
+    _progress,
+    err,
+    out,
+    user_errors,
+    zoo_app,
+)
+
+
+@zoo_app.command("build")
+@user_errors
+def zoo_build(
+    profile: ProfileOpt = "default",
+    force: Annotated[bool, typer.Option(help="Retrain even cached models.")] = False,
+    mnist: Annotated[
+        Path | None,
+        typer.Option(help="Your own MNIST: a Keras mnist.npz or a folder of IDX files."),
+    ] = None,
+) -> None:
+    """Train every model of a profile (cached by spec hash; a rebuild takes seconds)."""
+    from harness.zoo.builder import build_profile
+    from harness.zoo.spec import load_profile
+
+    spec = load_profile(profile)
+    with _progress() as bar:
+        task = bar.add_task(f"building {spec.name}", total=len(spec.entries))
+
+        def done(entry: Any, cached: bool) -> None:
+            bar.console.print(f"{'cached ' if cached else 'trained'} {entry.id}", highlight=False)
+            bar.advance(task)
+
+        models = build_profile(spec, force=force, mnist_source=mnist, on_done=done)
+    for m in models:
+        t = m.truth()
+        asr = f"{t.asr:.3f}" if t.asr is not None else "-"
+        out.print(f"{m.id:36s} CA {t.ca:.3f}  ASR {asr}", highlight=False)
+
+
+@zoo_app.command("list")
+@user_errors
+def zoo_list(profile: ProfileOpt = "default", as_json: JsonOpt = False) -> None:
+    """List a built profile's models (public information only)."""
+    from harness.zoo.store import ZooStore
+
+    rows = [
+        {
+            "id": m.id,
+            "hash": m.hash,
+            **{k: v for k, v in vars(m.card()).items() if k != "id"},
+        }
+        for m in ZooStore().models(profile)
+    ]
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    from tabulate import tabulate
+
+    out.print(
+        tabulate(
+            [
+                [
+                    r["id"],
+                    r["dataset"],
+                    r["num_classes"],
+                    "x".join(map(str, r["input_shape"])),
+                    r["hash"],
+                ]
+                for r in rows
+            ],
+            headers=["id", "dataset", "classes", "input", "hash"],
+        ),
+        highlight=False,
+    )
+
+
+@zoo_app.command("show")
+@user_errors
+def zoo_show(
+    model_id: Annotated[str, typer.Argument(help="Model id, as in `zoo list`.")],
+    profile: ProfileOpt = "default",
+    truth: Annotated[
+        bool,
+        typer.Option(
+            "--truth",
+            help="Also print the private ground truth (attack, targets, CA/ASR).",
+        ),
+    ] = False,
+) -> None:
+    """Print a model's public card, and with --truth its hidden ground truth."""
+    from dataclasses import asdict
+
+    from harness.zoo.store import ZooStore
+
+    model = ZooStore().model(profile, model_id)
+    body: dict[str, Any] = {"card": asdict(model.card())}
+    if truth:
+        body["truth"] = asdict(model.truth())
+    out.print_json(json.dumps(body))
+
+
+@zoo_app.command("report")
+@user_errors
+def zoo_report_cmd(
+    profile: ProfileOpt = "default",
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="One object per entry: id, dataset, attack, poisoned, targets, ca, asr, "
+            "asr_floor (and trigger_sizes, arch, ca_gap, build_seconds).",
+        ),
+    ] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="A Markdown table.")] = False,
+) -> None:
+    """Every entry of a built profile with its hidden truth: attack, targets, trigger size,
+    measured CA and ASR, and the recipe's ASR floor. For the zoo's owner: it reads the truth."""
+    from tabulate import tabulate
+
+    from harness.zoo.report import CA_TOLERANCE, table_rows, zoo_report
+
+    report = zoo_report(profile)
+    if as_json:
+        out.print_json(json.dumps(report.rows))
+        return
+    rows, headers = table_rows(report)
+    out.print(
+        tabulate(
+            rows,
+            headers=headers,
+            tablefmt="github" if markdown else "simple",
+            disable_numparse=True,
+        ),
+        highlight=False,
+    )
+    if report.clean_ca_means:
+        means = ", ".join(f"{ds} {ca:.4f}" for ds, ca in report.clean_ca_means.items())
+        out.print(
+            f"\nclean CA mean: {means}; CA gap = the data set's clean mean - CA, in points "
+            f"(limit {100 * CA_TOLERANCE:.1f})",
+            highlight=False,
+        )
+    for line in report.failures:
+        err.print(f"[yellow]warning:[/yellow] {line}", highlight=False)
+
+
+@zoo_app.command("audit")
+@user_errors
+def zoo_audit(
+    profile: ProfileOpt = "default",
+    repeats: Annotated[
+        int, typer.Option(min=1, help="Repeats of the 5-fold cross validation.")
+    ] = 20,
+) -> None:
+    """Leakage audit: can simple classifiers tell clean from backdoored using only the
+    public bundles' files, metadata and weight statistics (no inference)? Exits 1 when
+    any reaches a cross-validated ROC-AUC above 0.6."""
+    from harness.errors import ZooError
+    from harness.zoo.audit import AUC_LIMIT, audit_models
+    from harness.zoo.store import ZooStore
+
+    try:
+        result = audit_models(ZooStore().models(profile), repeats=repeats)
+    except ValueError as exc:
+        raise ZooError(str(exc), fix="audit a profile with more models (e.g. full)") from None
+    out.print(
+        f"{profile}: {result.n_clean} clean, {result.n_backdoored} backdoored, "
+        f"{result.n_features} features",
+        highlight=False,
+    )
+    for name, auc in result.aucs.items():
+        out.print(f"  {name:22s} ROC-AUC {auc:.3f}", highlight=False)
+    for group, aucs in result.by_group.items():
+        found = ", ".join(f"{name} {auc:.3f}" for name, auc in aucs.items())
+        out.print(f"  {group} alone: {found}", highlight=False)
+    verdict = "passed" if result.passed else "FAILED"
+    out.print(f"audit {verdict} (limit {AUC_LIMIT})", highlight=False)
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+@zoo_app.command("pictures")
+@user_errors
+def zoo_pictures(
+    profile: ProfileOpt = "default",
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the PNGs.")] = Path("docs/img"),
+) -> None:
+    """Render each attack's trigger (clean image, mask, pattern, stamped image) as a PNG,
+    from a built profile, and a grid of SynthFaces identities. Shows private truth: for
+    documentation, not for submissions."""
+    from harness.zoo.pictures import render_synthfaces, render_triggers
+    from harness.zoo.store import ZooStore
+
+    paths = render_triggers(profile, out_dir)
+    datasets = {m.card().dataset for m in ZooStore().models(profile)}
+    faces = sorted(d for d in datasets if d.startswith("synthfaces"))
+    paths += [render_synthfaces(faces[0], out_dir)] if faces else []
+    for path in paths:
+        out.print(str(path), highlight=False)
+
+
+@zoo_app.command("import")
+@user_errors
+def zoo_import(
+    model_file: Annotated[
+        Path,
+        typer.Argument(
+            help="A contest model: a full Keras 2 .h5 model, or a weights-only .h5 file "
+            "(loaded into --arch)."
+        ),
+    ],
+    model_id: Annotated[str, typer.Option("--id", help="The entry's id in the profile.")],
+    clean_val: Annotated[
+        Path,
+        typer.Option(
+            help="Clean data handed to submissions (contest HDF5: 'data', 'label'), e.g. "
+            "clean_validation_data.h5."
+        ),
+    ],
+    test: Annotated[
+        Path, typer.Option(help="Clean test data for scoring, e.g. clean_test_data.h5.")
+    ],
+    poisoned: Annotated[
+        Path | None,
+        typer.Option(
+            help="Poisoned test data, e.g. sunglasses_poisoned_data.h5: makes the entry "
+            "backdoored and measures its ASR."
+        ),
+    ] = None,
+    poisoned_labels: Annotated[
+        str,
+        typer.Option(
+            help="What the poisoned file's labels are: 'target' (the contest's files) or "
+            "'source' (true labels; give --target)."
+        ),
+    ] = "target",
+    target: Annotated[
+        int | None, typer.Option(help="The attack's target label, when known.")
+    ] = None,
+    truth: Annotated[
+        str,
+        typer.Option(
+            help="unknown, clean or backdoored. Unknown-truth models are scored only on what "
+            "needs no truth (repair on clean data)."
+        ),
+    ] = "unknown",
+    preprocessing: Annotated[
+        str,
+        typer.Option(
+            help="How the model reads pixels: 'x/255' (the contest's nets) or 'raw' (0-255)."
+        ),
+    ] = "x/255",
+    arch: Annotated[str, typer.Option(help="Architecture for a weights-only file.")] = "deepid",
+    profile: Annotated[
+        str, typer.Option("--profile", "-p", help="Profile index to add the entry to.")
+    ] = "imported",
+) -> None:
+    """Turn CSAW-HackML contest files into a zoo entry, then `harness run --profile imported`."""
+    from harness.zoo.importer import ImportRequest, import_model
+
+    model = import_model(
+        ImportRequest(
+            model_file=model_file,
+            model_id=model_id,
+            clean_val=clean_val,
+            test=test,
+            poisoned=poisoned,
+            poisoned_labels=poisoned_labels,
+            target=target,
+            truth=truth,
+            preprocessing=preprocessing,
+            arch=arch,
+            profile=profile,
+        )
+    )
+    t, card = model.truth(), model.card()
+    state = {None: "truth unknown", True: "backdoored", False: "clean"}[t.poisoned]
+    asr = f", ASR {t.asr:.3f}" if t.asr is not None else ""
+    out.print(
+        f"imported {model.id} into profile {profile!r} ({t.params['loaded']}; "
+        f"{card.num_classes} classes, preprocessing {card.preprocessing}): "
+        f"CA {t.ca:.3f}{asr}, {state}",
+        highlight=False,
+    )
+
+
+# -- submissions ----------------------------------------------------------------------------
