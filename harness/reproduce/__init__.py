@@ -1,0 +1,99 @@
+"""`harness reproduce`: run the reference defenses where the source documents report a
+figure, and print the paper's number beside ours (DESIGN section 12).
+
+Each figure names the submission variants it needs (a folder plus parameter overrides) and
+the zoo models they run on (chosen by the models' private truth: attack and data set).
+The tasks go through the ordinary runner and results store under the run id
+``reproduce-<profile>``, so a second call only computes what is missing. A figure whose
+models the profile lacks is reported with ``holds = None`` rather than skipped silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+from harness.reproduce import figures as _figures  # noqa: F401 - importing registers them
+from harness.reproduce.base import (
+    FIGURES,
+    SUBMISSIONS,
+    FigureResult,
+    Results,
+    Variant,
+    _kind,
+)
+from harness.runner import ProgressFn, run_submissions
+from harness.store import ResultsStore
+from harness.submission.manifest import SubmissionSpec, load_submission
+from harness.zoo.store import ZooStore
+
+__all__ = ["FIGURES", "FigureResult", "Variant", "markdown", "reproduce", "variant_spec"]
+
+
+# -- running ----------------------------------------------------------------------------------
+def variant_spec(v: Variant, root: Path = SUBMISSIONS) -> SubmissionSpec:
+    """The submission with the variant's overrides, stored under the variant's name."""
+    spec = load_submission(root / v.folder)
+    params = {**spec.params, **v.params}
+    digest = hashlib.sha256(
+        json.dumps([spec.content_hash, params, v.oracle], sort_keys=True).encode()
+    ).hexdigest()[:16]
+    return dataclasses.replace(
+        spec, name=v.name, params=params, oracle=v.oracle or spec.oracle, content_hash=digest
+    )
+
+
+def reproduce(
+    profile: str,
+    store: ResultsStore,
+    *,
+    only: list[str] | None = None,
+    backend: str = "auto",
+    fuzz_budget: int = 200,
+    on_task: ProgressFn | None = None,
+) -> list[FigureResult]:
+    """Run what the chosen figures need on ``profile`` and measure them."""
+    unknown = sorted(set(only or []) - set(FIGURES))
+    if unknown:
+        from harness.errors import HarnessError
+
+        raise HarnessError(
+            f"unknown figure(s) {', '.join(unknown)}", fix=f"choose from {', '.join(FIGURES)}"
+        )
+    chosen = [name for name in FIGURES if not only or name in only]
+    zoo = ZooStore()
+    models = {m.id: m for m in zoo.models(profile)}
+    run_id = f"reproduce-{profile}"
+    variants = {v.name: v for name in chosen for v in FIGURES[name][0]}
+    for v in variants.values():
+        ids = [m.id for m in models.values() if _kind(m) in {(a, v.dataset) for a in v.models}]
+        if ids:
+            run_submissions(
+                [variant_spec(v)],
+                profile,
+                list(v.tracks),
+                store,
+                backend=backend,
+                run_id=run_id,
+                zoo=zoo,
+                model_ids=ids,
+                on_task=on_task,
+                fuzz_budget=fuzz_budget,
+            )
+    results = Results(store.tasks(run_id), models)
+    return [FIGURES[name][1](results) for name in chosen]
+
+
+def markdown(figures: list[FigureResult], command: str) -> str:
+    from tabulate import tabulate
+
+    rows = [
+        [f.name, f.source, f.paper, f.measured, {True: "yes", False: "no", None: "-"}[f.holds]]
+        for f in figures
+    ]
+    table = tabulate(
+        rows, headers=["figure", "source", "paper", "measured", "holds"], tablefmt="github"
+    )
+    return f"# Reproduction\n\nMade by `{command}`.\n\n{table}\n"

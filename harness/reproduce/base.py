@@ -1,0 +1,93 @@
+"""The pieces every reproduction figure is made of: submission variants, the stored
+records they are measured from, the figure result and the registry."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from harness.api import Track
+from harness.paths import repo_root
+from harness.store import TaskRecord
+from harness.zoo.store import ZooModel
+
+SUBMISSIONS = repo_root() / "submissions"
+CLEAN = "clean"  # pseudo attack name: a model without a backdoor
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A reference submission with parameter overrides, run on some of the zoo's models."""
+
+    name: str  # the name its tasks are stored under
+    folder: str  # submissions/<folder>
+    tracks: tuple[Track, ...]
+    models: tuple[str, ...]  # attack names (or CLEAN) whose MNIST/face models it runs on
+    params: dict[str, Any] = field(default_factory=dict)
+    oracle: bool = False
+    dataset: str = "mnist"
+
+
+@dataclass(frozen=True)
+class FigureResult:
+    name: str
+    source: str
+    paper: str
+    measured: str
+    holds: bool | None  # None: the profile has no model to measure it on
+
+    def as_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class Results:
+    """Stored task records of a reproduction run, looked up by variant and attack."""
+
+    def __init__(self, records: list[TaskRecord], models: dict[str, ZooModel]) -> None:
+        self.records = records
+        self.models = models
+
+    def of(self, variant: str, track: str, attack: str, dataset: str = "mnist") -> list[TaskRecord]:
+        return [
+            r
+            for r in self.records
+            if r.submission == variant
+            and r.track == track
+            and r.model_id in self.models
+            and _kind(self.models[r.model_id]) == (attack, dataset)
+        ]
+
+
+def _kind(model: ZooModel) -> tuple[str, str]:
+    truth = model.truth()
+    return (truth.attack if truth.poisoned else CLEAN), model.card().dataset
+
+
+def _mean(recs: list[TaskRecord], key: str, source: str = "scores") -> float | None:
+    vals = [getattr(r, source).get(key) for r in recs if r.status == "ok"]
+    vals = [float(v) for v in vals if isinstance(v, int | float)]
+    return float(np.mean(vals)) if vals else None
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.1f} %"
+
+
+def _missing(name: str, source: str, paper: str, what: str) -> FigureResult:
+    return FigureResult(name, source, paper, f"not measured: the profile has no {what}", None)
+
+
+Figure = Callable[[Results], FigureResult]
+FIGURES: dict[str, tuple[tuple[Variant, ...], Figure]] = {}
+
+
+def figure(*variants: Variant) -> Callable[[Figure], Figure]:
+    def register(fn: Figure) -> Figure:
+        FIGURES[fn.__name__.replace("_", "-")] = (variants, fn)
+        return fn
+
+    return register

@@ -1,0 +1,250 @@
+"""The figures of DESIGN section 12: one function each over the stored task records,
+registered with the submission variants it needs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.api import Track
+from harness.reproduce.base import (
+    CLEAN,
+    FigureResult,
+    Results,
+    Variant,
+    _mean,
+    _missing,
+    _pct,
+    figure,
+)
+from harness.store import TaskRecord
+
+# -- BackFuzz (seed 000) ----------------------------------------------------------------------
+A2A = "badnets_pixel_a2a"
+_FUZZ = (Track.FUZZ,)
+BACKFUZZ = Variant("backfuzz", "backfuzz", _FUZZ, (A2A, CLEAN))
+BACKFUZZ_5 = Variant("backfuzz@occlusion=5", "backfuzz", _FUZZ, (A2A,), {"occlusion": 5})
+BACKFUZZ_10 = Variant("backfuzz@occlusion=10", "backfuzz", _FUZZ, (A2A,), {"occlusion": 10})
+BACKFUZZ_ALL = (BACKFUZZ, BACKFUZZ_5, BACKFUZZ_10)
+BACKFUZZ_DIFF = Variant(
+    "backfuzz@differential", "backfuzz", _FUZZ, (A2A,), {"strategy": "differential"}, oracle=True
+)
+
+
+@figure(BACKFUZZ)
+def backfuzz_activation(res: Results) -> FigureResult:
+    src, paper = "seed 000 (BackFuzz)", "54 % on the all-to-all BadNet vs 0 % on a clean model"
+    bad, clean = res.of("backfuzz", "fuzz", A2A), res.of("backfuzz", "fuzz", CLEAN)
+    if not bad or not clean:
+        return _missing("backfuzz-activation", src, paper, "all-to-all BadNet and clean model")
+    b, c = _mean(bad, "activation_rate"), _mean(clean, "activation_rate")
+    holds = b is not None and c is not None and b >= c + 0.2
+    return FigureResult(
+        "backfuzz-activation",
+        src,
+        paper,
+        f"{_pct(b)} vs {_pct(c)} (mean of {len(clean)} clean models)",
+        holds,
+    )
+
+
+@figure(*BACKFUZZ_ALL)
+def backfuzz_occlusion(res: Results) -> FigureResult:
+    src, paper = "seed 000 (BackFuzz)", "5x5 occlusion 79 % and 10x10 72 % vs unmodified 54 %"
+    rates = [_mean(res.of(v.name, "fuzz", A2A), "activation_rate") for v in BACKFUZZ_ALL]
+    if any(r is None for r in rates):
+        return _missing("backfuzz-occlusion", src, paper, "all-to-all BadNet")
+    plain, five, ten = rates
+    return FigureResult(
+        "backfuzz-occlusion",
+        src,
+        paper,
+        f"5x5 {_pct(five)}, 10x10 {_pct(ten)} vs unmodified {_pct(plain)}",
+        five > plain,
+    )
+
+
+@figure(BACKFUZZ, BACKFUZZ_DIFF)
+def backfuzz_differential(res: Results) -> FigureResult:
+    """Seed 000 picks neurons from activations on poisoned data: an oracle run here."""
+    src, paper = "seed 000 (BackFuzz)", "differential neurons 53 %, about the unmodified 54 %"
+    diff = _mean(res.of(BACKFUZZ_DIFF.name, "fuzz", A2A), "activation_rate")
+    plain = _mean(res.of(BACKFUZZ.name, "fuzz", A2A), "activation_rate")
+    clean = _mean(res.of(BACKFUZZ.name, "fuzz", CLEAN), "activation_rate")
+    if None in (diff, plain, clean):
+        return _missing("backfuzz-differential", src, paper, "all-to-all BadNet and clean model")
+    return FigureResult(
+        "backfuzz-differential",
+        src,
+        paper,
+        f"differential (oracle, 100 poisoned inputs) {_pct(diff)} vs unmodified {_pct(plain)}",
+        diff >= clean + 0.2 and abs(diff - plain) <= 0.15,
+    )
+
+
+# -- Neural Cleanse (seed 001's baseline) -----------------------------------------------------
+PATCH, RANDOM = "badnets_patch", "random_trigger"
+NC = Variant("neural-cleanse", "neural-cleanse", (Track.DETECT,), (PATCH, RANDOM, CLEAN))
+
+
+def _flagged(rec: TaskRecord) -> bool:
+    return (
+        rec.status == "ok" and bool(rec.outputs.get("target_labels")) and rec.scores["score"] > 0.5
+    )
+
+
+def _index(rec: TaskRecord) -> str:
+    value = (rec.outputs.get("extra") or {}).get("max_anomaly_index")
+    return "-" if not isinstance(value, int | float) else f"{value:.2f}"
+
+
+@figure(NC)
+def nc_flags_patch(res: Results) -> FigureResult:
+    src, paper = "Wang et al. 2019 / seed 001", "BadNets patch flagged (index > 2, right target)"
+    patch, clean = res.of(NC.name, "detect", PATCH), res.of(NC.name, "detect", CLEAN)
+    if not patch or not clean:
+        return _missing("nc-flags-patch", src, paper, "patch BadNet and clean model")
+    right = [
+        _flagged(r) and r.outputs["target_labels"][0] in res.models[r.model_id].truth().targets
+        for r in patch
+    ]
+    false_alarms = sum(_flagged(r) for r in clean)
+    return FigureResult(
+        "nc-flags-patch",
+        src,
+        paper,
+        f"{sum(right)}/{len(patch)} patch models flagged with the right target "
+        f"(index {', '.join(_index(r) for r in patch)}); "
+        f"{false_alarms}/{len(clean)} clean models flagged",
+        all(right) and false_alarms == 0,
+    )
+
+
+@figure(NC)
+def nc_random_trigger_evades(res: Results) -> FigureResult:
+    src, paper = "seed 001, Algorithm 2", "random trigger evades NC in 90 % of instances (rate 0.6)"
+    recs = res.of(NC.name, "detect", RANDOM)
+    if not recs:
+        return _missing("nc-random-trigger-evades", src, paper, "random-trigger model")
+    evaded = [not _flagged(r) for r in recs]
+    return FigureResult(
+        "nc-random-trigger-evades",
+        src,
+        paper,
+        f"evades in {sum(evaded)}/{len(recs)} instances "
+        f"(index {', '.join(_index(r) for r in recs)})",
+        sum(evaded) > len(recs) / 2,
+    )
+
+
+# -- Fine-Pruning (Liu et al. 2018; seed 003) -------------------------------------------------
+AWARE = "pruning_aware"
+_REPAIR = (Track.REPAIR,)
+FP = Variant("fine-pruning@no-goodnet", "fine-pruning", _REPAIR, (PATCH, AWARE), {"goodnet": False})
+PRUNE_ONLY = Variant(
+    "fine-pruning@prune-only",
+    "fine-pruning",
+    _REPAIR,
+    (AWARE,),
+    {"mode": "prune-only", "goodnet": False},
+)
+
+
+def _ca_drop(recs: list[TaskRecord]) -> float | None:
+    drops = [r.scores["ca_before"] - r.scores["ca"] for r in recs if r.status == "ok"]
+    return float(np.mean(drops)) if drops else None
+
+
+@figure(FP)
+def fine_pruning_patch(res: Results) -> FigureResult:
+    src, paper = "Liu et al. 2018", "BadNets patch: ASR under 10 % with CA drop under 5 %"
+    recs = res.of(FP.name, "repair", PATCH)
+    if not recs:
+        return _missing("fine-pruning-patch", src, paper, "patch BadNet")
+    asr, drop = _mean(recs, "asr"), _ca_drop(recs)
+    return FigureResult(
+        "fine-pruning-patch",
+        src,
+        paper,
+        f"ASR {_pct(_mean(recs, 'asr_before'))} -> {_pct(asr)}, CA drop {_pct(drop)}",
+        asr is not None and drop is not None and asr < 0.10 and drop < 0.05,
+    )
+
+
+FP_STRONG = Variant(
+    "fine-pruning@lr=0.01",
+    "fine-pruning",
+    _REPAIR,
+    (AWARE,),
+    {"goodnet": False, "learning_rate": 0.01},
+)
+
+
+@figure(FP, PRUNE_ONLY, FP_STRONG)
+def pruning_aware(res: Results) -> FigureResult:
+    """Liu et al. fine-tune with the defender's clean data; ours is 50 images a class, where
+    the default step (0.005) leaves part of the pruning-aware backdoor: both are shown."""
+    src = "Liu et al. 2018"
+    paper = "pruning alone fails on the pruning-aware attack; fine-pruning removes it"
+    pruned, fine = res.of(PRUNE_ONLY.name, "repair", AWARE), res.of(FP.name, "repair", AWARE)
+    strong = res.of(FP_STRONG.name, "repair", AWARE)
+    if not pruned or not fine or not strong:
+        return _missing("pruning-aware", src, paper, "pruning-aware model")
+    a_prune, a_fine, a_strong = (_mean(r, "asr") for r in (pruned, fine, strong))
+    return FigureResult(
+        "pruning-aware",
+        src,
+        paper,
+        f"ASR {_pct(_mean(pruned, 'asr_before'))} -> pruning only {_pct(a_prune)}; "
+        f"fine-pruning {_pct(a_fine)} (step 0.005), {_pct(a_strong)} (step 0.01, "
+        f"CA drop {_pct(_ca_drop(strong))})",
+        None not in (a_prune, a_strong) and a_prune >= 0.5 and a_strong < 0.10,
+    )
+
+
+# -- STRIP (Gao et al. 2019) ------------------------------------------------------------------
+STRIP = Variant("strip", "strip", (Track.FILTER,), (PATCH,))
+
+
+@figure(STRIP)
+def strip_far(res: Results) -> FigureResult:
+    src, paper = "Gao et al. 2019", "FAR under 1 % at 1 % FRR on BadNets"
+    recs = res.of(STRIP.name, "filter", PATCH)
+    if not recs:
+        return _missing("strip-far", src, paper, "patch BadNet")
+    far = _mean(recs, "far_at_1frr")
+    return FigureResult(
+        "strip-far",
+        src,
+        paper,
+        f"FAR {_pct(far)} at 1 % FRR (AUC {_mean(recs, 'filter_auc') or 0:.3f})",
+        far is not None and far < 0.05,
+    )
+
+
+# -- CSAW decision GoodNet (seed 003) ---------------------------------------------------------
+FACE_ATTACKS = (
+    "sunglasses",
+    "lipstick",
+    "face_multi_trigger_multi_target",
+    "face_multi_trigger_single_target",
+)
+GOODNET = Variant("csaw-goodnet", "csaw-goodnet", _REPAIR, FACE_ATTACKS, dataset="synthfaces")
+
+
+@figure(GOODNET)
+def goodnet_rates(res: Results) -> FigureResult:
+    src = "seed 003, Table 6"
+    paper = "sunglasses: clean CSR 90.4 %, DTR 7.7 %; poisoned ATR 0.7 %, DTR 78.9 %"
+    recs = [r for a in FACE_ATTACKS for r in res.of(GOODNET.name, "repair", a, "synthfaces")]
+    if not recs:
+        return _missing("goodnet-rates", src, paper, "face BadNet")
+    csr, dtr = _mean(recs, "csr_clean"), _mean(recs, "dtr_clean")
+    atr, dtr_p = _mean(recs, "atr_poisoned"), _mean(recs, "dtr_poisoned")
+    return FigureResult(
+        "goodnet-rates",
+        src,
+        paper,
+        f"{len(recs)} face BadNets: clean CSR {_pct(csr)}, DTR {_pct(dtr)}; "
+        f"poisoned ATR {_pct(atr)}, DTR {_pct(dtr_p)}",
+        None not in (csr, atr) and csr >= 0.85 and atr <= 0.05,
+    )
