@@ -93,8 +93,11 @@ def _flagged(rec: TaskRecord) -> bool:
 
 
 def _index(rec: TaskRecord) -> str:
-    value = (rec.outputs.get("extra") or {}).get("max_anomaly_index")
-    return "-" if not isinstance(value, int | float) else f"{value:.2f}"
+    """The largest anomaly index a detector reported in ``extra["anomaly_index"]``."""
+    values = (rec.outputs.get("extra") or {}).get("anomaly_index")
+    if not isinstance(values, list) or not values:
+        return "-"
+    return f"{max(float(v) for v in values):.2f}"
 
 
 @figure(NC)
