@@ -101,6 +101,22 @@ def _progress() -> Progress:
     )
 
 
+def _task_reporter(bar: Progress, task: Any) -> Callable[[str, str, str, Any], None]:
+    """The runner's per-task callback: show the task in hand, print failures, advance."""
+
+    def on_task(sub: str, model: str, track: str, res: Any) -> None:
+        if res is None:
+            bar.update(task, description=f"{sub} · {track} · {model}")
+            return
+        if res.status != "ok":
+            bar.console.print(
+                f"[red]failed[/red] {sub} {track} {model}: {res.error}", highlight=False
+            )
+        bar.advance(task)
+
+    return on_task
+
+
 def _store(db: Path | None) -> Any:
     from harness.paths import default_results_db
     from harness.store import ResultsStore

@@ -17,6 +17,7 @@ from harness.cli.common import (
     ProfileOpt,
     _progress,
     _store,
+    _task_reporter,
     app,
     export_app,
     out,
@@ -124,18 +125,7 @@ def run(
     total = len(ZooStore().models(profile)) * sum(len(task_tracks(s, wanted)) for s in specs)
     store = _store(db)
     with _progress() as bar:
-        task = bar.add_task("tasks", total=total)
-
-        def on_task(sub: str, model: str, track: str, res: Any) -> None:
-            if res is None:
-                bar.update(task, description=f"{sub} · {track} · {model}")
-                return
-            if res.status != "ok":
-                bar.console.print(
-                    f"[red]failed[/red] {sub} {track} {model}: {res.error}",
-                    highlight=False,
-                )
-            bar.advance(task)
+        on_task = _task_reporter(bar, bar.add_task("tasks", total=total))
 
         summary = run_submissions(
             specs,
@@ -247,16 +237,7 @@ def reproduce_cmd(
     names = [n.strip() for n in only.split(",") if n.strip()] if only else None
     store = _store(db)
     with _progress() as bar:
-        task = bar.add_task("reproduce", total=None)
-
-        def on_task(sub: str, model: str, track: str, res: Any) -> None:
-            if res is None:
-                bar.update(task, description=f"{sub} · {track} · {model}")
-            elif res.status != "ok":
-                bar.console.print(
-                    f"[red]failed[/red] {sub} {track} {model}: {res.error}",
-                    highlight=False,
-                )
+        on_task = _task_reporter(bar, bar.add_task("reproduce", total=None))
 
         figures = reproduce(
             profile,
