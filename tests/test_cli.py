@@ -143,6 +143,16 @@ def test_zoo_audit_reports_aucs(tiny_zoo, toy_zoo):
     assert proc.returncode in (0, 1), proc.stderr
     assert "logistic_regression" in proc.stdout and "ROC-AUC" in proc.stdout
     assert "metadata alone" in proc.stdout and "weight statistics alone" in proc.stdout
+    # A profile named by its TOML path finds the zoo its build recorded under its name.
+    from harness.paths import zoo_specs_dir
+
+    by_path = harness(
+        "zoo", "audit", "--profile", str(zoo_specs_dir() / "tiny.toml"), "--repeats", "2"
+    )
+    assert (
+        by_path.returncode in (0, 1)
+        and by_path.stdout.splitlines()[1:] == proc.stdout.splitlines()[1:]
+    )
     bad = harness("zoo", "audit", "--profile", "toy")
     assert bad.returncode == 2 and "at least two clean" in bad.stderr
 

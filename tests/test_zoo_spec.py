@@ -16,7 +16,7 @@ def _write(tmp_path, text):
 
 
 def test_shipped_profiles_parse():
-    for name in ("tiny", "toy", "default"):
+    for name in ("tiny", "toy", "default", "full"):
         profile = load_profile(name)
         assert profile.entries and len({e.id for e in profile.entries}) == len(profile.entries)
     tiny = load_profile("tiny")
@@ -148,3 +148,63 @@ def test_code_hash_follows_the_architecture_source(monkeypatch):
     assert spec.build_code_hash("mnist", "mnist_cnn_a", "none") == other
     monkeypatch.undo()
     spec.build_code_hash.cache_clear()
+
+
+def _drawn_profile(tmp_path, models, draw="epochs = [3, 4, 5]\nlearning_rate = [0.001, 0.002]"):
+    body = "".join(f'[[models]]\nid = "{m}"\n' for m in models)
+    return load_profile(
+        _write(tmp_path, f'schema_version = 1\nname = "d"\n[draw.mnist]\n{draw}\n{body}')
+    )
+
+
+def test_draw_gives_each_model_its_own_settings_from_one_distribution(tmp_path):
+    from harness.zoo.spec import draw_setting
+
+    ids = [f"m{i}" for i in range(60)]
+    profile = _drawn_profile(tmp_path, ids)
+    epochs = [e.epochs for e in profile.entries]
+    assert set(epochs) == {3, 4, 5} and {e.learning_rate for e in profile.entries} == {
+        0.001,
+        0.002,
+    }
+    # A model's draw depends on the profile, its id and the key alone: adding models or
+    # changing what a model is (its attack) redraws nothing.
+    again = _drawn_profile(tmp_path, ids[:7] + ["new"])
+    assert [e.epochs for e in again.entries[:7]] == epochs[:7]
+    assert profile.entries[0].epochs == draw_setting("d", "m0", "epochs", [3, 4, 5])
+    poisoned = load_profile(
+        _write(
+            tmp_path,
+            'schema_version = 1\nname = "d"\n[draw.mnist]\nepochs = [3, 4, 5]\n'
+            '[[models]]\nid = "m0"\nattack = "badnets_patch"\n',
+        )
+    )
+    assert poisoned.entries[0].epochs == epochs[0]
+    # Another data set's models keep their fixed settings.
+    faces = load_profile(
+        _write(
+            tmp_path,
+            "schema_version = 1\n[draw.mnist]\nepochs = [3, 4]\n"
+            '[[models]]\nid = "f"\ndataset = "synthfaces"\narch = "deepid"\nepochs = 9\n',
+        )
+    )
+    assert faces.entries[0].epochs == 9
+
+
+def test_draw_is_validated(tmp_path):
+    with pytest.raises(SpecError, match="sets epochs, which this profile draws"):
+        load_profile(
+            _write(
+                tmp_path,
+                "schema_version = 1\n[draw.mnist]\nepochs = [3]\n"
+                '[[models]]\nid = "a"\nepochs = 4\n',
+            )
+        )
+    with pytest.raises(SpecError, match=r"unknown key 'seed' in \[draw.mnist\]"):
+        _drawn_profile(tmp_path, ["a"], draw="seed = [1, 2]")
+    with pytest.raises(SpecError, match="epochs must be a non-empty list"):
+        _drawn_profile(tmp_path, ["a"], draw="epochs = []")
+    with pytest.raises(SpecError, match="one table per data set"):
+        load_profile(_write(tmp_path, 'schema_version = 1\ndraw = 3\n[[models]]\nid = "a"\n'))
+    with pytest.raises(SpecError, match="epochs must be a positive integer"):
+        _drawn_profile(tmp_path, ["a"], draw="epochs = [0]")

@@ -140,7 +140,9 @@ class ZooProfile:
 
 
 ENTRY_KEYS = {f.name for f in fields(ZooEntry)}
-TOP_KEYS = {"schema_version", "name", "description", "defaults", "models"}
+TOP_KEYS = {"schema_version", "name", "description", "defaults", "draw", "models"}
+#: Training settings a profile may draw per model (``[draw.<dataset>]``) instead of fixing.
+DRAWABLE = ("epochs", "batch_size", "learning_rate", "lr_schedule", "train_size")
 
 
 def _hint(word: str, options: list[str]) -> str:
@@ -155,13 +157,59 @@ def _check_keys(keys: set[str], allowed: set[str], where: str, path: Path) -> No
         )
 
 
-def _entry(raw: dict[str, Any], defaults: dict[str, Any], path: Path, index: int) -> ZooEntry:
+def _check_draw(draw: Any, path: Path) -> dict[str, dict[str, list[Any]]]:
+    """``[draw.<dataset>]`` tables: each drawable setting -> a non-empty list of choices."""
+    if not isinstance(draw, dict) or not all(isinstance(t, dict) for t in draw.values()):
+        raise SpecError(
+            "[draw] must hold one table per data set",
+            path=path,
+            fix="write [draw.mnist] with lists, e.g. epochs = [4, 5, 6]",
+        )
+    for dataset, table in draw.items():
+        _check_keys(set(table), set(DRAWABLE), f"[draw.{dataset}]", path)
+        for key, choices in table.items():
+            if not isinstance(choices, list) or not choices:
+                raise SpecError(
+                    f"[draw.{dataset}] {key} must be a non-empty list of choices",
+                    path=path,
+                    fix=f"write {key} = [a, b, ...]",
+                )
+    return draw
+
+
+def draw_setting(profile: str, model_id: str, key: str, choices: list[Any]) -> Any:
+    """One model's draw of one setting: uniform over ``choices``, fixed by the profile
+    name, the model id and the key alone, so it cannot depend on what the model is
+    (clean or backdoored) and adding a model redraws no other."""
+    digest = hashlib.sha256(f"{profile}\0{model_id}\0{key}".encode()).digest()
+    return choices[int.from_bytes(digest[:8], "big") % len(choices)]
+
+
+def _entry(
+    raw: dict[str, Any],
+    defaults: dict[str, Any],
+    path: Path,
+    index: int,
+    draw: tuple[str, dict[str, dict[str, list[Any]]]] = ("", {}),
+) -> ZooEntry:
     _check_keys(set(raw), ENTRY_KEYS, f"[[models]] #{index + 1}", path)
     merged = {**defaults, **raw}
     if "id" not in merged:
         raise SpecError(
             f"[[models]] #{index + 1} has no id", path=path, fix='add id = "mnist-...-v1"'
         )
+    profile, tables = draw
+    drawn = tables.get(merged.get("dataset", "mnist"), {})
+    for key, choices in drawn.items():
+        if key in raw:
+            raise SpecError(
+                f"model {merged['id']!r} sets {key}, which this profile draws for every "
+                f"{merged.get('dataset', 'mnist')} model",
+                path=path,
+                fix=f"remove {key} from the model, or from [draw] (a fixed setting for "
+                "some models only would tell them apart)",
+            )
+        merged[key] = draw_setting(profile, merged["id"], key, choices)
     try:
         entry = ZooEntry(**merged)
     except TypeError as exc:
@@ -213,7 +261,9 @@ def load_profile(name_or_path: str | Path) -> ZooProfile:
         )
     defaults = raw.get("defaults", {})
     _check_keys(set(defaults), ENTRY_KEYS - {"id"}, "[defaults]", path)
-    entries = tuple(_entry(m, defaults, path, i) for i, m in enumerate(raw.get("models", [])))
+    name = raw.get("name", path.stem)
+    draw = (name, _check_draw(raw.get("draw", {}), path))
+    entries = tuple(_entry(m, defaults, path, i, draw) for i, m in enumerate(raw.get("models", [])))
     if not entries:
         raise SpecError("the profile lists no [[models]]", path=path, fix="add [[models]] tables")
     ids = [e.id for e in entries]
@@ -224,4 +274,4 @@ def load_profile(name_or_path: str | Path) -> ZooProfile:
             path=path,
             fix="give every model its own id",
         )
-    return ZooProfile(raw.get("name", path.stem), raw.get("description", ""), entries, path)
+    return ZooProfile(name, raw.get("description", ""), entries, path)

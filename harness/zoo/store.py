@@ -88,6 +88,12 @@ class ZooStore:
         return (self.object_dir(spec_hash) / "private" / "truth.json").is_file()
 
     def index_path(self, profile: str) -> Path:
+        """The built index of a profile, named by the profile or by its TOML file's path
+        (a path resolves to the name inside the file, which is what a build records)."""
+        if profile.endswith(".toml"):
+            from harness.zoo.spec import load_profile
+
+            profile = load_profile(profile).name
         return self.root / "profiles" / f"{profile}.json"
 
     def write_index(self, profile: str, pairs: list[tuple[str, str]]) -> str:
