@@ -34,3 +34,13 @@ def test_bundles_carry_no_build_time_and_share_their_layout(tiny_zoo, attack_zoo
     for shape in {f["structure"] for f in feats}:
         labels = {t.poisoned for t, f in zip(truths, feats, strict=True) if f["structure"] == shape}
         assert labels == {True, False}
+
+
+def test_the_audit_also_scores_each_data_set_alone(tiny_zoo, face_zoo):
+    from harness.zoo.audit import audit_models
+
+    result = audit_models([*tiny_zoo, *face_zoo], repeats=2)
+    # tiny has 3 clean and 2 backdoored MNIST models; tiny-faces has one clean face model,
+    # too few to score the faces alone.
+    assert set(result.by_group) == {"metadata", "weight statistics", "mnist models"}
+    assert result.n_clean == 4 and result.n_backdoored == 4

@@ -94,7 +94,8 @@ class AuditResult:
     n_clean: int
     n_backdoored: int
     n_features: int
-    by_group: dict[str, dict[str, float]] = field(default_factory=dict)  # group -> aucs
+    #: group -> aucs: the feature groups alone, and each data set's models alone
+    by_group: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def worst(self) -> float:
@@ -164,4 +165,12 @@ def audit_models(models: list[ZooModel], *, repeats: int = 20) -> AuditResult:
         for group, cols in (("metadata", ~weights), ("weight statistics", weights))
         if cols.any()
     }
+    datasets = np.array([m.card().dataset for m in models])
+    if len(set(datasets)) > 1:  # one data set's models alone, where it has both labels
+        for name in sorted(set(datasets)):
+            rows = datasets == name
+            if min(np.bincount(labels[rows], minlength=2)) >= 2:
+                by_group[f"{name} models"] = cross_validated_aucs(
+                    x[rows], labels[rows], repeats=repeats
+                )
     return AuditResult(aucs, int((labels == 0).sum()), int(labels.sum()), len(names), by_group)
