@@ -151,35 +151,47 @@ def test_code_hash_follows_the_architecture_source(monkeypatch):
 
 
 def _drawn_profile(tmp_path, models, draw="epochs = [3, 4, 5]\nlearning_rate = [0.001, 0.002]"):
-    body = "".join(f'[[models]]\nid = "{m}"\n' for m in models)
+    """``models``: ids, backdoored where the id starts with "bd"."""
+    attack = 'attack = "badnets_patch"\n'
+    body = "".join(
+        f'[[models]]\nid = "{m}"\n{attack if m.startswith("bd") else ""}' for m in models
+    )
     return load_profile(
         _write(tmp_path, f'schema_version = 1\nname = "d"\n[draw.mnist]\n{draw}\n{body}')
     )
 
 
-def test_draw_gives_each_model_its_own_settings_from_one_distribution(tmp_path):
-    from harness.zoo.spec import draw_setting
+def test_draw_deals_clean_and_backdoored_models_the_same_mix(tmp_path):
+    import collections
 
-    ids = [f"m{i}" for i in range(60)]
+    ids = [f"clean{i}" for i in range(12)] + [f"bd{i}" for i in range(12)]
     profile = _drawn_profile(tmp_path, ids)
-    epochs = [e.epochs for e in profile.entries]
-    assert set(epochs) == {3, 4, 5} and {e.learning_rate for e in profile.entries} == {
-        0.001,
-        0.002,
-    }
-    # A model's draw depends on the profile, its id and the key alone: adding models or
-    # changing what a model is (its attack) redraws nothing.
-    again = _drawn_profile(tmp_path, ids[:7] + ["new"])
-    assert [e.epochs for e in again.entries[:7]] == epochs[:7]
-    assert profile.entries[0].epochs == draw_setting("d", "m0", "epochs", [3, 4, 5])
-    poisoned = load_profile(
-        _write(
-            tmp_path,
-            'schema_version = 1\nname = "d"\n[draw.mnist]\nepochs = [3, 4, 5]\n'
-            '[[models]]\nid = "m0"\nattack = "badnets_patch"\n',
+
+    def mix(poisoned, key):
+        return collections.Counter(
+            getattr(e, key) for e in profile.entries if e.poisoned == poisoned
         )
-    )
-    assert poisoned.entries[0].epochs == epochs[0]
+
+    for key, choices in (("epochs", {3, 4, 5}), ("learning_rate", {0.001, 0.002})):
+        assert mix(False, key) == mix(True, key) and set(mix(True, key)) == choices
+    assert mix(False, "epochs") == {3: 4, 4: 4, 5: 4}
+    # The keys are dealt independently: not every model pairs its two settings alike.
+    assert len({(e.epochs, e.learning_rate) for e in profile.entries}) == 6
+    # The order of the models in the file does not matter; the deal is reproducible.
+    again = _drawn_profile(tmp_path, ids[::-1])
+    assert {e.id: (e.epochs, e.learning_rate) for e in again.entries} == {
+        e.id: (e.epochs, e.learning_rate) for e in profile.entries
+    }
+    # Unequal groups differ by one at most per choice.
+    uneven = _drawn_profile(tmp_path, ids[:7] + ids[12:])
+    for value in (3, 4, 5):
+        assert (
+            abs(
+                sum(e.epochs == value for e in uneven.entries if e.poisoned)
+                - sum(e.epochs == value for e in uneven.entries if not e.poisoned)
+            )
+            <= 2
+        )
     # Another data set's models keep their fixed settings.
     faces = load_profile(
         _write(
@@ -196,8 +208,7 @@ def test_draw_is_validated(tmp_path):
         load_profile(
             _write(
                 tmp_path,
-                "schema_version = 1\n[draw.mnist]\nepochs = [3]\n"
-                '[[models]]\nid = "a"\nepochs = 4\n',
+                'schema_version = 1\n[draw.mnist]\nepochs = [3]\n[[models]]\nid = "a"\nepochs = 4\n',
             )
         )
     with pytest.raises(SpecError, match=r"unknown key 'seed' in \[draw.mnist\]"):
@@ -206,5 +217,12 @@ def test_draw_is_validated(tmp_path):
         _drawn_profile(tmp_path, ["a"], draw="epochs = []")
     with pytest.raises(SpecError, match="one table per data set"):
         load_profile(_write(tmp_path, 'schema_version = 1\ndraw = 3\n[[models]]\nid = "a"\n'))
-    with pytest.raises(SpecError, match="epochs must be a positive integer"):
-        _drawn_profile(tmp_path, ["a"], draw="epochs = [0]")
+    for bad, fix in (
+        ("epochs = [0, 2]", "positive integers"),
+        ("batch_size = [64.5]", "positive integers"),
+        ("learning_rate = [-0.1]", "positive numbers"),
+        ('lr_schedule = ["cosin"]', "constant, cosine"),
+    ):
+        with pytest.raises(SpecError, match="invalid choice") as err:
+            _drawn_profile(tmp_path, ["a"], draw=bad)
+        assert fix in err.value.fix

@@ -7,7 +7,7 @@ import functools
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -174,15 +174,61 @@ def _check_draw(draw: Any, path: Path) -> dict[str, dict[str, list[Any]]]:
                     path=path,
                     fix=f"write {key} = [a, b, ...]",
                 )
+            if not all(_valid_choice(key, c) for c in choices):
+                raise SpecError(
+                    f"[draw.{dataset}] {key} has an invalid choice in {choices}",
+                    path=path,
+                    fix=_CHOICE_FIX[key],
+                )
     return draw
 
 
-def draw_setting(profile: str, model_id: str, key: str, choices: list[Any]) -> Any:
-    """One model's draw of one setting: uniform over ``choices``, fixed by the profile
-    name, the model id and the key alone, so it cannot depend on what the model is
-    (clean or backdoored) and adding a model redraws no other."""
-    digest = hashlib.sha256(f"{profile}\0{model_id}\0{key}".encode()).digest()
-    return choices[int.from_bytes(digest[:8], "big") % len(choices)]
+_CHOICE_FIX = {
+    "epochs": "epochs are positive integers",
+    "batch_size": "batch sizes are positive integers",
+    "train_size": "train sizes are integers, 0 for the whole pool",
+    "learning_rate": "learning rates are positive numbers",
+    "lr_schedule": f"choose from: {', '.join(LR_SCHEDULES)}",
+}
+
+
+def _valid_choice(key: str, value: Any) -> bool:
+    if key == "lr_schedule":
+        return value in LR_SCHEDULES
+    if key == "learning_rate":
+        return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    return is_int and (value >= 0 if key == "train_size" else value > 0)
+
+
+def _rank(*parts: str) -> int:
+    return int.from_bytes(hashlib.sha256("\0".join(parts).encode()).digest()[:8], "big")
+
+
+def deal_settings(
+    profile: str, entries: tuple[ZooEntry, ...], tables: dict[str, dict[str, list[Any]]]
+) -> tuple[ZooEntry, ...]:
+    """Give every model of a ``[draw.<dataset>]`` its training settings, dealt so that the
+    clean and the backdoored models of the data set get the same mix.
+
+    Within each group (data set x clean or backdoored) the models are put in an order
+    fixed by a hash of the profile, id and key, and the choices are dealt round in that
+    order from a start fixed by the profile, data set and key (the same for both groups).
+    Where the two groups are the same size, each choice then goes to as many clean models
+    as backdoored ones, so no setting is commoner on one side (drawn independently, 10
+    epochs went to 8 of 12 backdoored face models and 4 of 12 clean ones); otherwise each
+    group's counts are as even as its size allows. The keys are dealt in independent
+    orders. Adding or removing a model re-deals its group."""
+    dealt: dict[str, dict[str, Any]] = {e.id: {} for e in entries}
+    for dataset, table in tables.items():
+        for poisoned in (False, True):
+            group = [e for e in entries if e.dataset == dataset and e.poisoned == poisoned]
+            for key, choices in table.items():
+                start = _rank(profile, dataset, key) % len(choices)
+                order = sorted(group, key=lambda e, k=key: _rank(profile, e.id, k))
+                for i, e in enumerate(order):
+                    dealt[e.id][key] = choices[(start + i) % len(choices)]
+    return tuple(replace(e, **dealt[e.id]) for e in entries)
 
 
 def _entry(
@@ -190,7 +236,7 @@ def _entry(
     defaults: dict[str, Any],
     path: Path,
     index: int,
-    draw: tuple[str, dict[str, dict[str, list[Any]]]] = ("", {}),
+    draw: dict[str, dict[str, list[Any]]] | None = None,
 ) -> ZooEntry:
     _check_keys(set(raw), ENTRY_KEYS, f"[[models]] #{index + 1}", path)
     merged = {**defaults, **raw}
@@ -198,9 +244,7 @@ def _entry(
         raise SpecError(
             f"[[models]] #{index + 1} has no id", path=path, fix='add id = "mnist-...-v1"'
         )
-    profile, tables = draw
-    drawn = tables.get(merged.get("dataset", "mnist"), {})
-    for key, choices in drawn.items():
+    for key in (draw or {}).get(merged.get("dataset", "mnist"), {}):
         if key in raw:
             raise SpecError(
                 f"model {merged['id']!r} sets {key}, which this profile draws for every "
@@ -209,7 +253,6 @@ def _entry(
                 fix=f"remove {key} from the model, or from [draw] (a fixed setting for "
                 "some models only would tell them apart)",
             )
-        merged[key] = draw_setting(profile, merged["id"], key, choices)
     try:
         entry = ZooEntry(**merged)
     except TypeError as exc:
@@ -262,7 +305,7 @@ def load_profile(name_or_path: str | Path) -> ZooProfile:
     defaults = raw.get("defaults", {})
     _check_keys(set(defaults), ENTRY_KEYS - {"id"}, "[defaults]", path)
     name = raw.get("name", path.stem)
-    draw = (name, _check_draw(raw.get("draw", {}), path))
+    draw = _check_draw(raw.get("draw", {}), path)
     entries = tuple(_entry(m, defaults, path, i, draw) for i, m in enumerate(raw.get("models", [])))
     if not entries:
         raise SpecError("the profile lists no [[models]]", path=path, fix="add [[models]] tables")
@@ -274,4 +317,4 @@ def load_profile(name_or_path: str | Path) -> ZooProfile:
             path=path,
             fix="give every model its own id",
         )
-    return ZooProfile(name, raw.get("description", ""), entries, path)
+    return ZooProfile(name, raw.get("description", ""), deal_settings(name, entries, draw), path)
