@@ -182,7 +182,7 @@ def test_draw_deals_clean_and_backdoored_models_the_same_mix(tmp_path):
     assert {e.id: (e.epochs, e.learning_rate) for e in again.entries} == {
         e.id: (e.epochs, e.learning_rate) for e in profile.entries
     }
-    # Unequal groups differ by one at most per choice.
+    # Unequal groups get counts as even as their sizes allow (7 vs 12 models here).
     uneven = _drawn_profile(tmp_path, ids[:7] + ids[12:])
     for value in (3, 4, 5):
         assert (
