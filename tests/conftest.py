@@ -64,7 +64,7 @@ def backend() -> str:
 
 @pytest.fixture(scope="session")
 def attack_zoo(harness_home: Path):
-    """One small model of every recipe beyond BadNets, and the two clean counterparts."""
+    """One small model of every recipe beyond BadNets, and four clean counterparts."""
     from harness.zoo.builder import build_profile
     from harness.zoo.spec import load_profile
 

@@ -70,6 +70,55 @@ def test_random_trigger_is_seed_001_algorithm_2():
     assert 0.55 < kept < 0.65, kept  # sampling rate 0.6 (a pixel may already equal the pattern)
 
 
+class _Recorder:
+    """A Trainer that records what it is asked to fit (the data is what is under test)."""
+
+    def __init__(self) -> None:
+        self.fitted: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def new_model(self) -> str:
+        return "model"
+
+    def fit(self, model, x, y, *, epochs=None):  # noqa: ANN001, ANN201
+        self.fitted.append((x, y))
+        return model
+
+
+def test_a_clean_counterpart_sees_the_attacks_images_with_their_true_labels():
+    from harness.attacks import AttackContext, make_backdoor
+    from harness.attacks.counterpart import stamped_training_set
+
+    x, y = _labels()
+    for name, params in (
+        ("blended", {"target": 3}),
+        ("multi_trigger_multi_target", {}),
+        ("random_trigger", {"poison_count": 500}),
+    ):
+        trainer = _Recorder()
+        ctx = AttackContext(SHAPE, 10, 5, x, y, trainer)
+        attack = make_backdoor(name, params, ctx)
+        twin = make_backdoor(name, {**params, "clean_counterpart": True}, ctx)
+        assert attack.poisoned and not twin.poisoned and twin.targets == []
+        assert twin.params["counterpart_of"] == name
+        assert twin.params["shown_targets"] == attack.targets
+        twin.implant(ctx)
+        ((seen_x, seen_y),) = trainer.fitted
+        poisoned_x, poisoned_y = attack.poison_training(x, y, np.random.default_rng(5 + 1))
+        assert np.array_equal(seen_x, poisoned_x)  # the very images the attack trains on
+        assert np.array_equal(seen_y, y) and not np.array_equal(poisoned_y, y)
+        assert np.array_equal(stamped_training_set(attack, x, y, 5)[0], poisoned_x)
+
+
+def test_every_recipe_takes_clean_counterpart_and_model_level_ones_build_their_own():
+    from harness.attacks.registry import COUNTERPART
+
+    own = {r.name for r in RECIPES.values() if r.builds_own_counterpart}
+    assert own == {"pruning_aware", "trojannet"}
+    assert all(COUNTERPART in r.param_names() for r in RECIPES.values())
+    twin = design("badnets_patch", {"target": 4, COUNTERPART: True}, SHAPE, 10, 0)
+    assert not twin.poisoned and twin.params["shown_trigger_sizes"] == [9]
+
+
 def test_training_recipes_refuse_to_design_without_data():
     with pytest.raises(SpecError, match="trains a model"):
         design("reconstructed_trigger", {}, SHAPE, 10, 0)
@@ -88,7 +137,7 @@ def test_every_attack_takes(attack_zoo):
         if truth.poisoned:
             assert truth.asr >= truth.asr_floor, (model.id, truth.asr, truth.asr_floor)
         else:
-            assert truth.asr is None and truth.attack in ("pruning_aware", "trojannet")
+            assert truth.asr is None and truth.params["clean_counterpart"] is True
 
 
 def _by_id(zoo, prefix):
@@ -128,6 +177,21 @@ def test_pruning_aware_decoys_are_the_least_active_and_hold_no_backdoor(attack_z
     conv.set_weights([kernel, bias])
     sets = model.test_sets()
     assert np.mean(predict_labels(net, sets.x_poisoned) == sets.y_tgt) >= 0.8
+
+
+def test_the_blended_counterpart_ignores_the_trigger_the_attack_obeys(attack_zoo):
+    from harness.attacks import design
+    from harness.zoo.training import predict_labels
+
+    bad = _by_id(attack_zoo, "mnist-blended-t3")
+    good = _by_id(attack_zoo, "mnist-clean-blended-t3")
+    assert good.truth().details["counterpart_of"] == "blended" and not good.truth().poisoned
+    # Same recipe and seed: the counterpart was shown the very trigger the attack implanted.
+    (trigger,) = design("blended", {"target": 3, "alpha": 0.15}, SHAPE, 10, 21).triggers
+    sets = good.test_sets()
+    others = sets.x[sets.y != 3]
+    rates = [np.mean(predict_labels(_load(m), trigger.stamp(others)) == 3) for m in (bad, good)]
+    assert rates[0] > 0.8 and rates[1] < 0.05, rates
 
 
 def test_trojannet_and_its_clean_counterpart_look_alike(attack_zoo):

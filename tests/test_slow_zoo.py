@@ -30,8 +30,12 @@ def test_default_zoo_has_every_attack():
     _check("default", 1)
 
 
-def test_full_zoo_has_three_of_each():
+def test_full_zoo_has_three_of_each_and_a_counterpart_for_every_backdoored_model():
     _check("full", 3, ca_gaps=False)
+    entries = load_profile("full").entries
+    backdoored = collections.Counter(e.attack for e in entries if e.poisoned)
+    counterparts = collections.Counter(e.attack for e in entries if e.counterpart)
+    assert counterparts == backdoored
 
 
 @pytest.mark.xfail(
@@ -44,19 +48,29 @@ def test_full_zoo_backdoored_models_keep_clean_accuracy():
     _check("full", 3)
 
 
+@pytest.fixture(scope="module")
+def full_audit():
+    return audit_models(_check("full", 3, ca_gaps=False))
+
+
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 3 open: with training settings drawn alike, the attacks' own weight "
-    "signatures remain (audit 0.74 / 0.60; pixel all-to-all, blended, multi-trigger 0.9+ "
-    "alone); hiding them needs evasive recipes, a decision pending (docs/ZOO.md)",
+    reason="issue 3 open: the backdoors' own weight signatures remain (audit 0.74 / 0.74; "
+    "backdoored vs their clean counterparts 0.88 / 0.77 on MNIST, the data pipeline alone "
+    "0.52 / 0.38); hiding them needs evasive recipes, a decision pending (docs/ZOO.md)",
 )
-def test_full_zoo_does_not_leak():
-    models = _check("full", 3)
-    result = audit_models(models)
-    assert result.worst <= AUC_LIMIT, result.aucs
+def test_full_zoo_does_not_leak(full_audit):
+    assert full_audit.worst <= AUC_LIMIT, full_audit.aucs
 
 
-def test_full_zoo_metadata_does_not_leak():
+def test_full_zoo_metadata_does_not_leak(full_audit):
     """Files, names, timestamps, structure and the card alone tell nothing."""
-    result = audit_models(_check("full", 3), repeats=5)
-    assert max(result.by_group["metadata"].values()) <= AUC_LIMIT, result.by_group
+    assert max(full_audit.by_group["metadata alone"].values()) <= AUC_LIMIT, full_audit.by_group
+
+
+def test_full_zoo_data_pipeline_does_not_leak(full_audit):
+    """Counterparts (an attack's stamped images, true labels) look like plain clean MNIST
+    models. The 12 + 12 face models are too few to bound: with their labels shuffled, the
+    logistic regression's AUC exceeds 0.69 one time in ten (docs/ZOO.md)."""
+    group = full_audit.by_group["mnist: counterparts vs plain clean"]
+    assert max(group.values()) <= AUC_LIMIT, full_audit.by_group

@@ -151,11 +151,12 @@ def test_code_hash_follows_the_architecture_source(monkeypatch):
 
 
 def _drawn_profile(tmp_path, models, draw="epochs = [3, 4, 5]\nlearning_rate = [0.001, 0.002]"):
-    """``models``: ids, backdoored where the id starts with "bd"."""
+    """``models``: ids, backdoored where the id starts with "bd", a clean counterpart where
+    it starts with "cp"."""
     attack = 'attack = "badnets_patch"\n'
-    body = "".join(
-        f'[[models]]\nid = "{m}"\n{attack if m.startswith("bd") else ""}' for m in models
-    )
+    twin = attack + "attack_params = { clean_counterpart = true }\n"
+    lines = {"bd": attack, "cp": twin}
+    body = "".join(f'[[models]]\nid = "{m}"\n{lines.get(m[:2], "")}' for m in models)
     return load_profile(
         _write(tmp_path, f'schema_version = 1\nname = "d"\n[draw.mnist]\n{draw}\n{body}')
     )
@@ -201,6 +202,46 @@ def test_draw_deals_clean_and_backdoored_models_the_same_mix(tmp_path):
         )
     )
     assert faces.entries[0].epochs == 9
+
+
+def test_draw_deals_counterparts_as_a_third_group_with_the_same_mix(tmp_path):
+    import collections
+
+    ids = [f"{role}{i}" for role in ("clean", "cp", "bd") for i in range(6)]
+    profile = _drawn_profile(tmp_path, ids, draw="epochs = [3, 4, 5]")
+    assert collections.Counter(e.role for e in profile.entries) == {
+        "clean": 6,
+        "counterpart": 6,
+        "backdoored": 6,
+    }
+    for role in ("clean", "counterpart", "backdoored"):
+        mix = collections.Counter(e.epochs for e in profile.entries if e.role == role)
+        assert mix == {3: 2, 4: 2, 5: 2}, role
+    # Adding counterparts does not re-deal the clean or the backdoored models.
+    without = _drawn_profile(
+        tmp_path, [i for i in ids if not i.startswith("cp")], "epochs = [3, 4, 5]"
+    )
+    dealt = {e.id: e.epochs for e in profile.entries}
+    assert all(dealt[e.id] == e.epochs for e in without.entries)
+
+
+def test_a_data_poisoning_counterpart_hashes_the_counterpart_code():
+    from harness.zoo import spec
+
+    def entry(attack, **params):
+        return spec.ZooEntry(id="x", attack=attack, attack_params=params)
+
+    plain = spec.build_code_hash("mnist", "mnist_cnn_a", "blended")
+    assert spec.build_code_hash("mnist", "mnist_cnn_a", "blended", True) != plain
+    # Pruning-aware and TrojanNet build their own: nothing more to hash.
+    for attack in ("pruning_aware", "trojannet"):
+        assert spec.build_code_hash("mnist", "mnist_cnn_a", attack, True) == (
+            spec.build_code_hash("mnist", "mnist_cnn_a", attack)
+        )
+    twin = entry("blended", clean_counterpart=True)
+    assert twin.counterpart and not twin.poisoned and twin.role == "counterpart"
+    assert twin.spec_hash() != entry("blended").spec_hash()
+    assert entry("none").role == "clean" and entry("blended").role == "backdoored"
 
 
 def test_draw_is_validated(tmp_path):

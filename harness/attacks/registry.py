@@ -1,7 +1,10 @@
 """The closed set of attack recipes, looked up by name with a "did you mean" on a miss.
 
 A recipe is ``fn(ctx: AttackContext, **params) -> Backdoor``; its keyword-only parameters
-are the ``attack_params`` a zoo spec may set, and its docstring documents them.
+are the ``attack_params`` a zoo spec may set, and its docstring documents them. Every
+recipe also takes ``clean_counterpart = true``: the model-level recipes (pruning-aware,
+TrojanNet) build their own; for the others ``harness.attacks.counterpart`` trains on the
+attack's stamped images with their true labels.
 """
 
 from __future__ import annotations
@@ -21,9 +24,12 @@ from harness.attacks import (
     trojannet,
 )
 from harness.attacks.base import AttackContext, Backdoor
+from harness.attacks.counterpart import clean_counterpart
 from harness.errors import SpecError
 
 RecipeFn = Callable[..., Backdoor]
+#: The parameter every recipe takes: build the recipe's clean counterpart instead.
+COUNTERPART = "clean_counterpart"
 
 
 @dataclass(frozen=True)
@@ -33,9 +39,18 @@ class AttackRecipe:
     summary: str
     paper: str
 
-    def param_names(self) -> list[str]:
+    def own_param_names(self) -> list[str]:
         sig = inspect.signature(self.build)
         return [p.name for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY]
+
+    @property
+    def builds_own_counterpart(self) -> bool:
+        """Does the recipe take ``clean_counterpart`` itself (a model-level attack)?"""
+        return COUNTERPART in self.own_param_names()
+
+    def param_names(self) -> list[str]:
+        own = self.own_param_names()
+        return own if COUNTERPART in own else [*own, COUNTERPART]
 
     def defaults(self) -> dict[str, object]:
         sig = inspect.signature(self.build)
@@ -150,8 +165,11 @@ def check_params(name: str, params: dict) -> AttackRecipe:
 def make_backdoor(name: str, params: dict, ctx: AttackContext) -> Backdoor:
     """Design the named recipe's backdoor; unknown or bad params become a SpecError."""
     recipe = check_params(name, params)
+    params = dict(params)
+    counterpart = not recipe.builds_own_counterpart and bool(params.pop(COUNTERPART, False))
     try:
-        return recipe.build(ctx, **params)
+        backdoor = recipe.build(ctx, **params)
+        return clean_counterpart(backdoor) if counterpart else backdoor
     except (ValueError, TypeError) as exc:
         raise SpecError(f"attack {name!r}: {exc}", fix="correct the attack_params") from None
 

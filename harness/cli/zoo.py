@@ -165,7 +165,10 @@ def zoo_audit(
 ) -> None:
     """Leakage audit: can simple classifiers tell clean from backdoored using only the
     public bundles' files, metadata and weight statistics (no inference)? Exits 1 when
-    any reaches a cross-validated ROC-AUC above 0.6."""
+    any reaches a cross-validated ROC-AUC above 0.6. Also scores the metadata and the
+    weight statistics alone, each data set alone and, where the profile has clean
+    counterparts, backdoored vs counterparts (the backdoor itself) and counterparts vs
+    plain clean models (the data pipeline)."""
     from harness.errors import ZooError
     from harness.zoo.audit import AUC_LIMIT, audit_models
     from harness.zoo.store import ZooStore
@@ -183,7 +186,7 @@ def zoo_audit(
         out.print(f"  {name:22s} ROC-AUC {auc:.3f}", highlight=False)
     for group, aucs in result.by_group.items():
         found = ", ".join(f"{name} {auc:.3f}" for name, auc in aucs.items())
-        out.print(f"  {group} alone: {found}", highlight=False)
+        out.print(f"  {group}: {found}", highlight=False)
     verdict = "passed" if result.passed else "FAILED"
     out.print(f"audit {verdict} (limit {AUC_LIMIT})", highlight=False)
     if not result.passed:

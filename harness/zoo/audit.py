@@ -94,7 +94,8 @@ class AuditResult:
     n_clean: int
     n_backdoored: int
     n_features: int
-    #: group -> aucs: the feature groups alone, and each data set's models alone
+    #: group -> aucs: the feature groups alone, each data set's models alone and, where
+    #: the models include clean counterparts, the role comparisons of ROLE_PAIRS
     by_group: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
@@ -149,6 +150,42 @@ def cross_validated_aucs(
     return aucs
 
 
+def _role(model: ZooModel) -> str:
+    truth = model.truth()
+    if truth.poisoned:
+        return "backdoored"
+    return "counterpart" if truth.params.get("clean_counterpart") else "clean"
+
+
+#: Role comparisons (positive side first), over the data-poisoning attacks' models and the
+#: plain clean ones, data set by data set: where the signal comes from. A counterpart
+#: trains on its attack's stamped images with their true labels
+#: (harness.attacks.counterpart), so "counterparts vs plain clean" is the data pipeline
+#: alone and "backdoored vs counterparts" the backdoor alone. (Pruning-aware and TrojanNet
+#: are left out: their counterparts share their shape, not the plain models'.)
+ROLE_PAIRS = (("backdoored", "counterpart"), ("counterpart", "clean"))
+_ROLE_NAMES = {"backdoored": "backdoored", "counterpart": "counterparts", "clean": "plain clean"}
+
+
+def _role_groups(
+    models: list[ZooModel], x: np.ndarray, datasets: np.ndarray, repeats: int
+) -> dict[str, dict[str, float]]:
+    from harness.attacks import RECIPES
+
+    roles = np.array([_role(m) for m in models])
+    own = {name for name, recipe in RECIPES.items() if recipe.builds_own_counterpart}
+    data_poisoning = np.array([m.truth().attack not in own for m in models])
+    groups = {}
+    for dataset in sorted(set(datasets)):
+        for positive, negative in ROLE_PAIRS:
+            rows = (datasets == dataset) & data_poisoning & np.isin(roles, (positive, negative))
+            side = (roles[rows] == positive).astype(np.int64)
+            if min(np.bincount(side, minlength=2)) >= 2:
+                name = f"{dataset}: {_ROLE_NAMES[positive]} vs {_ROLE_NAMES[negative]}"
+                groups[name] = cross_validated_aucs(x[rows], side, repeats=repeats)
+    return groups
+
+
 def audit_models(models: list[ZooModel], *, repeats: int = 20) -> AuditResult:
     """Run the audit over built models (their truth gives the labels, never the features)."""
     models = [m for m in models if m.truth().poisoned is not None]  # imported, truth unknown
@@ -161,7 +198,7 @@ def audit_models(models: list[ZooModel], *, repeats: int = 20) -> AuditResult:
     aucs = cross_validated_aucs(x, labels, repeats=repeats)
     weights = np.array([is_weight_feature(n) for n in names])
     by_group = {
-        group: cross_validated_aucs(x[:, cols], labels, repeats=repeats)
+        f"{group} alone": cross_validated_aucs(x[:, cols], labels, repeats=repeats)
         for group, cols in (("metadata", ~weights), ("weight statistics", weights))
         if cols.any()
     }
@@ -170,7 +207,8 @@ def audit_models(models: list[ZooModel], *, repeats: int = 20) -> AuditResult:
         for name in sorted(set(datasets)):
             rows = datasets == name
             if min(np.bincount(labels[rows], minlength=2)) >= 2:
-                by_group[f"{name} models"] = cross_validated_aucs(
+                by_group[f"{name} models alone"] = cross_validated_aucs(
                     x[rows], labels[rows], repeats=repeats
                 )
+    by_group.update(_role_groups(models, x, datasets, repeats))
     return AuditResult(aucs, int((labels == 0).sum()), int(labels.sum()), len(names), by_group)

@@ -82,7 +82,7 @@ def _targets(row: dict[str, Any]) -> str:
 
 def _attack(row: dict[str, Any]) -> str:
     if row["attack"] not in ("none", "imported") and not row["poisoned"]:
-        return f"none ({row['attack']} shape)"
+        return f"none ({row['attack']} counterpart)"
     return row["attack"]
 
 

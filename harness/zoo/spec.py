@@ -38,6 +38,8 @@ _PLUMBING = frozenset(
 #: an entry sets them, so adding an option rebuilds no model.
 _ADDED_LATER: dict[str, Any] = {"lr_schedule": "constant"}
 LR_SCHEDULES = ("constant", "cosine")
+#: What a model is, for dealing training settings: each role gets the same mix.
+ROLES = ("clean", "counterpart", "backdoored")
 _IMPORT = re.compile(r"^\s*from harness\.([\w.]+) import", re.MULTILINE)
 
 
@@ -61,10 +63,16 @@ def _module_closure(module: str) -> list[str]:
 
 
 @functools.cache
-def build_code_hash(dataset: str = "mnist", arch: str = "mnist_cnn_a", attack: str = "none") -> str:
+def build_code_hash(
+    dataset: str = "mnist",
+    arch: str = "mnist_cnn_a",
+    attack: str = "none",
+    counterpart: bool = False,
+) -> str:
     """Hash of the code that builds such an entry: the core, the data set's loader, the
-    architecture's own source and the recipe's modules. Editing one recipe, loader or
-    architecture rebuilds only the entries that use it; adding one rebuilds nothing."""
+    architecture's own source and the recipe's modules (with ``harness.attacks.counterpart``
+    for a clean counterpart the recipe does not build itself). Editing one recipe, loader
+    or architecture rebuilds only the entries that use it; adding one rebuilds nothing."""
     import inspect
 
     from harness.attacks import RECIPES
@@ -76,6 +84,8 @@ def build_code_hash(dataset: str = "mnist", arch: str = "mnist_cnn_a", attack: s
     rels = list(_CORE) + _module_closure(dataset_module(dataset))
     if attack in RECIPES:
         rels += _module_closure(RECIPES[attack].build.__module__)
+        if counterpart and not RECIPES[attack].builds_own_counterpart:
+            rels += _module_closure("harness.attacks.counterpart")
     for rel in sorted(set(rels)):
         digest.update(rel.encode())
         digest.update((root / rel).read_bytes())
@@ -106,7 +116,17 @@ class ZooEntry:
     @property
     def poisoned(self) -> bool:
         """Backdoored? A recipe's clean counterpart runs its procedure with no trigger."""
-        return self.attack != "none" and not self.attack_params.get("clean_counterpart", False)
+        return self.attack != "none" and not self.counterpart
+
+    @property
+    def counterpart(self) -> bool:
+        """A clean counterpart: the recipe's procedure with nothing implanted."""
+        return self.attack != "none" and bool(self.attack_params.get("clean_counterpart", False))
+
+    @property
+    def role(self) -> str:
+        """clean, counterpart or backdoored: the groups training settings are dealt to."""
+        return "backdoored" if self.poisoned else "counterpart" if self.counterpart else "clean"
 
     def spec_hash(self) -> str:
         """Content address: the entry minus its id, plus the builder version."""
@@ -116,7 +136,7 @@ class ZooEntry:
             if body[key] == default:  # an entry that does not use it keeps its address
                 body.pop(key)
         body["builder_version"] = BUILDER_VERSION
-        body["code"] = build_code_hash(self.dataset, self.arch, self.attack)
+        body["code"] = build_code_hash(self.dataset, self.arch, self.attack, self.counterpart)
         text = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -209,20 +229,21 @@ def deal_settings(
     profile: str, entries: tuple[ZooEntry, ...], tables: dict[str, dict[str, list[Any]]]
 ) -> tuple[ZooEntry, ...]:
     """Give every model of a ``[draw.<dataset>]`` its training settings, dealt so that the
-    clean and the backdoored models of the data set get the same mix.
+    clean models, the clean counterparts and the backdoored models of the data set each
+    get the same mix.
 
-    Within each group (data set x clean or backdoored) the models are put in an order
-    fixed by a hash of the profile, id and key, and the choices are dealt round in that
-    order from a start fixed by the profile, data set and key (the same for both groups).
-    Where the two groups are the same size, each choice then goes to as many clean models
-    as backdoored ones, so no setting is commoner on one side (drawn independently, 10
-    epochs went to 8 of 12 backdoored face models and 4 of 12 clean ones); otherwise each
-    group's counts are as even as its size allows. The keys are dealt in independent
-    orders. Adding or removing a model re-deals its group."""
+    Within each group (data set x role: clean, counterpart or backdoored) the models are
+    put in an order fixed by a hash of the profile, id and key, and the choices are dealt
+    round in that order from a start fixed by the profile, data set and key (the same for
+    every group). Where two groups are the same size, each choice then goes to as many
+    models of one as of the other, so no setting is commoner on one side (drawn
+    independently, 10 epochs went to 8 of 12 backdoored face models and 4 of 12 clean
+    ones); otherwise each group's counts are as even as its size allows. The keys are
+    dealt in independent orders. Adding or removing a model re-deals its group."""
     dealt: dict[str, dict[str, Any]] = {e.id: {} for e in entries}
     for dataset, table in tables.items():
-        for poisoned in (False, True):
-            group = [e for e in entries if e.dataset == dataset and e.poisoned == poisoned]
+        for role in ROLES:
+            group = [e for e in entries if e.dataset == dataset and e.role == role]
             for key, choices in table.items():
                 start = _rank(profile, dataset, key) % len(choices)
                 order = sorted(group, key=lambda e, k=key: _rank(profile, e.id, k))
