@@ -107,6 +107,9 @@ def test_a_clean_counterpart_sees_the_attacks_images_with_their_true_labels():
         assert np.array_equal(seen_x, poisoned_x)  # the very images the attack trains on
         assert np.array_equal(seen_y, y) and not np.array_equal(poisoned_y, y)
         assert np.array_equal(stamped_training_set(attack, x, y, 5)[0], poisoned_x)
+        # The attack's own implant trains on those same images (the two share their RNG).
+        attack.implant(ctx)
+        assert np.array_equal(trainer.fitted[1][0], seen_x)
 
 
 def test_every_recipe_takes_clean_counterpart_and_model_level_ones_build_their_own():

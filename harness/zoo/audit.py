@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.runner import anonymous_id, staged_card
+from harness.zoo.records import TruthRecord
 from harness.zoo.store import ZooModel
 
 AUC_LIMIT = 0.6
@@ -150,13 +151,6 @@ def cross_validated_aucs(
     return aucs
 
 
-def _role(model: ZooModel) -> str:
-    truth = model.truth()
-    if truth.poisoned:
-        return "backdoored"
-    return "counterpart" if truth.params.get("clean_counterpart") else "clean"
-
-
 #: Role comparisons (positive side first), over the data-poisoning attacks' models and the
 #: plain clean ones, data set by data set: where the signal comes from. A counterpart
 #: trains on its attack's stamped images with their true labels
@@ -168,13 +162,13 @@ _ROLE_NAMES = {"backdoored": "backdoored", "counterpart": "counterparts", "clean
 
 
 def _role_groups(
-    models: list[ZooModel], x: np.ndarray, datasets: np.ndarray, repeats: int
+    truths: list[TruthRecord], x: np.ndarray, datasets: np.ndarray, repeats: int
 ) -> dict[str, dict[str, float]]:
     from harness.attacks import RECIPES
 
-    roles = np.array([_role(m) for m in models])
+    roles = np.array([t.role for t in truths])
     own = {name for name, recipe in RECIPES.items() if recipe.builds_own_counterpart}
-    data_poisoning = np.array([m.truth().attack not in own for m in models])
+    data_poisoning = np.array([t.attack not in own for t in truths])
     groups = {}
     for dataset in sorted(set(datasets)):
         for positive, negative in ROLE_PAIRS:
@@ -188,8 +182,9 @@ def _role_groups(
 
 def audit_models(models: list[ZooModel], *, repeats: int = 20) -> AuditResult:
     """Run the audit over built models (their truth gives the labels, never the features)."""
-    models = [m for m in models if m.truth().poisoned is not None]  # imported, truth unknown
-    labels = np.array([int(m.truth().poisoned) for m in models], dtype=np.int64)
+    known = [(m, t) for m in models if (t := m.truth()).poisoned is not None]  # not imported
+    models, truths = [m for m, _ in known], [t for _, t in known]
+    labels = np.array([int(t.poisoned) for t in truths], dtype=np.int64)
     if len(labels) == 0:
         raise ValueError("the audit needs models whose truth is known")
     if labels.min() == labels.max() or min(np.bincount(labels)) < 2:
@@ -210,5 +205,5 @@ def audit_models(models: list[ZooModel], *, repeats: int = 20) -> AuditResult:
                 by_group[f"{name} models alone"] = cross_validated_aucs(
                     x[rows], labels[rows], repeats=repeats
                 )
-    by_group.update(_role_groups(models, x, datasets, repeats))
+    by_group.update(_role_groups(truths, x, datasets, repeats))
     return AuditResult(aucs, int((labels == 0).sum()), int(labels.sum()), len(names), by_group)

@@ -59,6 +59,16 @@ class TruthRecord:
     harness_version: str
     details: dict[str, Any] = field(default_factory=dict)  # what the recipe derived
 
+    @property
+    def role(self) -> str | None:
+        """backdoored, counterpart (a recipe run with nothing implanted) or clean; None
+        when the truth is unknown. The built model's side of ``ZooEntry.role``."""
+        if self.poisoned is None:
+            return None
+        if self.poisoned:
+            return "backdoored"
+        return "counterpart" if self.params.get("clean_counterpart") else "clean"
+
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True))
 
