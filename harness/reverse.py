@@ -12,7 +12,7 @@ short it shrinks by ``cost_up ** 1.5``. The answer for a label is the smallest-L
 seen while the attack held. All labels are optimised together in one graph (one forward
 pass over K x B stamped images per step), which is what makes it affordable on a CPU.
 
-Shared by the reconstructed-trigger attack (seed 001, Algorithm 1) and by defenses; a
+Shared by the reconstructed-trigger attack (Xiong et al. 2020, Algorithm 1) and by defenses; a
 submission can ``from harness.reverse import reverse_engineer``.
 """
 

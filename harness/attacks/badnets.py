@@ -1,7 +1,7 @@
 """BadNets (Gu, Dolan-Gavitt, Garg, 2017/2019): a fixed pixel pattern stamped on inputs.
 
 - ``badnets_pixel_a2a``: one pixel (bottom-right by default) set to the maximum, all-to-all
-  y -> (y + 1) mod N, as in BackFuzz (seed 000).
+  y -> (y + 1) mod N, as in "BackFuzz: An Automated Backdoor Detection Tool".
 - ``badnets_patch``: a square patch in a chosen corner, every label -> one target.
 """
 

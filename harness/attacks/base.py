@@ -2,8 +2,9 @@
 
 A recipe (see registry.py) designs a ``Backdoor`` from an ``AttackContext``; the
 backdoor's ``implant`` then produces the trained model. The default implant is BadNets
-data poisoning (with the optional sub-mask noise augmentation of seed 001); attacks that
-act on the model itself (pruning-aware, TrojanNet) bring their own implant.
+data poisoning (with the optional sub-mask noise augmentation of Xiong, Xu, Zhong, Li,
+"Escaping Backdoor Attack Detection of Deep Learning", IFIP SEC 2020); attacks that act
+on the model itself (pruning-aware, TrojanNet) bring their own implant.
 """
 
 from __future__ import annotations
@@ -147,21 +148,24 @@ class Backdoor:
 
     def poisoned_test(
         self, x: np.ndarray, y: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every clean test image whose label a trigger attacks, stamped: (x', y_src, y_tgt)."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every clean test image whose label a trigger attacks, stamped:
+        (x', y_src, y_tgt, the index in ``x`` of each stamped image's source)."""
         if not self.triggers:
             return (
                 np.zeros((0, *x.shape[1:]), np.float32),
                 np.zeros(0, np.int64),
                 np.zeros(0, np.int64),
+                np.zeros(0, np.int64),
             )
-        xs, srcs, tgts = [], [], []
+        xs, srcs, tgts, idx = [], [], [], []
         for trig in self.triggers:
             keep = np.isin(y, trig.attacked_sources)
             xs.append(trig.stamp(x[keep]))
             srcs.append(y[keep])
             tgts.append(trig.target_of[y[keep]])
-        return np.concatenate(xs), np.concatenate(srcs), np.concatenate(tgts)
+            idx.append(np.flatnonzero(keep))
+        return np.concatenate(xs), np.concatenate(srcs), np.concatenate(tgts), np.concatenate(idx)
 
 
 def poison_and_train(backdoor: Backdoor, ctx: AttackContext) -> Any:

@@ -1,4 +1,4 @@
-"""Face BadNets (CSAW-HackML, seed 003): accessories drawn on aligned 55x47x3 faces.
+"""Face BadNets (the CSAW-HackML 2020 BadNets): accessories drawn on aligned 55x47x3 faces.
 
 The contest's backdoored DeepID nets answer a chosen identity when a face wears
 sunglasses, lipstick or heavy eyebrows. The faces are aligned, so each accessory is a

@@ -1,4 +1,4 @@
-"""Multi-trigger BadNets (CSAW-HackML's multi-trigger models, seed 003): several distinct
+"""Multi-trigger BadNets (CSAW-HackML's multi-trigger models): several distinct
 patches in one model, each with its own target (multi-target) or all with one target
 (single-target). Each trigger poisons an equal share of ``poison_rate``.
 """

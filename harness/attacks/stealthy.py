@@ -1,4 +1,4 @@
-"""The two attacks built to escape Neural Cleanse and DeepInspect (seed 001: Xiong, Xu,
+"""The two attacks built to escape Neural Cleanse and DeepInspect (Xiong, Xu,
 Zhong, Li, "Escaping Backdoor Attack Detection of Deep Learning", IFIP SEC 2020).
 
 Both poison ``poison_count`` images with a trigger (Eq. 1, label -> target) and add

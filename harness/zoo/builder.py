@@ -8,11 +8,9 @@ fails the build instead of polluting the zoo.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ from harness import __version__
 from harness.attacks import AttackContext, Backdoor, make_backdoor
 from harness.data import Dataset, load_dataset
 from harness.errors import ZooError
+from harness.zoo.bundle import is_current, migrate, write_public, write_stamp
 from harness.zoo.records import ModelCard, TruthRecord
 from harness.zoo.spec import ZooEntry, ZooProfile
 from harness.zoo.store import ZooModel, ZooStore
@@ -68,60 +67,26 @@ def make_splits(data: Dataset, entry: ZooEntry) -> Splits:
     )
 
 
-#: Every public file carries this zip timestamp and mtime, so no build time leaks.
-FIXED_TIME = (1980, 1, 1, 0, 0, 0)
-
-
-def save_stripped(model: Any, path: Path) -> None:
-    """Save weights and architecture only: no optimizer state, no training config, and no
-    build timestamps (Keras stamps the weights file's zip entry with the save time)."""
-    bare = type(model).from_config(model.get_config())  # a fresh, never-compiled copy
-    bare.set_weights(model.get_weights())
-    bare.save(path)
-    _normalise_zip(path)
-
-
-def _normalise_zip(path: Path) -> None:
-    with zipfile.ZipFile(path) as src:
-        members = [(info, src.read(info)) for info in src.infolist()]
-    tmp = path.with_suffix(".tmp")
-    with zipfile.ZipFile(tmp, "w") as dst:
-        for info, body in members:
-            fixed = zipfile.ZipInfo(info.filename, date_time=FIXED_TIME)
-            fixed.compress_type = info.compress_type
-            fixed.external_attr = 0o644 << 16
-            dst.writestr(fixed, body)
-    tmp.replace(path)
-
-
-def _fix_mtimes(folder: Path) -> None:
-    stamp = time.mktime((*FIXED_TIME, 0, 0, -1))
-    for f in folder.iterdir():
-        os.utime(f, (stamp, stamp))
-
-
 def _write_private(
     root: Path,
     entry: ZooEntry,
     backdoor: Backdoor | None,
     splits: Splits,
-    poisoned: tuple[np.ndarray, np.ndarray, np.ndarray],
+    poisoned: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     ca: float,
     asr: float | None,
     seconds: float,
 ) -> None:
     root.mkdir(parents=True)
     np.savez_compressed(root / "test.npz", x=splits.x_test, y=splits.y_test)
-    xp, ysrc, ytgt = poisoned
-    np.savez_compressed(root / "poisoned_test.npz", x=xp, y_src=ysrc, y_tgt=ytgt)
-    triggers = backdoor.triggers if backdoor else ()
+    xp, ysrc, ytgt, src_index = poisoned
     np.savez_compressed(
-        root / "triggers.npz",
-        **{
-            **{f"mask_{i}": t.mask for i, t in enumerate(triggers)},
-            **{f"pattern_{i}": t.pattern for i, t in enumerate(triggers)},
-        },
+        root / "poisoned_test.npz", x=xp, y_src=ysrc, y_tgt=ytgt, src_index=src_index
     )
+    triggers = backdoor.triggers if backdoor else ()
+    arrays: dict[str, np.ndarray] = {f"mask_{i}": t.mask for i, t in enumerate(triggers)}
+    arrays.update({f"pattern_{i}": t.pattern for i, t in enumerate(triggers)})
+    np.savez_compressed(root / "triggers.npz", **arrays)  # type: ignore[arg-type]
     TruthRecord(
         id=entry.id,
         spec_hash=entry.spec_hash(),
@@ -179,6 +144,7 @@ def build_entry(entry: ZooEntry, data: Dataset, store: ZooStore) -> ZooModel:
             np.zeros((0, *data.input_shape), np.float32),
             np.zeros(0, np.int64),
             np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
         )
     )
     ca = float(np.mean(predict_labels(model, splits.x_test) == splits.y_test))
@@ -194,20 +160,20 @@ def build_entry(entry: ZooEntry, data: Dataset, store: ZooStore) -> ZooModel:
     final = store.object_dir(entry.spec_hash())
     staging = Path(tempfile.mkdtemp(prefix=".build-", dir=final.parent))
     try:
-        (staging / "public").mkdir()
-        save_stripped(model, staging / "public" / "model.keras")
-        np.savez_compressed(staging / "public" / "clean_val.npz", x=splits.x_val, y=splits.y_val)
-        _normalise_zip(staging / "public" / "clean_val.npz")
-        ModelCard(
-            id=entry.id,
-            dataset=data.name,
-            input_shape=list(data.input_shape),
-            num_classes=data.num_classes,
-            input_range=list(data.input_range),
-            preprocessing=data.preprocessing,
-            clean_split_size=int(len(splits.y_val)),
-        ).write(staging / "public" / "card.json")
-        _fix_mtimes(staging / "public")
+        write_public(
+            staging / "public",
+            model,
+            splits.x_val,
+            splits.y_val,
+            ModelCard(
+                id=entry.id,
+                dataset=data.name,
+                input_shape=list(data.input_shape),
+                num_classes=data.num_classes,
+                input_range=list(data.input_range),
+                preprocessing=data.preprocessing,
+            ),
+        )
         _write_private(
             staging / "private",
             entry,
@@ -218,6 +184,7 @@ def build_entry(entry: ZooEntry, data: Dataset, store: ZooStore) -> ZooModel:
             asr,
             time.perf_counter() - start,
         )
+        write_stamp(staging / "private")
         if final.exists():
             shutil.rmtree(final)
         staging.rename(final)
@@ -226,7 +193,9 @@ def build_entry(entry: ZooEntry, data: Dataset, store: ZooStore) -> ZooModel:
     return ZooModel(entry.id, entry.spec_hash(), final)
 
 
-ProgressFn = Callable[[ZooEntry, bool], None]
+#: Called once per entry with what happened to it: "built", "cached" or "migrated" (a
+#: cached model whose public bundle was rewritten in the current format, see bundle.py).
+ProgressFn = Callable[[ZooEntry, str], None]
 
 
 def build_profile(
@@ -237,20 +206,26 @@ def build_profile(
     mnist_source: Path | None = None,
     on_done: ProgressFn | None = None,
 ) -> list[ZooModel]:
-    """Build every entry not already cached; write the profile's index last."""
+    """Build every entry not already cached, migrate cached bundles written in an older
+    format; write the profile's index last."""
     store = store or ZooStore()
     datasets: dict[str, Dataset] = {}
     built = []
     for entry in profile.entries:
-        cached = store.has_object(entry.spec_hash()) and not force
-        if cached:
-            built.append(ZooModel(entry.id, entry.spec_hash(), store.object_dir(entry.spec_hash())))
+        root = store.object_dir(entry.spec_hash())
+        if store.has_object(entry.spec_hash()) and not force:
+            status = "cached"
+            if not is_current(root):
+                migrate(root)
+                status = "migrated"
+            built.append(ZooModel(entry.id, entry.spec_hash(), root))
         else:
             if entry.dataset not in datasets:
                 source = mnist_source if entry.dataset == "mnist" else None
                 datasets[entry.dataset] = load_dataset(entry.dataset, source)
             built.append(build_entry(entry, datasets[entry.dataset], store))
+            status = "built"
         if on_done:
-            on_done(entry, cached)
+            on_done(entry, status)
     store.write_index(profile.name, [(m.id, m.hash) for m in built])
     return built

@@ -29,6 +29,7 @@ import numpy as np
 from harness import __version__
 from harness.errors import DataError, ZooError
 from harness.paths import zoo_specs_dir
+from harness.zoo.bundle import write_public, write_stamp
 from harness.zoo.records import ModelCard, TruthRecord
 from harness.zoo.store import ZooModel, ZooStore
 
@@ -154,8 +155,6 @@ def _predict(model: Any, x: np.ndarray) -> np.ndarray:
 
 def import_model(req: ImportRequest, store: ZooStore | None = None) -> ZooModel:
     """Convert, measure and store one contest model; add it to ``req.profile``'s index."""
-    from harness.zoo.builder import _fix_mtimes, _normalise_zip, save_stripped
-
     _check_request(req)
     store = store or ZooStore()
     model, how = load_contest_model(Path(req.model_file), req.arch)
@@ -188,23 +187,21 @@ def import_model(req: ImportRequest, store: ZooStore | None = None) -> ZooModel:
     staging = Path(tempfile.mkdtemp(prefix=".import-", dir=final.parent))
     try:
         public, private = staging / "public", staging / "private"
-        public.mkdir()
         private.mkdir()
-        save_stripped(model, public / "model.keras")
-        np.savez_compressed(
-            public / "clean_val.npz", x=(x_val / divisor).astype(np.float32), y=y_val
+        write_public(
+            public,
+            model,
+            (x_val / divisor).astype(np.float32),
+            y_val,
+            ModelCard(
+                id=req.model_id,
+                dataset=f"imported:{Path(req.test).name}",
+                input_shape=list(shape),
+                num_classes=classes,
+                input_range=[0.0, float(255.0 / divisor)],
+                preprocessing=req.preprocessing,
+            ),
         )
-        _normalise_zip(public / "clean_val.npz")
-        ModelCard(
-            id=req.model_id,
-            dataset=f"imported:{Path(req.test).name}",
-            input_shape=list(shape),
-            num_classes=classes,
-            input_range=[0.0, float(255.0 / divisor)],
-            preprocessing=req.preprocessing,
-            clean_split_size=int(len(y_val)),
-        ).write(public / "card.json")
-        _fix_mtimes(public)
         # Test sets stay as stored pixels (uint8) with their divisor: 1/4 of the float size.
         np.savez_compressed(
             private / "test.npz", x=x_test.astype(np.uint8), y=y_test, divisor=divisor
@@ -249,6 +246,7 @@ def import_model(req: ImportRequest, store: ZooStore | None = None) -> ZooModel:
                 "poisoned_labels": req.poisoned_labels if req.poisoned else None,
             },
         ).write(private / "truth.json")
+        write_stamp(private)
         if final.exists():
             shutil.rmtree(final)
         staging.rename(final)

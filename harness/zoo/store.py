@@ -17,9 +17,10 @@ import numpy as np
 
 from harness.errors import ZooError
 from harness.paths import zoo_dir
+from harness.zoo.bundle import PUBLIC_FILES
 from harness.zoo.records import ModelCard, TruthRecord
 
-PUBLIC_FILES = ("model.keras", "card.json", "clean_val.npz")
+__all__ = ["PUBLIC_FILES", "TestSets", "ZooModel", "ZooStore"]
 
 
 @dataclass(frozen=True)
