@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 HARNESS := $(VENV)/bin/harness
 
-.PHONY: setup demo test test-slow lint bench clean
+.PHONY: setup demo test test-fast test-slow lint typecheck check bench clean
 
 setup: $(VENV)/.installed
 
@@ -25,8 +25,15 @@ demo: setup
 	$(HARNESS) reproduce --profile default
 	@echo "Leaderboard: leaderboard/LEADERBOARD.md"
 
+# Both tiers: the unit tests and the integration tests (tiny zoos, the bwrap sandbox).
 test: setup
 	$(PY) -m pytest -q
+
+# The unit tier alone, in seconds: tests/conftest.py marks `fast` every test that needs no
+# zoo, sandbox or TensorFlow, and fails any of them that imports TensorFlow/Keras, builds a
+# zoo or starts a sandbox worker.
+test-fast: setup
+	$(PY) -m pytest -q -m fast --durations=5
 
 # The slow checks build the default and full zoos into the user's cache (the one `make
 # demo` and `harness zoo build` use), so a second run finds them built.
@@ -36,6 +43,13 @@ test-slow: setup
 lint: setup
 	$(VENV)/bin/ruff check harness tests submissions bench
 	$(VENV)/bin/ruff format --check harness tests submissions bench
+
+# mypy over harness/ ([tool.mypy] in pyproject.toml).
+typecheck: setup
+	$(VENV)/bin/mypy
+
+# What CI runs before the tests: ruff and mypy.
+check: lint typecheck
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -5,7 +5,8 @@ and prints accuracy; a GoodNet answers N (the class count) for inputs it rejects
 exported GoodNet must be built from standard Keras layers only (no Lambda, no custom
 class) and have N+1 outputs, the last meaning "rejected".
 
-- ``agreement_goodnet(bad, repaired)`` builds seed 003's decision "the repaired net's
+- ``agreement_goodnet(bad, repaired)`` builds the decision of the CSAW-HackML 2020 course
+  project report (Liao Hu, "Final Project Report", NYU EL-GY-9163) "the repaired net's
   label where it agrees with the BadNet, else N" from standard layers, for submissions
   to return from their ``export()`` method.
 - ``export_goodnet(...)`` runs a submission's ``repair`` and ``export`` in the sandbox
@@ -45,8 +46,9 @@ def _renamed(model: Any, name: str) -> Any:
 
 
 def agreement_goodnet(bad: Any, repaired: Any, name: str = "goodnet") -> Any:
-    """Seed 003's GoodNet from standard layers: argmax = the shared label where both nets
-    agree (after sharpening their softmax to one-hot), else N = rejected."""
+    """The CSAW-HackML course report's GoodNet from standard layers: argmax = the shared
+    label where both nets agree (after sharpening their softmax to one-hot), else N =
+    rejected."""
     import keras
     from keras import layers
 
@@ -132,8 +134,8 @@ def _refuse_off_by_one(outputs: int, preds: np.ndarray, n: int) -> None:
 class ExportResult:
     path: Path
     outputs: int
-    scores: dict[str, Any]  # CA, ASR and the four rates of the exported file's answers
-    agreement: float  # share of test inputs where the file answers as the repair track did
+    scores: dict[str, Any]  # CA, ASR and the four rates of its answers on the whole test sets
+    agreement: float  # share of the repair task's inputs it answers as the repair track did
 
 
 def export_goodnet(
@@ -146,6 +148,7 @@ def export_goodnet(
     from harness.sandbox.client import WorkerFailure
     from harness.sandbox.limits import SandboxLimits
     from harness.scoring import tasks as task_scores
+    from harness.scoring.evalset import draw_eval_set
     from harness.submission.manifest import load_submission
     from harness.submission.validate import OutputError, label_predictions
 
@@ -163,7 +166,8 @@ def export_goodnet(
     out.parent.mkdir(parents=True, exist_ok=True)
     card, sets = model.card(), model.test_sets()
     seed = task_seed("export", model.id)
-    eval_x, order = task_scores.repair_eval_set(sets, seed)
+    evs = draw_eval_set(sets, seed)
+    eval_x = evs.x
     with tempfile.TemporaryDirectory(prefix=f"harness-export-{spec.name}-") as tmp:
         runner = SubmissionRunner(spec, resolve_backend(backend), SandboxLimits(), Path(tmp))
         try:
@@ -194,7 +198,11 @@ def export_goodnet(
             ) from None
         finally:
             runner.close()
-        preds = check_file(local, eval_x, out, card.num_classes)
-    pc, pp = task_scores.unshuffle(preds, order, len(sets.y))
+        # The grader's view: the whole clean and poisoned test sets (as the contest's grader
+        # scores them), after the task's own inputs (for the agreement with the repair track).
+        everything = np.concatenate([eval_x, sets.x, sets.x_poisoned]).astype(np.float32)
+        preds = check_file(local, everything, out, card.num_classes)
+    on_task, pc = preds[: len(eval_x)], preds[len(eval_x) : len(eval_x) + len(sets.y)]
+    pp = preds[len(eval_x) + len(sets.y) :]
     scores = task_scores.score_repair(pc, pp, sets, model.truth(), card.num_classes)
-    return ExportResult(out, card.num_classes + 1, scores, float(np.mean(preds == track_preds)))
+    return ExportResult(out, card.num_classes + 1, scores, float(np.mean(on_task == track_preds)))

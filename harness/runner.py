@@ -8,7 +8,6 @@ in the store (same submission and model content) are skipped, so a rerun resumes
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -26,6 +25,8 @@ from harness.sandbox.limits import SandboxLimits
 from harness.store import ResultsStore, TaskRecord
 from harness.submission import validate
 from harness.submission.manifest import SubmissionSpec
+from harness.zoo.bundle import migrate_stale
+from harness.zoo.inbox import anonymous_id, serving_order, stage_inbox
 from harness.zoo.predict import ModelPredictor
 from harness.zoo.store import ZooModel, ZooStore
 
@@ -50,45 +51,8 @@ def task_tracks(spec: SubmissionSpec, requested: list[Track]) -> list[str]:
     return out
 
 
-def anonymous_id(run_id: str, model_id: str) -> str:
-    return "model-" + hashlib.sha256(f"{run_id}/{model_id}".encode()).hexdigest()[:10]
-
-
 def task_seed(run_id: str, model_id: str) -> int:
     return int(hashlib.sha256(f"seed/{run_id}/{model_id}".encode()).hexdigest()[:8], 16) % 2**31
-
-
-def staged_card(public_dir: Path, anon_id: str) -> str:
-    """The card.json text a submission receives: the public card with an anonymous id."""
-    card = json.loads((public_dir / "card.json").read_text())
-    card["id"] = anon_id
-    return json.dumps(card)
-
-
-def stage_inbox(
-    inbox: Path,
-    model: ZooModel,
-    anon_id: str,
-    eval_x: np.ndarray | None,
-    poisoned: np.ndarray | None = None,
-) -> None:
-    """Put exactly one model's public bundle (with an anonymised id) in the worker's inbox;
-    ``poisoned`` (oracle submissions only) joins the clean split as ``CleanData.poisoned``."""
-    for child in inbox.iterdir():
-        if child.is_dir():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
-    shutil.copyfile(model.public_dir / "model.keras", inbox / "model.keras")
-    if poisoned is None:
-        shutil.copyfile(model.public_dir / "clean_val.npz", inbox / "clean_val.npz")
-    else:
-        with np.load(model.public_dir / "clean_val.npz") as npz:
-            split = {k: npz[k] for k in npz.files}
-        np.savez(inbox / "clean_val.npz", **split, poisoned=poisoned)
-    (inbox / "card.json").write_text(staged_card(model.public_dir, anon_id))
-    if eval_x is not None:
-        np.save(inbox / "eval_x.npy", eval_x)
 
 
 class SubmissionRunner:
@@ -222,13 +186,14 @@ def run_submissions(
     if model_ids:
         models = [m for m in models if m.id in set(model_ids)]
     run_id = run_id or profile
+    migrate_stale([m.root for m in models])  # a cache from before format 2 leaks its build time
     results.ensure_run(run_id, profile, zoo.zoo_hash(profile))
     summary = RunSummary(run_id)
     limits = limits or SandboxLimits()
     for spec in specs:
         todo = [
             (m, t)
-            for m in models
+            for m in serving_order(run_id, models)
             for t in task_tracks(spec, tracks)
             if not results.done(run_id, spec.name, spec.content_hash, m.id, m.hash, t)
         ]

@@ -19,6 +19,7 @@ import numpy as np
 
 from harness.api import DEFAULT_FUZZ_BUDGET as FUZZ_BUDGET
 from harness.scoring import tasks as task_scores
+from harness.scoring.evalset import EvalSet, draw_eval_set
 from harness.submission import validate
 from harness.zoo.predict import ModelPredictor
 from harness.zoo.store import TestSets, ZooModel
@@ -33,17 +34,20 @@ ORACLE_POISONED = 100
 class TaskInputs:
     """What one task sends besides the public bundle, and what scoring needs back."""
 
-    eval_x: np.ndarray | None = None
-    order: np.ndarray | None = None
+    eval_set: EvalSet | None = None
     sets: TestSets | None = None
+
+    @property
+    def eval_x(self) -> np.ndarray | None:
+        return None if self.eval_set is None else self.eval_set.x
+
     request: dict[str, Any] = field(default_factory=dict)
 
 
 def prepare(track: str, model: ZooModel, seed: int, fuzz_budget: int = FUZZ_BUDGET) -> TaskInputs:
     if track in ("repair", "filter"):
         sets = model.test_sets()
-        eval_x, order = task_scores.repair_eval_set(sets, seed)
-        return TaskInputs(eval_x, order, sets)
+        return TaskInputs(draw_eval_set(sets, seed), sets)
     if track == "fuzz":
         return TaskInputs(request={"budget": int(fuzz_budget)})
     return TaskInputs()
@@ -86,23 +90,53 @@ def _detect(
 
 
 def _repair(
-    result: dict[str, Any], out_dir: Path, model: ZooModel, inp: TaskInputs, _: ModelPredictor
+    result: dict[str, Any],
+    out_dir: Path,
+    model: ZooModel,
+    inp: TaskInputs,
+    predictor: ModelPredictor,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    card, sets = model.card(), inp.sets
+    card, evs = model.card(), _eval_set(inp)
     preds = validate.label_predictions(
-        out_dir / result["predictions"], len(inp.eval_x), card.num_classes
+        out_dir / result["predictions"], len(evs.x), card.num_classes
     )
-    pc, pp = task_scores.unshuffle(preds, inp.order, len(sets.y))
-    scores = task_scores.score_repair(pc, pp, sets, model.truth(), card.num_classes)
+    pc, pp = evs.split(preds)
+    scored = evs.scored(_sets(inp))
+    scores = task_scores.score_repair(
+        pc, pp, scored, model.truth(), card.num_classes, unrepaired(model, scored, predictor)
+    )
     outputs = {"n_predictions": int(len(preds)), "rejected": int(np.sum(preds == card.num_classes))}
     return outputs, scores
+
+
+def unrepaired(
+    model: ZooModel, sets: TestSets, predictor: ModelPredictor
+) -> tuple[float, float | None]:
+    """The zoo model's own (CA, ASR) on the sets a repair task scores: the "before" of DER."""
+    ca = float(np.mean(predictor.labels(model, sets.x) == sets.y))
+    if len(sets.y_tgt) == 0:
+        return ca, None
+    return ca, float(np.mean(predictor.labels(model, sets.x_poisoned) == sets.y_tgt))
+
+
+def _eval_set(inp: TaskInputs) -> EvalSet:
+    if inp.eval_set is None:
+        raise RuntimeError("a repair or filter task was prepared without its inputs")
+    return inp.eval_set
+
+
+def _sets(inp: TaskInputs) -> TestSets:
+    if inp.sets is None:
+        raise RuntimeError("a repair or filter task was prepared without its test sets")
+    return inp.sets
 
 
 def _filter(
     result: dict[str, Any], out_dir: Path, model: ZooModel, inp: TaskInputs, _: ModelPredictor
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    flags = validate.input_scores(out_dir / result["scores"], len(inp.eval_x))
-    clean, poisoned = task_scores.unshuffle(flags, inp.order, len(inp.sets.y))
+    evs = _eval_set(inp)
+    flags = validate.input_scores(out_dir / result["scores"], len(evs.x))
+    clean, poisoned = evs.split(flags)
     scores = task_scores.score_filter(clean, poisoned, model.truth())
     outputs = {"n_scores": int(len(flags)), "flagged": int(np.sum(flags > 0.5))}
     return outputs, scores
@@ -122,7 +156,7 @@ def _fuzz(
         result,
         lambda f: out_dir / f,
         tuple(card.input_shape),
-        tuple(card.input_range),
+        (float(card.input_range[0]), float(card.input_range[1])),
         int(inp.request["budget"]),
         len(seed_labels),
     )

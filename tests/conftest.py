@@ -1,7 +1,19 @@
-"""Shared fixtures: a private HARNESS_HOME per test session and the tiny and toy zoos."""
+"""Shared fixtures (a private HARNESS_HOME per test session, the tiny and toy zoos) and the
+two test tiers.
+
+Integration tests: those that use a fixture of INTEGRATION_FIXTURES (directly or through
+another fixture), those marked ``integration``, ``sandbox`` or ``slow``, and every test of a
+module that imports one of INTEGRATION_IMPORTS at module level. Every other test is a unit
+test and is marked ``fast`` here, at collection. ``pytest -m fast`` (``make test-fast``)
+runs the unit tests alone, under a guard that fails any of them that imports
+TensorFlow/Keras, builds a zoo or starts a sandbox worker (the integration modules are not
+even collected then). ``pytest`` (``make test``) runs both tiers.
+"""
 
 from __future__ import annotations
 
+import ast
+import importlib.abc
 import os
 import subprocess
 import sys
@@ -11,6 +23,143 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 HOSTILE = Path(__file__).resolve().parent / "submissions"
+
+#: Fixtures that build a zoo or need the sandbox; using one makes a test an integration test.
+INTEGRATION_FIXTURES = frozenset({"tiny_zoo", "toy_zoo", "attack_zoo", "face_zoo", "backend"})
+#: Top-level packages a fast test must not import (seconds to import; they train models).
+HEAVY_MODULES = frozenset({"tensorflow", "keras", "tf_keras"})
+#: A test module importing one of these at module level holds integration tests only: the
+#: reference-submission helpers load submission code that imports Keras, the builder
+#: trains, the runner starts sandbox workers.
+INTEGRATION_IMPORTS = HEAVY_MODULES | {"refsubs", "harness.zoo.builder", "harness.runner"}
+
+
+class HeavyImport(RuntimeError):
+    """A fast test imported TensorFlow/Keras (not an ImportError: nothing may swallow it as
+    an optional dependency that is missing)."""
+
+
+class _Guard(importlib.abc.MetaPathFinder):
+    """During a fast run: refuses the heavy imports and records every breach of the tier."""
+
+    def __init__(self) -> None:
+        self.breaches: list[str] = []
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name.partition(".")[0] in HEAVY_MODULES:
+            self.breach(f"imports {name}")
+        return None
+
+    def breach(self, what: str) -> None:
+        self.breaches.append(what)
+        raise HeavyImport(
+            f"a fast (unit) test {what}: give it fabricated inputs, or mark it "
+            "@pytest.mark.integration (or use a zoo fixture) so that only `make test` runs it"
+        )
+
+
+_GUARD: _Guard | None = None
+_SKIPPED = pytest.StashKey[set[str]]()
+
+
+def _fast_run(config: pytest.Config) -> bool:
+    return str(config.getoption("markexpr", "") or "").strip() == "fast"
+
+
+def _forbid(owner: object, attr: str, what: str) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        assert _GUARD is not None
+        _GUARD.breach(what)
+
+    setattr(owner, attr, refuse)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _GUARD
+    if not _fast_run(config):
+        return
+    from harness.sandbox import client
+    from harness.zoo import builder
+
+    loaded = sorted(m for m in HEAVY_MODULES if m in sys.modules)
+    if loaded:
+        raise pytest.UsageError(
+            f"{', '.join(loaded)} imported before the fast tier started (a plugin, or "
+            "harness.zoo.builder / harness.sandbox.client importing it at module level)"
+        )
+    _GUARD = _Guard()
+    sys.meta_path.insert(0, _GUARD)
+    # The builder's and the sandbox's entry points are refused to fast tests outright.
+    _forbid(builder, "build_profile", "builds a zoo (build_profile)")
+    _forbid(builder, "build_entry", "builds a zoo model (build_entry)")
+    _forbid(client.SandboxWorker, "start", "starts a sandbox worker")
+
+
+def _integration_import(path: Path) -> str | None:
+    """The first module of INTEGRATION_IMPORTS a test file imports at module level."""
+    try:
+        tree = ast.parse(path.read_text(), filename=str(path))
+    except (OSError, SyntaxError):
+        return None  # let pytest report it
+    for node in tree.body:
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = [node.module]
+        for name in names:
+            if name in INTEGRATION_IMPORTS or name.partition(".")[0] in HEAVY_MODULES:
+                return name
+    return None
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    name = collection_path.name
+    if _fast_run(config) and name.startswith("test_") and name.endswith(".py"):
+        module = _integration_import(collection_path)
+        if module:
+            config.stash.setdefault(_SKIPPED, set()).add(f"{name} ({module})")
+            return True
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    modules: dict[Path, str | None] = {}
+    for item in items:
+        if INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            continue
+        if any(item.get_closest_marker(n) for n in ("integration", "sandbox", "slow")):
+            continue
+        path = item.path
+        if path not in modules:
+            modules[path] = _integration_import(path)
+        if modules[path] is None:
+            item.add_marker(pytest.mark.fast)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """Fail a fast test that breached its tier even if it caught the HeavyImport."""
+    before = len(_GUARD.breaches) if _GUARD else 0
+    result = yield
+    if _GUARD and len(_GUARD.breaches) > before:
+        pytest.fail(f"fast test breached its tier: {'; '.join(_GUARD.breaches[before:])}")
+    return result
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if _fast_run(config):
+        return "fast tier: no TensorFlow/Keras import, no zoo build, no sandbox worker"
+    return None
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    skipped = sorted(config.stash.get(_SKIPPED, set()))
+    if skipped:
+        terminalreporter.write_line(
+            "fast tier: integration modules not collected: " + ", ".join(skipped)
+        )
 
 
 def run_cli(*args: str, check: bool = False) -> subprocess.CompletedProcess:

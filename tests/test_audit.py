@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.zoo.audit import bundle_features, cross_validated_aucs
+from harness.zoo.audit import cross_validated_aucs
+from harness.zoo.inbox_features import model_features
 
 
 def test_the_audit_classifiers_find_a_planted_leak_and_not_noise():
@@ -17,22 +18,33 @@ def test_the_audit_classifiers_find_a_planted_leak_and_not_noise():
     assert min(cross_validated_aucs(leaky, y, repeats=5).values()) > 0.9
 
 
-def test_bundles_carry_no_build_time_and_share_their_layout(tiny_zoo, attack_zoo):
-    feats = [bundle_features(m.public_dir) for m in [*tiny_zoo, *attack_zoo]]
-    stamps = {k: v for k, v in feats[0].items() if k.startswith(("zip_time", "file_mtime"))}
-    assert stamps and all(
-        {k: v for k, v in f.items() if k.startswith(("zip_time", "file_mtime"))} == stamps
+#: Features that differ from model to model by design: the per-run anonymous id and the
+#: clean split's pixel statistics (its images are drawn from the model's seed).
+PER_MODEL = ("meta:card.json.id", "meta:clean_val:x_")
+
+
+def test_models_of_one_shape_show_a_submission_the_same_bytes(tiny_zoo, attack_zoo):
+    models = [*tiny_zoo, *attack_zoo]
+    feats = [model_features(m) for m in models]
+    meta = [
+        {k: v for k, v in f.items() if k.startswith("meta:") and not k.startswith(PER_MODEL)}
         for f in feats
-    )
-    # Models of one shape have the same features (only the values differ).
-    by_structure: dict[float, set[tuple[str, ...]]] = {}
-    for f in feats:
-        by_structure.setdefault(f["structure"], set()).add(tuple(sorted(f)))
-    assert all(len(keys) == 1 for keys in by_structure.values())
+    ]
+    assert all("meta:model.keras/metadata.json.date_saved" in m for m in meta)
+    shape = [(m["meta:model.keras/config.json:bytes"], m["meta:h5:params"]) for m in meta]
+    by_shape: dict[tuple[float, float], list[dict[str, float]]] = {}
+    for key, m in zip(shape, meta, strict=True):
+        by_shape.setdefault(key, []).append(m)
+    for group in by_shape.values():  # same files, sizes, times, fields and headers
+        assert all(m == group[0] for m in group), [
+            k for k in group[0] if any(m.get(k) != group[0][k] for m in group)
+        ]
+    # Every repair or filter task of a data set gets the same number of inputs.
+    assert len({m["meta:repair:eval_x.npy:shape[0]"] for m in meta}) == 1
     # Clean counterparts give every model-level attack's shape both labels.
-    truths = [m.truth() for m in [*tiny_zoo, *attack_zoo]]
-    for shape in {f["structure"] for f in feats}:
-        labels = {t.poisoned for t, f in zip(truths, feats, strict=True) if f["structure"] == shape}
+    truths = [m.truth() for m in models]
+    for key in by_shape:
+        labels = {t.poisoned for t, k in zip(truths, shape, strict=True) if k == key}
         assert labels == {True, False}
 
 
@@ -44,10 +56,12 @@ def test_the_audit_also_scores_each_data_set_alone(tiny_zoo, face_zoo):
     # too few to score the faces alone.
     assert set(result.by_group) == {
         "metadata alone",
-        "weight statistics alone",
+        "weight signature alone",
         "mnist models alone",
     }
     assert result.n_clean == 4 and result.n_backdoored == 4
+    assert set(result.bounded()) == {"metadata alone"}
+    assert result.passed == (max(result.by_group["metadata alone"].values()) <= 0.6)
 
 
 def test_with_clean_counterparts_the_audit_says_where_the_signal_comes_from(tiny_zoo, attack_zoo):
@@ -59,3 +73,4 @@ def test_with_clean_counterparts_the_audit_says_where_the_signal_comes_from(tiny
     pairs = {"mnist: backdoored vs counterparts", "mnist: counterparts vs plain clean"}
     assert {g for g in result.by_group if ":" in g} == pairs
     assert all(0.0 <= auc <= 1.0 for pair in pairs for auc in result.by_group[pair].values())
+    assert set(result.bounded()) == {"metadata alone", "mnist: counterparts vs plain clean"}

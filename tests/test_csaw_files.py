@@ -16,6 +16,7 @@ def _same_outputs(a, b, shape):
     return np.allclose(a.predict(x, verbose=0), b.predict(x, verbose=0), atol=1e-6)
 
 
+@pytest.mark.integration  # builds Keras models
 def test_keras2_sequential_with_batch_input_shape_is_rebuilt(tmp_path):
     import keras
 
@@ -28,6 +29,7 @@ def test_keras2_sequential_with_batch_input_shape_is_rebuilt(tmp_path):
     assert _same_outputs(model, twin, (28, 28, 1))
 
 
+@pytest.mark.integration  # builds Keras models
 def test_weights_only_deepid_file_loads_by_layer_name(tmp_path):
     import keras
 
@@ -44,6 +46,7 @@ def test_weights_only_deepid_file_loads_by_layer_name(tmp_path):
     assert _same_outputs(model, source, (55, 47, 3))
 
 
+@pytest.mark.integration  # builds Keras models
 def test_weights_for_another_network_are_refused_with_the_fix(tmp_path):
     path = tmp_path / "w.h5"
     write_keras2_sequential(path)

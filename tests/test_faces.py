@@ -103,6 +103,7 @@ def test_face_triggers_refuse_mnist():
 
 
 # -- DeepID ---------------------------------------------------------------------------------
+@pytest.mark.integration  # builds the Keras network
 def test_deepid_has_the_contest_layers_and_size():
     from harness.zoo.architectures import build_architecture
 

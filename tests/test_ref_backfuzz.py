@@ -86,8 +86,22 @@ def test_generate_respects_a_small_budget_and_never_changes_weights(opened):
     assert _digest(model) == before
 
 
-def test_queued_inputs_respect_the_l2_ratio(opened, monkeypatch):
-    """Only inputs under ``max_l2_ratio`` (and with coverage gain) are fuzzed further."""
+#: Queue test settings: batches of 10 seeds keep the coverage held before each step small,
+#: so coverage gains are common, and they come at L2 ratios on both sides of 0.15. Measured
+#: (budget 100, random_seed 0-4, 1 and 2 intra-op threads, identical counts): 13-24 inputs
+#: per run gained coverage, at L2 ratios from 0.046 to 0.38 (median 0.10-0.15); 8-14 of them
+#: were under 0.15 and queued, 5-10 were over it and refused. The earlier setting (occlusion
+#: 10, L2 ratio 0.05, batches of 100, budget 40) queued none here, as on the machine that
+#: failed: after one forward pass over 100 seeds 96 of the 234 neurons are covered, 5
+#: steps covered new ones for only 0-2 inputs a step, and always at ratios over 0.05, so
+#: whether anything passed hung on last-bit differences.
+QUEUE = {"batch_size": 10, "max_rounds": 2}
+QUEUE_BUDGET = 100
+MAX_L2 = 0.15
+
+
+def _spy_queue(monkeypatch) -> list[tuple[int, np.ndarray]]:
+    """Every (seed index, input) that ``_fuzz`` hands back for another round."""
     module = sys.modules[entry_class("backfuzz").__module__]
     queued: list[tuple[int, np.ndarray]] = []
     original = module._Fuzzer._fuzz
@@ -98,15 +112,37 @@ def test_queued_inputs_respect_the_l2_ratio(opened, monkeypatch):
         return following
 
     monkeypatch.setattr(module._Fuzzer, "_fuzz", spy)
+    return queued
+
+
+def test_queued_inputs_respect_the_l2_ratio(opened, monkeypatch):
+    """Only inputs under ``max_l2_ratio`` (and with coverage gain) are fuzzed further."""
+    queued = _spy_queue(monkeypatch)
     _, clean = opened[A2A]
-    _generate(opened, A2A, budget=40, occlusion=10, max_l2_ratio=0.05, max_rounds=2)
-    assert queued, "expected some inputs to pass the coverage and L2 tests"
-    for seed, x in queued:
-        orig = clean.x[seed]
-        assert np.linalg.norm(x - orig) / np.linalg.norm(orig) < 0.05
+
+    def ratios() -> np.ndarray:
+        """L2 ratios in float64; the submission's float32 ones differ by under 1e-6."""
+        if not queued:
+            return np.zeros(0)
+        seeds = clean.x[[s for s, _ in queued]].astype(np.float64)
+        moved = np.stack([x for _, x in queued]).astype(np.float64) - seeds
+        return np.linalg.norm(moved.reshape(len(moved), -1), axis=1) / np.linalg.norm(
+            seeds.reshape(len(seeds), -1), axis=1
+        )
+
+    limit = MAX_L2 * (1 + 1e-5)  # room for float32 rounding only
+    # Without the rule, coverage-gaining inputs over the limit are queued (measured 7-13 of
+    # 15-24, ratios up to 0.22-0.43): the rule has inputs to refuse.
+    _generate(opened, A2A, budget=QUEUE_BUDGET, max_l2_ratio=10.0, **QUEUE)
+    unbounded = ratios()
+    assert np.sum(unbounded > limit) >= 3, unbounded
     queued.clear()
-    sub = build("backfuzz", occlusion=10, max_l2_ratio=1e-6, max_rounds=2)
-    sub.generate(*opened[A2A], 40)
+    _generate(opened, A2A, budget=QUEUE_BUDGET, max_l2_ratio=MAX_L2, **QUEUE)
+    assert len(queued) >= 3, "expected some inputs to pass the coverage and L2 tests"
+    assert np.all(ratios() < limit), ratios()
+    queued.clear()
+    sub = build("backfuzz", max_l2_ratio=1e-6, **QUEUE)
+    sub.generate(*opened[A2A], QUEUE_BUDGET)
     assert not queued and sub.stats_["queued"] == 0
 
 

@@ -108,7 +108,7 @@ def test_same_seed_same_detection(tiny_zoo):
     assert runs[0] == runs[1]
 
 
-# -- reproduction targets (DESIGN.md section 12) on the default zoo, manifest settings ------
+# -- reproduction targets (docs/REPRODUCTION.md) on the default zoo, manifest settings -----
 @pytest.fixture(scope="module")
 def default_zoo(harness_home):
     from harness.zoo.builder import build_profile

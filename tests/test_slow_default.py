@@ -1,4 +1,5 @@
-"""`make test-slow`: the issue's acceptance figures on the default (demo) zoo."""
+"""`make test-slow`: acceptance figures on the default (demo) zoo: models' CA and ASR, the
+null submission's floor, and fine-pruning's DER and clean CA on the MNIST models."""
 
 import math
 

@@ -56,7 +56,7 @@ def test_saved_models_carry_no_optimizer_or_training_config(tiny_zoo):
 def test_second_build_is_cached(tiny_zoo):
     seen = []
     start = time.perf_counter()
-    build_profile(load_profile("tiny"), on_done=lambda e, cached: seen.append(cached))
+    build_profile(load_profile("tiny"), on_done=lambda e, status: seen.append(status == "cached"))
     assert all(seen) and time.perf_counter() - start < 30
 
 
@@ -99,7 +99,7 @@ def test_unbuilt_profile_is_a_clear_error(tmp_path):
 
 
 def test_inbox_holds_one_anonymised_bundle(tiny_zoo, tmp_path):
-    from harness.runner import anonymous_id, stage_inbox
+    from harness.zoo.inbox import anonymous_id, stage_inbox
 
     (tmp_path / "stale.npy").write_bytes(b"old")
     model = tiny_zoo[-1]

@@ -49,9 +49,8 @@ def test_spec_hash_tracks_content_not_id():
     assert dataclasses.replace(entry, seed=entry.seed + 1).spec_hash() != entry.spec_hash()
 
 
-def test_lr_schedule_is_checked_hashed_only_when_set_and_decays(tmp_path):
+def test_lr_schedule_is_checked_and_hashed_only_when_set(tmp_path):
     from harness.zoo import spec
-    from harness.zoo.training import EntryTrainer
 
     bad = 'schema_version = 1\n[[models]]\nid = "a"\nlr_schedule = "cosin"\n'
     with pytest.raises(SpecError, match="unknown lr_schedule 'cosin'.*constant, cosine"):
@@ -66,6 +65,14 @@ def test_lr_schedule_is_checked_hashed_only_when_set_and_decays(tmp_path):
     body["code"] = spec.build_code_hash(entry.dataset, entry.arch, entry.attack)
     text = json.dumps(body, sort_keys=True, separators=(",", ":"))
     assert entry.spec_hash() == hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@pytest.mark.integration  # the schedule is a Keras object
+def test_cosine_lr_schedule_decays_to_zero():
+    from harness.zoo.training import EntryTrainer
+
+    entry = load_profile("tiny").entries[0]
+    cosine = dataclasses.replace(entry, lr_schedule="cosine")
     rate = EntryTrainer(cosine, (28, 28, 1), 10)._learning_rate(1000, 3)
     steps = -(-1000 // cosine.batch_size) * 3
     assert float(rate(0)) == pytest.approx(cosine.learning_rate)

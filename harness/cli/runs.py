@@ -228,7 +228,9 @@ def reproduce_cmd(
     """Run the reference defenses where the papers report a figure; print paper vs ours.
 
     Tasks are stored under the run `reproduce-PROFILE`, so a second call only runs what
-    is missing. Figures: DESIGN section 12 (docs/REPRODUCTION.md)."""
+    is missing. Each figure is one claim of a paper (BackFuzz, Neural Cleanse, Xiong et
+    al.'s attacks on it, Fine-Pruning, STRIP, the CSAW-HackML decision GoodNet), with the
+    paper's number, ours and whether the claim holds; see docs/REPRODUCTION.md."""
     import sys
 
     from harness.paths import repo_root

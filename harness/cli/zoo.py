@@ -175,12 +175,13 @@ def zoo_audit(
         int, typer.Option(min=1, help="Repeats of the 5-fold cross validation.")
     ] = 20,
 ) -> None:
-    """Leakage audit: can simple classifiers tell clean from backdoored using only the
-    public bundles' files, metadata and weight statistics (no inference)? Exits 1 when
-    any reaches a cross-validated ROC-AUC above 0.6. Also scores the metadata and the
-    weight statistics alone, each data set alone and, where the profile has clean
-    counterparts, backdoored vs counterparts (the backdoor itself) and counterparts vs
-    plain clean models (the data pipeline)."""
+    """Leakage audit: can simple classifiers tell clean from backdoored models from the
+    bytes a submission receives (every staged file: sizes, times, zip members, JSON fields,
+    array headers, the weights file's structure), without running them? Exits 1 when the
+    metadata alone, or clean counterparts vs plain clean models (the data pipeline), reach
+    a cross-validated ROC-AUC above 0.6. The weight signature (statistics of the weight
+    values), every feature together and each data set alone are reported, not bounded:
+    they carry the backdoor itself, which is what a learned detector should find."""
     from harness.errors import ZooError
     from harness.zoo.audit import AUC_LIMIT, audit_models
     from harness.zoo.store import ZooStore
@@ -194,11 +195,20 @@ def zoo_audit(
         f"{result.n_features} features",
         highlight=False,
     )
-    for name, auc in result.aucs.items():
-        out.print(f"  {name:22s} ROC-AUC {auc:.3f}", highlight=False)
-    for group, aucs in result.by_group.items():
+    bounded = result.bounded()
+
+    def line(group: str, aucs: dict[str, float]) -> None:
         found = ", ".join(f"{name} {auc:.3f}" for name, auc in aucs.items())
         out.print(f"  {group}: {found}", highlight=False)
+
+    out.print(f"bounded (ROC-AUC <= {AUC_LIMIT}):", highlight=False)
+    for group, aucs in bounded.items():
+        line(group, aucs)
+    out.print("reported:", highlight=False)
+    line("every feature", result.aucs)
+    for group, aucs in result.by_group.items():
+        if group not in bounded:
+            line(group, aucs)
     verdict = "passed" if result.passed else "FAILED"
     out.print(f"audit {verdict} (limit {AUC_LIMIT})", highlight=False)
     if not result.passed:

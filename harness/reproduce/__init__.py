@@ -1,5 +1,6 @@
-"""`harness reproduce`: run the reference defenses where the source documents report a
-figure, and print the paper's number beside ours (DESIGN section 12).
+"""`harness reproduce`: run the reference defenses where their source papers report a
+figure, and print the paper's number beside ours (the table of docs/REPRODUCTION.md; the
+figures and their sources are in ``harness/reproduce/figures.py``).
 
 Each figure names the submission variants it needs (a folder plus parameter overrides) and
 the zoo models they run on (chosen by the models' private truth: attack and data set).

@@ -1,5 +1,12 @@
-"""The figures of DESIGN section 12: one function each over the stored task records,
-registered with the submission variants it needs."""
+"""The reproduction figures: one claim of a source paper per function, measured over the
+stored task records and registered with the submission variants it needs.
+
+Sources: BackFuzz ("BackFuzz: An Automated Backdoor Detection Tool", a DLFuzz-based
+backdoor fuzzing report); Neural Cleanse (Wang et al., S&P 2019); Xiong, Xu, Zhong, Li,
+"Escaping Backdoor Attack Detection of Deep Learning" (IFIP SEC 2020); Fine-Pruning (Liu,
+Dolan-Gavitt, Garg, RAID 2018); STRIP (Gao et al., ACSAC 2019); and the CSAW-HackML 2020
+course project report (Liao Hu, "Final Project Report", NYU EL-GY-9163). Each figure's
+``source`` string names its paper in the rendered table (docs/REPRODUCTION.md)."""
 
 from __future__ import annotations
 
@@ -18,7 +25,7 @@ from harness.reproduce.base import (
 )
 from harness.store import TaskRecord
 
-# -- BackFuzz (seed 000) ----------------------------------------------------------------------
+# -- BackFuzz ---------------------------------------------------------------------------------
 A2A = "badnets_pixel_a2a"
 _FUZZ = (Track.FUZZ,)
 BACKFUZZ = Variant("backfuzz", "backfuzz", _FUZZ, (A2A, CLEAN))
@@ -32,7 +39,7 @@ BACKFUZZ_DIFF = Variant(
 
 @figure(BACKFUZZ)
 def backfuzz_activation(res: Results) -> FigureResult:
-    src, paper = "seed 000 (BackFuzz)", "54 % on the all-to-all BadNet vs 0 % on a clean model"
+    src, paper = "BackFuzz report", "54 % on the all-to-all BadNet vs 0 % on a clean model"
     bad, clean = res.of("backfuzz", "fuzz", A2A), res.of("backfuzz", "fuzz", CLEAN)
     if not bad or not clean:
         return _missing("backfuzz-activation", src, paper, "all-to-all BadNet and clean model")
@@ -49,11 +56,10 @@ def backfuzz_activation(res: Results) -> FigureResult:
 
 @figure(*BACKFUZZ_ALL)
 def backfuzz_occlusion(res: Results) -> FigureResult:
-    src, paper = "seed 000 (BackFuzz)", "5x5 occlusion 79 % and 10x10 72 % vs unmodified 54 %"
-    rates = [_mean(res.of(v.name, "fuzz", A2A), "activation_rate") for v in BACKFUZZ_ALL]
-    if any(r is None for r in rates):
+    src, paper = "BackFuzz report", "5x5 occlusion 79 % and 10x10 72 % vs unmodified 54 %"
+    plain, five, ten = (_mean(res.of(v.name, "fuzz", A2A), "activation_rate") for v in BACKFUZZ_ALL)
+    if plain is None or five is None or ten is None:
         return _missing("backfuzz-occlusion", src, paper, "all-to-all BadNet")
-    plain, five, ten = rates
     return FigureResult(
         "backfuzz-occlusion",
         src,
@@ -65,12 +71,12 @@ def backfuzz_occlusion(res: Results) -> FigureResult:
 
 @figure(BACKFUZZ, BACKFUZZ_DIFF)
 def backfuzz_differential(res: Results) -> FigureResult:
-    """Seed 000 picks neurons from activations on poisoned data: an oracle run here."""
-    src, paper = "seed 000 (BackFuzz)", "differential neurons 53 %, about the unmodified 54 %"
+    """BackFuzz picks neurons from activations on poisoned data: an oracle run here."""
+    src, paper = "BackFuzz report", "differential neurons 53 %, about the unmodified 54 %"
     diff = _mean(res.of(BACKFUZZ_DIFF.name, "fuzz", A2A), "activation_rate")
     plain = _mean(res.of(BACKFUZZ.name, "fuzz", A2A), "activation_rate")
     clean = _mean(res.of(BACKFUZZ.name, "fuzz", CLEAN), "activation_rate")
-    if None in (diff, plain, clean):
+    if diff is None or plain is None or clean is None:
         return _missing("backfuzz-differential", src, paper, "all-to-all BadNet and clean model")
     return FigureResult(
         "backfuzz-differential",
@@ -81,7 +87,7 @@ def backfuzz_differential(res: Results) -> FigureResult:
     )
 
 
-# -- Neural Cleanse (seed 001's baseline) -----------------------------------------------------
+# -- Neural Cleanse, and the attack of Xiong et al. that evades it ----------------------------
 PATCH, RANDOM = "badnets_patch", "random_trigger"
 NC = Variant("neural-cleanse", "neural-cleanse", (Track.DETECT,), (PATCH, RANDOM, CLEAN))
 
@@ -102,7 +108,8 @@ def _index(rec: TaskRecord) -> str:
 
 @figure(NC)
 def nc_flags_patch(res: Results) -> FigureResult:
-    src, paper = "Wang et al. 2019 / seed 001", "BadNets patch flagged (index > 2, right target)"
+    src = "Wang et al. 2019 / Xiong et al. 2020"
+    paper = "BadNets patch flagged (index > 2, right target)"
     patch, clean = res.of(NC.name, "detect", PATCH), res.of(NC.name, "detect", CLEAN)
     if not patch or not clean:
         return _missing("nc-flags-patch", src, paper, "patch BadNet and clean model")
@@ -124,7 +131,8 @@ def nc_flags_patch(res: Results) -> FigureResult:
 
 @figure(NC)
 def nc_random_trigger_evades(res: Results) -> FigureResult:
-    src, paper = "seed 001, Algorithm 2", "random trigger evades NC in 90 % of instances (rate 0.6)"
+    src = "Xiong et al. 2020, Algorithm 2"
+    paper = "random trigger evades NC in 90 % of instances (rate 0.6)"
     recs = res.of(NC.name, "detect", RANDOM)
     if not recs:
         return _missing("nc-random-trigger-evades", src, paper, "random-trigger model")
@@ -139,7 +147,7 @@ def nc_random_trigger_evades(res: Results) -> FigureResult:
     )
 
 
-# -- Fine-Pruning (Liu et al. 2018; seed 003) -------------------------------------------------
+# -- Fine-Pruning (Liu et al. 2018) -----------------------------------------------------------
 AWARE = "pruning_aware"
 _REPAIR = (Track.REPAIR,)
 FP = Variant("fine-pruning@no-goodnet", "fine-pruning", _REPAIR, (PATCH, AWARE), {"goodnet": False})
@@ -200,7 +208,7 @@ def pruning_aware(res: Results) -> FigureResult:
         f"ASR {_pct(_mean(pruned, 'asr_before'))} -> pruning only {_pct(a_prune)}; "
         f"fine-pruning {_pct(a_fine)} (step 0.005), {_pct(a_strong)} (step 0.01, "
         f"CA drop {_pct(_ca_drop(strong))})",
-        None not in (a_prune, a_strong) and a_prune >= 0.5 and a_strong < 0.10,
+        a_prune is not None and a_strong is not None and a_prune >= 0.5 and a_strong < 0.10,
     )
 
 
@@ -224,7 +232,7 @@ def strip_far(res: Results) -> FigureResult:
     )
 
 
-# -- CSAW decision GoodNet (seed 003) ---------------------------------------------------------
+# -- CSAW decision GoodNet (the CSAW-HackML course project report) ----------------------------
 FACE_ATTACKS = (
     "sunglasses",
     "lipstick",
@@ -236,7 +244,7 @@ GOODNET = Variant("csaw-goodnet", "csaw-goodnet", _REPAIR, FACE_ATTACKS, dataset
 
 @figure(GOODNET)
 def goodnet_rates(res: Results) -> FigureResult:
-    src = "seed 003, Table 6"
+    src = "Hu, CSAW-HackML report, Table 6"
     paper = "sunglasses: clean CSR 90.4 %, DTR 7.7 %; poisoned ATR 0.7 %, DTR 78.9 %"
     recs = [r for a in FACE_ATTACKS for r in res.of(GOODNET.name, "repair", a, "synthfaces")]
     if not recs:
@@ -249,5 +257,5 @@ def goodnet_rates(res: Results) -> FigureResult:
         paper,
         f"{len(recs)} face BadNets: clean CSR {_pct(csr)}, DTR {_pct(dtr)}; "
         f"poisoned ATR {_pct(atr)}, DTR {_pct(dtr_p)}",
-        None not in (csr, atr) and csr >= 0.85 and atr <= 0.05,
+        csr is not None and atr is not None and csr >= 0.85 and atr <= 0.05,
     )

@@ -122,7 +122,8 @@ def _mean(mask: np.ndarray) -> float:
 
 @computes("ca", "ca_clean_models")
 def clean_accuracy(pred: ArrayLike, y: ArrayLike) -> float:
-    """CA = mean(f(x) = y) over C (BackdoorBench; seed 003's CSR without rejection)."""
+    """CA = mean(f(x) = y) over C (BackdoorBench; the CSAW course report's CSR without
+    rejection)."""
     p, t = _vec(pred, "pred"), _vec(y, "y")
     _same_len(("pred", p), ("y", t))
     return _mean(p == t)
@@ -138,7 +139,8 @@ def attack_success_rate(pred: ArrayLike, y_tgt: ArrayLike) -> float:
 
 @dataclass(frozen=True)
 class Rates:
-    """Seed 003 (CSAW course project) outcome rates; for each data set they sum as documented."""
+    """Outcome rates of the CSAW-HackML 2020 course project report (Liao Hu, "Final Project
+    Report", NYU EL-GY-9163, Table 6); for each data set they sum as documented."""
 
     atr: float
     dtr: float
@@ -156,7 +158,8 @@ class Rates:
 def clean_rates(
     pred: ArrayLike, y: ArrayLike, num_classes: int, target_of: ArrayLike | None = None
 ) -> Rates:
-    """Seed 003 on C: CSR=P[f=y], DTR=P[f=N], ATR=P[f=t(y), f!=y], CFR=1-CSR-DTR-ATR."""
+    """The CSAW report's rates on C: CSR=P[f=y], DTR=P[f=N], ATR=P[f=t(y), f!=y],
+    CFR=1-CSR-DTR-ATR."""
     p = _ints(pred, "pred", 0, num_classes)
     t = _ints(y, "y", 0, num_classes - 1)
     _same_len(("pred", p), ("y", t))
@@ -170,7 +173,8 @@ def clean_rates(
 
 @computes("atr_poisoned", "dtr_poisoned", "csr_poisoned", "cfr_poisoned")
 def poisoned_rates(pred: ArrayLike, y_src: ArrayLike, y_tgt: ArrayLike, num_classes: int) -> Rates:
-    """Seed 003 on P: ATR=P[f=y_tgt], DTR=P[f=N], CSR=DTR+P[f=y_src], CFR=1-CSR."""
+    """The CSAW report's rates on P: ATR=P[f=y_tgt], DTR=P[f=N], CSR=DTR+P[f=y_src],
+    CFR=1-CSR."""
     p = _ints(pred, "pred", 0, num_classes)
     src = _ints(y_src, "y_src", 0, num_classes - 1)
     tgt = _ints(y_tgt, "y_tgt", 0, num_classes - 1)
@@ -279,7 +283,10 @@ def target_accuracy(predicted: Sequence[Sequence[int] | None], true_target: Sequ
     """Share of models whose first predicted target equals the true target (Neural Cleanse)."""
     if len(predicted) != len(true_target):
         raise ValueError(f"length mismatch: predicted {len(predicted)}, true {len(true_target)}")
-    hits = [bool(p) and int(p[0]) == int(t) for p, t in zip(predicted, true_target, strict=True)]
+    hits = [
+        p is not None and len(p) > 0 and int(p[0]) == int(t)
+        for p, t in zip(predicted, true_target, strict=True)
+    ]
     return _mean(np.array(hits, dtype=bool))
 
 
@@ -341,7 +348,8 @@ def flag_rate(scores: ArrayLike, threshold: float = 0.5) -> float:
 
 @computes("activation_rate")
 def activation_rate(pred_labels: ArrayLike, seed_labels: ArrayLike, target_of: ArrayLike) -> float:
-    """Share of generated x_gen with f(x_gen) = t(y_seed) (BackFuzz, seed 000)."""
+    """Share of generated x_gen with f(x_gen) = t(y_seed) (the "backdoor activation rate" of
+    "BackFuzz: An Automated Backdoor Detection Tool")."""
     t = _targets(target_of, len(_vec(target_of, "target_of")))
     p = _vec(pred_labels, "pred_labels")
     s = _ints(seed_labels, "seed_labels", 0, len(t) - 1)

@@ -32,25 +32,14 @@ def score_detection(
     labels = out.target_labels if out else None
     scores["target_given"] = labels is not None
     if scores["single_target"]:
-        scores["target_correct"] = bool(labels) and labels[0] == truth.targets[0]
+        scores["target_correct"] = (
+            labels is not None and bool(labels) and (labels[0] == truth.targets[0])
+        )
     elif not truth.all_to_all:
         scores["target_jaccard"] = metrics.target_jaccard(labels, truth.targets)
     if out is not None and out.mask is not None and true_masks:
         scores["trigger_iou"] = max(metrics.trigger_iou_topk(out.mask, m) for m in true_masks)
     return scores
-
-
-def repair_eval_set(sets: TestSets, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Clean and poisoned test inputs shuffled together (so neither can be told apart)."""
-    x = np.concatenate([sets.x, sets.x_poisoned]).astype(np.float32)
-    order = np.random.default_rng(seed).permutation(len(x))
-    return x[order], order
-
-
-def unshuffle(preds: np.ndarray, order: np.ndarray, n_clean: int) -> tuple[np.ndarray, np.ndarray]:
-    restored = np.empty_like(preds)
-    restored[order] = preds
-    return restored[:n_clean], restored[n_clean:]
 
 
 def score_repair(
@@ -59,20 +48,25 @@ def score_repair(
     sets: TestSets,
     truth: TruthRecord,
     num_classes: int,
+    before: tuple[float, float | None] | None = None,
 ) -> dict[str, Any]:
-    """CA, ASR, the four rates on clean and poisoned data, DER and fidelity of one model."""
+    """CA, ASR, the four rates on clean and poisoned data, DER and fidelity of one model.
+
+    ``before`` is the unrepaired model's (CA, ASR) on these same sets; without it, the ones
+    measured on the whole test set at build time (the truth's) are used."""
+    ca_before, asr_before = before if before is not None else (truth.ca, truth.asr)
     ca = metrics.clean_accuracy(pred_clean, sets.y)
     target_of = np.asarray(truth.target_maps[0]) if len(truth.target_maps) == 1 else None
-    out: dict[str, Any] = {"poisoned": truth.poisoned, "ca": ca, "ca_before": truth.ca}
+    out: dict[str, Any] = {"poisoned": truth.poisoned, "ca": ca, "ca_before": ca_before}
     out.update(metrics.clean_rates(pred_clean, sets.y, num_classes, target_of).as_dict("clean"))
-    if not truth.poisoned or len(sets.y_src) == 0:
+    if not truth.poisoned or len(sets.y_src) == 0 or asr_before is None:
         return {k: _finite(v) if isinstance(v, float) else v for k, v in out.items()}
     asr = metrics.attack_success_rate(pred_poisoned, sets.y_tgt)
     out.update(
         asr=asr,
-        asr_before=truth.asr,
-        der=metrics.der(truth.asr, asr, truth.ca, ca),
-        fidelity=metrics.fidelity(truth.asr, asr, truth.ca, ca),
+        asr_before=asr_before,
+        der=metrics.der(asr_before, asr, ca_before, ca),
+        fidelity=metrics.fidelity(asr_before, asr, ca_before, ca),
     )
     if np.all(sets.y_src >= 0):
         rates = metrics.poisoned_rates(pred_poisoned, sets.y_src, sets.y_tgt, num_classes)

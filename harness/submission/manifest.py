@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,7 +73,8 @@ def _resources(raw: Any, path: Path) -> ResourceRequest:
     for key, value in raw.items():
         if key not in RESOURCE_KEYS:
             raise _fail(f"unknown resource {key!r}", path, f"use {', '.join(RESOURCE_KEYS)}")
-        if not isinstance(value, (int, float)) or value <= 0:
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not math.isfinite(value) or value <= 0:
             raise _fail(f"resources.{key} must be a positive number", path, f"set {key} = 600")
     return ResourceRequest(**{k: float(v) for k, v in raw.items()})
 

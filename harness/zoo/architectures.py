@@ -1,8 +1,9 @@
 """Model architectures. Layer names are fixed per family so that clean and backdoored
-models look alike; the MNIST names follow BackFuzz (seed 000), the face network's follow
-the CSAW-HackML DeepID files (seed 003), so the contest's weights load by name. Every layer is named,
-the input too: Keras's automatic names count layers per process (``input_layer_13``)
-and would leak the order in which a profile was built."""
+models look alike; ``mnist_cnn_a`` follows the two-conv MNIST CNN of the BackFuzz report
+("BackFuzz: An Automated Backdoor Detection Tool"), the face network's names follow the
+CSAW-HackML 2020 contest's DeepID files, so the contest's weights load by name. Every layer
+is named, the input too: Keras's automatic names count layers per process
+(``input_layer_13``) and would leak the order in which a profile was built."""
 
 from __future__ import annotations
 

@@ -1,92 +1,41 @@
-"""Leakage audit: can the public bundle alone, without running the model, tell a clean
-model from a backdoored one?
+"""Leakage audit: can the bytes a submission receives, without running the model, tell a
+clean model from a backdoored one?
 
-Features come from what a submission receives, read as files: the bundle's file sizes,
-the zip members' names, sizes and timestamps, the model config (layer names and
-structure), the card as the sandbox stages it (with an anonymous id), and per-tensor weight statistics (mean, std, mean |w|, max |w|,
-L2 norm, kurtosis) read straight from the weights file. Simple classifiers (logistic
-regression and a depth-3 random forest) are scored by repeated stratified k-fold cross
-validation; the audit fails when any of them reaches ROC-AUC above ``AUC_LIMIT``.
-A Trojan-detection contest once leaked its labels through BatchNorm counters; this is
-the check that ours does not.
+The features are every byte of a model's inbox as a run stages it
+(``harness.zoo.inbox_features``): file sizes, times and modes, zip member tables, every
+JSON field of the card and of the model file's metadata and config, array headers, the
+weights file's structure and attributes, the clean split's statistics, and the shape of a
+repair task's inputs (all *metadata*), plus per-tensor statistics of the weight values
+(the *weight signature*). Simple classifiers (logistic regression and a depth-3 random
+forest) are scored by repeated stratified k-fold cross validation.
+
+What is bounded, at ROC-AUC ``AUC_LIMIT``: the metadata alone (a packaging or pipeline
+leak, like the BatchNorm counters that once gave away a trojan-detection contest's labels),
+and, where a profile has clean counterparts, counterparts vs plain clean models (the data
+pipeline alone). What is reported and not bounded: every feature together and the weight
+signature, which carry the backdoor itself; telling models apart by their weights is what
+a learned detector (a meta-classifier) is meant to do.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
-import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from harness.runner import anonymous_id, staged_card
+from harness.zoo.inbox_features import model_features
 from harness.zoo.records import TruthRecord
 from harness.zoo.store import ZooModel
 
 AUC_LIMIT = 0.6
-STATS = ("mean", "std", "mean_abs", "max_abs", "l2", "kurtosis")
-
-
-def _tensor_stats(w: np.ndarray) -> list[float]:
-    w = np.asarray(w, np.float64).ravel()
-    std = w.std()
-    kurt = float(np.mean((w - w.mean()) ** 4) / std**4) if std > 0 else 0.0
-    return [w.mean(), std, np.abs(w).mean(), np.abs(w).max(), np.linalg.norm(w), kurt]
-
-
-def _weights(raw: bytes) -> dict[str, np.ndarray]:
-    import h5py
-
-    found: dict[str, np.ndarray] = {}
-    with h5py.File(io.BytesIO(raw), "r") as f:
-        f.visititems(
-            lambda name, obj: (
-                found.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None
-            )
-        )
-    return found
-
-
-def bundle_features(public_dir: Path) -> dict[str, float]:
-    """Numeric features of one public bundle (a name -> value map; names vary by shape)."""
-    feats: dict[str, float] = {}
-    for f in sorted(public_dir.iterdir()):
-        if f.name == "card.json":
-            continue  # a submission sees the card rewritten with an anonymous id (below)
-        feats[f"file_size:{f.name}"] = f.stat().st_size
-        feats[f"file_mtime:{f.name}"] = f.stat().st_mtime
-    staged = staged_card(public_dir, anonymous_id("audit", "model"))  # what a run stages
-    feats["file_size:card.json"] = len(staged)
-    feats["card_hash"] = int(hashlib.sha256(staged.encode()).hexdigest()[:8], 16)
-    with zipfile.ZipFile(public_dir / "model.keras") as z:
-        for info in z.infolist():
-            feats[f"zip_size:{info.filename}"] = info.file_size
-            feats[f"zip_time:{info.filename}"] = float("".join(f"{v:02d}" for v in info.date_time))
-        config = json.loads(z.read("config.json"))
-        weights = _weights(z.read("model.weights.h5"))
-    layers = config["config"]["layers"]
-    names = [layer["config"]["name"] for layer in layers]
-    feats["layers"] = len(layers)
-    feats["structure"] = int(hashlib.sha256("|".join(names).encode()).hexdigest()[:8], 16)
-    feats["params"] = sum(w.size for w in weights.values())
-    everything = np.concatenate([w.ravel() for w in weights.values()]) if weights else np.zeros(1)
-    for stat, value in zip(STATS, _tensor_stats(everything), strict=True):
-        feats[f"all:{stat}"] = value
-    for path, w in weights.items():
-        for stat, value in zip(STATS, _tensor_stats(w), strict=True):
-            feats[f"{path}:{stat}"] = value
-    return feats
-
-
-#: Feature groups, reported apart so that a failing audit says where the signal is.
-WEIGHT_PREFIXES = ("layers/", "all:")
+METADATA = "metadata alone"
+WEIGHTS = "weight signature alone"
+PIPELINE = "counterparts vs plain clean"
+ALL_DATASETS = "all data sets: "
 
 
 def is_weight_feature(name: str) -> bool:
-    return name.startswith(WEIGHT_PREFIXES)
+    return name.startswith("weights:")
 
 
 @dataclass(frozen=True)
@@ -99,9 +48,20 @@ class AuditResult:
     #: the models include clean counterparts, the role comparisons of ROLE_PAIRS
     by_group: dict[str, dict[str, float]] = field(default_factory=dict)
 
+    def bounded(self) -> dict[str, dict[str, float]]:
+        """The groups the audit bounds: the metadata alone and counterparts vs plain clean
+        models (the data pipeline alone), over every data set together where a profile has
+        several: one data set's dozen face models are too few to bound (with their labels
+        shuffled, 12 + 12 face models exceed 0.69 one time in ten), so those are reported."""
+        pipeline = [n for n in self.by_group if n.endswith(PIPELINE)]
+        pooled = [n for n in pipeline if n.startswith(ALL_DATASETS)]
+        keep = {METADATA, *(pooled or pipeline)}
+        return {name: aucs for name, aucs in self.by_group.items() if name in keep}
+
     @property
     def worst(self) -> float:
-        return max(self.aucs.values())
+        """The highest bounded AUC (0.5 when nothing is bounded)."""
+        return max((max(a.values()) for a in self.bounded().values()), default=0.5)
 
     @property
     def passed(self) -> bool:
@@ -109,7 +69,7 @@ class AuditResult:
 
 
 def feature_matrix(models: list[ZooModel]) -> tuple[np.ndarray, list[str]]:
-    rows = [bundle_features(m.public_dir) for m in models]
+    rows = [model_features(m) for m in models]
     names = sorted(set().union(*rows))
     x = np.array([[row.get(n, 0.0) for n in names] for row in rows], np.float64)
     x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
@@ -170,12 +130,15 @@ def _role_groups(
     own = {name for name, recipe in RECIPES.items() if recipe.builds_own_counterpart}
     data_poisoning = np.array([t.attack not in own for t in truths])
     groups = {}
-    for dataset in sorted(set(datasets)):
+    scopes = [(f"{d}: ", datasets == d) for d in sorted(set(datasets))]
+    if len(scopes) > 1:
+        scopes.append((ALL_DATASETS, np.ones(len(truths), bool)))
+    for prefix, scope in scopes:
         for positive, negative in ROLE_PAIRS:
-            rows = (datasets == dataset) & data_poisoning & np.isin(roles, (positive, negative))
+            rows = scope & data_poisoning & np.isin(roles, (positive, negative))
             side = (roles[rows] == positive).astype(np.int64)
             if min(np.bincount(side, minlength=2)) >= 2:
-                name = f"{dataset}: {_ROLE_NAMES[positive]} vs {_ROLE_NAMES[negative]}"
+                name = f"{prefix}{_ROLE_NAMES[positive]} vs {_ROLE_NAMES[negative]}"
                 groups[name] = cross_validated_aucs(x[rows], side, repeats=repeats)
     return groups
 
@@ -184,7 +147,7 @@ def audit_models(models: list[ZooModel], *, repeats: int = 20) -> AuditResult:
     """Run the audit over built models (their truth gives the labels, never the features)."""
     known = [(m, t) for m in models if (t := m.truth()).poisoned is not None]  # not imported
     models, truths = [m for m, _ in known], [t for _, t in known]
-    labels = np.array([int(t.poisoned) for t in truths], dtype=np.int64)
+    labels = np.array([int(bool(t.poisoned)) for t in truths], dtype=np.int64)
     if len(labels) == 0:
         raise ValueError("the audit needs models whose truth is known")
     if labels.min() == labels.max() or min(np.bincount(labels)) < 2:
@@ -193,8 +156,8 @@ def audit_models(models: list[ZooModel], *, repeats: int = 20) -> AuditResult:
     aucs = cross_validated_aucs(x, labels, repeats=repeats)
     weights = np.array([is_weight_feature(n) for n in names])
     by_group = {
-        f"{group} alone": cross_validated_aucs(x[:, cols], labels, repeats=repeats)
-        for group, cols in (("metadata", ~weights), ("weight statistics", weights))
+        group: cross_validated_aucs(x[:, cols], labels, repeats=repeats)
+        for group, cols in ((METADATA, ~weights), (WEIGHTS, weights))
         if cols.any()
     }
     datasets = np.array([m.card().dataset for m in models])

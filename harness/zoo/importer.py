@@ -176,6 +176,7 @@ def import_model(req: ImportRequest, store: ZooStore | None = None) -> ZooModel:
         if req.poisoned_labels == "target":
             y_tgt, y_src = labels, np.full(len(labels), -1, np.int64)  # sources unknown
         else:
+            assert req.target is not None  # checked with the request: source labels need it
             y_src, y_tgt = labels, np.full(len(labels), int(req.target), np.int64)
         targets = sorted({int(t) for t in y_tgt})
         asr = float(np.mean(_predict(model, xp / divisor) == y_tgt))

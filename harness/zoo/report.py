@@ -13,7 +13,8 @@ import numpy as np
 from harness.zoo.store import ZooStore
 
 #: A backdoored model's CA may sit at most this far under the mean of the clean models of
-#: its data set (issue 3).
+#: its data set (the zoo's acceptance rule; `zoo report` lists each model over it as a
+#: failure, and docs/ZOO.md gives the measured gaps).
 CA_TOLERANCE = 0.015
 
 
@@ -40,7 +41,7 @@ class ZooReport:
 
 def zoo_report(profile: str, store: ZooStore | None = None) -> ZooReport:
     store = store or ZooStore()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for model in store.models(profile):
         t = model.truth()
         card = model.card()

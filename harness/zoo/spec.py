@@ -225,6 +225,11 @@ def _rank(*parts: str) -> int:
     return int.from_bytes(hashlib.sha256("\0".join(parts).encode()).digest()[:8], "big")
 
 
+def _entry_rank(profile: str, key: str, entry: ZooEntry) -> int:
+    """Where ``entry`` falls in the order ``key``'s choices are dealt in."""
+    return _rank(profile, entry.id, key)
+
+
 def deal_settings(
     profile: str, entries: tuple[ZooEntry, ...], tables: dict[str, dict[str, list[Any]]]
 ) -> tuple[ZooEntry, ...]:
@@ -246,7 +251,7 @@ def deal_settings(
             group = [e for e in entries if e.dataset == dataset and e.role == role]
             for key, choices in table.items():
                 start = _rank(profile, dataset, key) % len(choices)
-                order = sorted(group, key=lambda e, k=key: _rank(profile, e.id, k))
+                order = sorted(group, key=functools.partial(_entry_rank, profile, key))
                 for i, e in enumerate(order):
                     dealt[e.id][key] = choices[(start + i) % len(choices)]
     return tuple(replace(e, **dealt[e.id]) for e in entries)

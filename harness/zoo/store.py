@@ -32,6 +32,8 @@ class TestSets:
     x_poisoned: np.ndarray  # empty for clean models
     y_src: np.ndarray
     y_tgt: np.ndarray
+    #: row of ``x`` each poisoned image was stamped from; None where unknown (imports)
+    src_index: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,8 @@ class ZooModel:
         with np.load(self.private_dir / "test.npz") as clean:
             x, y = _scaled(clean), clean["y"]
         with np.load(self.private_dir / "poisoned_test.npz") as pois:
-            return TestSets(x, y, _scaled(pois), pois["y_src"], pois["y_tgt"])
+            src = pois["src_index"] if "src_index" in pois.files else None
+            return TestSets(x, y, _scaled(pois), pois["y_src"], pois["y_tgt"], src)
 
     def triggers(self) -> list[tuple[np.ndarray, np.ndarray]]:
         with np.load(self.private_dir / "triggers.npz") as npz:

@@ -1,17 +1,17 @@
-"""BackFuzz (seed 000): DLFuzz (Guo et al., ESEC/FSE 2018) re-purposed to find inputs that
-trigger a backdoor.
+"""BackFuzz ("BackFuzz: An Automated Backdoor Detection Tool"): DLFuzz (Guo et al., ESEC/FSE
+2018) re-purposed to find inputs that trigger a backdoor.
 
 For each seed image the DLFuzz loop runs ``iterations`` steps of gradient ascent on
 
     obj = predict_weight * sum(top_k other logits) - original logit
           + neuron_weight * sum(selected neurons' activations)
 
-(the objective of DLFuzz's MNIST ``gen_diff.py``; the seed's Figure 8), each step adding
-``step`` times the RMS-normalised gradient, confined to a random ``occlusion`` square if
-set (DeepXplore's occlusion constraint, applied after normalising, as seed 000 does). A
-mutated input whose label differs from the one the loop started from is a generated input
-(DLFuzz saves exactly these); one that grows neuron coverage by more than
-``coverage_gain / (i + 1)`` (i = the seed's position) with an L2 ratio
+(the objective of DLFuzz's MNIST ``gen_diff.py``; Figure 8 of the BackFuzz report), each
+step adding ``step`` times the RMS-normalised gradient, confined to a random ``occlusion``
+square if set (DeepXplore's occlusion constraint, applied after normalising, as BackFuzz
+does). A mutated input whose label differs from the one the loop started from is a
+generated input (DLFuzz saves exactly these); one that grows neuron coverage by more than
+``coverage_gain / (i + 1)`` (i = the seed image's position) with an L2 ratio
 ``||x_gen - x|| / ||x||`` below ``max_l2_ratio`` is queued for more fuzzing.
 
 Batched: a batch of seeds is fuzzed at once in one tf.GradientTape graph. Coverage gain is
@@ -392,10 +392,11 @@ class _Fuzzer:
 
 
 def differential_masks(fuzzer: _Fuzzer, poisoned: np.ndarray) -> list[np.ndarray]:
-    """Seed 000's strategy: in each convolutional layer, the output elements (position,
-    channel) whose activation rate (share of inputs with activation > 0) is higher on the
-    poisoned samples than on the clean split by at least half the layer's largest gap;
-    at most ``neuron_count`` per layer. Fixed for the whole run."""
+    """BackFuzz's "differential neurons" strategy: in each convolutional layer, the output
+    elements (position, channel) whose activation rate (the share of inputs with
+    activation > 0) is higher on the poisoned samples than on the clean split by at least
+    half the layer's largest gap; at most ``neuron_count`` per layer. Fixed for the whole
+    run."""
     import keras
 
     if len(poisoned) == 0:  # an oracle run on a clean model: nothing to contrast

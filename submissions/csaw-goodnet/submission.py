@@ -1,4 +1,5 @@
-"""The CSAW-HackML decision GoodNet of seed 003 (NYU EL-GY-9163 course project report).
+"""The decision GoodNet of the CSAW-HackML 2020 course project report (Liao Hu, "Final
+Project Report", EL-GY-9163 Machine Learning for Cyber Security, NYU; "the report").
 
 1. Repair: fine-prune a copy of the BadNet (Liu, Dolan-Gavitt, Garg, RAID 2018): zero one
    convolutional layer's channels in increasing order of their mean clean activation until
@@ -7,7 +8,7 @@
    zero. The layer is the last convolution that every path to the output passes through:
    the last conv on the MNIST nets, conv_3 on the DeepID face net (conv_4 is one branch
    only; pool_3 also feeds fc_1), as in the CSAW lab.
-2. Decide (seed 003, section 3.3): where the BadNet and the repaired net agree, answer that
+2. Decide (the report's section 3.3): where the BadNet and the repaired net agree, answer that
    label. Where they disagree, each net's top softmax probability falls in one of three
    bins, confident (>= ``thres_conf``), middle, or uncertain (< ``thres_detect``), and
    the 3 x 3 ``table`` says what to answer: the original (BadNet) label, the repaired label,
@@ -26,7 +27,7 @@ from harness.api import CleanData
 #: Letters of the decision table: answer the BadNet's label, the repaired net's, or N.
 ORIGINAL, REPAIRED, REJECT = "O", "R", "N"
 
-#: Seed 003's table, reconstructed (the report gives its thresholds, its nine cases and one
+#: The report's table, reconstructed (it gives its thresholds, its nine cases and one
 #: of them: BadNet at 99.9 % with the repaired net at 70 % is backdoored). Rows: BadNet
 #: confident / middle / uncertain; columns: repaired net confident / middle / uncertain.
 DEFAULT_TABLE = "RNN/RRO/RRN"
@@ -55,7 +56,7 @@ def decide(
     thres_detect: float = 0.91,
     table: str = DEFAULT_TABLE,
 ) -> np.ndarray:
-    """Seed 003's decision on softmax rows of the BadNet and the repaired net: labels in
+    """The report's decision on softmax rows of the BadNet and the repaired net: labels in
     0..N, N (= number of classes) meaning rejected."""
     p_bad, p_good = np.asarray(p_bad), np.asarray(p_good)
     n = p_bad.shape[1]
@@ -69,7 +70,7 @@ def decide(
 
 
 class CsawGoodNet:
-    """Fine-pruned repair plus seed 003's two-threshold decision table."""
+    """Fine-pruned repair plus the report's two-threshold decision table."""
 
     def __init__(
         self,

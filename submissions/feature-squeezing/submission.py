@@ -2,7 +2,8 @@
 
 Squeezing an input (fewer colour bits, median smoothing) merges inputs that differ only in
 small details. A prediction that moves a lot when the input is squeezed rests on such
-details: the paper flags adversarial examples this way, seed 002 proposes it for triggers.
+details: the paper flags adversarial examples this way; H. Yang's survey "Defending Against
+Backdooring Attacks on Deep Neural Networks" proposes it for triggers.
 
 1. Squeezers: bit-depth reduction to ``gray_bits`` (single-channel inputs) or
    ``colour_bits`` (colour inputs), and a ``median_size`` x ``median_size`` median filter

@@ -4,7 +4,8 @@
    activation on the clean split, until clean-split accuracy has dropped by
    ``max_accuracy_drop`` (the channel that crossed the line is restored).
 2. Fine-tune: train the pruned network on the clean split, keeping pruned channels at zero.
-3. GoodNet (seed 003): answer the repaired net's label where it agrees with the original
+3. GoodNet (the CSAW-HackML 2020 course project, Liao Hu, "Final Project Report", NYU
+   EL-GY-9163): answer the repaired net's label where it agrees with the original
    BadNet, else N (= number of classes, "backdoored input, rejected").
 
 Detection (a harness heuristic, not from the paper): stamp random patches and pixels on the

@@ -1,0 +1,121 @@
+"""The SQLite results store, on fabricated task records (no submission is run)."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+
+import pytest
+
+from harness import __version__
+from harness.store import ResultsStore, TaskRecord
+
+
+def record(**changes) -> TaskRecord:
+    base = TaskRecord(
+        run_id="r1",
+        submission="null",
+        submission_hash="s" * 16,
+        oracle=False,
+        model_id="mnist-badnets-1",
+        model_hash="m" * 16,
+        track="detect",
+        status="ok",
+        outputs={"score": 0.25, "target_labels": [3]},
+        scores={"score": 0.25, "poisoned": True, "nested": {"k": [1, 2]}},
+        error=None,
+        stderr_tail=None,
+        seconds=1.5,
+        isolation="bwrap",
+    )
+    return dataclasses.replace(base, **changes)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = ResultsStore(tmp_path / "sub" / "results.sqlite")  # the folder is created
+    s.ensure_run("r1", "tiny", "zoohash1")
+    yield s
+    s.close()
+
+
+def test_a_task_reads_back_exactly_as_written(store):
+    rec = record(oracle=True, status="failed", error="boom", stderr_tail="trace", seconds=None)
+    store.write_task(rec)
+    assert store.tasks("r1") == [rec]
+    assert store.tasks("other-run") == []
+
+
+def test_done_needs_the_same_submission_and_model_content(store):
+    rec = record()
+    key = ("r1", rec.submission, rec.submission_hash, rec.model_id, rec.model_hash, rec.track)
+    assert not store.done(*key)
+    store.write_task(rec)
+    assert store.done(*key)
+    run, sub, sub_hash, model, model_hash, track = key
+    assert not store.done(run, sub, "edited-code", model, model_hash, track)
+    assert not store.done(run, sub, sub_hash, model, "rebuilt-model", track)
+    assert not store.done(run, sub, sub_hash, model, model_hash, "repair")
+    assert not store.done("r2", sub, sub_hash, model, model_hash, track)
+
+
+def test_a_rerun_replaces_its_task_and_never_duplicates_it(store):
+    store.write_task(record(status="failed", error="timeout"))
+    store.write_task(record(submission_hash="t" * 16, outputs={"score": 0.9}))
+    (only,) = store.tasks("r1")
+    assert only.status == "ok" and only.error is None
+    assert only.submission_hash == "t" * 16 and only.outputs == {"score": 0.9}
+
+
+def test_tasks_come_back_sorted_by_submission_track_model(store):
+    keys = [
+        ("b", "detect", "m2"),
+        ("a", "repair", "m1"),
+        ("a", "detect", "m2"),
+        ("a", "detect", "m1"),
+    ]
+    for sub, track, model in keys:
+        store.write_task(record(submission=sub, track=track, model_id=model))
+    got = [(t.submission, t.track, t.model_id) for t in store.tasks("r1")]
+    assert got == sorted(keys)
+
+
+def test_a_bad_row_rolls_back_and_leaves_the_store_usable(store):
+    with pytest.raises(sqlite3.IntegrityError):
+        store.write_task(record(status="maybe"))  # CHECK (status IN ('ok', 'failed'))
+    assert store.tasks("r1") == []
+    store.write_task(record())
+    assert len(store.tasks("r1")) == 1
+
+
+def test_runs_keep_their_creation_and_follow_the_latest_update(tmp_path):
+    store = ResultsStore(tmp_path / "results.sqlite")
+    assert store.runs() == [] and store.latest_run() is None
+    store.ensure_run("first", "tiny", "z1")
+    store.ensure_run("second", "tiny", "z1")
+    assert store.latest_run() == "second"
+    created = {r["run_id"]: r["created"] for r in store.runs()}
+    store.ensure_run("first", "other-profile", "z2")  # resuming: new zoo hash, same run
+    assert store.latest_run() == "first"
+    (first,) = [r for r in store.runs() if r["run_id"] == "first"]
+    assert first["zoo_hash"] == "z2" and first["profile"] == "tiny"
+    assert first["created"] == created["first"] and first["updated"] >= first["created"]
+    assert first["harness_version"] == __version__
+    store.write_task(record(run_id="second"))  # a stored task makes its run the latest
+    assert store.latest_run() == "second"
+    store.close()
+
+
+def test_tasks_survive_reopening_and_two_writers_share_the_file(tmp_path):
+    path = tmp_path / "results.sqlite"
+    one, two = ResultsStore(path), ResultsStore(path)
+    one.ensure_run("r1", "tiny", "z")
+    one.write_task(record(submission="a"))
+    two.write_task(record(submission="b"))
+    assert [t.submission for t in one.tasks("r1")] == ["a", "b"]
+    one.close()
+    two.close()
+    again = ResultsStore(path)
+    assert [t.submission for t in again.tasks("r1")] == ["a", "b"]
+    assert again.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    again.close()
