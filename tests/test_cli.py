@@ -142,7 +142,7 @@ def test_zoo_audit_reports_aucs(tiny_zoo, toy_zoo):
     proc = harness("zoo", "audit", "--profile", "tiny", "--repeats", "2")
     assert proc.returncode in (0, 1), proc.stderr
     assert "logistic_regression" in proc.stdout and "ROC-AUC" in proc.stdout
-    assert "metadata alone" in proc.stdout and "weight statistics alone" in proc.stdout
+    assert "metadata alone" in proc.stdout and "weight signature alone" in proc.stdout
     # A profile named by its TOML path finds the zoo its build recorded under its name.
     from harness.paths import zoo_specs_dir
 

@@ -383,3 +383,15 @@ def test_metric_functions_declare_their_metrics() -> None:
     assert declared == set(m.METRICS) - {"n_generated"}  # a plain count, listed only
     with pytest.raises(ValueError, match="unregistered"):
         m.computes("no_such_metric")
+
+
+def test_the_rank_auc_equals_the_area_under_the_roc_curve_with_ties():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        n = int(rng.integers(4, 40))
+        y = rng.integers(0, 2, n)
+        y[:2] = [0, 1]
+        s = np.round(rng.random(n), 1)  # many ties
+        assert m.roc_auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)

@@ -10,6 +10,7 @@ from harness.data import mnist
 from harness.errors import DataError
 
 
+@pytest.mark.integration  # converts the real 70,000 images: seconds, not a unit test
 def test_hub_mnist_loads_real_digits():
     data = mnist.load_mnist()
     assert data.x_train.shape == (60000, 28, 28, 1) and data.x_test.shape == (10000, 28, 28, 1)

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.metrics import roc_curve
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -237,7 +237,19 @@ def roc_auc(labels: ArrayLike, scores: ArrayLike) -> float:
     y, s = _binary(labels, scores)
     if len(np.unique(y)) < 2:
         return float("nan")
-    return float(roc_auc_score(y, s))
+    return _rank_auc(y, s)
+
+
+def _rank_auc(y: np.ndarray, s: np.ndarray) -> float:
+    """ROC-AUC as the Mann-Whitney U statistic with mid-ranks for ties (equal to the area
+    under the ROC curve, ties counted half); a few microseconds, where the bootstrap below
+    calls it a thousand times."""
+    from scipy.stats import rankdata
+
+    pos = y == 1
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    ranks = rankdata(s)
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
 @computes("auc_ci_low", "auc_ci_high")
@@ -251,7 +263,7 @@ def bootstrap_auc_ci(
     if len(np.unique(y)) < 2:
         return float("nan"), float("nan")
     idx = np.random.default_rng(seed).integers(0, len(y), size=(n_boot, len(y)))
-    aucs = [roc_auc_score(y[i], s[i]) for i in idx if 0 < y[i].sum() < len(i)]
+    aucs = [_rank_auc(y[i], s[i]) for i in idx if 0 < y[i].sum() < len(i)]
     if not aucs:
         return float("nan"), float("nan")
     low, high = np.quantile(aucs, [alpha / 2.0, 1.0 - alpha / 2.0])
