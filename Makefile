@@ -27,7 +27,7 @@ demo: setup
 
 # Both tiers: the unit tests and the integration tests (tiny zoos, the bwrap sandbox).
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 # The unit tier alone, in seconds: tests/conftest.py marks `fast` every test that needs no
 # zoo, sandbox or TensorFlow, and fails any of them that imports TensorFlow/Keras, builds a

@@ -53,7 +53,7 @@ def test_multi_trigger_designs_three_distinct_triggers():
         assert len(mine) == round(0.15 * len(x) / 3) and np.all(yp[mine] == target)
 
 
-def test_random_trigger_is_seed_001_algorithm_2():
+def test_random_trigger_is_xiong_et_al_algorithm_2():
     bd = design("random_trigger", {}, SHAPE, 10, 3)
     (trig,) = bd.triggers
     assert trig.size == 36 and bd.targets == [2] and bd.poison_count == 6000

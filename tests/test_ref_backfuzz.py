@@ -1,4 +1,4 @@
-"""BackFuzz (submissions/backfuzz, seed 000): the DLFuzz loop finds inputs that trigger the
+"""BackFuzz (submissions/backfuzz; "BackFuzz: An Automated Backdoor Detection Tool"): the DLFuzz loop finds inputs that trigger the
 single-pixel all-to-all BadNet far more often than it hits the same y -> y+1 map on a clean
 model; generated inputs keep the loop's invariants (range, seed index, label change, step
 budget, occlusion square, the L2 ratio of queued inputs); detection ranks backdoored models
@@ -21,7 +21,7 @@ from harness.scoring.metrics import activation_rate
 A2A = "mnist-badnets-pixel-a2a-v1"
 CLEAN = "mnist-clean-a-s1-v1"
 PATCH = "mnist-badnets-patch3-t0-v1"
-NEXT = (np.arange(10) + 1) % 10  # seed 000's backdoor map y -> y + 1
+NEXT = (np.arange(10) + 1) % 10  # the BackFuzz report's backdoor map y -> y + 1
 BUDGET = 150  # one batch of 100 seeds already gives about this many inputs
 
 
@@ -54,7 +54,7 @@ def _l2(d: np.ndarray) -> np.ndarray:
 
 
 def test_activation_rate_on_the_pixel_backdoor_far_above_clean(opened):
-    """Seed 000's headline: 54 % on the backdoored model vs 0 % on the clean one."""
+    """The BackFuzz report's headline: 54 % on the backdoored model vs 0 % on the clean one."""
     bad = _generate(opened, A2A)
     clean = _generate(opened, CLEAN)
     assert len(bad.x) >= 50 and len(clean.x) >= 50
@@ -177,7 +177,7 @@ def test_differential_strategy_needs_poisoned_samples(opened):
 
 
 def test_differential_strategy_as_an_oracle(opened, tiny_zoo):
-    """With the model's own poisoned samples (oracle), seed 000's 53 % is within reach."""
+    """With the model's own poisoned samples (oracle), the BackFuzz report's 53 % is within reach."""
     model, clean = opened[A2A]
     poisoned = by_id(tiny_zoo, A2A).test_sets().x_poisoned[:100].astype(np.float32)
     oracle = dataclasses.replace(clean, poisoned=poisoned)

@@ -1,4 +1,6 @@
-"""The CSAW decision GoodNet (seed 003) and DeepInspect (seed 002) reference submissions."""
+"""Two reference submissions: the CSAW decision GoodNet (Liao Hu, "Final Project Report",
+NYU EL-GY-9163, the CSAW-HackML 2020 course project) and DeepInspect (Chen, Fu, Zhao,
+Koushanfar, IJCAI 2019)."""
 
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ def _row(label: int, p: float, n: int = 3) -> list[float]:
     ("bad", "good", "expected", "case"),
     [
         (_row(2, 0.999), _row(2, 0.50), 2, "agreement: the shared label, whatever the bins"),
-        (_row(2, 0.999), _row(0, 0.70), 3, "seed's example: BadNet 99.9 %, repaired 70 %"),
+        (_row(2, 0.999), _row(0, 0.70), 3, "the report's example: BadNet 99.9 %, repaired 70 %"),
         (_row(2, 0.999), _row(0, 0.95), 3, "BadNet confident, repaired hesitant: rejected"),
         (_row(2, 0.999), _row(0, 0.995), 0, "both confident: the repaired label"),
         (_row(1, 0.95), _row(0, 0.995), 0, "repaired confident: the repaired label"),

@@ -30,7 +30,7 @@ def patch(tiny_zoo):
 
 @pytest.fixture(scope="module")
 def pixel(tiny_zoo):
-    """Seed 000's single-pixel all-to-all BadNet."""
+    """The BackFuzz report's single-pixel all-to-all BadNet."""
     return _case(by_id(tiny_zoo, "mnist-badnets-pixel-a2a-v1"))
 
 

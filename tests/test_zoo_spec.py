@@ -89,7 +89,7 @@ def test_attack_params_are_validated():
         design("badnets_patch", {"target": 12}, (28, 28, 1), 10, 0)
 
 
-def test_pixel_backdoor_is_seed_000s():
+def test_pixel_backdoor_is_backfuzz_s():
     bd = design("badnets_pixel_a2a", {}, (28, 28, 1), 10, 0)
     (trig,) = bd.triggers
     assert trig.size == 1 and trig.mask[27, 27] == 1.0 and bd.all_to_all

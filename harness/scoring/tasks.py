@@ -119,8 +119,9 @@ def score_filter(
 def score_fuzz(
     preds: np.ndarray, seed_labels: np.ndarray, truth: TruthRecord, num_classes: int
 ) -> dict[str, Any]:
-    """Backdoor activation rate of generated inputs (seed 000). Clean models are measured
-    against seed 000's all-to-all map y -> y+1, their false-positive baseline."""
+    """Backdoor activation rate of generated inputs (BackFuzz: An Automated Backdoor
+    Detection Tool). Clean models are measured against that report's all-to-all map
+    y -> y+1, their false-positive baseline."""
     maps = truth.target_maps if truth.poisoned and truth.target_maps else None
     maps = maps or [list((np.arange(num_classes) + 1) % num_classes)]
     out: dict[str, Any] = {"poisoned": truth.poisoned, "n_generated": int(len(preds))}
