@@ -14,10 +14,11 @@ from harness.errors import SpecError
 
 
 def mnist_cnn_a(input_shape: tuple[int, ...], num_classes: int) -> Any:
-    """Seed 000's two-conv MNIST CNN: conv_1, pool_1, conv_2, pool_2, flatten, fc_1, output.
+    """The two-conv MNIST CNN of "BackFuzz: An Automated Backdoor Detection Tool": conv_1,
+    pool_1, conv_2, pool_2, flatten, fc_1, output.
 
-    conv_1 pads "same" so that the bottom-right pixel (seed 000's trigger) reaches pool_2;
-    with valid padding the floor pooling would drop it.
+    conv_1 pads "same" so that the bottom-right pixel (that report's trigger) reaches
+    pool_2; with valid padding the floor pooling would drop it.
     """
     from keras import layers, models
 
