@@ -51,8 +51,20 @@ def _bypassed(net: Any, skip: Any) -> bool:
     return False
 
 
+def forward(net: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """``net``'s outputs on ``x`` in inference mode, by direct calls: the pruning loop asks
+    for one small batch per channel, where ``Model.predict``'s per-call set-up (a dataset,
+    a callback list) costs several times the forward pass itself."""
+    listed = isinstance(getattr(net, "input", None), list)  # a functional net built so
+    parts = [
+        np.asarray(net([b] if listed else b, training=False))
+        for b in (x[i : i + batch_size] for i in range(0, len(x), batch_size))
+    ]
+    return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
+
+
 def accuracy(net: Any, x: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean(np.argmax(net.predict(x, verbose=0), axis=1) == y))
+    return float(np.mean(np.argmax(forward(net, x), axis=1) == y))
 
 
 def prune(net: Any, conv: Any, x: np.ndarray, y: np.ndarray, max_accuracy_drop: float) -> list[int]:
@@ -61,7 +73,8 @@ def prune(net: Any, conv: Any, x: np.ndarray, y: np.ndarray, max_accuracy_drop: 
     import keras
 
     probe = keras.Model(net.inputs, conv.output)
-    activation = np.asarray(probe.predict(x, verbose=0)).mean(axis=(0, 1, 2))
+    activation = forward(probe, np.asarray(x)).mean(axis=(0, 1, 2))
+    x = np.asarray(x)
     base = accuracy(net, x, y)
     kernel, bias = conv.get_weights()
     pruned: list[int] = []
@@ -98,8 +111,9 @@ def fine_tune(
 
         class KeepPruned(keras.callbacks.Callback):
             def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-                k, b = conv.get_weights()
-                conv.set_weights([k * keep, b * keep])
+                # In place on the variables: no copy of the weights through NumPy per batch.
+                conv.kernel.assign(conv.kernel * keep)
+                conv.bias.assign(conv.bias * keep)
 
         callbacks.append(KeepPruned())
     net.compile(

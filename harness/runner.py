@@ -25,7 +25,6 @@ from harness.sandbox.limits import SandboxLimits
 from harness.store import ResultsStore, TaskRecord
 from harness.submission import validate
 from harness.submission.manifest import SubmissionSpec
-from harness.zoo.bundle import migrate_stale
 from harness.zoo.inbox import anonymous_id, serving_order, stage_inbox
 from harness.zoo.predict import ModelPredictor
 from harness.zoo.store import ZooModel, ZooStore
@@ -187,7 +186,7 @@ def run_submissions(
     if model_ids:
         models = [m for m in models if m.id in set(model_ids)]
     run_id = run_id or profile
-    migrate_stale([m.root for m in models])  # a cache from before format 2 leaks its build time
+    zoo.migrate_stale(models)  # a cache from before format 2 leaks its build time
     results.ensure_run(run_id, profile, zoo.zoo_hash(profile))
     summary = RunSummary(run_id)
     limits = limits or SandboxLimits()

@@ -177,10 +177,57 @@ def run_cli(*args: str, check: bool = False) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="session", autouse=True)
 def harness_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every test session builds into its own cache; nothing leaks between runs."""
-    home = Path(os.environ.get("HARNESS_TEST_HOME") or tmp_path_factory.mktemp("harness-home"))
-    os.environ["HARNESS_HOME"] = str(home)
-    return home
+    """Every test session builds into its own cache; nothing leaks between runs. The
+    workers of one parallel session (pytest-xdist, `make test`) share it: their zoo
+    fixtures build each profile together, every model once (ZooStore.object_lock)."""
+    home = os.environ.get("HARNESS_TEST_HOME")
+    if home:
+        path = Path(home)
+    elif os.environ.get("PYTEST_XDIST_WORKER"):
+        path = tmp_path_factory.getbasetemp().parent / "harness-home"  # the session's
+    else:
+        path = tmp_path_factory.mktemp("harness-home")
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["HARNESS_HOME"] = str(path)
+    return path
+
+
+#: The test zoos, by the fixture that builds each.
+ZOO_FIXTURES = {
+    "tiny_zoo": "tiny",
+    "toy_zoo": "toy",
+    "attack_zoo": "tiny-attacks",
+    "face_zoo": "tiny-faces",
+}
+
+
+def _training_cost(entry) -> int:  # noqa: ANN001
+    """A rough cost of building one entry, to start the longest first: images seen, twice
+    for the recipes that train two models (a clean one first, then the attack)."""
+    twice = entry.attack in {"reconstructed_trigger", "pruning_aware", "trojannet"}
+    return entry.epochs * (entry.train_size or 3000) * (2 if twice else 1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_zoos_built_together(request: pytest.FixtureRequest, harness_home: Path) -> None:
+    """With several pytest-xdist workers, every worker first builds every test zoo the
+    session will use, longest entries first, all of them sharing the work through the
+    zoo's object locks: each model is trained once, both cores train, and no worker
+    waits on a zoo that one other worker builds alone (the tiny-attacks zoo alone takes
+    four minutes). A single process (or `make test-fast`) builds each zoo when first used."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers < 2 or _fast_run(request.config):
+        return
+    used = set().union(*(getattr(i, "fixturenames", ()) for i in request.session.items))
+    profiles = [name for fixture, name in ZOO_FIXTURES.items() if fixture in used]
+    if not profiles:
+        return
+    from harness.zoo.builder import build_entries
+    from harness.zoo.spec import load_profile
+    from harness.zoo.store import ZooStore
+
+    entries = [e for name in profiles for e in load_profile(name).entries]
+    build_entries(sorted(entries, key=_training_cost, reverse=True), ZooStore())
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,6 @@ from harness.zoo.bundle import (
     BUNDLE_FORMAT,
     FIXED_DATE_SAVED,
     STAMP_FILE,
-    migrate_stale,
     read_stamp,
 )
 from harness.zoo.spec import load_profile
@@ -90,8 +89,9 @@ def test_an_old_bundle_is_migrated_without_retraining_and_the_build_says_so(toy_
     assert _public_bytes(migrated) == _public_bytes(toy_zoo[0])
     # A run migrates what a build has not (e.g. imported models), once.
     _make_format_1(old)
-    assert migrate_stale([old, old.parent / toy_zoo[1].hash]) == 1
-    assert migrate_stale([old]) == 0
+    store = ZooStore(home / "zoo")
+    assert store.migrate_stale(store.models("toy")) == 1
+    assert store.migrate_stale(store.models("toy")) == 0
     assert _public_bytes(migrated) == _public_bytes(toy_zoo[0])
 
 

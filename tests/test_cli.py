@@ -110,8 +110,8 @@ def test_submission_check_passes_reference_and_catches_broken(toy_zoo, backend):
         proc = harness("submission", "check", str(HOSTILE / folder))
         assert proc.returncode == 1, (folder, proc.stdout, proc.stderr)
         assert expected in proc.stdout and "fix:" in proc.stdout, (folder, proc.stdout)
-    proc = harness("submission", "check", str(HOSTILE / "weight_changer"))
-    assert "FAIL detect: same seed, same result" in proc.stdout
+        if folder == "weight_changer":
+            assert "FAIL detect: same seed, same result" in proc.stdout
 
 
 def test_zoo_report_lists_truth_and_measurements(tiny_zoo):

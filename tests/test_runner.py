@@ -19,6 +19,9 @@ from harness.submission.manifest import load_submission
 
 pytestmark = pytest.mark.sandbox
 BOTH = [Track.DETECT, Track.REPAIR]
+#: Two clean models (one of each architecture) and the patch BadNet: enough for every
+#: property below, at 60 % of the cost of the whole tiny zoo.
+THREE = ["mnist-clean-a-s1-v1", "mnist-clean-b-s2-v1", "mnist-badnets-patch3-t0-v1"]
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +29,7 @@ def reference_run(tmp_path_factory, tiny_zoo, backend):
     db = tmp_path_factory.mktemp("ref") / "results.sqlite"
     store = ResultsStore(db)
     specs = [load_submission(REPO / "submissions" / n) for n in ("null", "fine-pruning")]
-    summary = run_submissions(specs, "tiny", BOTH, store, backend=backend)
+    summary = run_submissions(specs, "tiny", BOTH, store, backend=backend, model_ids=THREE)
     return store, summary
 
 
@@ -50,7 +53,7 @@ def test_fine_pruning_removes_the_patch_backdoor(reference_run, tiny_zoo):
     patch = rec["mnist-badnets-patch3-t0-v1"].scores
     assert patch["asr"] < patch["asr_before"] / 2 and patch["der"] > 0.7, patch
     for model in tiny_zoo:
-        if not model.truth().poisoned:
+        if model.id in THREE and not model.truth().poisoned:
             assert rec[model.id].scores["ca"] > model.truth().ca - 0.06
 
 
@@ -68,7 +71,7 @@ def test_rates_partition_on_every_task(reference_run):
 def test_rerun_skips_everything_and_duplicates_nothing(reference_run, backend):
     store, first = reference_run
     specs = [load_submission(REPO / "submissions" / n) for n in ("null", "fine-pruning")]
-    again = run_submissions(specs, "tiny", BOTH, store, backend=backend)
+    again = run_submissions(specs, "tiny", BOTH, store, backend=backend, model_ids=THREE)
     assert again.done == 0 and again.skipped == first.done
     rows = sqlite3.connect(store.path).execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
     assert rows == first.done

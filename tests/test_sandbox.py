@@ -25,9 +25,11 @@ def _copy_with_params(tmp_path, name, params_toml):
     return dest
 
 
-def _run(tmp_path, folder, backend, tracks=(Track.DETECT,)):
+def _run(tmp_path, folder, backend, tracks=(Track.DETECT,), model_ids=None):
     store = ResultsStore(tmp_path / "results.sqlite")
-    run_submissions([load_submission(folder)], "tiny", list(tracks), store, backend=backend)
+    run_submissions(
+        [load_submission(folder)], "tiny", list(tracks), store, backend=backend, model_ids=model_ids
+    )
     return {r.model_id: r for r in store.tasks("tiny")}
 
 
@@ -80,12 +82,15 @@ def test_a_crash_fails_only_its_own_models(tmp_path, tiny_zoo, backend):
 
 
 def test_hang_and_memory_limits_kill_only_the_task(tmp_path, tiny_zoo, backend):
-    tasks = _run(tmp_path, HOSTILE / "hang_and_hog", backend)
+    # One model of each architecture: it hangs on arch b, hogs memory on arch a.
+    two = ["mnist-clean-b-s2-v1", "mnist-clean-a-s1-v1"]
+    tasks = _run(tmp_path, HOSTILE / "hang_and_hog", backend, model_ids=two)
+    assert sorted(tasks) == sorted(two)
     arch = {m.id: m.truth().arch for m in tiny_zoo}
     for model_id, rec in tasks.items():
         assert rec.status == "failed"
         if arch[model_id] == "mnist_cnn_b":
-            assert "wall-clock limit of 20 s" in rec.error
+            assert "wall-clock limit of 10 s" in rec.error
         else:
             assert "memory limit of 1.5 GiB" in rec.error or "MemoryError" in rec.error, rec.error
 

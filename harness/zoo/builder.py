@@ -11,7 +11,7 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -209,23 +209,63 @@ def build_profile(
     """Build every entry not already cached, migrate cached bundles written in an older
     format; write the profile's index last."""
     store = store or ZooStore()
-    datasets: dict[str, Dataset] = {}
-    built = []
-    for entry in profile.entries:
-        root = store.object_dir(entry.spec_hash())
-        if store.has_object(entry.spec_hash()) and not force:
-            status = "cached"
-            if not is_current(root):
-                migrate(root)
-                status = "migrated"
-            built.append(ZooModel(entry.id, entry.spec_hash(), root))
-        else:
-            if entry.dataset not in datasets:
-                source = mnist_source if entry.dataset == "mnist" else None
-                datasets[entry.dataset] = load_dataset(entry.dataset, source)
-            built.append(build_entry(entry, datasets[entry.dataset], store))
-            status = "built"
-        if on_done:
-            on_done(entry, status)
+    built = build_entries(
+        profile.entries, store, force=force, mnist_source=mnist_source, on_done=on_done
+    )
     store.write_index(profile.name, [(m.id, m.hash) for m in built])
     return built
+
+
+def build_entries(
+    entries: Sequence[ZooEntry],
+    store: ZooStore,
+    *,
+    force: bool = False,
+    mnist_source: Path | None = None,
+    on_done: ProgressFn | None = None,
+) -> list[ZooModel]:
+    """Build (or reuse) each entry; the models in the order of ``entries``.
+
+    Processes that build into one store share the work: each entry is built under its
+    object lock (ZooStore.object_lock), an entry another process is building is passed
+    over and picked up again once that process is done (by then it is cached), so two
+    builds of one list started together each train about half of it."""
+    datasets: dict[str, Dataset] = {}
+    done: dict[int, ZooModel] = {}
+    pending = list(enumerate(entries))
+    while pending:
+        busy = []
+        for i, entry in pending:
+            with store.object_lock(entry.spec_hash(), wait=False) as held:
+                if not held:
+                    busy.append((i, entry))
+                    continue
+                done[i], status = _build_or_reuse(entry, store, datasets, force, mnist_source)
+            if on_done:
+                on_done(entry, status)
+        if busy and len(busy) == len(pending):
+            # Every entry left is being built elsewhere: wait for the first to be done.
+            with store.object_lock(busy[0][1].spec_hash(), wait=True):
+                pass
+        pending = busy
+    return [done[i] for i in range(len(entries))]
+
+
+def _build_or_reuse(
+    entry: ZooEntry,
+    store: ZooStore,
+    datasets: dict[str, Dataset],
+    force: bool,
+    mnist_source: Path | None,
+) -> tuple[ZooModel, str]:
+    """One entry, under its object lock: (the model, "built" / "cached" / "migrated")."""
+    root = store.object_dir(entry.spec_hash())
+    if store.has_object(entry.spec_hash()) and not force:
+        if is_current(root):
+            return ZooModel(entry.id, entry.spec_hash(), root), "cached"
+        migrate(root)
+        return ZooModel(entry.id, entry.spec_hash(), root), "migrated"
+    if entry.dataset not in datasets:
+        source = mnist_source if entry.dataset == "mnist" else None
+        datasets[entry.dataset] = load_dataset(entry.dataset, source)
+    return build_entry(entry, datasets[entry.dataset], store), "built"

@@ -156,20 +156,3 @@ def migrate(root: Path) -> None:
     fresh.rename(public)
     shutil.rmtree(old, ignore_errors=True)
     write_stamp(root / "private")
-
-
-def migrate_stale(roots: list[Path]) -> int:
-    """Migrate every object among ``roots`` whose bundle is not current; how many were.
-    Holds a lock per object, so two runs sharing a zoo never migrate one at once."""
-    import fcntl
-
-    done = 0
-    for root in roots:
-        if is_current(root):
-            continue
-        with open(root / ".migrate.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not is_current(root):  # another process may have finished it meanwhile
-                migrate(root)
-                done += 1
-    return done

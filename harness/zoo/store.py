@@ -7,8 +7,12 @@ zoo/profiles/<profile>.json       [{id, hash}], zoo_hash
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +21,7 @@ import numpy as np
 
 from harness.errors import ZooError
 from harness.paths import zoo_dir
-from harness.zoo.bundle import PUBLIC_FILES
+from harness.zoo.bundle import PUBLIC_FILES, is_current, migrate
 from harness.zoo.records import ModelCard, TruthRecord
 
 __all__ = ["PUBLIC_FILES", "TestSets", "ZooModel", "ZooStore"]
@@ -91,6 +95,38 @@ class ZooStore:
     def has_object(self, spec_hash: str) -> bool:
         return (self.object_dir(spec_hash) / "private" / "truth.json").is_file()
 
+    @contextlib.contextmanager
+    def object_lock(self, spec_hash: str, *, wait: bool) -> Iterator[bool]:
+        """Hold the build lock of one object: yields True when held, False when another
+        process holds it and ``wait`` is off. Every process that builds into this store
+        (two `harness zoo build`s, parallel test workers, cluster workers sharing one
+        HARNESS_HOME) takes it, so no object is ever trained twice or half-written."""
+        locks = self.root / "locks"
+        locks.mkdir(exist_ok=True)
+        with open(locks / f"{spec_hash}.lock", "a") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def migrate_stale(self, models: list[ZooModel]) -> int:
+        """Migrate every model whose bundle is in an older format (bundle.py); how many
+        were. Under each object's lock, so two runs sharing a zoo never migrate one twice."""
+        done = 0
+        for model in models:
+            if is_current(model.root):
+                continue
+            with self.object_lock(model.hash, wait=True):
+                if not is_current(model.root):  # another process may have done it meanwhile
+                    migrate(model.root)
+                    done += 1
+        return done
+
     def index_path(self, profile: str) -> Path:
         """The built index of a profile, named by the profile or by its TOML file's path
         (a path resolves to the name inside the file, which is what a build records)."""
@@ -107,7 +143,7 @@ class ZooStore:
             "zoo_hash": zoo_hash,
             "models": [{"id": i, "hash": h} for i, h in pairs],
         }
-        tmp = self.index_path(profile).with_suffix(".tmp")
+        tmp = self.index_path(profile).with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(body, indent=2))
         tmp.replace(self.index_path(profile))
         return zoo_hash
