@@ -26,11 +26,12 @@ demo: setup
 	@echo "Leaderboard: leaderboard/LEADERBOARD.md"
 
 # Both tiers: the unit tests and the integration tests (tiny zoos, the bwrap sandbox), on
-# TEST_WORKERS pytest-xdist workers (default: one per core). The workers share one zoo
-# cache and build each test zoo together, every model once.
+# TEST_WORKERS pytest-xdist workers (default: one per core, at most 4: each holds a
+# TensorFlow and its sandbox workers). The workers share one zoo cache and build the test
+# zoos together, every model once.
 TEST_WORKERS ?= auto
 test: setup
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --durations=25
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --durations=25
 
 # The unit tier alone, in seconds: tests/conftest.py marks `fast` every test that needs no
 # zoo, sandbox or TensorFlow, and fails any of them that imports TensorFlow/Keras, builds a

@@ -64,10 +64,34 @@ def test_second_build_is_cached(tiny_zoo):
     assert all(seen) and time.perf_counter() - start < 30
 
 
+#: Two models that train in about a second each: the test below is about the lock.
+SMALL = """schema_version = 1
+name = "small"
+description = "two one-epoch models"
+[defaults]
+dataset = "mnist"
+epochs = 1
+train_size = 3000
+val_per_class = 5
+test_size = 200
+[[models]]
+id = "small-clean-v1"
+seed = 1
+[[models]]
+id = "small-patch-v1"
+attack = "badnets_patch"
+seed = 2
+asr_floor = 0.5
+attack_params = { poison_rate = 0.2, target = 0 }
+"""
+
+
 def test_two_builds_of_one_profile_started_together_train_each_model_once(tmp_path):
     # Without the per-object lock both would train both models (and race on the rename).
     env = {**os.environ, "HARNESS_HOME": str(tmp_path / "home"), "HARNESS_PROGRESS": "0"}
-    command = [sys.executable, "-m", "harness.cli", "zoo", "build", "--profile", "toy"]
+    (tmp_path / "small.toml").write_text(SMALL)
+    command = [sys.executable, "-m", "harness.cli", "zoo", "build", "--profile"]
+    command.append(str(tmp_path / "small.toml"))
     procs = [
         subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
@@ -78,13 +102,13 @@ def test_two_builds_of_one_profile_started_together_train_each_model_once(tmp_pa
     assert [p.returncode for p in procs] == [0, 0], outputs
     lines = [line.split() for _, err in outputs for line in err.splitlines()]
     built = sorted(words[1] for words in lines if words and words[0] == "built")
-    assert built == sorted(e.id for e in load_profile("toy").entries), outputs
-    counts = [re.search(r"toy: (\d+) built, (\d+) cached", out) for out, _ in outputs]
+    assert built == ["small-clean-v1", "small-patch-v1"], outputs
+    counts = [re.search(r"small: (\d+) built, (\d+) cached", out) for out, _ in outputs]
     assert all(counts), outputs  # each reports every model, built by it or by the other
     assert [int(c[1]) + int(c[2]) for c in counts] == [2, 2]
     assert sum(int(c[1]) for c in counts) == 2
     store = ZooStore(tmp_path / "home" / "zoo")
-    assert [m.id for m in store.models("toy")] == [e.id for e in load_profile("toy").entries]
+    assert [m.id for m in store.models("small")] == ["small-clean-v1", "small-patch-v1"]
 
 
 def test_training_is_deterministic(tmp_path, harness_home):
