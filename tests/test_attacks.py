@@ -133,15 +133,21 @@ def test_trojannet_refuses_colour_inputs():
 
 
 # -- built models ---------------------------------------------------------------------------
+#: The two attacks of Xiong et al. stamp their trigger's noise on every training image,
+#: which costs a model trained on 12000 images CA (measured 0.907-0.959, see
+#: models_zoo/tiny-attacks.toml); every other entry reached CA >= 0.963.
+STEALTHY_CA, CA = 0.85, 0.9
+
+
 def test_every_attack_takes(attack_zoo):
     # Training differs in the last bits between processors and thread counts, and the model
     # with it: the tiny-attacks entries train until each holds with room to spare (measured
-    # over seeds and 1 / 2 threads, see models_zoo/tiny-attacks.toml): the reconstructed
-    # trigger's CA 0.962-0.977 (it was 0.889 with half the data and epochs), the random
-    # trigger's ASR 0.953-0.963 over its 0.8 floor; every other entry CA >= 0.963.
+    # over seeds and 1 / 2 threads, see models_zoo/tiny-attacks.toml); the random trigger's
+    # ASR was 0.965-0.980 over its 0.8 floor.
     for model in attack_zoo:
         truth = model.truth()
-        assert truth.ca > 0.9, (model.id, truth.ca)
+        stealthy = truth.attack in {"random_trigger", "reconstructed_trigger"}
+        assert truth.ca > (STEALTHY_CA if stealthy else CA), (model.id, truth.ca)
         if truth.poisoned:
             assert truth.asr >= truth.asr_floor, (model.id, truth.asr, truth.asr_floor)
         else:
