@@ -26,10 +26,12 @@ demo: setup
 	@echo "Leaderboard: leaderboard/LEADERBOARD.md"
 
 # Both tiers: the unit tests and the integration tests (tiny zoos, the bwrap sandbox), on
-# TEST_WORKERS pytest-xdist workers (default: one per core, at most 4: each holds a
-# TensorFlow and its sandbox workers). The workers share one zoo cache and build the test
-# zoos together, every model once.
-TEST_WORKERS ?= auto
+# TEST_WORKERS pytest-xdist workers (default: one and a half per core, at most 4: each
+# holds a TensorFlow on one thread and its sandbox workers, and many tests wait on a
+# sandbox or a subprocess part of the time, so one worker per core left a core idle
+# 40 % of the run). The workers share one zoo cache and build the test zoos together,
+# every model once.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n + (n + 1) / 2 )))
 test: setup
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --durations=25
 
