@@ -136,8 +136,9 @@ def zoo_report_cmd(
     ] = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="A Markdown table.")] = False,
 ) -> None:
-    """Every entry of a built profile with its hidden truth: attack, targets, trigger size,
-    measured CA and ASR, and the recipe's ASR floor. For the zoo's owner: it reads the truth."""
+    """Every entry of a built profile with its hidden truth (for the zoo's owner).
+
+    Attack, targets, trigger size, measured CA and ASR, and the recipe's ASR floor."""
     from tabulate import tabulate
 
     from harness.zoo.report import CA_TOLERANCE, table_rows, zoo_report
@@ -175,10 +176,11 @@ def zoo_audit(
         int, typer.Option(min=1, help="Repeats of the 5-fold cross validation.")
     ] = 20,
 ) -> None:
-    """Leakage audit: can simple classifiers tell clean from backdoored models from the
-    bytes a submission receives (every staged file: sizes, times, zip members, JSON fields,
-    array headers, the weights file's structure), without running them? Exits 1 when the
-    metadata alone, or clean counterparts vs plain clean models (the data pipeline), reach
+    """Leakage audit: do the bytes a submission receives tell clean from backdoored?
+
+    Can simple classifiers tell clean from backdoored models from the bytes a submission
+    receives (every staged file: sizes, times, zip members, JSON fields, array headers, the
+    weights file's structure), without running them? Exits 1 when the metadata alone, or clean counterparts vs plain clean models (the data pipeline), reach
     a cross-validated ROC-AUC above 0.6. The weight signature (statistics of the weight
     values), every feature together and each data set alone are reported, not bounded:
     they carry the backdoor itself, which is what a learned detector should find."""
@@ -221,9 +223,10 @@ def zoo_pictures(
     profile: ProfileOpt = "default",
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the PNGs.")] = Path("docs/img"),
 ) -> None:
-    """Render each attack's trigger (clean image, mask, pattern, stamped image) as a PNG,
-    from a built profile, and a grid of SynthFaces identities. Shows private truth: for
-    documentation, not for submissions."""
+    """Render each attack's trigger and a SynthFaces grid as PNGs (shows private truth).
+
+    From a built profile: per attack the clean image, mask, pattern and stamped image; and a
+    grid of SynthFaces identities. For documentation, not for submissions."""
     from harness.zoo.pictures import render_synthfaces, render_triggers
     from harness.zoo.store import ZooStore
 
