@@ -30,10 +30,12 @@ demo: setup
 # holds a TensorFlow on one thread and its sandbox workers, and many tests wait on a
 # sandbox or a subprocess part of the time, so one worker per core left a core idle
 # 40 % of the run). The workers share one zoo cache and build the test zoos together,
-# every model once.
+# every model once. Each test module runs on one worker (--dist loadscope): a module-scoped
+# fixture (a reference run, an import through the CLI) is then built once, not once per
+# worker that draws one of its tests.
 TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n + (n + 1) / 2 )))
 test: setup
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --durations=25
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --dist loadscope --durations=25
 
 # The unit tier alone, in seconds: tests/conftest.py marks `fast` every test that needs no
 # zoo, sandbox or TensorFlow, and fails any of them that imports TensorFlow/Keras, builds a
