@@ -24,20 +24,24 @@ BOTH = [Track.DETECT, Track.REPAIR]
 THREE = ["mnist-clean-a-s1-v1", "mnist-clean-b-s2-v1", "mnist-badnets-patch3-t0-v1"]
 
 
-@pytest.fixture(scope="module")
-def reference_run(tmp_path_factory, tiny_zoo, backend):
-    db = tmp_path_factory.mktemp("ref") / "results.sqlite"
-    store = ResultsStore(db)
+def _run_reference(store, backend):
+    """null on both tracks, fine-pruning on repair alone (its detect track prunes and
+    fine-tunes as its repair does, and no test reads it): the two runs' summaries."""
     null, fine_pruning = (
         load_submission(REPO / "submissions" / n) for n in ("null", "fine-pruning")
     )
-    summary = run_submissions([null], "tiny", BOTH, store, backend=backend, model_ids=THREE)
-    # Fine-pruning's detect track prunes and fine-tunes as its repair does: repair alone
-    # is what the tests below read.
-    repair = run_submissions(
-        [fine_pruning], "tiny", [Track.REPAIR], store, backend=backend, model_ids=THREE
+    return (
+        run_submissions([null], "tiny", BOTH, store, backend=backend, model_ids=THREE),
+        run_submissions(
+            [fine_pruning], "tiny", [Track.REPAIR], store, backend=backend, model_ids=THREE
+        ),
     )
-    return store, (summary, repair)
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory, tiny_zoo, backend):
+    store = ResultsStore(tmp_path_factory.mktemp("ref") / "results.sqlite")
+    return store, _run_reference(store, backend)
 
 
 def _score(store, sub, metric):
@@ -76,16 +80,11 @@ def test_rates_partition_on_every_task(reference_run):
 
 
 def test_rerun_skips_everything_and_duplicates_nothing(reference_run, backend):
-    store, (null_run, repair_run) = reference_run
-    null, fine_pruning = (
-        load_submission(REPO / "submissions" / n) for n in ("null", "fine-pruning")
-    )
-    again = run_submissions([null], "tiny", BOTH, store, backend=backend, model_ids=THREE)
-    assert again.done == 0 and again.skipped == null_run.done
-    again = run_submissions(
-        [fine_pruning], "tiny", [Track.REPAIR], store, backend=backend, model_ids=THREE
-    )
-    assert again.done == 0 and again.skipped == repair_run.done
+    store, first = reference_run
+    again = _run_reference(store, backend)
+    for before, after in zip(first, again, strict=True):
+        assert after.done == 0 and after.skipped == before.done
+    null_run, repair_run = first
     rows = sqlite3.connect(store.path).execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
     assert rows == null_run.done + repair_run.done
 

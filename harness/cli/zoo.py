@@ -180,10 +180,11 @@ def zoo_audit(
 
     Can simple classifiers tell clean from backdoored models from the bytes a submission
     receives (every staged file: sizes, times, zip members, JSON fields, array headers, the
-    weights file's structure), without running them? Exits 1 when the metadata alone, or clean counterparts vs plain clean models (the data pipeline), reach
-    a cross-validated ROC-AUC above 0.6. The weight signature (statistics of the weight
-    values), every feature together and each data set alone are reported, not bounded:
-    they carry the backdoor itself, which is what a learned detector should find."""
+    weights file's structure), without running them? Exits 1 when the metadata alone, or
+    clean counterparts vs plain clean models (the data pipeline), reach a cross-validated
+    ROC-AUC above 0.6. The weight signature (statistics of the weight values), every
+    feature together and each data set alone are reported, not bounded: they carry the
+    backdoor itself, which is what a learned detector should find."""
     from harness.errors import ZooError
     from harness.zoo.audit import AUC_LIMIT, audit_models
     from harness.zoo.store import ZooStore
