@@ -123,8 +123,31 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return None
 
 
+#: The integration modules that take longest (worker-seconds, measured with --durations=0
+#: on 2 cores), longest first. pytest-xdist's loadscope hands out modules in collection
+#: order; starting the long ones first keeps a long module from running alone at the end.
+LONGEST_MODULES = (
+    "test_cli.py",
+    "test_goodnet.py",
+    "test_ref_neural_cleanse.py",
+    "test_import.py",
+    "test_ref_deepinspect_goodnet.py",
+    "test_runner.py",
+    "test_ref_backfuzz.py",
+    "test_zoo_build.py",
+    "test_bundle_leaks.py",
+    "test_sandbox.py",
+)
+
+
+def _module_rank(item: pytest.Item) -> int:
+    name = item.path.name
+    return LONGEST_MODULES.index(name) if name in LONGEST_MODULES else len(LONGEST_MODULES)
+
+
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=_module_rank)  # stable: each module's tests keep their order
     modules: dict[Path, str | None] = {}
     for item in items:
         if INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
