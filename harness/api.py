@@ -29,6 +29,7 @@ __all__ = [
 class Track(str, enum.Enum):
     """What a submission is asked to do with one model."""
 
+    # What each track needs of the entry class, and how it is scored: harness/tracks/.
     DETECT = "detect"  # P(backdoored) for the model
     TARGET = "target"  # predicted target label(s), reported by detect()
     TRIGGER = "trigger"  # reconstructed trigger, reported by detect()
@@ -47,19 +48,6 @@ class Track(str, enum.Enum):
 
 #: How many inputs ``generate()`` may return per model unless a run sets another budget.
 DEFAULT_FUZZ_BUDGET = 500
-
-#: Tracks answered by the same ``detect()`` call.
-DETECT_FAMILY = frozenset({Track.DETECT, Track.TARGET, Track.TRIGGER})
-
-#: The method each track needs on the entry class.
-TRACK_METHODS: dict[Track, tuple[str, ...]] = {
-    Track.DETECT: ("detect",),
-    Track.TARGET: ("detect",),
-    Track.TRIGGER: ("detect",),
-    Track.FILTER: ("fit_filter", "flag"),
-    Track.REPAIR: ("repair", "predict"),
-    Track.FUZZ: ("generate",),
-}
 
 
 @dataclass(frozen=True)

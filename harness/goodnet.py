@@ -143,21 +143,22 @@ def export_goodnet(
 ) -> ExportResult:
     """Repair ``model`` (a ZooModel) with the submission in the sandbox, take its
     ``export()``, check the file the grader's way and write it to ``out``."""
+    from harness.api import Track
     from harness.runner import SubmissionRunner, task_seed
     from harness.sandbox.backends import resolve_backend
     from harness.sandbox.client import WorkerFailure
     from harness.sandbox.limits import SandboxLimits
-    from harness.scoring import tasks as task_scores
     from harness.scoring.evalset import draw_eval_set
     from harness.submission.manifest import load_submission
-    from harness.submission.validate import OutputError, label_predictions
+    from harness.submission.validate import OutputError, reply_file, reply_object
+    from harness.tracks.repair import EXPORT, label_predictions, score_repair
 
     spec = load_submission(submission)
-    if "repair" not in spec.tracks:
+    if Track.REPAIR not in spec.tracks:
         raise HarnessError(
             f"submission {spec.name!r} does not take the repair track",
             path=submission / "submission.toml",
-            fix="export a repairer: tracks must include 'repair'",
+            fix=f"export a repairer: tracks must include {Track.REPAIR.value!r}",
         )
     if out.suffix not in (".keras", ".h5"):
         raise HarnessError(
@@ -165,13 +166,13 @@ def export_goodnet(
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     card, sets = model.card(), model.test_sets()
-    seed = task_seed("export", model.id)
+    seed = task_seed(EXPORT, model.id)
     evs = draw_eval_set(sets, seed)
     eval_x = evs.x
     with tempfile.TemporaryDirectory(prefix=f"harness-export-{spec.name}-") as tmp:
         runner = SubmissionRunner(spec, resolve_backend(backend), SandboxLimits(), Path(tmp))
         try:
-            reply, out_dir = runner.request("export", model, "export", eval_x)
+            reply, out_dir = runner.request(EXPORT, model, EXPORT, eval_x)
             if not reply.get("ok"):
                 raise HarnessError(
                     f"{spec.name} failed to export: {reply.get('error', 'unknown error')}",
@@ -179,15 +180,18 @@ def export_goodnet(
                     fix="give the entry class an export() method returning a Keras model "
                     "(see docs/SUBMITTING.md)",
                 )
-            produced = out_dir / reply["result"]["model"]
             try:
+                result = reply_object(reply.get("result"), "result")
+                produced = reply_file(result, "model", out_dir)
                 track_preds = label_predictions(
-                    out_dir / reply["result"]["predictions"],
-                    len(eval_x),
-                    card.num_classes,
+                    reply_file(result, "predictions", out_dir), len(eval_x), card.num_classes
                 )
+                if not produced.is_file() or produced.is_symlink():
+                    raise OutputError("the exported model file is missing")
             except OutputError as exc:
-                raise HarnessError(str(exc), path=submission, fix="fix predict()") from None
+                raise HarnessError(
+                    str(exc), path=submission, fix="fix predict() or export() (docs/SUBMITTING.md)"
+                ) from None
             local = Path(tmp) / "exported.keras"
             shutil.copyfile(produced, local)
         except WorkerFailure as exc:
@@ -204,5 +208,5 @@ def export_goodnet(
         preds = check_file(local, everything, out, card.num_classes)
     on_task, pc = preds[: len(eval_x)], preds[len(eval_x) : len(eval_x) + len(sets.y)]
     pp = preds[len(eval_x) + len(sets.y) :]
-    scores = task_scores.score_repair(pc, pp, sets, model.truth(), card.num_classes)
+    scores = score_repair(pc, pp, sets, model.truth(), card.num_classes)
     return ExportResult(out, card.num_classes + 1, scores, float(np.mean(on_task == track_preds)))

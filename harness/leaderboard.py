@@ -10,29 +10,10 @@ from tabulate import tabulate
 
 from harness import __version__
 from harness.errors import HarnessError
-from harness.scoring.aggregate import REPAIR_MEANS, Score, aggregate
+from harness.scoring.aggregate import Score
 from harness.scoring.metrics import METRICS
 from harness.store import ResultsStore, TaskRecord
-
-DETECT_COLUMNS = (
-    "auc",
-    "ce",
-    "tpr_at_5fpr",
-    "target_accuracy",
-    "target_jaccard",
-    "trigger_iou",
-    "trigger_asr",
-    "failures",
-)
-REPAIR_COLUMNS = (*REPAIR_MEANS, "ca_clean_models", "failures")
-FILTER_COLUMNS = ("filter_auc", "far_at_1frr", "filter_tpr", "filter_frr", "failures")
-FUZZ_COLUMNS = ("activation_rate", "activation_rate_clean_models", "n_generated", "failures")
-TABLES = {
-    "Detection": (("detect", "target", "trigger"), DETECT_COLUMNS, ("auc", "ce")),
-    "Repair": (("repair",), REPAIR_COLUMNS, ("der", "ca_clean_models")),
-    "Input filtering": (("filter",), FILTER_COLUMNS, ("filter_auc", "far_at_1frr")),
-    "Fuzzing": (("fuzz",), FUZZ_COLUMNS, ("activation_rate", "activation_rate_clean_models")),
-}
+from harness.tracks import KINDS, aggregate
 
 
 def resolve_run(store: ResultsStore, run_id: str | None) -> str:
@@ -113,8 +94,10 @@ def _zoo_datasets(profile: str) -> dict[str, str]:
 
 def _tables(scores: list[Score], level: str, suffix: str = "") -> list[str]:
     lines: list[str] = []
-    for title, (tracks, columns, rank_by) in TABLES.items():
-        frame = score_table(scores, tracks, columns, rank_by)
+    for kind in KINDS:
+        title, columns = kind.table.title, kind.table.columns
+        tracks = tuple(t.value for t in kind.answers)
+        frame = score_table(scores, tracks, columns, kind.table.rank_by)
         if frame.empty:
             continue
         arrows = {c: c + (" ↑" if METRICS[c].higher_is_better else " ↓") for c in columns}

@@ -17,14 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from harness import tracks as track_tasks
-from harness.api import DETECT_FAMILY, Track
+from harness.api import DEFAULT_FUZZ_BUDGET, Track
 from harness.sandbox.backends import resolve_backend
 from harness.sandbox.client import SandboxWorker, WorkerFailure
 from harness.sandbox.limits import SandboxLimits
 from harness.store import ResultsStore, TaskRecord
 from harness.submission import validate
 from harness.submission.manifest import SubmissionSpec
+from harness.tracks import RunOptions, TrackKind, tasks_for
 from harness.zoo.inbox import anonymous_id, serving_order, stage_inbox
 from harness.zoo.predict import ModelPredictor
 from harness.zoo.store import ZooModel, ZooStore
@@ -40,14 +40,13 @@ class TaskResult:
     seconds: float | None = None
 
 
-def task_tracks(spec: SubmissionSpec, requested: list[Track]) -> list[str]:
-    """The worker calls a submission needs: detect covers target and trigger too."""
-    wanted = set(spec.tracks) & set(requested)
-    out = []
-    if wanted & DETECT_FAMILY:
-        out.append("detect")
-    out += [t.value for t in (Track.FILTER, Track.REPAIR, Track.FUZZ) if t in wanted]
-    return out
+#: Poisoned test images handed to oracle submissions as ``CleanData.poisoned``.
+ORACLE_POISONED = 100
+
+
+def oracle_sample(model: ZooModel) -> np.ndarray:
+    """The few poisoned test images an oracle submission sees (empty for clean models)."""
+    return model.test_sets().x_poisoned[:ORACLE_POISONED].astype(np.float32)
 
 
 def task_seed(run_id: str, model_id: str) -> int:
@@ -63,7 +62,7 @@ class SubmissionRunner:
         backend: str,
         limits: SandboxLimits,
         workdir: Path,
-        fuzz_budget: int = track_tasks.FUZZ_BUDGET,
+        options: RunOptions | None = None,
     ) -> None:
         self.spec = spec
         self.limits = limits.capped(spec.resources.wall_seconds_per_model, spec.resources.memory_gb)
@@ -71,7 +70,7 @@ class SubmissionRunner:
             spec.path, spec.entry, spec.params, self.limits, backend, workdir
         )
         self.fatal: str | None = None  # an init failure no restart can fix
-        self.fuzz_budget = fuzz_budget
+        self.options = options or RunOptions()
         self.predictor = ModelPredictor()
 
     @property
@@ -87,27 +86,27 @@ class SubmissionRunner:
             self.worker.stop()
             raise WorkerFailure(self.fatal, self.worker.monitor.text())
 
-    def run(self, run_id: str, model: ZooModel, track: str) -> TaskResult:
+    def run(self, run_id: str, model: ZooModel, kind: TrackKind) -> TaskResult:
         if self.fatal:
-            return self._failed(model, track, self.fatal, "")
+            return self._failed(model, kind, self.fatal, "")
         try:
             self._ensure()
-            return self._run(run_id, model, track)
+            return self._run(run_id, model, kind)
         except WorkerFailure as exc:
-            return self._failed(model, track, exc.reason, exc.stderr[-4000:])
+            return self._failed(model, kind, exc.reason, exc.stderr[-4000:])
 
     def request(
         self,
         run_id: str,
         model: ZooModel,
-        track: str,
+        call: str,
         eval_x: np.ndarray | None,
         extra: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], Path]:
-        """Start the worker if needed, stage one model's bundle (and ``eval_x``), ask for one
-        track: (the worker's reply, the folder its output files are in)."""
+        """Start the worker if needed, stage one model's bundle (and ``eval_x``), make one
+        worker call: (the worker's reply, the folder its output files are in)."""
         self._ensure()
-        poisoned = track_tasks.oracle_sample(model) if self.spec.oracle else None
+        poisoned = oracle_sample(model) if self.spec.oracle else None
         anon = anonymous_id(run_id, model.id)
         stage_inbox(self.worker.dirs.inbox, model, anon, eval_x, poisoned)
         out_dir = self.worker.dirs.scratch / "out"
@@ -117,7 +116,7 @@ class SubmissionRunner:
         reply = self.worker.request(
             {
                 "op": "run",
-                "track": track,
+                "track": call,
                 "bundle": inbox,
                 "seed": task_seed(run_id, model.id),
                 "out_dir": f"{scratch}/out",
@@ -128,30 +127,38 @@ class SubmissionRunner:
         )
         return reply, out_dir
 
-    def _run(self, run_id: str, model: ZooModel, track: str) -> TaskResult:
-        inputs = track_tasks.prepare(track, model, task_seed(run_id, model.id), self.fuzz_budget)
-        reply, out_dir = self.request(run_id, model, track, inputs.eval_x, inputs.request)
+    def _run(self, run_id: str, model: ZooModel, kind: TrackKind) -> TaskResult:
+        inputs = kind.prepare(model, task_seed(run_id, model.id), self.options)
+        reply, out_dir = self.request(run_id, model, kind.name, inputs.eval_x, inputs.request)
         stderr = self.worker.monitor.text()[-4000:]
         if not reply.get("ok"):
-            return self._failed(model, track, reply.get("error", "unknown error"), stderr)
+            return self._failed(model, kind, str(reply.get("error", "unknown error")), stderr)
+        # Only a reply outside the contract counts against the submission: any other
+        # exception here is a fault of the harness's own scoring and stops the run.
         try:
-            outputs, scores = track_tasks.score(
-                track, reply["result"], out_dir, model, inputs, self.predictor
-            )
-        except (validate.OutputError, KeyError, TypeError) as exc:
-            return self._failed(model, track, f"invalid output: {exc}", stderr)
-        if track != "repair":
+            result = validate.reply_object(reply.get("result"), "result")
+            outputs, scores = kind.score(result, out_dir, model, inputs, self.predictor)
+        except validate.OutputError as exc:
+            return self._failed(model, kind, f"invalid output: {exc}", stderr)
+        if kind.keeps_weights:
             outputs["weights_changed"] = bool(reply.get("weights_changed"))
         scores["dataset"] = model.card().dataset
-        return TaskResult("ok", outputs, scores, None, stderr, float(reply.get("seconds", 0.0)))
+        return TaskResult("ok", outputs, scores, None, stderr, _seconds(reply.get("seconds")))
 
-    def _failed(self, model: ZooModel, track: str, error: str, stderr: str) -> TaskResult:
-        scores = track_tasks.failed_scores(track, model)
+    def _failed(self, model: ZooModel, kind: TrackKind, error: str, stderr: str) -> TaskResult:
+        scores = kind.failed(model)
         scores["dataset"] = model.card().dataset
         return TaskResult("failed", scores=scores, error=error, stderr=stderr)
 
     def close(self) -> None:
         self.worker.stop()
+
+
+def _seconds(value: Any) -> float | None:
+    """The task time the worker reports (it runs in the sandbox: checked like any output)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return None
 
 
 ProgressFn = Callable[[str, str, str, TaskResult | None], None]
@@ -177,7 +184,7 @@ def run_submissions(
     zoo: ZooStore | None = None,
     model_ids: list[str] | None = None,
     on_task: ProgressFn | None = None,
-    fuzz_budget: int = track_tasks.FUZZ_BUDGET,
+    fuzz_budget: int = DEFAULT_FUZZ_BUDGET,
 ) -> RunSummary:
     """Execute every missing (submission, model, track) task and store it."""
     backend = resolve_backend(backend)  # fail fast on a backend that cannot run here
@@ -190,23 +197,25 @@ def run_submissions(
     results.ensure_run(run_id, profile, zoo.zoo_hash(profile))
     summary = RunSummary(run_id)
     limits = limits or SandboxLimits()
+    options = RunOptions(fuzz_budget=fuzz_budget)
     for spec in specs:
+        kinds = tasks_for(spec.tracks, tracks)
         todo = [
-            (m, t)
+            (m, k)
             for m in serving_order(run_id, models)
-            for t in task_tracks(spec, tracks)
-            if not results.done(run_id, spec.name, spec.content_hash, m.id, m.hash, t)
+            for k in kinds
+            if not results.done(run_id, spec.name, spec.content_hash, m.id, m.hash, k.name)
         ]
-        summary.skipped += len(models) * len(task_tracks(spec, tracks)) - len(todo)
+        summary.skipped += len(models) * len(kinds) - len(todo)
         if not todo:
             continue
         with tempfile.TemporaryDirectory(prefix=f"harness-{spec.name}-") as tmp:
-            runner = SubmissionRunner(spec, backend, limits, Path(tmp), fuzz_budget)
+            runner = SubmissionRunner(spec, backend, limits, Path(tmp), options)
             try:
-                for model, track in todo:
+                for model, kind in todo:
                     if on_task:
-                        on_task(spec.name, model.id, track, None)
-                    res = runner.run(run_id, model, track)
+                        on_task(spec.name, model.id, kind.name, None)
+                    res = runner.run(run_id, model, kind)
                     results.write_task(
                         TaskRecord(
                             run_id,
@@ -215,7 +224,7 @@ def run_submissions(
                             spec.oracle,
                             model.id,
                             model.hash,
-                            track,
+                            kind.name,
                             res.status,
                             res.outputs,
                             res.scores,
@@ -228,7 +237,7 @@ def run_submissions(
                     summary.done += 1
                     summary.failed += res.status != "ok"
                     if on_task:
-                        on_task(spec.name, model.id, track, res)
+                        on_task(spec.name, model.id, kind.name, res)
             finally:
                 runner.close()
     return summary

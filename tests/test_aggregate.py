@@ -7,8 +7,9 @@ import math
 
 import pytest
 
-from harness.scoring.aggregate import Score, aggregate, per_model
+from harness.scoring.aggregate import Score, per_model
 from harness.store import TaskRecord
+from harness.tracks import aggregate
 
 
 def rec(

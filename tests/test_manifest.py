@@ -10,12 +10,8 @@ import pytest
 from harness.api import Track
 from harness.errors import HarnessError, SpecError
 from harness.sandbox.limits import SandboxLimits
-from harness.submission.manifest import (
-    ResourceRequest,
-    content_hash,
-    load_submission,
-    required_methods,
-)
+from harness.submission.manifest import ResourceRequest, content_hash, load_submission
+from harness.tracks import required_methods
 
 GOOD = """
 name = "my-defense"

@@ -282,7 +282,7 @@ def test_backdoor_activation_counts_any_map_and_skips_unmovable_seeds() -> None:
 
 
 def test_trigger_asr_takes_the_best_map_over_moved_images() -> None:
-    from harness.scoring.tasks import trigger_asr
+    from harness.tracks.detect import trigger_asr
 
     y = np.array([0, 1, 2, 3])
     pred = np.array([0, 0, 0, 1])

@@ -13,9 +13,9 @@ from conftest import REPO
 
 from harness.api import Track
 from harness.runner import run_submissions
-from harness.scoring.aggregate import aggregate
 from harness.store import ResultsStore
 from harness.submission.manifest import load_submission
+from harness.tracks import aggregate
 
 pytestmark = pytest.mark.sandbox
 BOTH = [Track.DETECT, Track.REPAIR]

@@ -119,3 +119,30 @@ def test_tasks_survive_reopening_and_two_writers_share_the_file(tmp_path):
     assert [t.submission for t in again.tasks("r1")] == ["a", "b"]
     assert again.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     again.close()
+
+
+def test_store_diff_names_every_changed_task_and_nothing_else(tmp_path, capsys):
+    from harness.store_diff import diff_runs, main
+
+    same = record()
+    a = [same, record(model_id="m2", scores={"poisoned": True, "der": 0.75})]
+    b = [same, record(model_id="m2", scores={"poisoned": True, "der": 0.7500001})]
+    b.append(record(model_id="m3"))
+    diffs = diff_runs(a, b)
+    assert set(diffs) == {("null", "m2", "detect"), ("null", "m3", "detect")}
+    assert "scores.der" in diffs[("null", "m2", "detect")][0]
+    assert set(diff_runs(a, b, tolerance=1e-6)) == {("null", "m3", "detect")}
+    assert diff_runs(a, a) == {}
+    # True and 1 are not the same score, nor is a missing key a None.
+    assert diff_runs([record(scores={"x": True})], [record(scores={"x": 1})])
+    assert diff_runs([record(scores={"x": None})], [record(scores={})])
+    # The command line: exit 1 and one line per difference; 0 for a store against itself.
+    for path, recs in (("a.sqlite", a), ("b.sqlite", b)):
+        s = ResultsStore(tmp_path / path)
+        s.ensure_run("r1", "tiny", "z")
+        for r in recs:
+            s.write_task(r)
+        s.close()
+    assert main([str(tmp_path / "a.sqlite"), str(tmp_path / "b.sqlite")]) == 1
+    assert "2 differ" in capsys.readouterr().out
+    assert main([str(tmp_path / "a.sqlite"), str(tmp_path / "a.sqlite")]) == 0

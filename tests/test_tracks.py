@@ -11,9 +11,9 @@ from refsubs import by_id
 
 from harness.api import Track
 from harness.runner import run_submissions
-from harness.scoring.aggregate import aggregate
 from harness.store import ResultsStore
 from harness.submission.manifest import load_submission
+from harness.tracks import aggregate
 
 pytestmark = pytest.mark.sandbox
 PATCH = "mnist-badnets-patch3-t0-v1"

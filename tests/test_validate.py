@@ -7,13 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.submission.validate import (
-    OutputError,
-    detect_output,
-    generated_inputs,
-    input_scores,
-    label_predictions,
-)
+from harness.submission.validate import OutputError
+from harness.tracks.detect import detect_output
+from harness.tracks.filter import input_scores
+from harness.tracks.fuzz import generated_inputs
+from harness.tracks.repair import label_predictions
 
 SHAPE = (4, 5, 1)
 
@@ -23,17 +21,13 @@ def save(folder: Path, name: str, arr) -> str:
     return name
 
 
-def resolver(folder: Path):
-    return lambda name: folder / name
-
-
 # -- detect ---------------------------------------------------------------------------------
 def test_a_plain_detection_passes_and_labels_become_ints(tmp_path):
-    out = detect_output({"type": "Detection", "score": 0.75}, resolver(tmp_path), SHAPE, 10)
+    out = detect_output({"type": "Detection", "score": 0.75}, tmp_path, SHAPE, 10)
     assert out.score == 0.75 and out.target_labels is None and out.mask is None
     out = detect_output(
         {"type": "Detection", "score": 1.0, "target_labels": [3.0, 0.0]},
-        resolver(tmp_path),
+        tmp_path,
         SHAPE,
         10,
     )
@@ -57,7 +51,7 @@ def test_a_plain_detection_passes_and_labels_become_ints(tmp_path):
 )
 def test_bad_detections_are_refused_with_the_reason(tmp_path, reply, says):
     with pytest.raises(OutputError, match=says):
-        detect_output(reply, resolver(tmp_path), SHAPE, 10)
+        detect_output(reply, tmp_path, SHAPE, 10)
 
 
 def trigger_reply(tmp_path: Path, mask, pattern) -> dict:
@@ -74,9 +68,7 @@ def trigger_reply(tmp_path: Path, mask, pattern) -> dict:
 def test_a_trigger_is_loaded_at_the_input_shape(tmp_path):
     mask = np.zeros((4, 5), np.float32)
     mask[0, 0] = 1.0
-    out = detect_output(
-        trigger_reply(tmp_path, mask, np.ones(SHAPE)), resolver(tmp_path), SHAPE, 10
-    )
+    out = detect_output(trigger_reply(tmp_path, mask, np.ones(SHAPE)), tmp_path, SHAPE, 10)
     assert out.mask.dtype == np.float64 and out.mask.shape == (4, 5) and out.mask[0, 0] == 1.0
     assert out.pattern.shape == SHAPE
 
@@ -95,14 +87,14 @@ def test_a_trigger_is_loaded_at_the_input_shape(tmp_path):
 )
 def test_bad_triggers_are_refused(tmp_path, mask, pattern, says):
     with pytest.raises(OutputError, match=says):
-        detect_output(trigger_reply(tmp_path, mask, pattern), resolver(tmp_path), SHAPE, 10)
+        detect_output(trigger_reply(tmp_path, mask, pattern), tmp_path, SHAPE, 10)
 
 
 def test_missing_or_linked_output_files_are_refused(tmp_path):
     with pytest.raises(OutputError, match="trigger mask file is missing"):
         detect_output(
             {"type": "Detection", "score": 0.5, "trigger": {"mask": "no.npy", "pattern": "no.npy"}},
-            resolver(tmp_path),
+            tmp_path,
             SHAPE,
             10,
         )
@@ -159,7 +151,7 @@ def test_filter_scores_are_finite_floats_one_per_input(tmp_path):
 # -- fuzz -----------------------------------------------------------------------------------
 def fuzz(tmp_path: Path, x, idx, budget: int = 5, n_seeds: int = 3):
     reply = {"x": save(tmp_path, "x.npy", x), "seed_index": save(tmp_path, "i.npy", idx)}
-    return generated_inputs(reply, resolver(tmp_path), SHAPE, (0.0, 1.0), budget, n_seeds)
+    return generated_inputs(reply, tmp_path, SHAPE, (0.0, 1.0), budget, n_seeds)
 
 
 def test_generated_inputs_are_clipped_within_tolerance_and_indices_become_ints(tmp_path):
@@ -186,7 +178,7 @@ def test_generated_inputs_are_clipped_within_tolerance_and_indices_become_ints(t
         ),
         (np.full((2, *SHAPE), -0.01), np.zeros(2, int), "leave the input range"),
         (np.zeros((2, *SHAPE)), np.array([0.5, 1.0]), "integer indices"),
-        (np.zeros((2, *SHAPE)), np.array(["a", "b"]), "dtype <U1; use integers"),
+        (np.zeros((2, *SHAPE)), np.array(["a", "b"]), "dtype <U1; save real numbers"),
         (np.zeros((2, *SHAPE)), np.array([0, 3]), "0..2 \\(indices into clean.x\\)"),
         (np.zeros((2, *SHAPE)), np.array([-1, 0]), "0..2"),
     ],
@@ -194,3 +186,44 @@ def test_generated_inputs_are_clipped_within_tolerance_and_indices_become_ints(t
 def test_bad_generated_inputs_are_refused(tmp_path, x, idx, says):
     with pytest.raises(OutputError, match=says):
         fuzz(tmp_path, x, idx)
+
+
+# -- replies from a hostile worker: any JSON, any file ---------------------------------------
+@pytest.mark.parametrize(
+    "reply, says",
+    [
+        ({"type": "Detection", "score": 0.5, "target_labels": "0"}, "list of labels"),
+        ({"type": "Detection", "score": 0.5, "target_labels": [float("nan")]}, "not class"),
+        ({"type": "Detection", "score": 0.5, "target_labels": [float("inf")]}, "not class"),
+        ({"type": "Detection", "score": 0.5, "trigger": "mask.npy"}, "not an object"),
+        ({"type": "Detection", "score": 0.5, "trigger": {"mask": 3}}, "not a file name"),
+        (
+            {"type": "Detection", "score": 0.5, "trigger": {"mask": "../../etc/x.npy"}},
+            "not a file name",
+        ),
+        ({"type": "Detection", "score": 0.5, "trigger": {"mask": ".hidden"}}, "not a file name"),
+    ],
+)
+def test_malformed_detect_replies_are_output_errors(tmp_path, reply, says):
+    with pytest.raises(OutputError, match=says):
+        detect_output(reply, tmp_path, SHAPE, 10)
+
+
+def test_an_archive_or_a_record_array_is_not_an_output(tmp_path):
+    np.savez(tmp_path / "p.npz", a=np.zeros(3))
+    (tmp_path / "p.npz").rename(tmp_path / "predictions.npy")
+    with pytest.raises(OutputError, match="npz archive"):
+        label_predictions(tmp_path / "predictions.npy", 3, 10)
+    np.save(tmp_path / "rec.npy", np.zeros(3, dtype=[("a", "f4"), ("b", "i4")]))
+    with pytest.raises(OutputError, match="save real numbers"):
+        input_scores(tmp_path / "rec.npy", 3)
+
+
+def test_a_reply_that_is_not_an_object_is_an_output_error(tmp_path):
+    from harness.submission.validate import reply_file, reply_object
+
+    with pytest.raises(OutputError, match="not an object"):
+        reply_object(["predictions.npy"], "result")
+    with pytest.raises(OutputError, match="not a file name"):
+        reply_file({"predictions": None}, "predictions", tmp_path)
+    assert reply_file({"x": "generated_x.npy"}, "x", tmp_path) == tmp_path / "generated_x.npy"

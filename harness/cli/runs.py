@@ -110,8 +110,9 @@ def run(
 ) -> None:
     """Run submissions against every model of a built zoo; resumes where it stopped."""
     from harness.api import Track
-    from harness.runner import run_submissions, task_tracks
+    from harness.runner import run_submissions
     from harness.submission.manifest import load_submission
+    from harness.tracks import tasks_for
     from harness.zoo.store import ZooStore
 
     try:
@@ -122,7 +123,7 @@ def run(
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise HarnessError(f"two submissions share a name: {names}", fix="rename one")
-    total = len(ZooStore().models(profile)) * sum(len(task_tracks(s, wanted)) for s in specs)
+    total = len(ZooStore().models(profile)) * sum(len(tasks_for(s.tracks, wanted)) for s in specs)
     store = _store(db)
     with _progress() as bar:
         on_task = _task_reporter(bar, bar.add_task("tasks", total=total))
@@ -185,8 +186,8 @@ def results(
 ) -> None:
     """Print every aggregate score of a run (a table, or JSON objects with --json)."""
     from harness.leaderboard import resolve_run
-    from harness.scoring.aggregate import aggregate
     from harness.scoring.aggregate import per_model as per_model_scores
+    from harness.tracks import aggregate
 
     store = _store(db)
     records = store.tasks(resolve_run(store, run_id))

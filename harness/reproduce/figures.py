@@ -40,7 +40,10 @@ BACKFUZZ_DIFF = Variant(
 @figure(BACKFUZZ)
 def backfuzz_activation(res: Results) -> FigureResult:
     src, paper = "BackFuzz report", "54 % on the all-to-all BadNet vs 0 % on a clean model"
-    bad, clean = res.of("backfuzz", "fuzz", A2A), res.of("backfuzz", "fuzz", CLEAN)
+    bad, clean = (
+        res.of("backfuzz", Track.FUZZ.value, A2A),
+        res.of("backfuzz", Track.FUZZ.value, CLEAN),
+    )
     if not bad or not clean:
         return _missing("backfuzz-activation", src, paper, "all-to-all BadNet and clean model")
     b, c = _mean(bad, "activation_rate"), _mean(clean, "activation_rate")
@@ -57,7 +60,9 @@ def backfuzz_activation(res: Results) -> FigureResult:
 @figure(*BACKFUZZ_ALL)
 def backfuzz_occlusion(res: Results) -> FigureResult:
     src, paper = "BackFuzz report", "5x5 occlusion 79 % and 10x10 72 % vs unmodified 54 %"
-    plain, five, ten = (_mean(res.of(v.name, "fuzz", A2A), "activation_rate") for v in BACKFUZZ_ALL)
+    plain, five, ten = (
+        _mean(res.of(v.name, Track.FUZZ.value, A2A), "activation_rate") for v in BACKFUZZ_ALL
+    )
     if plain is None or five is None or ten is None:
         return _missing("backfuzz-occlusion", src, paper, "all-to-all BadNet")
     return FigureResult(
@@ -73,9 +78,9 @@ def backfuzz_occlusion(res: Results) -> FigureResult:
 def backfuzz_differential(res: Results) -> FigureResult:
     """BackFuzz picks neurons from activations on poisoned data: an oracle run here."""
     src, paper = "BackFuzz report", "differential neurons 53 %, about the unmodified 54 %"
-    diff = _mean(res.of(BACKFUZZ_DIFF.name, "fuzz", A2A), "activation_rate")
-    plain = _mean(res.of(BACKFUZZ.name, "fuzz", A2A), "activation_rate")
-    clean = _mean(res.of(BACKFUZZ.name, "fuzz", CLEAN), "activation_rate")
+    diff = _mean(res.of(BACKFUZZ_DIFF.name, Track.FUZZ.value, A2A), "activation_rate")
+    plain = _mean(res.of(BACKFUZZ.name, Track.FUZZ.value, A2A), "activation_rate")
+    clean = _mean(res.of(BACKFUZZ.name, Track.FUZZ.value, CLEAN), "activation_rate")
     if diff is None or plain is None or clean is None:
         return _missing("backfuzz-differential", src, paper, "all-to-all BadNet and clean model")
     return FigureResult(
@@ -110,7 +115,10 @@ def _index(rec: TaskRecord) -> str:
 def nc_flags_patch(res: Results) -> FigureResult:
     src = "Wang et al. 2019 / Xiong et al. 2020"
     paper = "BadNets patch flagged (index > 2, right target)"
-    patch, clean = res.of(NC.name, "detect", PATCH), res.of(NC.name, "detect", CLEAN)
+    patch, clean = (
+        res.of(NC.name, Track.DETECT.value, PATCH),
+        res.of(NC.name, Track.DETECT.value, CLEAN),
+    )
     if not patch or not clean:
         return _missing("nc-flags-patch", src, paper, "patch BadNet and clean model")
     right = [
@@ -133,7 +141,7 @@ def nc_flags_patch(res: Results) -> FigureResult:
 def nc_random_trigger_evades(res: Results) -> FigureResult:
     src = "Xiong et al. 2020, Algorithm 2"
     paper = "random trigger evades NC in 90 % of instances (rate 0.6)"
-    recs = res.of(NC.name, "detect", RANDOM)
+    recs = res.of(NC.name, Track.DETECT.value, RANDOM)
     if not recs:
         return _missing("nc-random-trigger-evades", src, paper, "random-trigger model")
     evaded = [not _flagged(r) for r in recs]
@@ -168,7 +176,7 @@ def _ca_drop(recs: list[TaskRecord]) -> float | None:
 @figure(FP)
 def fine_pruning_patch(res: Results) -> FigureResult:
     src, paper = "Liu et al. 2018", "BadNets patch: ASR under 10 % with CA drop under 5 %"
-    recs = res.of(FP.name, "repair", PATCH)
+    recs = res.of(FP.name, Track.REPAIR.value, PATCH)
     if not recs:
         return _missing("fine-pruning-patch", src, paper, "patch BadNet")
     asr, drop = _mean(recs, "asr"), _ca_drop(recs)
@@ -196,8 +204,11 @@ def pruning_aware(res: Results) -> FigureResult:
     the default step (0.005) leaves part of the pruning-aware backdoor: both are shown."""
     src = "Liu et al. 2018"
     paper = "pruning alone fails on the pruning-aware attack; fine-pruning removes it"
-    pruned, fine = res.of(PRUNE_ONLY.name, "repair", AWARE), res.of(FP.name, "repair", AWARE)
-    strong = res.of(FP_STRONG.name, "repair", AWARE)
+    pruned, fine = (
+        res.of(PRUNE_ONLY.name, Track.REPAIR.value, AWARE),
+        res.of(FP.name, Track.REPAIR.value, AWARE),
+    )
+    strong = res.of(FP_STRONG.name, Track.REPAIR.value, AWARE)
     if not pruned or not fine or not strong:
         return _missing("pruning-aware", src, paper, "pruning-aware model")
     a_prune, a_fine, a_strong = (_mean(r, "asr") for r in (pruned, fine, strong))
@@ -219,7 +230,7 @@ STRIP = Variant("strip", "strip", (Track.FILTER,), (PATCH,))
 @figure(STRIP)
 def strip_far(res: Results) -> FigureResult:
     src, paper = "Gao et al. 2019", "FAR under 1 % at 1 % FRR on BadNets"
-    recs = res.of(STRIP.name, "filter", PATCH)
+    recs = res.of(STRIP.name, Track.FILTER.value, PATCH)
     if not recs:
         return _missing("strip-far", src, paper, "patch BadNet")
     far = _mean(recs, "far_at_1frr")
@@ -246,7 +257,9 @@ GOODNET = Variant("csaw-goodnet", "csaw-goodnet", _REPAIR, FACE_ATTACKS, dataset
 def goodnet_rates(res: Results) -> FigureResult:
     src = "Hu, CSAW-HackML report, Table 6"
     paper = "sunglasses: clean CSR 90.4 %, DTR 7.7 %; poisoned ATR 0.7 %, DTR 78.9 %"
-    recs = [r for a in FACE_ATTACKS for r in res.of(GOODNET.name, "repair", a, "synthfaces")]
+    recs = [
+        r for a in FACE_ATTACKS for r in res.of(GOODNET.name, Track.REPAIR.value, a, "synthfaces")
+    ]
     if not recs:
         return _missing("goodnet-rates", src, paper, "face BadNet")
     csr, dtr = _mean(recs, "csr_clean"), _mean(recs, "dtr_clean")

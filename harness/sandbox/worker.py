@@ -2,7 +2,8 @@
 
 Started by harness.sandbox.client inside bwrap (or a plain process). TensorFlow is imported
 once; each task loads the model from the read-only inbox, builds a fresh instance of the
-entry class, calls the track's method(s), writes arrays to scratch and answers with JSON.
+entry class, makes the track's call (harness.tracks), writes arrays to scratch and answers
+with JSON.
 Submission output on stdout is redirected to stderr so it cannot corrupt the protocol.
 """
 
@@ -23,8 +24,6 @@ from typing import Any
 import numpy as np
 
 from harness.sandbox import protocol
-
-PREDICT_BATCH = 256
 
 
 def _take_protocol_streams() -> tuple[Any, Any]:
@@ -74,11 +73,16 @@ class Session:
     def __init__(self) -> None:
         self.entry_cls: Any = None
         self.params: dict[str, Any] = {}
+        self.calls: dict[str, Any] = {}
 
     def init(self, req: dict[str, Any]) -> dict[str, Any]:
         import_tensorflow(int(os.environ.get("HARNESS_THREADS", "1")))
         import keras
         import tensorflow as tf
+
+        from harness.tracks import worker_calls
+
+        self.calls = worker_calls()
 
         sys.path.insert(0, req["submission_dir"])
         module_name, _, attr = req["entry"].partition(":")
@@ -94,11 +98,10 @@ class Session:
             inspect.signature(self.entry_cls).bind(**self.params)
         except TypeError as exc:
             return _fail("params", f"params do not match the constructor: {exc}")
-        methods = [
-            m
-            for m in ("detect", "fit_filter", "flag", "repair", "predict", "generate")
-            if callable(getattr(self.entry_cls, m, None))
-        ]
+        from harness.tracks import KINDS
+
+        wanted = dict.fromkeys(m for kind in KINDS for m in kind.methods)
+        methods = [m for m in wanted if callable(getattr(self.entry_cls, m, None))]
         return {
             "ok": True,
             "tensorflow": tf.__version__,
@@ -115,15 +118,15 @@ class Session:
         clean = clean_data(bundle)
         keras.utils.set_random_seed(int(req["seed"]))
         before = _weights_digest(model)
+        call, keeps_weights = self.calls[req["track"]]
         instance = self.entry_cls(**self.params)
         start = time.perf_counter()
-        result = TRACK_RUNNERS[req["track"]](instance, model, clean, req, out)
+        result = call(instance, model, clean, req, out)
         return {
             "ok": True,
             "result": result,
             "seconds": time.perf_counter() - start,
-            "weights_changed": req["track"] not in ("repair", "export")
-            and _weights_digest(model) != before,
+            "weights_changed": keeps_weights and _weights_digest(model) != before,
         }
 
 
@@ -154,85 +157,6 @@ def _weights_digest(model: Any) -> str:
     for w in model.get_weights():
         digest.update(np.ascontiguousarray(w).tobytes())
     return digest.hexdigest()
-
-
-def _save(out: Path, name: str, value: Any) -> str:
-    np.save(out / f"{name}.npy", np.asarray(value), allow_pickle=False)
-    return f"{name}.npy"
-
-
-def _jsonable_float(value: Any) -> Any:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return repr(value)[:200]
-
-
-def _run_detect(instance: Any, model: Any, clean: Any, req: dict, out: Path) -> dict:
-    det = instance.detect(model, clean)
-    result: dict[str, Any] = {
-        "type": type(det).__name__,
-        "score": _jsonable_float(getattr(det, "score", None)),
-    }
-    labels = getattr(det, "target_labels", None)
-    if labels is not None:
-        result["target_labels"] = [_jsonable_float(v) for v in np.ravel(labels)]
-    trigger = getattr(det, "trigger", None)
-    if trigger is not None:
-        result["trigger"] = {
-            "mask": _save(out, "trigger_mask", trigger.mask),
-            "pattern": _save(out, "trigger_pattern", trigger.pattern),
-        }
-    extra = getattr(det, "extra", None) or {}
-    result["extra"] = json.loads(json.dumps(extra, default=repr))
-    return result
-
-
-def _batched(fn: Any, x: np.ndarray) -> np.ndarray:
-    parts = [np.asarray(fn(x[i : i + PREDICT_BATCH])) for i in range(0, len(x), PREDICT_BATCH)]
-    return np.concatenate(parts) if parts else np.zeros(0)
-
-
-def _run_repair(instance: Any, model: Any, clean: Any, req: dict, out: Path) -> dict:
-    instance.repair(model, clean)
-    x = np.load(req["eval_x"], allow_pickle=False)
-    return {"predictions": _save(out, "predictions", _batched(instance.predict, x))}
-
-
-def _run_export(instance: Any, model: Any, clean: Any, req: dict, out: Path) -> dict:
-    """Repair, answer the evaluation inputs, then save the submission's export() model."""
-    result = _run_repair(instance, model, clean, req, out)
-    export = getattr(instance, "export", None)
-    if not callable(export):
-        raise TypeError(f"{type(instance).__name__} has no export() method")
-    exported = export()
-    if not hasattr(exported, "save"):
-        raise TypeError(f"export() returned {type(exported).__name__}, not a Keras model")
-    exported.save(out / "goodnet.keras")
-    return {**result, "model": "goodnet.keras"}
-
-
-def _run_filter(instance: Any, model: Any, clean: Any, req: dict, out: Path) -> dict:
-    instance.fit_filter(model, clean)
-    x = np.load(req["eval_x"], allow_pickle=False)
-    return {"scores": _save(out, "scores", _batched(instance.flag, x))}
-
-
-def _run_fuzz(instance: Any, model: Any, clean: Any, req: dict, out: Path) -> dict:
-    gen = instance.generate(model, clean, int(req.get("budget", 100)))
-    return {
-        "x": _save(out, "generated_x", gen.x),
-        "seed_index": _save(out, "seed_index", gen.seed_index),
-    }
-
-
-TRACK_RUNNERS = {
-    "detect": _run_detect,
-    "repair": _run_repair,
-    "filter": _run_filter,
-    "fuzz": _run_fuzz,
-    "export": _run_export,  # `harness export goodnet`, not a scored track
-}
 
 
 def serve() -> None:

@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.metrics import roc_curve
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -286,6 +285,9 @@ def tpr_at_fpr(labels: ArrayLike, scores: ArrayLike, max_fpr: float = 0.05) -> f
     y, s = _binary(labels, scores)
     if len(np.unique(y)) < 2:
         return float("nan")
+    from sklearn.metrics import roc_curve  # not at the top: the sandbox worker imports
+    # this module (through harness.tracks) and need not load scikit-learn
+
     fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
     return float(tpr[fpr <= max_fpr].max())
 

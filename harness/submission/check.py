@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import SpecError
-from harness.runner import SubmissionRunner, TaskResult, task_tracks
+from harness.runner import SubmissionRunner, TaskResult
 from harness.sandbox.client import WorkerFailure
 from harness.sandbox.limits import SandboxLimits
-from harness.submission.manifest import SubmissionSpec, load_submission, required_methods
+from harness.submission.manifest import SubmissionSpec, load_submission
+from harness.tracks import KINDS, TrackKind, required_methods, tasks_for
 from harness.zoo.store import ZooModel
 
 CHECK_PROFILE = "toy"
@@ -81,24 +82,16 @@ def _start(suite: _Suite, runner: SubmissionRunner, spec: SubmissionSpec) -> boo
     )
 
 
-#: What must repeat exactly when a task is run twice with the same seed.
-SAME_SEED_KEYS = {
-    "detect": ("outputs", ("score", "target_labels")),
-    "repair": ("scores", ("ca", "asr", "dtr_clean")),
-    "filter": ("scores", ("filter_auc", "filter_frr", "far_at_1frr")),
-    "fuzz": ("scores", ("n_generated", "activation_rate")),
-}
-
-
-def _same(a: TaskResult, b: TaskResult, track: str) -> bool:
-    where, keys = SAME_SEED_KEYS[track]
+def _same(a: TaskResult, b: TaskResult, kind: TrackKind) -> bool:
+    where, keys = kind.same_seed.where, kind.same_seed.keys
     return [getattr(a, where).get(k) for k in keys] == [getattr(b, where).get(k) for k in keys]
 
 
 def _track_checks(
-    suite: _Suite, runner: SubmissionRunner, models: list[ZooModel], track: str
+    suite: _Suite, runner: SubmissionRunner, models: list[ZooModel], kind: TrackKind
 ) -> None:
-    results = [runner.run("check", m, track) for m in models]
+    track = kind.name
+    results = [runner.run("check", m, kind) for m in models]
     bad = [(m.id, r) for m, r in zip(models, results, strict=True) if r.status != "ok"]
     msg = "; ".join(f"{mid}: {r.error}" for mid, r in bad)
     if not suite.add(
@@ -115,7 +108,7 @@ def _track_checks(
         f"took {over} s",
         "speed up or raise resources.wall_seconds_per_model",
     )
-    if track != "repair":
+    if kind.keeps_weights:
         changed = any(r.outputs.get("weights_changed") for r in results)
         suite.add(
             f"{track}: input model's weights unchanged",
@@ -123,10 +116,10 @@ def _track_checks(
             "the submission modified the model it was given",
             "work on a copy: keras.models.clone_model(model) + set_weights",
         )
-    again = runner.run("check", models[0], track)
+    again = runner.run("check", models[0], kind)
     suite.add(
         f"{track}: same seed, same result",
-        again.status == "ok" and _same(results[0], again, track),
+        again.status == "ok" and _same(results[0], again, kind),
         "two runs with the same seed differ",
         "draw randomness from keras/numpy/tf seeded generators, not time or os.urandom",
     )
@@ -148,20 +141,20 @@ def check_submission(
         suite.add("submission.toml valid", False, exc.problem, exc.fix)
         return suite.results
     suite.add("submission.toml valid", True)
-    tracks = task_tracks(spec, list(spec.tracks))
+    kinds = tasks_for(spec.tracks, spec.tracks)
     if not suite.add(
         "declares a runnable track",
-        bool(tracks),
+        bool(kinds),
         f"tracks {spec.tracks}",
-        'declare at least one of "detect", "filter", "repair", "fuzz"',
+        f"declare at least one of {', '.join(repr(k.name) for k in KINDS)}",
     ):
         return suite.results
     with tempfile.TemporaryDirectory(prefix="harness-check-") as tmp:
         runner = SubmissionRunner(spec, backend, limits or SandboxLimits(), Path(tmp))
         try:
             if _start(suite, runner, spec):
-                for track in tracks:
-                    _track_checks(suite, runner, models, track)
+                for kind in kinds:
+                    _track_checks(suite, runner, models, kind)
         finally:
             runner.close()
     return suite.results

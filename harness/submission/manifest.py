@@ -11,7 +11,7 @@ from typing import Any
 
 import tomllib
 
-from harness.api import TRACK_METHODS, Track
+from harness.api import Track
 from harness.errors import SpecError
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -150,7 +150,3 @@ def load_submission(folder: str | Path) -> SubmissionSpec:
         oracle=oracle,
         content_hash=content_hash(folder),
     )
-
-
-def required_methods(tracks: tuple[Track, ...]) -> set[str]:
-    return {m for t in tracks for m in TRACK_METHODS[t]}

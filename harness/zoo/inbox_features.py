@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.api import Track
 from harness.scoring.evalset import draw_eval_set
 from harness.zoo.inbox import anonymous_id, stage_inbox
 from harness.zoo.store import ZooModel
@@ -170,7 +171,7 @@ def model_features(model: ZooModel, run_id: str = "audit") -> Features:
         inbox = Path(tmp)
         anon = anonymous_id(run_id, model.id)
         stage_inbox(inbox, model, anon, None)
-        inbox_features(inbox, feats, "detect")
+        inbox_features(inbox, feats, Track.DETECT.value)
         json_features("meta:card.json", (inbox / "card.json").read_bytes(), feats)
         bodies = zip_features("meta:model.keras", inbox / "model.keras", feats)
         for name in ("metadata.json", "config.json"):
@@ -183,5 +184,5 @@ def model_features(model: ZooModel, run_id: str = "audit") -> Features:
         )
         evs = draw_eval_set(model.test_sets(), seed=0)
         stage_inbox(inbox, model, anon, evs.x)
-        inbox_features(inbox, feats, "repair")
+        inbox_features(inbox, feats, Track.REPAIR.value)
     return feats

@@ -1,0 +1,88 @@
+"""Compare the task records of two results stores: what differs between two runs.
+
+``python -m harness.store_diff A.sqlite B.sqlite [--run RUN] [--tolerance T]`` prints every
+(submission, model, track) whose status, stored outputs or scores differ, and exits 1 when
+any does. Times, stderr and versions are not compared. Used to check that a change of the
+harness leaves every stored score as it was, and that two machines agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness.store import ResultsStore, TaskRecord
+
+Key = tuple[str, str, str]
+
+
+def _close(a: Any, b: Any, tolerance: float) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k], tolerance) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y, tolerance) for x, y in zip(a, b, strict=True))
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers) and type(a) is not bool:
+        return type(b) is not bool and math.isclose(a, b, rel_tol=0, abs_tol=tolerance)
+    return type(a) is type(b) and a == b
+
+
+def _differences(a: TaskRecord, b: TaskRecord, tolerance: float) -> list[str]:
+    out = []
+    if a.status != b.status:
+        out.append(f"status {a.status} != {b.status}")
+    for field in ("outputs", "scores"):
+        da, db = getattr(a, field), getattr(b, field)
+        for key in sorted(set(da) | set(db)):
+            if key not in da or key not in db or not _close(da[key], db[key], tolerance):
+                out.append(
+                    f"{field}.{key}: {da.get(key, '<absent>')!r} != {db.get(key, '<absent>')!r}"
+                )
+    return out
+
+
+def diff_runs(
+    a: list[TaskRecord], b: list[TaskRecord], tolerance: float = 0.0
+) -> dict[Key, list[str]]:
+    """Every task whose record differs between ``a`` and ``b`` (or is in one only)."""
+    left = {(r.submission, r.model_id, r.track): r for r in a}
+    right = {(r.submission, r.model_id, r.track): r for r in b}
+    out: dict[Key, list[str]] = {}
+    for key in sorted(set(left) | set(right)):
+        if key not in right:
+            out[key] = ["only in the first store"]
+        elif key not in left:
+            out[key] = ["only in the second store"]
+        elif diffs := _differences(left[key], right[key], tolerance):
+            out[key] = diffs
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.store_diff", description=__doc__)
+    parser.add_argument("first", type=Path)
+    parser.add_argument("second", type=Path)
+    parser.add_argument("--run", help="run id in both stores (default: each one's latest)")
+    parser.add_argument("--tolerance", type=float, default=0.0, help="absolute, for numbers")
+    args = parser.parse_args(argv)
+    runs = []
+    for path in (args.first, args.second):
+        if not path.is_file():
+            print(f"{path}: no such results store", file=sys.stderr)
+            return 2
+        store = ResultsStore(path)
+        run = args.run or store.latest_run()
+        runs.append(store.tasks(run) if run else [])
+        store.close()
+    diffs = diff_runs(runs[0], runs[1], tolerance=args.tolerance)
+    for (submission, model, track), lines in diffs.items():
+        print(f"{submission} / {model} / {track}: " + "; ".join(lines))
+    print(f"{len(runs[0])} and {len(runs[1])} tasks compared, {len(diffs)} differ")
+    return 1 if diffs else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""The registry of tracks: every place that handles a track iterates over ``KINDS``.
+
+Adding a track: write one module beside these (a ``TrackKind`` subclass, see ``base.py``),
+and register its instance in ``KINDS`` below. The runner plans and scores tasks through
+it, the sandbox worker finds its call here, aggregation and the leaderboard take its
+scores and table from it, and ``harness submission check`` its conformance checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from harness.api import Track
+from harness.scoring.aggregate import Score
+from harness.store import TaskRecord
+from harness.tracks.base import RunOptions, TaskInputs, TrackKind, WorkerCall
+from harness.tracks.detect import DETECT
+from harness.tracks.filter import FILTER
+from harness.tracks.fuzz import FUZZ
+from harness.tracks.repair import EXPORT, REPAIR, export_call
+
+__all__ = [
+    "KINDS",
+    "RunOptions",
+    "TaskInputs",
+    "TrackKind",
+    "aggregate",
+    "by_name",
+    "kind_of",
+    "required_methods",
+    "tasks_for",
+    "worker_calls",
+]
+
+#: Every scored task kind, in the order a submission's tasks run and tables are shown.
+KINDS: tuple[TrackKind, ...] = (DETECT, FILTER, REPAIR, FUZZ)
+
+_BY_TRACK: dict[Track, TrackKind] = {t: k for k in KINDS for t in k.answers}
+_BY_NAME: dict[str, TrackKind] = {k.name: k for k in KINDS}
+if set(_BY_TRACK) != set(Track):
+    raise ImportError(f"tracks without a TrackKind: {set(Track) - set(_BY_TRACK)}")
+
+
+def kind_of(track: Track) -> TrackKind:
+    """The task kind that answers ``track`` (detect answers target and trigger too)."""
+    return _BY_TRACK[track]
+
+
+def by_name(name: str) -> TrackKind:
+    """The task kind stored under ``name``; KeyError for a name no kind has."""
+    return _BY_NAME[name]
+
+
+def tasks_for(declared: Iterable[Track], requested: Iterable[Track]) -> list[TrackKind]:
+    """The tasks a submission runs: the kinds answering the tracks it declares and the run
+    asks for, once each, in ``KINDS`` order."""
+    wanted = set(declared) & set(requested)
+    return [k for k in KINDS if wanted & set(k.answers)]
+
+
+def required_methods(tracks: Iterable[Track]) -> set[str]:
+    """The entry-class methods that ``tracks`` need."""
+    return {m for t in tracks for m in kind_of(t).methods}
+
+
+def worker_calls() -> dict[str, tuple[WorkerCall, bool]]:
+    """What the sandbox worker can be asked: call name -> (the call, whether the model it
+    was given must keep its weights)."""
+    calls: dict[str, tuple[WorkerCall, bool]] = {k.name: (k.call, k.keeps_weights) for k in KINDS}
+    calls[EXPORT] = (export_call, False)
+    return calls
+
+
+def aggregate(records: list[TaskRecord]) -> list[Score]:
+    """Every zoo-level score of every (submission, track) in a run's records."""
+    groups: dict[tuple[str, str], list[TaskRecord]] = {}
+    for r in records:
+        groups.setdefault((r.submission, r.track), []).append(r)
+    out: list[Score] = []
+    for (submission, name), recs in sorted(groups.items()):
+        if name in _BY_NAME:
+            out += _BY_NAME[name].aggregate(submission, recs, recs[0].oracle)
+    return out
