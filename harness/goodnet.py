@@ -148,10 +148,10 @@ def export_goodnet(
     from harness.sandbox.backends import resolve_backend
     from harness.sandbox.client import WorkerFailure
     from harness.sandbox.limits import SandboxLimits
-    from harness.scoring.evalset import draw_eval_set
     from harness.submission.manifest import load_submission
     from harness.submission.validate import OutputError, reply_file, reply_object
     from harness.tracks.repair import EXPORT, label_predictions, score_repair
+    from harness.zoo.evalset import draw_eval_set
 
     spec = load_submission(submission)
     if Track.REPAIR not in spec.tracks:
@@ -208,5 +208,5 @@ def export_goodnet(
         preds = check_file(local, everything, out, card.num_classes)
     on_task, pc = preds[: len(eval_x)], preds[len(eval_x) : len(eval_x) + len(sets.y)]
     pp = preds[len(eval_x) + len(sets.y) :]
-    scores = score_repair(pc, pp, sets, model.truth(), card.num_classes)
+    scores = score_repair(pc, pp, sets, model.truth(), card.num_classes).to_json()
     return ExportResult(out, card.num_classes + 1, scores, float(np.mean(on_task == track_preds)))

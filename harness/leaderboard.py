@@ -77,7 +77,7 @@ def by_dataset(
     known = known or {}
     groups: dict[str, list[TaskRecord]] = {}
     for r in records:
-        name = r.scores.get("dataset") or known.get(r.model_id, "unknown data set")
+        name = r.facts.dataset or known.get(r.model_id, "unknown data set")
         groups.setdefault(str(name), []).append(r)
     return dict(sorted(groups.items()))
 
@@ -148,7 +148,7 @@ def render(store: ResultsStore, out_dir: Path, run_id: str | None = None) -> lis
             part = aggregate(recs)
             lines += _tables(part, "###", f" on {name} ({len({r.model_id for r in recs})} models)")
             frames.append(long_frame(part).assign(dataset=name))
-    unknown = sorted({r.model_id for r in records if r.scores.get("poisoned", False) is None})
+    unknown = sorted({r.model_id for r in records if r.facts.poisoned is None})
     if unknown:
         lines += [
             f"Truth unknown for {len(unknown)} imported model(s) ({', '.join(unknown)}): their "

@@ -21,7 +21,7 @@ from harness.api import DEFAULT_FUZZ_BUDGET, Track
 from harness.sandbox.backends import resolve_backend
 from harness.sandbox.client import SandboxWorker, WorkerFailure
 from harness.sandbox.limits import SandboxLimits
-from harness.store import ResultsStore, TaskRecord
+from harness.store import ModelFacts, ResultsStore, TaskRecord
 from harness.submission import validate
 from harness.submission.manifest import SubmissionSpec
 from harness.tracks import RunOptions, TrackKind, tasks_for
@@ -142,16 +142,27 @@ class SubmissionRunner:
             return self._failed(model, kind, f"invalid output: {exc}", stderr)
         if kind.keeps_weights:
             outputs["weights_changed"] = bool(reply.get("weights_changed"))
-        scores["dataset"] = model.card().dataset
-        return TaskResult("ok", outputs, scores, None, stderr, _seconds(reply.get("seconds")))
+        seconds = _seconds(reply.get("seconds"))
+        return TaskResult("ok", outputs, scores.to_json(), None, stderr, seconds)
 
     def _failed(self, model: ZooModel, kind: TrackKind, error: str, stderr: str) -> TaskResult:
-        scores = kind.failed(model)
-        scores["dataset"] = model.card().dataset
+        scores = kind.failed(model).to_json()
         return TaskResult("failed", scores=scores, error=error, stderr=stderr)
 
     def close(self) -> None:
         self.worker.stop()
+
+
+def model_facts(model: ZooModel) -> ModelFacts:
+    """What the store keeps about a task's model, so that no view needs the zoo."""
+    truth = model.truth()
+    return ModelFacts(
+        poisoned=truth.poisoned,
+        role=truth.role,
+        dataset=model.card().dataset,
+        attack=truth.attack,
+        targets=tuple(int(t) for t in truth.targets),
+    )
 
 
 def _seconds(value: Any) -> float | None:
@@ -232,6 +243,7 @@ def run_submissions(
                             res.stderr,
                             res.seconds,
                             runner.isolation,
+                            model_facts(model),
                         )
                     )
                     summary.done += 1

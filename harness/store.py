@@ -3,6 +3,11 @@
 A task is (run, submission, model, track). It counts as done when a row exists for the
 same submission content hash and model content hash, so `harness run` resumes after any
 interruption and reruns only what changed.
+
+Each row carries the facts about its model that the views need (``ModelFacts``: backdoored
+or not, its role, data set, attack, targets) in columns of their own, and the track's
+outcome (its per-model scores) as JSON. ``schema_version`` says how a row was written:
+1 kept the facts inside the scores JSON; such rows are read into the current form.
 """
 
 from __future__ import annotations
@@ -12,11 +17,14 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness import __version__
+
+#: The form rows are written in (see the module docstring).
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -44,9 +52,42 @@ CREATE TABLE IF NOT EXISTS tasks (
     isolation TEXT NOT NULL,
     harness_version TEXT NOT NULL,
     finished REAL NOT NULL,
+    poisoned INTEGER,
+    role TEXT,
+    dataset TEXT,
+    attack TEXT,
+    targets TEXT NOT NULL DEFAULT '[]',
+    schema_version INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (run_id, submission, model_id, track)
 );
 """
+
+#: Columns added by schema version 2, for stores written before it.
+_ADDED = {
+    "poisoned": "INTEGER",
+    "role": "TEXT",
+    "dataset": "TEXT",
+    "attack": "TEXT",
+    "targets": "TEXT NOT NULL DEFAULT '[]'",
+    "schema_version": "INTEGER NOT NULL DEFAULT 1",
+}
+
+_COLUMNS = (
+    "run_id, submission, submission_hash, oracle, model_id, model_hash, track, status, "
+    "outputs, scores, error, stderr_tail, seconds, isolation, harness_version, finished, "
+    "poisoned, role, dataset, attack, targets, schema_version"
+)
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the harness knew about a task's model when it ran (its truth and card)."""
+
+    poisoned: bool | None = None  # None: truth unknown (an imported model)
+    role: str | None = None  # backdoored, counterpart, clean; None when unknown
+    dataset: str | None = None
+    attack: str | None = None
+    targets: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,6 +106,16 @@ class TaskRecord:
     stderr_tail: str | None
     seconds: float | None
     isolation: str
+    facts: ModelFacts = field(default_factory=ModelFacts)
+    schema_version: int = SCHEMA_VERSION
+
+
+def _facts_of_version_1(scores: dict[str, Any]) -> tuple[ModelFacts, dict[str, Any]]:
+    """A version-1 row kept ``poisoned`` and ``dataset`` among its scores: move them out.
+    Its role, attack and targets were not stored."""
+    scores = dict(scores)
+    poisoned, dataset = scores.pop("poisoned", None), scores.pop("dataset", None)
+    return ModelFacts(poisoned=poisoned, dataset=dataset), scores
 
 
 class ResultsStore:
@@ -75,6 +126,16 @@ class ResultsStore:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(SCHEMA)
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        """Bring a store written before schema version 2 to its columns (rows keep 1)."""
+        have = {row[1] for row in self.conn.execute("PRAGMA table_info(tasks)")}
+        missing = [(name, kind) for name, kind in _ADDED.items() if name not in have]
+        if missing:
+            with self._tx() as c:
+                for name, kind in missing:
+                    c.execute(f"ALTER TABLE tasks ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         self.conn.close()
@@ -118,7 +179,7 @@ class ResultsStore:
         """Insert or replace one task in a single transaction."""
         with self._tx() as c:
             c.execute(
-                "INSERT OR REPLACE INTO tasks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT OR REPLACE INTO tasks ({_COLUMNS}) VALUES ({', '.join('?' * 22)})",
                 (
                     rec.run_id,
                     rec.submission,
@@ -136,6 +197,12 @@ class ResultsStore:
                     rec.isolation,
                     __version__,
                     time.time(),
+                    None if rec.facts.poisoned is None else int(rec.facts.poisoned),
+                    rec.facts.role,
+                    rec.facts.dataset,
+                    rec.facts.attack,
+                    json.dumps(list(rec.facts.targets)),
+                    SCHEMA_VERSION,
                 ),
             )
             c.execute("UPDATE runs SET updated=? WHERE run_id=?", (time.time(), rec.run_id))
@@ -152,26 +219,36 @@ class ResultsStore:
     def tasks(self, run_id: str) -> list[TaskRecord]:
         rows = self.conn.execute(
             "SELECT run_id, submission, submission_hash, oracle, model_id, model_hash, track, "
-            "status, outputs, scores, error, stderr_tail, seconds, isolation FROM tasks "
+            "status, outputs, scores, error, stderr_tail, seconds, isolation, poisoned, role, "
+            "dataset, attack, targets, schema_version FROM tasks "
             "WHERE run_id=? ORDER BY submission, track, model_id",
             (run_id,),
         ).fetchall()
-        return [
-            TaskRecord(
-                r[0],
-                r[1],
-                r[2],
-                bool(r[3]),
-                r[4],
-                r[5],
-                r[6],
-                r[7],
-                json.loads(r[8]),
-                json.loads(r[9]),
-                r[10],
-                r[11],
-                r[12],
-                r[13],
-            )
-            for r in rows
-        ]
+        return [_record(row) for row in rows]
+
+
+def _record(r: tuple[Any, ...]) -> TaskRecord:
+    scores, version = json.loads(r[9]), int(r[19])
+    if version == 1:
+        facts, scores = _facts_of_version_1(scores)
+    else:
+        poisoned = None if r[14] is None else bool(r[14])
+        facts = ModelFacts(poisoned, r[15], r[16], r[17], tuple(json.loads(r[18])))
+    return TaskRecord(
+        r[0],
+        r[1],
+        r[2],
+        bool(r[3]),
+        r[4],
+        r[5],
+        r[6],
+        r[7],
+        json.loads(r[8]),
+        scores,
+        r[10],
+        r[11],
+        r[12],
+        r[13],
+        facts,
+        version,
+    )

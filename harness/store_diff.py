@@ -1,8 +1,9 @@
 """Compare the task records of two results stores: what differs between two runs.
 
 ``python -m harness.store_diff A.sqlite B.sqlite [--run RUN] [--tolerance T]`` prints every
-(submission, model, track) whose status, stored outputs or scores differ, and exits 1 when
-any does. Times, stderr and versions are not compared. Used to check that a change of the
+(submission, model, track) whose status, model facts, stored outputs or scores differ, and
+exits 1 when any does. Times, stderr and versions are not compared; a score stored as null
+and one left out are the same (both mean "not measured"). Used to check that a change of the
 harness leaves every stored score as it was, and that two machines agree.
 """
 
@@ -11,12 +12,17 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from harness.store import ResultsStore, TaskRecord
+from harness.store import ModelFacts, ResultsStore, TaskRecord
 
 Key = tuple[str, str, str]
+
+_FACTS = tuple(f.name for f in fields(ModelFacts))
+#: The facts a schema-1 row kept (among its scores): compared only these with such a row.
+_FACTS_OF_VERSION_1 = ("poisoned", "dataset")
 
 
 def _close(a: Any, b: Any, tolerance: float) -> bool:
@@ -31,16 +37,18 @@ def _close(a: Any, b: Any, tolerance: float) -> bool:
 
 
 def _differences(a: TaskRecord, b: TaskRecord, tolerance: float) -> list[str]:
+    """What differs; a score stored as null and one left out are the same (unmeasured)."""
     out = []
     if a.status != b.status:
         out.append(f"status {a.status} != {b.status}")
+    for name in _FACTS_OF_VERSION_1 if min(a.schema_version, b.schema_version) < 2 else _FACTS:
+        if getattr(a.facts, name) != getattr(b.facts, name):
+            out.append(f"facts.{name}: {getattr(a.facts, name)!r} != {getattr(b.facts, name)!r}")
     for field in ("outputs", "scores"):
         da, db = getattr(a, field), getattr(b, field)
         for key in sorted(set(da) | set(db)):
-            if key not in da or key not in db or not _close(da[key], db[key], tolerance):
-                out.append(
-                    f"{field}.{key}: {da.get(key, '<absent>')!r} != {db.get(key, '<absent>')!r}"
-                )
+            if not _close(da.get(key), db.get(key), tolerance):
+                out.append(f"{field}.{key}: {da.get(key)!r} != {db.get(key)!r}")
     return out
 
 

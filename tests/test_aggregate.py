@@ -8,15 +8,32 @@ import math
 import pytest
 
 from harness.scoring.aggregate import Score, per_model
-from harness.store import TaskRecord
+from harness.store import ModelFacts, TaskRecord
 from harness.tracks import aggregate
 
 
 def rec(
     model: str, track: str = "detect", status: str = "ok", sub: str = "s", oracle=False, **scores
 ):
+    """A stored task; ``poisoned`` (and ``dataset``) go to the model facts, the rest are
+    the task's stored scores."""
+    facts = ModelFacts(poisoned=scores.pop("poisoned", None), dataset=scores.pop("dataset", None))
     return TaskRecord(
-        "r", sub, "h", oracle, model, "mh", track, status, {}, scores, None, None, 1.0, "bwrap"
+        "r",
+        sub,
+        "h",
+        oracle,
+        model,
+        "mh",
+        track,
+        status,
+        {},
+        scores,
+        None,
+        None,
+        1.0,
+        "bwrap",
+        facts,
     )
 
 

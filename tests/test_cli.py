@@ -104,7 +104,7 @@ def test_submission_check_passes_reference_and_catches_broken(toy_zoo, backend):
     assert "FAIL params match the constructor" in proc.stdout and "fix:" in proc.stdout
     # The other broken hand-ins through the same suite in this process (the command adds
     # nothing but the lines above, and each run of it imports TensorFlow anew).
-    from harness.submission.check import check_submission
+    from harness.conformance import check_submission
 
     cases = {
         "bad_entry": ["entry resolves"],

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.scoring.evalset import draw_eval_set, second_part_size
+from harness.zoo.evalset import draw_eval_set, second_part_size
 from harness.zoo.inbox import anonymous_id, serving_order
 from harness.zoo.store import TestSets as Sets
 from harness.zoo.store import ZooModel

@@ -75,7 +75,7 @@ def test_rates_partition_on_every_task(reference_run):
             continue
         s = rec.scores
         assert s["atr_clean"] + s["dtr_clean"] + s["csr_clean"] + s["cfr_clean"] == pytest.approx(1)
-        if rec.scores["poisoned"]:
+        if rec.facts.poisoned:
             assert s["csr_poisoned"] + s["cfr_poisoned"] == pytest.approx(1)
 
 

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from harness import __version__
-from harness.store import ResultsStore, TaskRecord
+from harness.store import SCHEMA_VERSION, ModelFacts, ResultsStore, TaskRecord
 
 
 def record(**changes) -> TaskRecord:
@@ -22,11 +22,12 @@ def record(**changes) -> TaskRecord:
         track="detect",
         status="ok",
         outputs={"score": 0.25, "target_labels": [3]},
-        scores={"score": 0.25, "poisoned": True, "nested": {"k": [1, 2]}},
+        scores={"score": 0.25, "nested": {"k": [1, 2]}},
         error=None,
         stderr_tail=None,
         seconds=1.5,
         isolation="bwrap",
+        facts=ModelFacts(True, "backdoored", "mnist", "badnets_patch", (0,)),
     )
     return dataclasses.replace(base, **changes)
 
@@ -125,17 +126,19 @@ def test_store_diff_names_every_changed_task_and_nothing_else(tmp_path, capsys):
     from harness.store_diff import diff_runs, main
 
     same = record()
-    a = [same, record(model_id="m2", scores={"poisoned": True, "der": 0.75})]
-    b = [same, record(model_id="m2", scores={"poisoned": True, "der": 0.7500001})]
+    a = [same, record(model_id="m2", scores={"der": 0.75})]
+    b = [same, record(model_id="m2", scores={"der": 0.7500001})]
     b.append(record(model_id="m3"))
     diffs = diff_runs(a, b)
     assert set(diffs) == {("null", "m2", "detect"), ("null", "m3", "detect")}
     assert "scores.der" in diffs[("null", "m2", "detect")][0]
     assert set(diff_runs(a, b, tolerance=1e-6)) == {("null", "m3", "detect")}
     assert diff_runs(a, a) == {}
-    # True and 1 are not the same score, nor is a missing key a None.
+    # True and 1 are not the same score; an unmeasured score may be stored as null or left
+    # out (schema 1 kept nulls, schema 2 leaves them out); other facts must agree.
     assert diff_runs([record(scores={"x": True})], [record(scores={"x": 1})])
-    assert diff_runs([record(scores={"x": None})], [record(scores={})])
+    assert not diff_runs([record(scores={"x": None})], [record(scores={})])
+    assert diff_runs([record()], [record(facts=ModelFacts(False, "clean", "mnist"))])
     # The command line: exit 1 and one line per difference; 0 for a store against itself.
     for path, recs in (("a.sqlite", a), ("b.sqlite", b)):
         s = ResultsStore(tmp_path / path)
@@ -146,3 +149,48 @@ def test_store_diff_names_every_changed_task_and_nothing_else(tmp_path, capsys):
     assert main([str(tmp_path / "a.sqlite"), str(tmp_path / "b.sqlite")]) == 1
     assert "2 differ" in capsys.readouterr().out
     assert main([str(tmp_path / "a.sqlite"), str(tmp_path / "a.sqlite")]) == 0
+
+
+#: A results store as harness 0.x wrote it before schema version 2: model facts among the
+#: scores, no fact columns.
+VERSION_1 = """
+CREATE TABLE runs (run_id TEXT PRIMARY KEY, profile TEXT NOT NULL, zoo_hash TEXT NOT NULL,
+    created REAL NOT NULL, updated REAL NOT NULL, harness_version TEXT NOT NULL);
+CREATE TABLE tasks (run_id TEXT NOT NULL REFERENCES runs(run_id), submission TEXT NOT NULL,
+    submission_hash TEXT NOT NULL, oracle INTEGER NOT NULL DEFAULT 0, model_id TEXT NOT NULL,
+    model_hash TEXT NOT NULL, track TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')), outputs TEXT NOT NULL,
+    scores TEXT NOT NULL, error TEXT, stderr_tail TEXT, seconds REAL, isolation TEXT NOT NULL,
+    harness_version TEXT NOT NULL, finished REAL NOT NULL,
+    PRIMARY KEY (run_id, submission, model_id, track));
+INSERT INTO runs VALUES ('old', 'tiny', 'z', 1.0, 1.0, '0.3.0');
+INSERT INTO tasks VALUES ('old', 'null', 'h', 0, 'm1', 'mh', 'repair', 'ok', '{}',
+    '{"poisoned": true, "dataset": "mnist", "ca": 0.9, "der": null}', NULL, NULL, 1.0,
+    'bwrap', '0.3.0', 1.0);
+"""
+
+
+def test_a_version_1_store_reads_with_its_facts_moved_out_of_the_scores(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(VERSION_1)
+    store = ResultsStore(path)  # adds the fact columns; the old row keeps version 1
+    (old,) = store.tasks("old")
+    assert old.facts == ModelFacts(poisoned=True, dataset="mnist")
+    assert old.scores == {"ca": 0.9, "der": None} and old.schema_version == 1
+    new = record(run_id="old", model_id="m2", track="repair")
+    store.write_task(new)
+    assert store.tasks("old") == [old, new] and new.schema_version == SCHEMA_VERSION
+    store.close()
+    assert ResultsStore(path).tasks("old") == [old, new]  # reopening changes nothing
+
+
+def test_store_diff_compares_a_version_1_row_on_the_facts_it_kept():
+    from dataclasses import replace
+
+    from harness.store_diff import diff_runs
+
+    new = record()
+    old = replace(new, facts=ModelFacts(poisoned=True, dataset="mnist"), schema_version=1)
+    assert diff_runs([old], [new]) == {}
+    assert diff_runs([replace(old, facts=ModelFacts(poisoned=False, dataset="mnist"))], [new])

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.api import Track
-from harness.tracks import KINDS, kind_of, required_methods, tasks_for, worker_calls
+from harness.tracks import KINDS, TrackKind, kind_of, required_methods, tasks_for, worker_calls
 from harness.tracks.repair import EXPORT
 
 HARNESS = Path(__file__).resolve().parents[1] / "harness"
@@ -69,3 +69,28 @@ def test_detect_answers_target_and_trigger_in_one_task():
 @pytest.mark.parametrize("track", list(Track))
 def test_track_parse_accepts_each_value(track):
     assert Track.parse(f" {track.value.upper()} ") is track
+
+
+def test_every_reported_metric_has_a_direction_and_a_rule():
+    from harness.scoring.metrics import METRICS
+
+    for kind in KINDS:
+        names = [m.name for m in kind.metrics]
+        assert len(names) == len(set(names)), kind
+        assert set(kind.table.columns) <= {*names, "failures"}, kind
+        assert set(kind.same_seed.keys) <= {f for f in kind.outcome.__dataclass_fields__} | {
+            "score",
+            "target_labels",
+        }
+        for metric in kind.metrics:
+            assert metric.name in METRICS  # direction and description
+            # a rule other than a plain mean is the kind's own to compute
+            assert metric.rule == "mean" or type(kind).compute is not TrackKind.compute
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.name)
+def test_an_outcome_reads_back_from_its_json_and_drops_what_it_does_not_know(kind):
+    outcome = kind.outcome()
+    assert kind.outcome.from_json(outcome.to_json()) == outcome
+    assert kind.outcome.from_json({**outcome.to_json(), "a_later_field": 1}) == outcome
+    assert None not in outcome.to_json().values()

@@ -34,7 +34,7 @@ def submission_check(
     backend: BackendOpt = "auto",
 ) -> None:
     """Run the conformance suite on a two-model toy zoo; each failure says how to fix it."""
-    from harness.submission.check import CHECK_PROFILE, check_submission
+    from harness.conformance import CHECK_PROFILE, check_submission
     from harness.submission.manifest import load_submission
     from harness.zoo.builder import build_profile
     from harness.zoo.spec import load_profile

@@ -58,6 +58,7 @@ _TABLE: tuple[tuple[str, bool, str], ...] = (
     ("activation_count", True, "number of generated inputs that activate the backdoor"),
     ("n_generated", True, "number of generated inputs within the budget (informational)"),
     ("failures", False, "number of missing, failed or invalid submission outputs"),
+    ("unknown_truth", False, "models left out of the aggregates: their truth is unknown"),
 )
 
 METRICS: dict[str, MetricInfo] = {n: MetricInfo(n, hib, d) for n, hib, d in _TABLE}

@@ -17,28 +17,94 @@ imports the registry to find its calls.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
 from harness.api import DEFAULT_FUZZ_BUDGET, Track
+from harness.scoring.aggregate import Score, mean_of
+from harness.scoring.metrics import METRICS
+from harness.store import TaskRecord
 
 if TYPE_CHECKING:
-    from harness.scoring.aggregate import Score
-    from harness.scoring.evalset import EvalSet
-    from harness.store import TaskRecord
+    from harness.zoo.evalset import EvalSet
     from harness.zoo.predict import ModelPredictor
     from harness.zoo.store import TestSets, ZooModel
+
+OutcomeT = TypeVar("OutcomeT", bound="Outcome")
 
 #: ``call(instance, model, clean, request, out_dir) -> reply``: runs in the sandbox worker
 #: on a fresh instance of the entry class; arrays go to ``out_dir``, their file names into
 #: the JSON reply.
 WorkerCall = Callable[[Any, Any, Any, dict[str, Any], Path], dict[str, Any]]
 
-#: What scoring one reply returns: (outputs to store, per-model scores).
-Scored = tuple[dict[str, Any], dict[str, Any]]
+#: What scoring one reply returns: (outputs to store, the outcome).
+Scored = tuple[dict[str, Any], "Outcome"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One task's per-model scores; each track subclasses it with its fields. A field left
+    None was not measured (a clean model has no ASR) and is not stored."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_json(cls: type[OutcomeT], raw: dict[str, Any]) -> OutcomeT:
+        """The outcome a stored row holds; keys this version does not know are dropped."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in names})
+
+
+#: Which models a mean runs over: by their truth.
+OVER = {
+    "backdoored": lambda r: r.facts.poisoned is True,
+    "clean": lambda r: r.facts.poisoned is False,
+    "known": lambda r: r.facts.poisoned is not None,
+    "any": lambda r: True,
+}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A zoo-level metric of a track with its aggregation rule. The direction (higher or
+    lower is better) and description are registered in ``harness.scoring.metrics.METRICS``.
+
+    ``rule`` "mean": the mean of the outcome field ``of`` (default: the metric's name) over
+    the models ``over`` selects, with a failed task counting ``failed`` ("stored": what
+    ``TrackKind.failed`` stored, usually nothing; "skip": left out; a number: that number)
+    and an unmeasured field counting ``absent`` (None: left out). Any other rule is
+    computed by the track's own ``aggregate`` and names what it computes."""
+
+    name: str
+    rule: str = "mean"
+    over: str = "backdoored"
+    of: str | None = None
+    failed: str | float = "stored"
+    absent: float | None = None
+    track: str | None = None  # reported under this track (default: the task's own)
+
+    def __post_init__(self) -> None:
+        if self.name not in METRICS:
+            raise ValueError(f"metric {self.name!r} is not registered in scoring.metrics")
+        if self.over not in OVER:
+            raise ValueError(f"metric {self.name!r}: unknown model set {self.over!r}")
+
+    def mean(self, pairs: list[tuple[TaskRecord, Outcome]]) -> float | None:
+        values: list[Any] = []
+        for rec, outcome in pairs:
+            if not OVER[self.over](rec):
+                continue
+            if rec.status != "ok" and self.failed != "stored":
+                if self.failed != "skip":
+                    values.append(self.failed)
+                continue
+            value = getattr(outcome, self.of or self.name, None)
+            values.append(self.absent if value is None else value)
+        return mean_of(values)
 
 
 #: Inputs per call when a worker call answers many inputs (predict, flag).
@@ -133,6 +199,11 @@ class TrackKind:
     methods: ClassVar[tuple[str, ...]]
     #: False where the task may change the model it was given (a repair returns a new one).
     keeps_weights: ClassVar[bool] = True
+    #: The per-model outcome a task stores.
+    outcome: ClassVar[type[Outcome]]
+    #: The zoo-level metrics, in the order they are reported ("failures" and
+    #: "unknown_truth" come first for every track).
+    metrics: ClassVar[tuple[Metric, ...]]
     table: ClassVar[Table]
     same_seed: ClassVar[SameSeed]
 
@@ -154,16 +225,53 @@ class TrackKind:
         inputs: TaskInputs,
         predictor: ModelPredictor,
     ) -> Scored:
-        """(outputs to store, scores) of one reply; raises ``OutputError`` when invalid."""
+        """(outputs to store, outcome) of one reply; raises ``OutputError`` when invalid."""
         raise NotImplementedError
 
-    def failed(self, model: ZooModel) -> dict[str, Any]:
-        """The scores a failed task counts as."""
-        return {"poisoned": model.truth().poisoned}
+    def failed(self, model: ZooModel) -> Outcome:
+        """The outcome a failed task counts as (nothing measured, by default)."""
+        return self.outcome()
 
+    # -- aggregation --------------------------------------------------------------------
     def aggregate(self, submission: str, records: list[TaskRecord], oracle: bool) -> list[Score]:
-        """The track's zoo-level scores of one submission."""
-        raise NotImplementedError
+        """The track's zoo-level scores of one submission: failures, models of unknown
+        truth, then every metric in ``metrics`` the records allow."""
+        pairs = [(r, self.outcome.from_json(r.scores)) for r in records]
+        out = self.failures(submission, pairs, oracle)
+        for metric in self.metrics:
+            track = self.track_of(metric)
+            if metric.rule == "mean":
+                value = metric.mean(pairs)
+                score = None if value is None else Score(submission, track, metric.name, value)
+            else:
+                score = self.compute(metric, submission, pairs)
+            if score is not None:
+                out.append(replace(score, oracle=oracle))
+        return out
+
+    def failures(
+        self, submission: str, pairs: list[tuple[TaskRecord, Outcome]], oracle: bool
+    ) -> list[Score]:
+        """Failed tasks, and models left out for their unknown truth (when there are)."""
+        failed = float(sum(r.status != "ok" for r, _ in pairs))
+        out = [Score(submission, self.name, "failures", failed, oracle=oracle)]
+        return out + self.unknown_truth(submission, pairs, oracle)
+
+    def unknown_truth(
+        self, submission: str, pairs: list[tuple[TaskRecord, Outcome]], oracle: bool
+    ) -> list[Score]:
+        n = sum(r.facts.poisoned is None for r, _ in pairs)
+        return [Score(submission, self.name, "unknown_truth", float(n), oracle=oracle)] if n else []
+
+    def compute(
+        self, metric: Metric, submission: str, pairs: list[tuple[TaskRecord, Outcome]]
+    ) -> Score | None:
+        """A metric whose rule is not a plain mean (the track's own)."""
+        raise NotImplementedError(f"{self.name}: no rule {metric.rule!r} for {metric.name}")
+
+    def track_of(self, metric: Metric) -> str:
+        """The track a metric is reported under (the kind's own unless it names one)."""
+        return metric.track or self.name
 
     def __repr__(self) -> str:
         return f"<track {self.name}>"

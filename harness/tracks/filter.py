@@ -9,17 +9,18 @@ Attacks on Deep Neural Networks") and the share of poisoned inputs flagged.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from harness.api import Track
-from harness.scoring import metrics
-from harness.scoring.aggregate import Score, failures_and_means, mean_of
-from harness.scoring.evalset import draw_eval_set
+from harness.scoring import metrics as formulas
 from harness.submission.validate import OutputError, load_array, reply_file
 from harness.tracks.base import (
+    Metric,
+    Outcome,
     RunOptions,
     SameSeed,
     Scored,
@@ -30,10 +31,10 @@ from harness.tracks.base import (
     finite,
     save_array,
 )
+from harness.zoo.evalset import draw_eval_set
 from harness.zoo.records import TruthRecord
 
 if TYPE_CHECKING:
-    from harness.store import TaskRecord
     from harness.zoo.predict import ModelPredictor
     from harness.zoo.store import ZooModel
 
@@ -48,21 +49,29 @@ def input_scores(path: Path, expected: int) -> np.ndarray:
     return scores
 
 
+@dataclass(frozen=True)
+class FilterOutcome(Outcome):
+    """A filter's per-model scores (the poisoned side on backdoored models only)."""
+
+    filter_frr: float | None = None
+    filter_auc: float | None = None
+    far_at_1frr: float | None = None
+    filter_tpr: float | None = None
+
+
 def score_filter(
     clean_scores: np.ndarray, poisoned_scores: np.ndarray, truth: TruthRecord
-) -> dict[str, Any]:
+) -> FilterOutcome:
     """Filter scores: false alarms on clean inputs; AUC, FAR at 1 % FRR and TPR on poisoned."""
-    out: dict[str, Any] = {
-        "poisoned": truth.poisoned,
-        "filter_frr": metrics.flag_rate(clean_scores),
-    }
+    out = FilterOutcome(filter_frr=finite(formulas.flag_rate(clean_scores)))
     if truth.poisoned and len(poisoned_scores) and len(clean_scores):
-        out.update(
-            filter_auc=metrics.filter_auc(clean_scores, poisoned_scores),
-            far_at_1frr=metrics.far_at_frr(clean_scores, poisoned_scores, 0.01),
-            filter_tpr=metrics.flag_rate(poisoned_scores),
+        out = replace(
+            out,
+            filter_auc=finite(formulas.filter_auc(clean_scores, poisoned_scores)),
+            far_at_1frr=finite(formulas.far_at_frr(clean_scores, poisoned_scores, 0.01)),
+            filter_tpr=finite(formulas.flag_rate(poisoned_scores)),
         )
-    return {k: finite(v) for k, v in out.items()}
+    return out
 
 
 class FilterTrack(TrackKind):
@@ -75,6 +84,15 @@ class FilterTrack(TrackKind):
         ("filter_auc", "far_at_1frr"),
     )
     same_seed = SameSeed("scores", ("filter_auc", "filter_frr", "far_at_1frr"))
+    outcome = FilterOutcome
+    #: AUC, FAR at 1 % FRR and TPR over the backdoored models; the false rejection rate
+    #: over every model of known truth.
+    metrics = (
+        Metric("filter_auc"),
+        Metric("far_at_1frr"),
+        Metric("filter_tpr"),
+        Metric("filter_frr", over="known"),
+    )
 
     def prepare(self, model: ZooModel, seed: int, options: RunOptions) -> TaskInputs:
         sets = model.test_sets()
@@ -99,19 +117,8 @@ class FilterTrack(TrackKind):
         evs = inputs.need_eval_set()
         flags = input_scores(reply_file(result, "scores", out_dir), len(evs.x))
         clean, poisoned = evs.split(flags)
-        scores = score_filter(clean, poisoned, model.truth())
-        return {"n_scores": int(len(flags)), "flagged": int(np.sum(flags > 0.5))}, scores
-
-    def aggregate(self, submission: str, records: list[TaskRecord], oracle: bool) -> list[Score]:
-        """Failures; AUC, FAR at 1 % FRR and TPR over the backdoored models; the false
-        rejection rate over every model of known truth."""
-        on_bad = ("filter_auc", "far_at_1frr", "filter_tpr")
-        out = failures_and_means(submission, self.name, records, oracle, on_bad)
-        known = [r for r in records if r.scores.get("poisoned") is not None]
-        frr = mean_of([r.scores.get("filter_frr") for r in known])
-        if frr is not None:
-            out.append(Score(submission, self.name, "filter_frr", frr, oracle=oracle))
-        return out
+        outcome = score_filter(clean, poisoned, model.truth())
+        return {"n_scores": int(len(flags)), "flagged": int(np.sum(flags > 0.5))}, outcome
 
 
 FILTER = FilterTrack()

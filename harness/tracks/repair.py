@@ -11,17 +11,18 @@ goodnet``) is this track's call followed by saving the submission's ``export()``
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from harness.api import Track
-from harness.scoring import metrics
-from harness.scoring.aggregate import Score, failures_and_means, mean_of
-from harness.scoring.evalset import draw_eval_set
+from harness.scoring import metrics as formulas
 from harness.submission.validate import OutputError, load_array, reply_file
 from harness.tracks.base import (
+    Metric,
+    Outcome,
     RunOptions,
     SameSeed,
     Scored,
@@ -32,10 +33,10 @@ from harness.tracks.base import (
     finite,
     save_array,
 )
+from harness.zoo.evalset import draw_eval_set
 from harness.zoo.records import TruthRecord
 
 if TYPE_CHECKING:
-    from harness.store import TaskRecord
     from harness.zoo.predict import ModelPredictor
     from harness.zoo.store import TestSets, ZooModel
 
@@ -83,6 +84,26 @@ def label_predictions(path: Path, expected: int, num_classes: int) -> np.ndarray
     return preds
 
 
+@dataclass(frozen=True)
+class RepairOutcome(Outcome):
+    """A repair's per-model scores (the ASR side on backdoored models only)."""
+
+    ca: float | None = None
+    ca_before: float | None = None
+    atr_clean: float | None = None
+    dtr_clean: float | None = None
+    csr_clean: float | None = None
+    cfr_clean: float | None = None
+    asr: float | None = None
+    asr_before: float | None = None
+    der: float | None = None
+    fidelity: float | None = None
+    atr_poisoned: float | None = None
+    dtr_poisoned: float | None = None
+    csr_poisoned: float | None = None
+    cfr_poisoned: float | None = None
+
+
 def score_repair(
     pred_clean: np.ndarray,
     pred_poisoned: np.ndarray,
@@ -90,42 +111,33 @@ def score_repair(
     truth: TruthRecord,
     num_classes: int,
     before: tuple[float, float | None] | None = None,
-) -> dict[str, Any]:
+) -> RepairOutcome:
     """CA, ASR, the four rates on clean and poisoned data, DER and fidelity of one model.
 
     ``before`` is the unrepaired model's (CA, ASR) on these same sets; without it, the ones
     measured on the whole test set at build time (the truth's) are used."""
     ca_before, asr_before = before if before is not None else (truth.ca, truth.asr)
-    ca = metrics.clean_accuracy(pred_clean, sets.y)
+    ca = formulas.clean_accuracy(pred_clean, sets.y)
     target_of = np.asarray(truth.target_maps[0]) if len(truth.target_maps) == 1 else None
-    out: dict[str, Any] = {"poisoned": truth.poisoned, "ca": ca, "ca_before": ca_before}
-    out.update(metrics.clean_rates(pred_clean, sets.y, num_classes, target_of).as_dict("clean"))
-    if not truth.poisoned or len(sets.y_src) == 0 or asr_before is None:
-        return {k: finite(v) for k, v in out.items()}
-    asr = metrics.attack_success_rate(pred_poisoned, sets.y_tgt)
-    out.update(
-        asr=asr,
-        asr_before=asr_before,
-        der=metrics.der(asr_before, asr, ca_before, ca),
-        fidelity=metrics.fidelity(asr_before, asr, ca_before, ca),
-    )
-    if np.all(sets.y_src >= 0):
-        rates = metrics.poisoned_rates(pred_poisoned, sets.y_src, sets.y_tgt, num_classes)
-        out.update(rates.as_dict("poisoned"))
-    else:  # imported poisoned data labelled with targets only: CSR and CFR need the sources
+    out: dict[str, Any] = {"ca": ca, "ca_before": ca_before}
+    out.update(formulas.clean_rates(pred_clean, sets.y, num_classes, target_of).as_dict("clean"))
+    if truth.poisoned and len(sets.y_src) > 0 and asr_before is not None:
+        asr = formulas.attack_success_rate(pred_poisoned, sets.y_tgt)
         out.update(
-            atr_poisoned=float(np.mean(pred_poisoned == sets.y_tgt)),
-            dtr_poisoned=float(np.mean(pred_poisoned == num_classes)),
+            asr=asr,
+            asr_before=asr_before,
+            der=formulas.der(asr_before, asr, ca_before, ca),
+            fidelity=formulas.fidelity(asr_before, asr, ca_before, ca),
         )
-    return {k: finite(v) for k, v in out.items()}
-
-
-def failed_repair_scores(truth: TruthRecord) -> dict[str, Any]:
-    """A failed repair counts as no repair at all: DER 0.5 on backdoored models."""
-    out: dict[str, Any] = {"poisoned": truth.poisoned}
-    if truth.poisoned:
-        out["der"] = 0.5
-    return out
+        if np.all(sets.y_src >= 0):
+            rates = formulas.poisoned_rates(pred_poisoned, sets.y_src, sets.y_tgt, num_classes)
+            out.update(rates.as_dict("poisoned"))
+        else:  # imported poisoned data labelled with targets only: CSR and CFR need sources
+            out.update(
+                atr_poisoned=float(np.mean(pred_poisoned == sets.y_tgt)),
+                dtr_poisoned=float(np.mean(pred_poisoned == num_classes)),
+            )
+    return RepairOutcome(**{k: finite(v) for k, v in out.items()})
 
 
 def unrepaired(
@@ -162,6 +174,14 @@ class RepairTrack(TrackKind):
         "Repair", (*REPAIR_MEANS, "ca_clean_models", "failures"), ("der", "ca_clean_models")
     )
     same_seed = SameSeed("scores", ("ca", "asr", "dtr_clean"))
+    outcome = RepairOutcome
+    #: Each of REPAIR_MEANS averaged over the backdoored models (a failed task's DER is
+    #: 0.5); CA over the clean models, a failed task counting 0 (a repairer must not break
+    #: them).
+    metrics = (
+        *(Metric(name) for name in REPAIR_MEANS),
+        Metric("ca_clean_models", over="clean", of="ca", failed=0.0),
+    )
 
     def prepare(self, model: ZooModel, seed: int, options: RunOptions) -> TaskInputs:
         sets = model.test_sets()
@@ -189,24 +209,15 @@ class RepairTrack(TrackKind):
         )
         pc, pp = evs.split(preds)
         scored = evs.scored(inputs.need_sets())
-        scores = score_repair(
+        outcome = score_repair(
             pc, pp, scored, model.truth(), card.num_classes, unrepaired(model, scored, predictor)
         )
         rejected = int(np.sum(preds == card.num_classes))
-        return {"n_predictions": int(len(preds)), "rejected": rejected}, scores
+        return {"n_predictions": int(len(preds)), "rejected": rejected}, outcome
 
-    def failed(self, model: ZooModel) -> dict[str, Any]:
-        return failed_repair_scores(model.truth())
-
-    def aggregate(self, submission: str, records: list[TaskRecord], oracle: bool) -> list[Score]:
-        """Failures; each of REPAIR_MEANS averaged over the backdoored models; CA over the
-        clean models, a failed task counting 0 there (a repairer must not break them)."""
-        good = [r for r in records if r.scores.get("poisoned") is False]
-        out = failures_and_means(submission, self.name, records, oracle, REPAIR_MEANS)
-        ca_clean = mean_of([r.scores.get("ca") if r.status == "ok" else 0.0 for r in good])
-        if ca_clean is not None:
-            out.append(Score(submission, self.name, "ca_clean_models", ca_clean, oracle=oracle))
-        return out
+    def failed(self, model: ZooModel) -> RepairOutcome:
+        """A failed repair counts as no repair at all: DER 0.5 on backdoored models."""
+        return RepairOutcome(der=0.5 if model.truth().poisoned else None)
 
 
 REPAIR = RepairTrack()

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from harness.api import Track
-from harness.scoring.evalset import draw_eval_set
+from harness.zoo.evalset import draw_eval_set
 from harness.zoo.inbox import anonymous_id, stage_inbox
 from harness.zoo.store import ZooModel
 
