@@ -1,15 +1,19 @@
-"""`harness submission check`: a conformance suite on a two-model toy zoo.
+"""`harness submission check`: the conformance suite, as named checks.
 
-Like scikit-learn's check_estimator: many small checks, each testing one property of the
-contract and saying how to fix a failure. Submission code runs only in the sandbox.
+Like scikit-learn's ``check_estimator``: each ``check_*`` below tests one property of the
+contract and says how to fix a failure; ``CHECKS`` lists them in the order they run, and
+``check_submission(..., only=[...])`` runs a selection (the checks a selected one needs
+still run first, unreported). The per-track checks run once for every task the submission
+declares, on a two-model toy zoo. Submission code runs only in the sandbox.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.errors import SpecError
 from harness.runner import SubmissionRunner, TaskResult
@@ -24,105 +28,220 @@ CHECK_PROFILE = "toy"
 
 @dataclass(frozen=True)
 class CheckResult:
-    name: str
+    name: str  # what was checked, as printed ("detect: outputs valid on every model")
     passed: bool
     message: str = ""
     fix: str = ""
+    check: str = ""  # the check's name in CHECKS ("check_outputs_valid")
 
 
 Report = Callable[[CheckResult], None]
 
 
-class _Suite:
-    def __init__(self, report: Report | None) -> None:
-        self.results: list[CheckResult] = []
-        self.report = report
+@dataclass
+class Context:
+    """What the checks share while they run on one submission."""
 
-    def add(self, name: str, passed: bool, message: str = "", fix: str = "") -> bool:
-        result = CheckResult(name, passed, message, fix)
-        self.results.append(result)
-        if self.report:
-            self.report(result)
-        return passed
+    path: Path
+    models: list[ZooModel]
+    backend: str
+    limits: SandboxLimits
+    workdir: Path
+    spec: SubmissionSpec | None = None
+    runner: SubmissionRunner | None = None
+    reply: dict[str, Any] = field(default_factory=dict)
+    kind: TrackKind | None = None
+    results: list[TaskResult] = field(default_factory=list)
 
 
-def _start(suite: _Suite, runner: SubmissionRunner, spec: SubmissionSpec) -> bool:
+#: (passed, message) or (passed, message, a fix that replaces the check's own); None: the
+#: check does not apply here (not reported).
+Outcome = tuple[bool, str] | tuple[bool, str, str] | None
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    title: str  # printed; "{track}" is the track's name for per-track checks
+    fix: str
+    run: Callable[[Context], Outcome]
+    per_track: bool = False
+    stops: bool = True  # a failure stops the checks after it (they could not run)
+
+
+def check_manifest(ctx: Context) -> Outcome:
     try:
-        reply = runner.worker.start()
+        ctx.spec = load_submission(ctx.path)
+    except SpecError as exc:
+        return False, exc.problem, exc.fix or "see docs/SUBMITTING.md"
+    return True, ""
+
+
+def check_declares_a_track(ctx: Context) -> Outcome:
+    assert ctx.spec is not None
+    return bool(tasks_for(ctx.spec.tracks, ctx.spec.tracks)), f"tracks {ctx.spec.tracks}"
+
+
+def check_worker_starts(ctx: Context) -> Outcome:
+    assert ctx.spec is not None
+    ctx.runner = SubmissionRunner(ctx.spec, ctx.backend, ctx.limits, ctx.workdir)
+    try:
+        ctx.reply = ctx.runner.worker.start()
     except WorkerFailure as exc:
-        return suite.add(
-            "worker starts",
-            False,
-            f"{exc.reason}; stderr: {exc.stderr[-500:]}",
-            "make the module importable with only numpy, tensorflow and keras",
-        )
-    kind = reply.get("kind")
-    if not suite.add(
+        return False, f"{exc.reason}; stderr: {exc.stderr[-500:]}"
+    if ctx.reply.get("ok") or ctx.reply.get("kind") in ("entry", "params"):
+        return True, ""
+    return False, str(ctx.reply.get("error", ""))
+
+
+def _start_failure(ctx: Context, kind: str) -> Outcome:
+    failed = not ctx.reply.get("ok") and ctx.reply.get("kind") == kind
+    return not failed, str(ctx.reply.get("error", "")) if failed else ""
+
+
+def check_entry_resolves(ctx: Context) -> Outcome:
+    return _start_failure(ctx, "entry")
+
+
+def check_params_bind(ctx: Context) -> Outcome:
+    return _start_failure(ctx, "params")
+
+
+def check_constructor_stores_params(ctx: Context) -> Outcome:
+    found = ctx.reply.get("constructor") or {}
+    extra, not_stored = found.get("extra", []), found.get("not_stored", [])
+    said = []
+    if extra:
+        said.append(f"__init__ also sets {', '.join(extra)}")
+    if not_stored:
+        said.append(f"__init__ does not store {', '.join(not_stored)} unchanged")
+    return not said, "; ".join(said)
+
+
+def check_methods_exist(ctx: Context) -> Outcome:
+    assert ctx.spec is not None
+    missing = sorted(required_methods(ctx.spec.tracks) - set(ctx.reply.get("methods", [])))
+    return not missing, f"missing method(s) {', '.join(missing)}"
+
+
+def check_outputs_valid(ctx: Context) -> Outcome:
+    assert ctx.runner is not None and ctx.kind is not None
+    kind, runner = ctx.kind, ctx.runner
+    ctx.results = [runner.run("check", m, kind) for m in ctx.models]
+    bad = [(m.id, r) for m, r in zip(ctx.models, ctx.results, strict=True) if r.status != "ok"]
+    return not bad, "; ".join(f"{mid}: {r.error}" for mid, r in bad)
+
+
+def check_time_budget(ctx: Context) -> Outcome:
+    assert ctx.runner is not None
+    budget = ctx.runner.limits.wall_seconds
+    over = [r.seconds for r in ctx.results if (r.seconds or 0) > budget]
+    return not over, f"took {over} s"
+
+
+def check_weights_unchanged(ctx: Context) -> Outcome:
+    assert ctx.kind is not None
+    if not ctx.kind.keeps_weights:
+        return None
+    changed = any(r.outputs.get("weights_changed") for r in ctx.results)
+    return not changed, "the submission modified the model it was given"
+
+
+def check_same_seed(ctx: Context) -> Outcome:
+    assert ctx.runner is not None and ctx.kind is not None
+    again = ctx.runner.run("check", ctx.models[0], ctx.kind)
+    where, keys = ctx.kind.same_seed.where, ctx.kind.same_seed.keys
+    first = [getattr(ctx.results[0], where).get(k) for k in keys]
+    second = [getattr(again, where).get(k) for k in keys]
+    return again.status == "ok" and first == second, "two runs with the same seed differ"
+
+
+CHECKS: tuple[Check, ...] = (
+    Check(
+        "check_manifest",
+        "submission.toml valid",
+        "see the message; docs/SUBMITTING.md lists every key",
+        check_manifest,
+    ),
+    Check(
+        "check_declares_a_track",
+        "declares a runnable track",
+        f"declare at least one of {', '.join(repr(k.name) for k in KINDS)}",
+        check_declares_a_track,
+    ),
+    Check(
+        "check_worker_starts",
+        "worker starts",
+        "make the module importable with only numpy, tensorflow and keras",
+        check_worker_starts,
+    ),
+    Check(
+        "check_entry_resolves",
         "entry resolves",
-        reply.get("ok") or kind != "entry",
-        reply.get("error", ""),
-        f"define the class named by entry = {spec.entry!r}",
-    ):
-        return False
-    if not suite.add(
+        "define the class named by entry = 'module:Class' in submission.toml",
+        check_entry_resolves,
+    ),
+    Check(
+        "check_params_bind",
         "params match the constructor",
-        reply.get("ok") or kind != "params",
-        reply.get("error", ""),
-        "make [params] keys keyword arguments of __init__",
-    ):
-        return False
-    if not reply.get("ok"):
-        return suite.add("worker starts", False, reply.get("error", ""), "see the message")
-    missing = sorted(required_methods(spec.tracks) - set(reply.get("methods", [])))
-    return suite.add(
+        "make [params] keys keyword arguments of __init__, with values it accepts",
+        check_params_bind,
+    ),
+    Check(
+        "check_constructor_stores_params",
+        "constructor only stores its parameters",
+        "in __init__ store each parameter unchanged as self.<name> and nothing else; "
+        "build state in the track methods (class attributes may give defaults)",
+        check_constructor_stores_params,
+        stops=False,
+    ),
+    Check(
+        "check_methods_exist",
         "track methods exist",
-        not missing,
-        f"missing method(s) {', '.join(missing)}",
         "implement them or drop the track from tracks = [...]",
-    )
-
-
-def _same(a: TaskResult, b: TaskResult, kind: TrackKind) -> bool:
-    where, keys = kind.same_seed.where, kind.same_seed.keys
-    return [getattr(a, where).get(k) for k in keys] == [getattr(b, where).get(k) for k in keys]
-
-
-def _track_checks(
-    suite: _Suite, runner: SubmissionRunner, models: list[ZooModel], kind: TrackKind
-) -> None:
-    track = kind.name
-    results = [runner.run("check", m, kind) for m in models]
-    bad = [(m.id, r) for m, r in zip(models, results, strict=True) if r.status != "ok"]
-    msg = "; ".join(f"{mid}: {r.error}" for mid, r in bad)
-    if not suite.add(
-        f"{track}: outputs valid on every model",
-        not bad,
-        msg,
+        check_methods_exist,
+    ),
+    Check(
+        "check_outputs_valid",
+        "{track}: outputs valid on every model",
         "return what harness/api.py documents for this track (types, ranges, no NaN)",
-    ):
-        return
-    over = [r.seconds for r in results if (r.seconds or 0) > runner.limits.wall_seconds]
-    suite.add(
-        f"{track}: time budget kept",
-        not over,
-        f"took {over} s",
+        check_outputs_valid,
+        per_track=True,
+    ),
+    Check(
+        "check_time_budget",
+        "{track}: time budget kept",
         "speed up or raise resources.wall_seconds_per_model",
-    )
-    if kind.keeps_weights:
-        changed = any(r.outputs.get("weights_changed") for r in results)
-        suite.add(
-            f"{track}: input model's weights unchanged",
-            not changed,
-            "the submission modified the model it was given",
-            "work on a copy: keras.models.clone_model(model) + set_weights",
-        )
-    again = runner.run("check", models[0], kind)
-    suite.add(
-        f"{track}: same seed, same result",
-        again.status == "ok" and _same(results[0], again, kind),
-        "two runs with the same seed differ",
+        check_time_budget,
+        per_track=True,
+        stops=False,
+    ),
+    Check(
+        "check_weights_unchanged",
+        "{track}: input model's weights unchanged",
+        "work on a copy: keras.models.clone_model(model) + set_weights",
+        check_weights_unchanged,
+        per_track=True,
+        stops=False,
+    ),
+    Check(
+        "check_same_seed",
+        "{track}: same seed, same result",
         "draw randomness from keras/numpy/tf seeded generators, not time or os.urandom",
-    )
+        check_same_seed,
+        per_track=True,
+        stops=False,
+    ),
+)
+NAMES = tuple(c.name for c in CHECKS)
+
+
+def _chosen(only: Iterable[str] | None) -> set[str]:
+    chosen = set(NAMES if only is None else only)
+    unknown = sorted(chosen - set(NAMES))
+    if unknown:
+        raise ValueError(f"unknown check(s) {unknown}; choose from {', '.join(NAMES)}")
+    return chosen
 
 
 def check_submission(
@@ -132,29 +251,50 @@ def check_submission(
     backend: str = "auto",
     limits: SandboxLimits | None = None,
     report: Report | None = None,
+    only: Iterable[str] | None = None,
 ) -> list[CheckResult]:
-    """Run every check; stop early only where later checks cannot run."""
-    suite = _Suite(report)
-    try:
-        spec = load_submission(path)
-    except SpecError as exc:
-        suite.add("submission.toml valid", False, exc.problem, exc.fix)
-        return suite.results
-    suite.add("submission.toml valid", True)
-    kinds = tasks_for(spec.tracks, spec.tracks)
-    if not suite.add(
-        "declares a runnable track",
-        bool(kinds),
-        f"tracks {spec.tracks}",
-        f"declare at least one of {', '.join(repr(k.name) for k in KINDS)}",
-    ):
-        return suite.results
+    """Run the checks (``only``: a selection of CHECKS' names) and return their results;
+    a failed check whose later ones could not run stops the suite there."""
+    chosen = _chosen(only)
+    last = max(NAMES.index(n) for n in chosen)
+    results: list[CheckResult] = []
+
+    def run(check: Check, ctx: Context) -> bool:
+        outcome = check.run(ctx)
+        if outcome is None:
+            return True
+        passed, message = outcome[0], outcome[1]
+        fix = outcome[2] if len(outcome) == 3 else check.fix
+        if check.name in chosen:
+            track = ctx.kind.name if ctx.kind else ""
+            result = CheckResult(
+                check.title.format(track=track),
+                passed,
+                "" if passed else message,
+                "" if passed else fix,
+                check.name,
+            )
+            results.append(result)
+            if report:
+                report(result)
+        return passed or not check.stops
+
     with tempfile.TemporaryDirectory(prefix="harness-check-") as tmp:
-        runner = SubmissionRunner(spec, backend, limits or SandboxLimits(), Path(tmp))
+        ctx = Context(path, models, backend, limits or SandboxLimits(), Path(tmp))
         try:
-            if _start(suite, runner, spec):
-                for kind in kinds:
-                    _track_checks(suite, runner, models, kind)
+            for check in CHECKS[: last + 1]:
+                if check.per_track:
+                    break
+                if not run(check, ctx):
+                    return results
+            per_track = [c for c in CHECKS[: last + 1] if c.per_track]
+            if per_track and ctx.spec is not None:
+                for kind in tasks_for(ctx.spec.tracks, ctx.spec.tracks):
+                    ctx.kind, ctx.results = kind, []
+                    for check in per_track:
+                        if not run(check, ctx):
+                            break
         finally:
-            runner.close()
-    return suite.results
+            if ctx.runner is not None:
+                ctx.runner.close()
+    return results

@@ -87,3 +87,15 @@ def test_no_module_imports_from_a_layer_above_it():
             if own is not None and theirs is not None and theirs > own:
                 upward.append(f"{module} (layer {own}) imports {target} (layer {theirs})")
     assert not upward, "\n".join(upward)
+
+
+def test_no_module_imports_another_modules_private_names():
+    private = []
+    for path in sorted(HARNESS.rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("harness"):
+                names = [a.name for a in node.names if a.name.startswith("_")]
+                names = [n for n in names if not n.startswith("__")]
+                private += [f"{path.relative_to(HARNESS)}: {node.module}.{n}" for n in names]
+    assert not private, private

@@ -89,7 +89,8 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _progress() -> Progress:
+def progress_bar() -> Progress:
+    """The progress bar of long commands: on a terminal, or anywhere with HARNESS_PROGRESS=1."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -101,7 +102,7 @@ def _progress() -> Progress:
     )
 
 
-def _task_reporter(bar: Progress, task: Any) -> Callable[[str, str, str, Any], None]:
+def task_reporter(bar: Progress, task: Any) -> Callable[[str, str, str, Any], None]:
     """The runner's per-task callback: show the task in hand, print failures, advance."""
 
     def on_task(sub: str, model: str, track: str, res: Any) -> None:
@@ -117,7 +118,8 @@ def _task_reporter(bar: Progress, task: Any) -> Callable[[str, str, str, Any], N
     return on_task
 
 
-def _store(db: Path | None) -> Any:
+def results_store(db: Path | None) -> Any:
+    """The results store at ``db``, or the default one under $HARNESS_HOME."""
     from harness.paths import default_results_db
     from harness.store import ResultsStore
 

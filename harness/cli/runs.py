@@ -15,13 +15,13 @@ from harness.cli.common import (
     DbOpt,
     JsonOpt,
     ProfileOpt,
-    _progress,
-    _store,
-    _task_reporter,
     app,
     export_app,
     out,
+    progress_bar,
+    results_store,
     sub_app,
+    task_reporter,
     user_errors,
 )
 from harness.errors import HarnessError
@@ -32,9 +32,23 @@ from harness.errors import HarnessError
 def submission_check(
     path: Annotated[Path, typer.Argument(help="Submission folder.")],
     backend: BackendOpt = "auto",
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--check",
+            help="Run only this check (repeatable), e.g. --check check_same_seed; the checks "
+            "it needs run first, unreported. Default: all of them.",
+        ),
+    ] = None,
 ) -> None:
     """Run the conformance suite on a two-model toy zoo; each failure says how to fix it."""
-    from harness.conformance import CHECK_PROFILE, check_submission
+    from harness.conformance import CHECK_PROFILE, NAMES, check_submission
+
+    unknown = sorted(set(only or ()) - set(NAMES))
+    if unknown:
+        raise HarnessError(
+            f"unknown check(s) {', '.join(unknown)}", fix=f"choose from {', '.join(NAMES)}"
+        )
     from harness.submission.manifest import load_submission
     from harness.zoo.builder import build_profile
     from harness.zoo.spec import load_profile
@@ -49,7 +63,7 @@ def submission_check(
             line += f": {r.message} (fix: {r.fix})"
         out.print(line, highlight=False, soft_wrap=True)
 
-    results = check_submission(path, models, backend=backend, report=report)
+    results = check_submission(path, models, backend=backend, report=report, only=only)
     failed = [r for r in results if not r.passed]
     out.print(f"{len(results) - len(failed)} passed, {len(failed)} failed", highlight=False)
     if failed:
@@ -124,9 +138,9 @@ def run(
     if len(set(names)) != len(names):
         raise HarnessError(f"two submissions share a name: {names}", fix="rename one")
     total = len(ZooStore().models(profile)) * sum(len(tasks_for(s.tracks, wanted)) for s in specs)
-    store = _store(db)
-    with _progress() as bar:
-        on_task = _task_reporter(bar, bar.add_task("tasks", total=total))
+    store = results_store(db)
+    with progress_bar() as bar:
+        on_task = task_reporter(bar, bar.add_task("tasks", total=total))
 
         summary = run_submissions(
             specs,
@@ -169,7 +183,7 @@ def leaderboard(
     from harness.leaderboard import render
     from harness.paths import repo_root
 
-    for path in render(_store(db), out_dir or repo_root() / "leaderboard", run_id):
+    for path in render(results_store(db), out_dir or repo_root() / "leaderboard", run_id):
         out.print(f"wrote {path}", highlight=False)
 
 
@@ -189,7 +203,7 @@ def results(
     from harness.scoring.aggregate import per_model as per_model_scores
     from harness.tracks import aggregate
 
-    store = _store(db)
+    store = results_store(db)
     records = store.tasks(resolve_run(store, run_id))
     scores = aggregate(records)
     rows = [s.as_json() for s in scores]
@@ -238,9 +252,9 @@ def reproduce_cmd(
     from harness.reproduce import markdown, reproduce
 
     names = [n.strip() for n in only.split(",") if n.strip()] if only else None
-    store = _store(db)
-    with _progress() as bar:
-        on_task = _task_reporter(bar, bar.add_task("reproduce", total=None))
+    store = results_store(db)
+    with progress_bar() as bar:
+        on_task = task_reporter(bar, bar.add_task("reproduce", total=None))
 
         figures = reproduce(
             profile,

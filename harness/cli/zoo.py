@@ -12,9 +12,9 @@ import typer
 from harness.cli.common import (
     JsonOpt,
     ProfileOpt,
-    _progress,
     err,
     out,
+    progress_bar,
     user_errors,
     zoo_app,
 )
@@ -37,7 +37,7 @@ def zoo_build(
 
     spec = load_profile(profile)
     counts: dict[str, int] = {}
-    with _progress() as bar:
+    with progress_bar() as bar:
         task = bar.add_task(f"building {spec.name}", total=len(spec.entries))
         start = time.perf_counter()
 

@@ -23,7 +23,7 @@ from harness.reproduce.base import (
     FigureResult,
     Results,
     Variant,
-    _kind,
+    model_kind,
 )
 from harness.runner import ProgressFn, run_submissions
 from harness.store import ResultsStore
@@ -69,7 +69,7 @@ def reproduce(
     run_id = f"reproduce-{profile}"
     variants = {v.name: v for name in chosen for v in FIGURES[name][0]}
     for v in variants.values():
-        ids = [m.id for m in models.values() if _kind(m) in {(a, v.dataset) for a in v.models}]
+        ids = [m.id for m in models.values() if model_kind(m) in {(a, v.dataset) for a in v.models}]
         if ids:
             run_submissions(
                 [variant_spec(v)],

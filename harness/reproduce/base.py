@@ -58,26 +58,30 @@ class Results:
             if r.submission == variant
             and r.track == track
             and r.model_id in self.models
-            and _kind(self.models[r.model_id]) == (attack, dataset)
+            and model_kind(self.models[r.model_id]) == (attack, dataset)
         ]
 
 
-def _kind(model: ZooModel) -> tuple[str, str]:
+def model_kind(model: ZooModel) -> tuple[str, str]:
+    """(attack, data set) of a zoo model; a clean model's attack is CLEAN."""
     truth = model.truth()
     return (truth.attack if truth.poisoned else CLEAN), model.card().dataset
 
 
-def _mean(recs: list[TaskRecord], key: str, source: str = "scores") -> float | None:
+def mean_of_ok(recs: list[TaskRecord], key: str, source: str = "scores") -> float | None:
+    """The mean of ``key`` in the ``source`` dict (scores or outputs) of the tasks that ran."""
     vals = [getattr(r, source).get(key) for r in recs if r.status == "ok"]
     vals = [float(v) for v in vals if isinstance(v, int | float)]
     return float(np.mean(vals)) if vals else None
 
 
-def _pct(v: float | None) -> str:
+def percent(v: float | None) -> str:
+    """A share as a percentage with one decimal; "-" when not measured."""
     return "-" if v is None else f"{100 * v:.1f} %"
 
 
-def _missing(name: str, source: str, paper: str, what: str) -> FigureResult:
+def not_measured(name: str, source: str, paper: str, what: str) -> FigureResult:
+    """The result of a figure the profile cannot measure: it lacks ``what``."""
     return FigureResult(name, source, paper, f"not measured: the profile has no {what}", None)
 
 

@@ -18,10 +18,10 @@ from harness.reproduce.base import (
     FigureResult,
     Results,
     Variant,
-    _mean,
-    _missing,
-    _pct,
     figure,
+    mean_of_ok,
+    not_measured,
+    percent,
 )
 from harness.store import TaskRecord
 
@@ -45,14 +45,14 @@ def backfuzz_activation(res: Results) -> FigureResult:
         res.of("backfuzz", Track.FUZZ.value, CLEAN),
     )
     if not bad or not clean:
-        return _missing("backfuzz-activation", src, paper, "all-to-all BadNet and clean model")
-    b, c = _mean(bad, "activation_rate"), _mean(clean, "activation_rate")
+        return not_measured("backfuzz-activation", src, paper, "all-to-all BadNet and clean model")
+    b, c = mean_of_ok(bad, "activation_rate"), mean_of_ok(clean, "activation_rate")
     holds = b is not None and c is not None and b >= c + 0.2
     return FigureResult(
         "backfuzz-activation",
         src,
         paper,
-        f"{_pct(b)} vs {_pct(c)} (mean of {len(clean)} clean models)",
+        f"{percent(b)} vs {percent(c)} (mean of {len(clean)} clean models)",
         holds,
     )
 
@@ -61,15 +61,15 @@ def backfuzz_activation(res: Results) -> FigureResult:
 def backfuzz_occlusion(res: Results) -> FigureResult:
     src, paper = "BackFuzz report", "5x5 occlusion 79 % and 10x10 72 % vs unmodified 54 %"
     plain, five, ten = (
-        _mean(res.of(v.name, Track.FUZZ.value, A2A), "activation_rate") for v in BACKFUZZ_ALL
+        mean_of_ok(res.of(v.name, Track.FUZZ.value, A2A), "activation_rate") for v in BACKFUZZ_ALL
     )
     if plain is None or five is None or ten is None:
-        return _missing("backfuzz-occlusion", src, paper, "all-to-all BadNet")
+        return not_measured("backfuzz-occlusion", src, paper, "all-to-all BadNet")
     return FigureResult(
         "backfuzz-occlusion",
         src,
         paper,
-        f"5x5 {_pct(five)}, 10x10 {_pct(ten)} vs unmodified {_pct(plain)}",
+        f"5x5 {percent(five)}, 10x10 {percent(ten)} vs unmodified {percent(plain)}",
         five > plain,
     )
 
@@ -78,16 +78,18 @@ def backfuzz_occlusion(res: Results) -> FigureResult:
 def backfuzz_differential(res: Results) -> FigureResult:
     """BackFuzz picks neurons from activations on poisoned data: an oracle run here."""
     src, paper = "BackFuzz report", "differential neurons 53 %, about the unmodified 54 %"
-    diff = _mean(res.of(BACKFUZZ_DIFF.name, Track.FUZZ.value, A2A), "activation_rate")
-    plain = _mean(res.of(BACKFUZZ.name, Track.FUZZ.value, A2A), "activation_rate")
-    clean = _mean(res.of(BACKFUZZ.name, Track.FUZZ.value, CLEAN), "activation_rate")
+    diff = mean_of_ok(res.of(BACKFUZZ_DIFF.name, Track.FUZZ.value, A2A), "activation_rate")
+    plain = mean_of_ok(res.of(BACKFUZZ.name, Track.FUZZ.value, A2A), "activation_rate")
+    clean = mean_of_ok(res.of(BACKFUZZ.name, Track.FUZZ.value, CLEAN), "activation_rate")
     if diff is None or plain is None or clean is None:
-        return _missing("backfuzz-differential", src, paper, "all-to-all BadNet and clean model")
+        return not_measured(
+            "backfuzz-differential", src, paper, "all-to-all BadNet and clean model"
+        )
     return FigureResult(
         "backfuzz-differential",
         src,
         paper,
-        f"differential (oracle, 100 poisoned inputs) {_pct(diff)} vs unmodified {_pct(plain)}",
+        f"differential (oracle, 100 poisoned inputs) {percent(diff)} vs unmodified {percent(plain)}",
         diff >= clean + 0.2 and abs(diff - plain) <= 0.15,
     )
 
@@ -120,7 +122,7 @@ def nc_flags_patch(res: Results) -> FigureResult:
         res.of(NC.name, Track.DETECT.value, CLEAN),
     )
     if not patch or not clean:
-        return _missing("nc-flags-patch", src, paper, "patch BadNet and clean model")
+        return not_measured("nc-flags-patch", src, paper, "patch BadNet and clean model")
     right = [
         _flagged(r) and r.outputs["target_labels"][0] in res.models[r.model_id].truth().targets
         for r in patch
@@ -143,7 +145,7 @@ def nc_random_trigger_evades(res: Results) -> FigureResult:
     paper = "random trigger evades NC in 90 % of instances (rate 0.6)"
     recs = res.of(NC.name, Track.DETECT.value, RANDOM)
     if not recs:
-        return _missing("nc-random-trigger-evades", src, paper, "random-trigger model")
+        return not_measured("nc-random-trigger-evades", src, paper, "random-trigger model")
     evaded = [not _flagged(r) for r in recs]
     return FigureResult(
         "nc-random-trigger-evades",
@@ -178,13 +180,13 @@ def fine_pruning_patch(res: Results) -> FigureResult:
     src, paper = "Liu et al. 2018", "BadNets patch: ASR under 10 % with CA drop under 5 %"
     recs = res.of(FP.name, Track.REPAIR.value, PATCH)
     if not recs:
-        return _missing("fine-pruning-patch", src, paper, "patch BadNet")
-    asr, drop = _mean(recs, "asr"), _ca_drop(recs)
+        return not_measured("fine-pruning-patch", src, paper, "patch BadNet")
+    asr, drop = mean_of_ok(recs, "asr"), _ca_drop(recs)
     return FigureResult(
         "fine-pruning-patch",
         src,
         paper,
-        f"ASR {_pct(_mean(recs, 'asr_before'))} -> {_pct(asr)}, CA drop {_pct(drop)}",
+        f"ASR {percent(mean_of_ok(recs, 'asr_before'))} -> {percent(asr)}, CA drop {percent(drop)}",
         asr is not None and drop is not None and asr < 0.10 and drop < 0.05,
     )
 
@@ -210,15 +212,15 @@ def pruning_aware(res: Results) -> FigureResult:
     )
     strong = res.of(FP_STRONG.name, Track.REPAIR.value, AWARE)
     if not pruned or not fine or not strong:
-        return _missing("pruning-aware", src, paper, "pruning-aware model")
-    a_prune, a_fine, a_strong = (_mean(r, "asr") for r in (pruned, fine, strong))
+        return not_measured("pruning-aware", src, paper, "pruning-aware model")
+    a_prune, a_fine, a_strong = (mean_of_ok(r, "asr") for r in (pruned, fine, strong))
     return FigureResult(
         "pruning-aware",
         src,
         paper,
-        f"ASR {_pct(_mean(pruned, 'asr_before'))} -> pruning only {_pct(a_prune)}; "
-        f"fine-pruning {_pct(a_fine)} (step 0.005), {_pct(a_strong)} (step 0.01, "
-        f"CA drop {_pct(_ca_drop(strong))})",
+        f"ASR {percent(mean_of_ok(pruned, 'asr_before'))} -> pruning only {percent(a_prune)}; "
+        f"fine-pruning {percent(a_fine)} (step 0.005), {percent(a_strong)} (step 0.01, "
+        f"CA drop {percent(_ca_drop(strong))})",
         a_prune is not None and a_strong is not None and a_prune >= 0.5 and a_strong < 0.10,
     )
 
@@ -232,13 +234,13 @@ def strip_far(res: Results) -> FigureResult:
     src, paper = "Gao et al. 2019", "FAR under 1 % at 1 % FRR on BadNets"
     recs = res.of(STRIP.name, Track.FILTER.value, PATCH)
     if not recs:
-        return _missing("strip-far", src, paper, "patch BadNet")
-    far = _mean(recs, "far_at_1frr")
+        return not_measured("strip-far", src, paper, "patch BadNet")
+    far = mean_of_ok(recs, "far_at_1frr")
     return FigureResult(
         "strip-far",
         src,
         paper,
-        f"FAR {_pct(far)} at 1 % FRR (AUC {_mean(recs, 'filter_auc') or 0:.3f})",
+        f"FAR {percent(far)} at 1 % FRR (AUC {mean_of_ok(recs, 'filter_auc') or 0:.3f})",
         far is not None and far < 0.05,
     )
 
@@ -261,14 +263,14 @@ def goodnet_rates(res: Results) -> FigureResult:
         r for a in FACE_ATTACKS for r in res.of(GOODNET.name, Track.REPAIR.value, a, "synthfaces")
     ]
     if not recs:
-        return _missing("goodnet-rates", src, paper, "face BadNet")
-    csr, dtr = _mean(recs, "csr_clean"), _mean(recs, "dtr_clean")
-    atr, dtr_p = _mean(recs, "atr_poisoned"), _mean(recs, "dtr_poisoned")
+        return not_measured("goodnet-rates", src, paper, "face BadNet")
+    csr, dtr = mean_of_ok(recs, "csr_clean"), mean_of_ok(recs, "dtr_clean")
+    atr, dtr_p = mean_of_ok(recs, "atr_poisoned"), mean_of_ok(recs, "dtr_poisoned")
     return FigureResult(
         "goodnet-rates",
         src,
         paper,
-        f"{len(recs)} face BadNets: clean CSR {_pct(csr)}, DTR {_pct(dtr)}; "
-        f"poisoned ATR {_pct(atr)}, DTR {_pct(dtr_p)}",
+        f"{len(recs)} face BadNets: clean CSR {percent(csr)}, DTR {percent(dtr)}; "
+        f"poisoned ATR {percent(atr)}, DTR {percent(dtr_p)}",
         csr is not None and atr is not None and csr >= 0.85 and atr <= 0.05,
     )

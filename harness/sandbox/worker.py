@@ -98,6 +98,11 @@ class Session:
             inspect.signature(self.entry_cls).bind(**self.params)
         except TypeError as exc:
             return _fail("params", f"params do not match the constructor: {exc}")
+        try:
+            instance = self.entry_cls(**self.params)
+        except Exception as exc:  # noqa: BLE001 - a constructor that refuses its params
+            return _fail("params", f"the constructor refused the params: {exc!r}"[:1000])
+        constructor = _constructor_report(self.entry_cls, instance, self.params)
         from harness.tracks import KINDS
 
         wanted = dict.fromkeys(m for kind in KINDS for m in kind.methods)
@@ -107,6 +112,7 @@ class Session:
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
             "methods": methods,
+            "constructor": constructor,
         }
 
     def run(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -128,6 +134,22 @@ class Session:
             "seconds": time.perf_counter() - start,
             "weights_changed": keeps_weights and _weights_digest(model) != before,
         }
+
+
+def _constructor_report(cls: Any, instance: Any, params: dict[str, Any]) -> dict[str, list[str]]:
+    """What the constructor did besides storing its parameters (the contract asks for
+    nothing else): instance attributes it also set, and parameters it did not store as
+    ``self.<name>``, the very object passed (or its default)."""
+    names = {
+        p.name: params.get(p.name, p.default)
+        for p in inspect.signature(cls).parameters.values()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+    attrs = dict(getattr(instance, "__dict__", {}))
+    return {
+        "extra": sorted(k for k in attrs if k not in names)[:20],
+        "not_stored": sorted(n for n, v in names.items() if n not in attrs or attrs[n] is not v),
+    }
 
 
 def _fail(kind: str, message: str) -> dict[str, Any]:

@@ -66,7 +66,6 @@ class BackFuzz:
         self.detect_budget = detect_budget
         self.detect_center = detect_center
         self.detect_gain = detect_gain
-        self.stats_: dict = {}
         self.random_seed = random_seed
         _check_params(self)
 

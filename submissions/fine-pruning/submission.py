@@ -15,6 +15,8 @@ The score grows with the share of such one-sided flips.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from harness import pruning
@@ -24,6 +26,13 @@ MODES = ("fine-prune", "prune-only", "fine-tune-only")
 
 
 class FinePruning:
+    # State the track methods build. The constructor only stores its parameters (checked by
+    # `harness submission check`), so these class attributes give the defaults.
+    bad: Any = None
+    good: Any = None
+    num_classes = 0
+    pruned: tuple[int, ...] | list[int] = ()
+
     def __init__(
         self,
         mode: str = "fine-prune",
@@ -49,9 +58,6 @@ class FinePruning:
         self.probes_per_image = probes_per_image
         self.detect_gain = detect_gain
         self.probe_seed = probe_seed
-        self.bad = self.good = None
-        self.num_classes = 0
-        self.pruned: list[int] = []
 
     # -- detect track ---------------------------------------------------------------------
     def detect(self, model, clean: CleanData) -> Detection:

@@ -21,6 +21,10 @@ from harness.reverse import ReversedTrigger, ReverseSettings, anomaly_index, rev
 
 
 class NeuralCleanse:
+    # State the track methods build. The constructor only stores its parameters (checked by
+    # `harness submission check`), so these class attributes give the defaults.
+    model: Any = None
+
     def __init__(
         self,
         steps: int = 300,
@@ -49,7 +53,6 @@ class NeuralCleanse:
         self.unlearn_learning_rate = unlearn_learning_rate
         self.unlearn_batch_size = unlearn_batch_size
         self._validate()
-        self.model: Any = None
 
     def _validate(self) -> None:
         """Every parameter's range, in one place (ART-style precise ValueErrors)."""

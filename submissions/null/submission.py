@@ -1,13 +1,16 @@
 """The null defense: knows nothing, changes nothing."""
 
+from typing import Any
+
 import numpy as np
 
 from harness.api import CleanData, Detection
 
 
 class Null:
-    def __init__(self) -> None:
-        self.model = None
+    # State the track methods build. The constructor only stores its parameters (checked by
+    # `harness submission check`), so these class attributes give the defaults.
+    model: Any = None
 
     def detect(self, model, clean: CleanData) -> Detection:
         return Detection(score=0.5)

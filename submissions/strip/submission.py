@@ -17,6 +17,8 @@ Repair track: the model's label, or N (rejected) where the input is flagged.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from harness.api import CleanData
@@ -27,6 +29,15 @@ CHUNK_IMAGES = 4096
 
 
 class Strip:
+    # State the track methods build. The constructor only stores its parameters (checked by
+    # `harness submission check`), so these class attributes give the defaults.
+    model: Any = None
+    overlays: np.ndarray | None = None
+    input_range: tuple[float, ...] = (0.0, 1.0)
+    num_classes = 0
+    threshold = 0.0
+    clean_entropy: np.ndarray | None = None
+
     def __init__(
         self,
         n: int = 16,
@@ -41,12 +52,6 @@ class Strip:
         self.seed = seed
         self.batch_size = batch_size
         self._validate()
-        self.model = None
-        self.overlays: np.ndarray | None = None
-        self.input_range = (0.0, 1.0)
-        self.num_classes = 0
-        self.threshold = 0.0
-        self.clean_entropy: np.ndarray | None = None
 
     def _validate(self) -> None:
         if not isinstance(self.n, int) or self.n < 1:

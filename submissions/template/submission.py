@@ -8,16 +8,21 @@ You see nothing else: no attack metadata, no poisoned data, no network, no other
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from harness.api import CleanData, Detection
 
 
 class MyDefense:
+    # State the track methods build: a class attribute gives its default, because the
+    # constructor only stores its parameters (`harness submission check` checks it).
+    model: Any = None
+
     def __init__(self, noise_scale: float = 0.1) -> None:
-        # Only store parameters here; do the work in detect()/repair().
+        # Only store parameters here, unchanged; do the work in detect()/repair().
         self.noise_scale = noise_scale
-        self.model = None
 
     # detect track: P(backdoored) in [0, 1]; optionally target_labels and a Trigger.
     def detect(self, model, clean: CleanData) -> Detection:
