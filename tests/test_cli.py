@@ -23,6 +23,10 @@ harness = run_cli
             "unknown sandbox backend",
         ),
         (("submission", "check", str(REPO / "harness")), "missing submission.toml"),
+        (
+            ("submission", "check", str(REPO / "submissions" / "null"), "--check", "check_x"),
+            "unknown check(s) check_x",
+        ),
     ],
 )
 def test_user_errors_are_one_line(args, expected, tiny_zoo):
@@ -97,15 +101,18 @@ def test_run_results_and_leaderboard(tmp_path, tiny_zoo, backend):
 
 @pytest.mark.sandbox
 def test_submission_check_passes_reference_and_catches_broken(toy_zoo, backend):
-    proc = harness("submission", "check", str(REPO / "submissions" / "null"))
-    assert proc.returncode == 0 and "0 failed" in proc.stdout, proc.stdout
+    # The whole suite on the null submission, in this process (the command adds only the
+    # lines below); every check on every reference submission is tests/test_conformance.py.
+    from harness.conformance import NAMES, check_submission
+
+    results = check_submission(REPO / "submissions" / "null", toy_zoo, backend=backend)
+    assert [r.check for r in results if not r.passed] == []
+    assert {r.check for r in results} == set(NAMES)
     proc = harness("submission", "check", str(HOSTILE / "bad_params"))
     assert proc.returncode == 1, (proc.stdout, proc.stderr)
     assert "FAIL params match the constructor" in proc.stdout and "fix:" in proc.stdout
-    # The other broken hand-ins through the same suite in this process (the command adds
-    # nothing but the lines above, and each run of it imports TensorFlow anew).
-    from harness.conformance import check_submission
-
+    # The other broken hand-ins through the same suite in this process (each run of the
+    # command imports TensorFlow anew).
     cases = {
         "bad_entry": ["entry resolves"],
         "nan_score": ["detect: outputs valid"],

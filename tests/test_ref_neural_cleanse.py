@@ -6,6 +6,8 @@ reproduction targets with the manifest's own settings are marked slow.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from refsubs import build, by_id, labels, open_public
@@ -54,12 +56,28 @@ def test_flags_only_labels_over_the_threshold_most_anomalous_first():
     assert nc._score(4.0) > 0.95 and nc._score(0.0) < 0.05
 
 
-def test_detects_the_patch_badnet_and_unlearning_removes_it(tiny_zoo):
+def _counting_reversals(monkeypatch, nc) -> list[int]:
+    """Count the submission's calls of reverse_engineer (the costly step)."""
+    module = sys.modules[type(nc).__module__]
+    calls: list[int] = []
+    real = module.reverse_engineer
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "reverse_engineer", counted)
+    return calls
+
+
+def test_detects_the_patch_badnet_and_unlearning_removes_it(tiny_zoo, monkeypatch):
     zoo_model = by_id(tiny_zoo, PATCH)
     model, clean = open_public(zoo_model)
     before = [w.copy() for w in model.get_weights()]
+    nc = build(NAME, **FAST)
+    reversals = _counting_reversals(monkeypatch, nc)
     _seeded()
-    det = build(NAME, **FAST).detect(model, clean)
+    det = nc.detect(model, clean)
     index = np.asarray(det.extra["anomaly_index"])
     assert det.target_labels[0] == zoo_model.truth().targets[0] == 0, index
     assert index[0] > 2 and int(np.argmax(index)) == 0, index
@@ -70,9 +88,9 @@ def test_detects_the_patch_badnet_and_unlearning_removes_it(tiny_zoo):
     assert det.trigger.mask.sum() < 20
     assert np.mean(labels(model, det.trigger.stamp(tests.x[:200])) == 0) > 0.9
 
-    _seeded()
-    nc = build(NAME, **FAST)
+    _seeded()  # the same seed as detect: repair reuses its reverse-engineering
     nc.repair(model, clean)
+    assert len(reversals) == 1
     asr_before = np.mean(labels(model, tests.x_poisoned) == tests.y_tgt)
     asr_after = np.mean(nc.predict(tests.x_poisoned) == tests.y_tgt)
     ca_before = np.mean(labels(model, tests.x) == tests.y)
@@ -82,18 +100,23 @@ def test_detects_the_patch_badnet_and_unlearning_removes_it(tiny_zoo):
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
 
 
-def test_clean_model_is_not_flagged_and_repair_is_the_identity(tiny_zoo):
+def test_clean_model_is_not_flagged_and_repair_is_the_identity(tiny_zoo, monkeypatch):
     zoo_model = by_id(tiny_zoo, CLEAN)
     model, clean = open_public(zoo_model)
+    nc = build(NAME, **FAST)
+    reversals = _counting_reversals(monkeypatch, nc)
     _seeded()
-    det = build(NAME, **FAST).detect(model, clean)
+    det = nc.detect(model, clean)
     # Measured: largest index 0.913 for Keras seeds 0-4 with 2 threads and 0-1 with 1.
     assert max(det.extra["anomaly_index"]) < 2 and det.score < 0.5, det.extra
     assert len(det.target_labels) == 1  # nothing flagged: the best guess only
 
     _seeded()
-    nc = build(NAME, **FAST)
     nc.repair(model, clean)
+    assert len(reversals) == 1
+    _seeded(1)  # another seed, or another model, is reverse-engineered anew
+    nc.detect(model, clean)
+    assert len(reversals) == 2
     x = zoo_model.test_sets().x[:100]
     assert nc.model is model
     assert np.array_equal(nc.predict(x), labels(model, x))

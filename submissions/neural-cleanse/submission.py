@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Any
 
@@ -24,6 +25,9 @@ class NeuralCleanse:
     # State the track methods build. The constructor only stores its parameters (checked by
     # `harness submission check`), so these class attributes give the defaults.
     model: Any = None
+    #: The last reverse-engineering: ((seed, model and data fingerprint), triggers, index).
+    #: A repair of the model detect() just saw, under the same seed, reuses it.
+    _reversed: tuple[Any, list[ReversedTrigger], np.ndarray] | None = None
 
     def __init__(
         self,
@@ -91,20 +95,28 @@ class NeuralCleanse:
         )
 
     def _reverse(self, model: Any, clean: CleanData) -> tuple[list[ReversedTrigger], np.ndarray]:
-        """One trigger per label, all labels in one batched graph, and their anomaly index."""
+        """One trigger per label, all labels in one batched graph, and their anomaly index.
+        Computed once per (seed, model weights, clean split): detect() and then repair() of
+        one model on one instance reverse-engineer it once."""
+        seed = int(np.random.randint(0, 2**31 - 1))  # the harness seeds NumPy per task
+        key = (seed, _fingerprint(model, clean))
+        if self._reversed is not None and self._reversed[0] == key:
+            return self._reversed[1], self._reversed[2]
         settings = ReverseSettings(
             steps=self.steps,
             batch_size=self._per_label_batch(clean.num_classes),
             learning_rate=self.learning_rate,
             init_cost=self.init_cost,
             asr_threshold=self.asr_threshold,
-            seed=int(np.random.randint(0, 2**31 - 1)),  # the harness seeds NumPy per task
+            seed=seed,
         )
         x = np.asarray(clean.x, np.float32)
         found = reverse_engineer(
             model, x, range(clean.num_classes), settings, tuple(clean.input_range)
         )
-        return found, anomaly_index([r.l1 for r in found])
+        index = anomaly_index([r.l1 for r in found])
+        self._reversed = (key, found, index)
+        return found, index
 
     def _per_label_batch(self, num_classes: int) -> int:
         """Images per label and step: ``batch_size``, shrunk so that all labels together
@@ -171,3 +183,12 @@ class NeuralCleanse:
             xs.append(xe)
             ys.append(y)
         return np.concatenate(xs), np.concatenate(ys)
+
+
+def _fingerprint(model: Any, clean: CleanData) -> str:
+    """A digest of the model's weights and the clean split: what the reversal depends on."""
+    digest = hashlib.sha256()
+    for w in model.get_weights():
+        digest.update(np.ascontiguousarray(w).tobytes())
+    digest.update(np.ascontiguousarray(clean.x).tobytes())
+    return digest.hexdigest()
