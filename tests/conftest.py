@@ -131,7 +131,6 @@ LONGEST_MODULES = (
     "test_goodnet.py",
     "test_ref_neural_cleanse.py",
     "test_import.py",
-    "test_conformance.py",
     "test_ref_deepinspect_goodnet.py",
     "test_runner.py",
     "test_ref_backfuzz.py",

@@ -1,42 +1,50 @@
 """The conformance suite's pytest adapter: each check of `harness submission check` as a test
-on every reference submission. `make test` runs the checks that need no task (the manifest,
-the worker start, the constructor, the methods); `make test-slow` runs all of them."""
+on the reference submissions.
+
+`make test` runs the sandboxed checks that need no task (the manifest, the worker start,
+the constructor, the methods) on the template submission contestants start from, and the
+constructor rule in this process on every reference submission (the same report the
+sandbox worker makes); `make test-slow` runs every check in the sandbox on every reference
+submission."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import tomllib
+from refsubs import entry_class
 
 from harness.conformance import CHECKS, check_submission
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE = sorted(
-    p.name for p in (REPO / "submissions").iterdir() if (p / "submission.toml").is_file()
-)
+SUBMISSIONS = REPO / "submissions"
+REFERENCE = sorted(p.name for p in SUBMISSIONS.iterdir() if (p / "submission.toml").is_file())
 STARTUP = tuple(c.name for c in CHECKS if not c.per_track)
 
 
 @pytest.fixture(scope="module")
-def startup_results(backend):
-    """Each reference submission through the startup checks once (one sandbox worker each)."""
-    return {
-        name: {
-            r.check: r
-            for r in check_submission(
-                REPO / "submissions" / name, [], backend=backend, only=STARTUP
-            )
-        }
-        for name in REFERENCE
-    }
+def template_results(backend):
+    """The template through the startup checks (one sandbox worker)."""
+    results = check_submission(SUBMISSIONS / "template", [], backend=backend, only=STARTUP)
+    return {r.check: r for r in results}
 
 
 @pytest.mark.parametrize("check", STARTUP)
-@pytest.mark.parametrize("submission", REFERENCE)
-def test_reference_submission_passes(startup_results, submission, check):
-    result = startup_results[submission].get(check)
-    assert result is not None, f"{check} did not run on {submission}"
+def test_the_template_passes(template_results, check):
+    result = template_results.get(check)
+    assert result is not None, f"{check} did not run"
     assert result.passed, f"{result.name}: {result.message} (fix: {result.fix})"
+
+
+@pytest.mark.parametrize("submission", REFERENCE)
+def test_reference_constructor_stores_only_its_params(submission):
+    from harness.sandbox.worker import constructor_report
+
+    cls = entry_class(submission)
+    manifest = tomllib.loads((SUBMISSIONS / submission / "submission.toml").read_text())
+    params = manifest.get("params", {})
+    assert constructor_report(cls, cls(**params), params) == {"extra": [], "not_stored": []}
 
 
 @pytest.mark.slow
@@ -47,9 +55,9 @@ def test_reference_submission_passes_every_check(submission, backend):
     from harness.zoo.spec import load_profile
 
     models = build_profile(load_profile(CHECK_PROFILE))
-    results = check_submission(REPO / "submissions" / submission, models, backend=backend)
+    results = check_submission(SUBMISSIONS / submission, models, backend=backend)
     failed = [f"{r.name}: {r.message}" for r in results if not r.passed]
-    assert results and not failed, failed
+    assert {r.check for r in results} >= set(STARTUP) and not failed, failed
 
 
 def test_selecting_a_check_reports_only_it_and_an_unknown_one_is_refused(backend):
@@ -64,4 +72,4 @@ def test_selecting_a_check_reports_only_it_and_an_unknown_one_is_refused(backend
     assert "also sets history" in result.message and "does not store scale" in result.message
     assert "steps" not in result.message and result.fix
     with pytest.raises(ValueError, match="unknown check"):
-        check_submission(REPO / "submissions" / "null", [], only=["check_nothing"])
+        check_submission(SUBMISSIONS / "null", [], only=["check_nothing"])

@@ -93,12 +93,15 @@ def test_unusable_goodnets_are_refused_with_the_fix(face_zoo, tmp_path, mode, ex
     toml = (HOSTILE / "bad_goodnet" / "submission.toml").read_text()
     (sub / "submission.toml").write_text(toml.replace('"n_plus_one"', f'"{mode}"'))
     out = tmp_path / "goodnet.h5"
-    proc = harness(
-        "export", "goodnet", str(sub), "--profile", "tiny-faces",
-        "--model", "faces-clean-s41-v1", "--out", str(out),
-    )  # fmt: skip
-    assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
-    assert "fix:" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    # In this process: the command adds only the one-line print of the error, which
+    # test_export_needs_a_repairer checks.
+    from harness.errors import HarnessError
+    from harness.goodnet import export_goodnet
+
+    model = next(m for m in face_zoo if m.id == "faces-clean-s41-v1")
+    with pytest.raises(HarnessError) as err:
+        export_goodnet(sub, model, out, backend="bwrap")
+    assert expected in str(err.value) and err.value.fix, err.value
     assert not out.exists()
 
 

@@ -102,7 +102,7 @@ class Session:
             instance = self.entry_cls(**self.params)
         except Exception as exc:  # noqa: BLE001 - a constructor that refuses its params
             return _fail("params", f"the constructor refused the params: {exc!r}"[:1000])
-        constructor = _constructor_report(self.entry_cls, instance, self.params)
+        constructor = constructor_report(self.entry_cls, instance, self.params)
         from harness.tracks import KINDS
 
         wanted = dict.fromkeys(m for kind in KINDS for m in kind.methods)
@@ -136,7 +136,7 @@ class Session:
         }
 
 
-def _constructor_report(cls: Any, instance: Any, params: dict[str, Any]) -> dict[str, list[str]]:
+def constructor_report(cls: Any, instance: Any, params: dict[str, Any]) -> dict[str, list[str]]:
     """What the constructor did besides storing its parameters (the contract asks for
     nothing else): instance attributes it also set, and parameters it did not store as
     ``self.<name>``, the very object passed (or its default)."""
