@@ -27,6 +27,7 @@ from harness.api import DEFAULT_FUZZ_BUDGET, Track
 from harness.scoring.aggregate import Score, mean_of
 from harness.scoring.metrics import METRICS
 from harness.store import TaskRecord
+from harness.zoo.evalset import draw_eval_set
 
 if TYPE_CHECKING:
     from harness.zoo.evalset import EvalSet
@@ -167,6 +168,13 @@ class TaskInputs:
         if self.sets is None:
             raise RuntimeError("the task was prepared without its test sets")
         return self.sets
+
+
+def mixed_test_inputs(model: ZooModel, seed: int) -> TaskInputs:
+    """The shuffled clean and poisoned test images a repair or filter task answers (the
+    ``EvalSet`` drawn with the task's seed), and the test sets that score them."""
+    sets = model.test_sets()
+    return TaskInputs(draw_eval_set(sets, seed), sets)
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,9 @@ from harness.tracks.base import (
     TrackKind,
     batched,
     finite,
+    mixed_test_inputs,
     save_array,
 )
-from harness.zoo.evalset import draw_eval_set
 from harness.zoo.records import TruthRecord
 
 if TYPE_CHECKING:
@@ -95,8 +95,7 @@ class FilterTrack(TrackKind):
     )
 
     def prepare(self, model: ZooModel, seed: int, options: RunOptions) -> TaskInputs:
-        sets = model.test_sets()
-        return TaskInputs(draw_eval_set(sets, seed), sets)
+        return mixed_test_inputs(model, seed)
 
     @staticmethod
     def call(
