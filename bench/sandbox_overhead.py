@@ -18,6 +18,7 @@ from pathlib import Path
 from harness.runner import SubmissionRunner
 from harness.sandbox.limits import SandboxLimits
 from harness.submission.manifest import load_submission
+from harness.tracks import by_name
 from harness.zoo.builder import build_profile
 from harness.zoo.spec import load_profile
 
@@ -34,7 +35,7 @@ def measure(backend: str, models: list, track: str) -> dict[str, float]:
         per_task = []
         for model in models:
             t = time.perf_counter()
-            res = runner.run("bench", model, track)
+            res = runner.run("bench", model, by_name(track))
             assert res.status == "ok", res.error
             per_task.append(time.perf_counter() - t)
         runner.close()

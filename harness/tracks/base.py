@@ -16,6 +16,7 @@ imports the registry to find its calls.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -196,8 +197,8 @@ class SameSeed:
     keys: tuple[str, ...]
 
 
-class TrackKind:
-    """One scored task kind; subclasses set the class attributes and the methods."""
+class TrackKind(ABC):
+    """One scored task kind; subclasses set the class attributes, ``call`` and ``score``."""
 
     #: The task's name in the store, the protocol and the progress lines.
     name: ClassVar[str]
@@ -220,11 +221,13 @@ class TrackKind:
         return TaskInputs()
 
     @staticmethod
+    @abstractmethod
     def call(
         instance: Any, model: Any, clean: Any, req: dict[str, Any], out: Path
     ) -> dict[str, Any]:
-        raise NotImplementedError
+        """The worker's side: call the entry class's methods, save arrays, return the reply."""
 
+    @abstractmethod
     def score(
         self,
         result: dict[str, Any],
@@ -234,7 +237,6 @@ class TrackKind:
         predictor: ModelPredictor,
     ) -> Scored:
         """(outputs to store, outcome) of one reply; raises ``OutputError`` when invalid."""
-        raise NotImplementedError
 
     def failed(self, model: ZooModel) -> Outcome:
         """The outcome a failed task counts as (nothing measured, by default)."""
@@ -275,7 +277,7 @@ class TrackKind:
         self, metric: Metric, submission: str, pairs: list[tuple[TaskRecord, Outcome]]
     ) -> Score | None:
         """A metric whose rule is not a plain mean (the track's own)."""
-        raise NotImplementedError(f"{self.name}: no rule {metric.rule!r} for {metric.name}")
+        raise ValueError(f"track {self.name} has no rule {metric.rule!r} (metric {metric.name})")
 
     def track_of(self, metric: Metric) -> str:
         """The track a metric is reported under (the kind's own unless it names one)."""

@@ -239,15 +239,11 @@ class DetectTrack(TrackKind):
         self, submission: str, pairs: list[tuple[TaskRecord, Outcome]], oracle: bool
     ) -> list[Score]:
         """Missing detections (failed, or ok without a score) among the models of known
-        truth; none at all when every model's truth is unknown."""
-        known = _known(pairs)
-        unknown = self.unknown_truth(submission, pairs, oracle)
-        if not known:
-            return unknown
-        _, missing = _filled(known)
+        truth (``aggregate`` reports nothing else when no model's truth is known)."""
+        _, missing = _filled(_known(pairs))
         return [
             Score(submission, self.name, "failures", float(missing.sum()), oracle=oracle),
-            *unknown,
+            *self.unknown_truth(submission, pairs, oracle),
         ]
 
     def aggregate(self, submission: str, records: list[TaskRecord], oracle: bool) -> list[Score]:
