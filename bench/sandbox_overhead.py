@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.runner import SubmissionRunner
+from harness.task import SubmissionRunner
 from harness.sandbox.limits import SandboxLimits
 from harness.submission.manifest import load_submission
 from harness.tracks import by_name

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import SpecError
-from harness.runner import SubmissionRunner, TaskResult
 from harness.sandbox.client import WorkerFailure
 from harness.sandbox.limits import SandboxLimits
 from harness.submission.manifest import SubmissionSpec, load_submission
+from harness.task import SubmissionRunner, TaskResult
 from harness.tracks import KINDS, TrackKind, required_methods, tasks_for
 from harness.zoo.store import ZooModel
 

@@ -14,10 +14,18 @@ class HarnessError(Exception):
         self.path = str(path) if path is not None else None
         super().__init__(self.line())
 
+    def __reduce__(self) -> tuple:
+        # Keep file, problem and fix apart when the error crosses from a cluster worker.
+        return (_rebuild, (type(self), self.problem, self.fix, self.path))
+
     def line(self) -> str:
         head = f"{self.path}: " if self.path else ""
         tail = f" (fix: {self.fix})" if self.fix else ""
         return f"{head}{self.problem}{tail}"
+
+
+def _rebuild(cls: type[HarnessError], problem: str, fix: str, path: str | None) -> HarnessError:
+    return cls(problem, fix=fix, path=path)
 
 
 class SpecError(HarnessError):

@@ -144,12 +144,12 @@ def export_goodnet(
     """Repair ``model`` (a ZooModel) with the submission in the sandbox, take its
     ``export()``, check the file the grader's way and write it to ``out``."""
     from harness.api import Track
-    from harness.runner import SubmissionRunner, task_seed
     from harness.sandbox.backends import resolve_backend
     from harness.sandbox.client import WorkerFailure
     from harness.sandbox.limits import SandboxLimits
     from harness.submission.manifest import load_submission
     from harness.submission.validate import OutputError, reply_file, reply_object
+    from harness.task import SubmissionRunner, task_seed
     from harness.tracks.repair import EXPORT, label_predictions, score_repair
     from harness.zoo.evalset import draw_eval_set
 

@@ -127,6 +127,7 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 #: on 2 cores), longest first. pytest-xdist's loadscope hands out modules in collection
 #: order; starting the long ones first keeps a long module from running alone at the end.
 LONGEST_MODULES = (
+    "test_dask.py",
     "test_cli.py",
     "test_goodnet.py",
     "test_ref_neural_cleanse.py",
@@ -212,6 +213,9 @@ def harness_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         path = tmp_path_factory.mktemp("harness-home")
     path.mkdir(parents=True, exist_ok=True)
     os.environ["HARNESS_HOME"] = str(path)
+    # `harness` commands the tests start run in their own process (pytest-xdist spreads
+    # the tests over the cores already); the Dask tests ask for their workers by option.
+    os.environ["HARNESS_WORKERS"] = "1"
     return path
 
 

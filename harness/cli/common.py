@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -18,6 +19,7 @@ from rich.progress import (
     Progress,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
 
 from harness.errors import HarnessError
@@ -62,6 +64,27 @@ DbOpt = Annotated[
     typer.Option("--db", help="Results store (SQLite). Default: $HARNESS_HOME/results.sqlite."),
 ]
 
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        "-w",
+        min=1,
+        envvar="HARNESS_WORKERS",
+        help="Worker processes on this machine, one TensorFlow thread each (default: one "
+        "per core; 1 runs everything in this process). Ignored with --scheduler.",
+        show_default=False,
+    ),
+]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        envvar="HARNESS_SCHEDULER",
+        help="Run on an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (docs/SCALING.md).",
+    ),
+]
+
 
 def user_errors(fn: F) -> F:
     """Print a user-caused error (HarnessError, or an OS/SQLite error on a user path) as one
@@ -96,26 +119,81 @@ def progress_bar() -> Progress:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),
         console=err,
         transient=False,
         disable=not err.is_terminal and os.environ.get("HARNESS_PROGRESS") != "1",
     )
 
 
-def task_reporter(bar: Progress, task: Any) -> Callable[[str, str, str, Any], None]:
-    """The runner's per-task callback: show the task in hand, print failures, advance."""
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
-    def on_task(sub: str, model: str, track: str, res: Any) -> None:
-        if res is None:
-            bar.update(task, description=f"{sub} · {track} · {model}")
+
+class Reporter:
+    """Progress of a long command (a zoo build, a run): a rich bar on a terminal; in a log
+    file, one line per item done with its own time, the time so far and an ETA. Items that
+    took no work (cached models, stored tasks) are counted apart and left out of the rate.
+
+    Use as a context manager; call :meth:`expect` once the work still to do is known."""
+
+    def __init__(self, label: str, total: int | None = None) -> None:
+        self.bar = progress_bar()
+        self.task = self.bar.add_task(label, total=total)
+        self.todo = total
+        self.done = 0
+        self.start = time.perf_counter()
+
+    def __enter__(self) -> Reporter:
+        self.bar.__enter__()
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.__exit__(*exc)
+
+    def expect(self, todo: int) -> None:
+        """``todo`` items will take work (the bar's total)."""
+        self.todo = todo
+        self.bar.update(self.task, total=todo, completed=0)
+
+    def item(self, text: str, seconds: float | None = None, error: str | None = None) -> None:
+        """One item of work finished (``error``: it failed, and why)."""
+        self.done += 1
+        self.bar.update(self.task, advance=1, description=text)
+        if error:
+            self.bar.console.print(f"[red]failed[/red] {text}: {error}", highlight=False)
+        if not self.bar.disable:
             return
-        if res.status != "ok":
-            bar.console.print(
-                f"[red]failed[/red] {sub} {track} {model}: {res.error}", highlight=False
-            )
-        bar.advance(task)
+        elapsed = time.perf_counter() - self.start
+        line = text if seconds is None else f"{text} in {seconds:.1f} s"
+        line += f" · {self.done}/{self.todo or '?'} · {_clock(elapsed)} so far"
+        if self.todo and self.done < self.todo:
+            line += f" · ETA {_clock(elapsed / self.done * (self.todo - self.done))}"
+        err.print(line, highlight=False, soft_wrap=True)
 
-    return on_task
+    def note(self, text: str) -> None:
+        """A line that is not an item of work (a cached model)."""
+        if self.bar.disable:
+            err.print(text, highlight=False, soft_wrap=True)
+
+
+class TaskProgress:
+    """The runner's progress callbacks (``harness.runner.RunProgress``) on a Reporter."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+
+    def planned(self, todo: int, skipped: int) -> None:
+        self.reporter.expect(todo)
+        if skipped:
+            self.reporter.note(f"{skipped} task(s) already in the store")
+
+    def task_done(self, sub: str, model: str, track: str, res: Any) -> None:
+        error = res.error if res.status != "ok" else None
+        self.reporter.item(f"{sub} {track} {model}", res.seconds, error)
 
 
 def results_store(db: Path | None) -> Any:

@@ -15,13 +15,15 @@ from harness.cli.common import (
     DbOpt,
     JsonOpt,
     ProfileOpt,
+    Reporter,
+    SchedulerOpt,
+    TaskProgress,
+    WorkersOpt,
     app,
     export_app,
     out,
-    progress_bar,
     results_store,
     sub_app,
-    task_reporter,
     user_errors,
 )
 from harness.errors import HarnessError
@@ -121,9 +123,16 @@ def run(
         typer.Option("--fuzz-budget", min=1, help="Inputs a fuzzer may generate per model."),
     ] = DEFAULT_FUZZ_BUDGET,
     db: DbOpt = None,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
 ) -> None:
-    """Run submissions against every model of a built zoo; resumes where it stopped."""
+    """Run submissions against every model of a built zoo; resumes where it stopped.
+
+    Each submission's tracks on one model are one job, run in one sandbox session; jobs
+    run on --workers processes here or on a Dask cluster (--scheduler), and every task
+    is stored as soon as it is done, so a killed run loses only the jobs in flight."""
     from harness.api import Track
+    from harness.cluster import open_executor
     from harness.runner import run_submissions
     from harness.submission.manifest import load_submission
     from harness.tracks import tasks_for
@@ -139,9 +148,7 @@ def run(
         raise HarnessError(f"two submissions share a name: {names}", fix="rename one")
     total = len(ZooStore().models(profile)) * sum(len(tasks_for(s.tracks, wanted)) for s in specs)
     store = results_store(db)
-    with progress_bar() as bar:
-        on_task = task_reporter(bar, bar.add_task("tasks", total=total))
-
+    with Reporter("tasks", total) as reporter, open_executor(workers, scheduler) as executor:
         summary = run_submissions(
             specs,
             profile,
@@ -149,8 +156,9 @@ def run(
             store,
             backend=backend,
             run_id=run_id,
-            on_task=on_task,
+            progress=TaskProgress(reporter),
             fuzz_budget=fuzz_budget,
+            executor=executor,
         )
     out.print(
         f"run {summary.run_id}: {summary.done} tasks done ({summary.failed} failed), "
@@ -239,6 +247,8 @@ def reproduce_cmd(
         typer.Option("--fuzz-budget", min=1, help="Inputs BackFuzz may generate per model."),
     ] = 200,
     db: DbOpt = None,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Run the reference defenses where the papers report a figure; print paper vs ours.
 
@@ -248,21 +258,21 @@ def reproduce_cmd(
     paper's number, ours and whether the claim holds; see docs/REPRODUCTION.md."""
     import sys
 
+    from harness.cluster import open_executor
     from harness.paths import repo_root
     from harness.reproduce import markdown, reproduce
 
     names = [n.strip() for n in only.split(",") if n.strip()] if only else None
     store = results_store(db)
-    with progress_bar() as bar:
-        on_task = task_reporter(bar, bar.add_task("reproduce", total=None))
-
+    with Reporter("reproduce") as reporter, open_executor(workers, scheduler) as executor:
         figures = reproduce(
             profile,
             store,
             only=names,
             backend=backend,
             fuzz_budget=fuzz_budget,
-            on_task=on_task,
+            progress=TaskProgress(reporter),
+            executor=executor,
         )
     command = " ".join(["harness", "reproduce", *sys.argv[2:]])
     text = markdown(figures, command)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,9 +11,11 @@ import typer
 from harness.cli.common import (
     JsonOpt,
     ProfileOpt,
+    Reporter,
+    SchedulerOpt,
+    WorkersOpt,
     err,
     out,
-    progress_bar,
     user_errors,
     zoo_app,
 )
@@ -29,25 +30,32 @@ def zoo_build(
         Path | None,
         typer.Option(help="Your own MNIST: a Keras mnist.npz or a folder of IDX files."),
     ] = None,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
 ) -> None:
-    """Train every model of a profile (cached by spec hash; a rebuild takes seconds)."""
-    from harness.zoo.builder import build_profile
+    """Train every model of a profile (cached by spec hash; a rebuild takes seconds).
+
+    Models train one per worker process (--workers, default one per core) or on a Dask
+    cluster (--scheduler); the result does not depend on which worker trained what."""
+    from harness.cluster import open_executor
+    from harness.zoo.build_jobs import build_profile_on
     from harness.zoo.bundle import BUNDLE_FORMAT
     from harness.zoo.spec import load_profile
 
     spec = load_profile(profile)
     counts: dict[str, int] = {}
-    with progress_bar() as bar:
-        task = bar.add_task(f"building {spec.name}", total=len(spec.entries))
-        start = time.perf_counter()
+    todo = _to_build(spec, force)
+    with Reporter(f"building {spec.name}", todo) as reporter:
 
-        def done(entry: Any, status: str) -> None:
+        def done(entry: Any, status: str, seconds: float | None) -> None:
             counts[status] = counts.get(status, 0) + 1
-            took = time.perf_counter() - start
-            bar.console.print(f"{status:8} {entry.id}  ({took:.0f} s so far)", highlight=False)
-            bar.advance(task)
+            if status == "built":
+                reporter.item(f"built {entry.id}", seconds)
+            else:
+                reporter.note(f"{status} {entry.id}")
 
-        models = build_profile(spec, force=force, mnist_source=mnist, on_done=done)
+        with open_executor(workers if todo else 1, scheduler if todo else None) as executor:
+            models = build_profile_on(executor, spec, force=force, mnist_source=mnist, on_done=done)
     out.print(
         f"{spec.name}: {counts.get('built', 0)} built, {counts.get('cached', 0)} cached, "
         f"{counts.get('migrated', 0)} migrated (cached models whose public bundle was "
@@ -58,6 +66,14 @@ def zoo_build(
         t = m.truth()
         asr = f"{t.asr:.3f}" if t.asr is not None else "-"
         out.print(f"{m.id:36s} CA {t.ca:.3f}  ASR {asr}", highlight=False)
+
+
+def _to_build(spec: Any, force: bool) -> int:
+    """How many of a profile's entries are not cached (so need training)."""
+    from harness.zoo.store import ZooStore
+
+    store = ZooStore()
+    return sum(1 for e in spec.entries if force or not store.has_object(e.spec_hash()))
 
 
 @zoo_app.command("list")

@@ -16,6 +16,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from harness.cluster import Executor
 from harness.reproduce import figures as _figures  # noqa: F401 - importing registers them
 from harness.reproduce.base import (
     FIGURES,
@@ -25,7 +26,7 @@ from harness.reproduce.base import (
     Variant,
     model_kind,
 )
-from harness.runner import ProgressFn, run_submissions
+from harness.runner import Plan, RunProgress, run_plans
 from harness.store import ResultsStore
 from harness.submission.manifest import SubmissionSpec, load_submission
 from harness.zoo.store import ZooStore
@@ -53,7 +54,8 @@ def reproduce(
     only: list[str] | None = None,
     backend: str = "auto",
     fuzz_budget: int = 200,
-    on_task: ProgressFn | None = None,
+    progress: RunProgress | None = None,
+    executor: Executor | None = None,
 ) -> list[FigureResult]:
     """Run what the chosen figures need on ``profile`` and measure them."""
     unknown = sorted(set(only or []) - set(FIGURES))
@@ -68,21 +70,23 @@ def reproduce(
     models = {m.id: m for m in zoo.models(profile)}
     run_id = f"reproduce-{profile}"
     variants = {v.name: v for name in chosen for v in FIGURES[name][0]}
+    plans = []
     for v in variants.values():
         ids = [m.id for m in models.values() if model_kind(m) in {(a, v.dataset) for a in v.models}]
         if ids:
-            run_submissions(
-                [variant_spec(v)],
-                profile,
-                list(v.tracks),
-                store,
-                backend=backend,
-                run_id=run_id,
-                zoo=zoo,
-                model_ids=ids,
-                on_task=on_task,
-                fuzz_budget=fuzz_budget,
-            )
+            plans.append(Plan(variant_spec(v), list(v.tracks), ids))
+    # Every variant's jobs in one run, so that all workers stay busy to the end.
+    run_plans(
+        plans,
+        profile,
+        store,
+        backend=backend,
+        run_id=run_id,
+        zoo=zoo,
+        progress=progress,
+        fuzz_budget=fuzz_budget,
+        executor=executor,
+    )
     results = Results(store.tasks(run_id), models)
     return [FIGURES[name][1](results) for name in chosen]
 

@@ -1,0 +1,160 @@
+"""A job: one submission's tasks on one model, run where the executor puts it.
+
+All the tracks a submission runs on one model go to one worker in one job, one after
+another in the same sandbox session, so a defense can reuse in ``repair`` what its
+``detect`` computed on that model (Neural Cleanse reverse-engineers each model once).
+
+The worker keeps its sandboxes warm between jobs (a sandbox start imports TensorFlow:
+about 4 s): a few of the most recent submissions' runners per process, closed by
+:func:`close_runners` at the end of a run. A worker finds the model and the submission on
+its own disk (a shared ``HARNESS_HOME``, or the same host), else it answers which it lacks
+and the coordinator sends the job again with them (``harness.zoo.transfer``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import shutil
+import tempfile
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.paths import harness_home
+from harness.sandbox.limits import SandboxLimits
+from harness.submission.manifest import SubmissionSpec, content_hash
+from harness.task import SubmissionRunner, TaskResult
+from harness.tracks import RunOptions, by_name
+from harness.zoo.store import ZooModel, ZooStore
+from harness.zoo.transfer import pack_folder, pack_object, unpack_folder, unpack_object
+
+#: Warm runners a worker process keeps (the most recently used submissions). Jobs come
+#: submission by submission, so two cover the switch from one to the next.
+KEEP_WARM = 2
+
+
+@dataclass(frozen=True)
+class ModelJob:
+    run_id: str
+    spec: SubmissionSpec
+    model: ZooModel
+    tracks: tuple[str, ...]  # the task kinds' names, in the registry's order
+    options: RunOptions
+    limits: SandboxLimits
+    backend: str
+    #: hash of the submission folder's files (a variant's ``content_hash`` adds its params)
+    folder_hash: str
+    #: "model" / "submission" packed, for a worker that has not got them on its disk
+    files: dict[str, bytes] = field(default_factory=dict)
+
+    def with_files(self, missing: tuple[str, ...]) -> ModelJob:
+        """This job again, carrying what a worker said it lacks (from this host's disk)."""
+        if set(missing) <= set(self.files):
+            from harness.errors import HarnessError
+
+            raise HarnessError(
+                f"a worker could not use the {', '.join(missing)} it was sent",
+                fix="check the worker's HARNESS_HOME is writable (docs/SCALING.md)",
+            )
+        files = dict(self.files)
+        if "model" in missing:
+            files["model"] = pack_object(ZooStore(self.model.root.parent.parent), self.model.hash)
+        if "submission" in missing:
+            files["submission"] = pack_folder(self.spec.path)
+        return dataclasses.replace(self, files=files)
+
+
+@dataclass
+class JobResult:
+    tasks: list[tuple[str, TaskResult]] = field(default_factory=list)
+    isolation: str = ""
+    missing: tuple[str, ...] = ()  # what the worker lacked: the job comes again with it
+
+
+def run_job(job: ModelJob) -> JobResult:
+    """Run a job's tasks in the submission's warm sandbox (the function workers run)."""
+    model = _local_model(job)
+    spec = _local_submission(job)
+    missing = tuple(name for name, have in (("model", model), ("submission", spec)) if not have)
+    if missing:
+        return JobResult(missing=missing)
+    assert model is not None and spec is not None
+    runner = _runner(spec, job.limits, job.backend)
+    runner.options = job.options
+    tasks = [(name, runner.run(job.run_id, model, by_name(name))) for name in job.tracks]
+    return JobResult(tasks, runner.isolation)
+
+
+# -- what this worker has on disk ----------------------------------------------------------
+def _local_model(job: ModelJob) -> ZooModel | None:
+    """The job's model on this host: at the coordinator's path (shared disk), in this
+    host's own zoo store (by content hash), or from the files the job carries."""
+    m = job.model
+    if (m.root / "private" / "truth.json").is_file():
+        return m
+    store = ZooStore()
+    if not store.has_object(m.hash):
+        if "model" not in job.files:
+            return None
+        unpack_object(store, m.hash, job.files["model"])
+    return ZooModel(m.id, m.hash, store.object_dir(m.hash))
+
+
+def _local_submission(job: ModelJob) -> SubmissionSpec | None:
+    """The job's submission on this host: its folder if the same files are there, a copy
+    received earlier (by content hash), or the files the job carries."""
+    spec = job.spec
+    if _has_folder(spec.path, job.folder_hash):
+        return spec
+    copy = harness_home() / "submissions" / job.folder_hash
+    if not copy.is_dir():
+        if "submission" not in job.files:
+            return None
+        unpack_folder(job.files["submission"], copy)
+    return dataclasses.replace(spec, path=copy)
+
+
+_CHECKED: dict[tuple[Path, str], bool] = {}
+
+
+def _has_folder(folder: Path, expected: str) -> bool:
+    """Does ``folder`` hold the submission's files (checked once per run and process)?"""
+    key = (folder, expected)
+    if key not in _CHECKED:
+        _CHECKED[key] = folder.is_dir() and content_hash(folder) == expected
+    return _CHECKED[key]
+
+
+# -- warm runners ----------------------------------------------------------------------------
+_RUNNERS: OrderedDict[tuple, tuple[SubmissionRunner, Path]] = OrderedDict()
+
+
+def _runner(spec: SubmissionSpec, limits: SandboxLimits, backend: str) -> SubmissionRunner:
+    key = (spec.name, spec.content_hash, str(spec.path), limits, backend)
+    if key in _RUNNERS:
+        _RUNNERS.move_to_end(key)
+        return _RUNNERS[key][0]
+    while len(_RUNNERS) >= KEEP_WARM:
+        _close(_RUNNERS.popitem(last=False)[1])
+    workdir = Path(tempfile.mkdtemp(prefix=f"harness-{spec.name}-"))
+    _RUNNERS[key] = (SubmissionRunner(spec, backend, limits, workdir), workdir)
+    return _RUNNERS[key][0]
+
+
+def _close(entry: tuple[SubmissionRunner, Path]) -> None:
+    runner, workdir = entry
+    try:
+        runner.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def close_runners() -> None:
+    """Stop this process's warm sandboxes and remove their folders (end of a run)."""
+    _CHECKED.clear()
+    while _RUNNERS:
+        _close(_RUNNERS.popitem(last=False)[1])
+
+
+atexit.register(close_runners)

@@ -1,0 +1,156 @@
+"""One task of a submission on one model, in its sandbox: stage the model, call the
+track, score the reply.
+
+A :class:`SubmissionRunner` holds one warm sandbox worker for one submission and serves it
+model after model (restarting it after a crash); ``harness.jobs`` keeps runners warm
+between jobs, ``harness.runner`` plans the jobs and stores what they return.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.sandbox.client import SandboxWorker, WorkerFailure
+from harness.sandbox.limits import SandboxLimits
+from harness.submission import validate
+from harness.submission.manifest import SubmissionSpec
+from harness.tracks import RunOptions, TrackKind
+from harness.zoo.inbox import anonymous_id, stage_inbox
+from harness.zoo.predict import ModelPredictor
+from harness.zoo.store import ZooModel
+
+
+@dataclass
+class TaskResult:
+    status: str
+    outputs: dict[str, Any] = field(default_factory=dict)
+    scores: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    stderr: str | None = None
+    seconds: float | None = None
+
+
+#: Poisoned test images handed to oracle submissions as ``CleanData.poisoned``.
+ORACLE_POISONED = 100
+
+
+def oracle_sample(model: ZooModel) -> np.ndarray:
+    """The few poisoned test images an oracle submission sees (empty for clean models)."""
+    return model.test_sets().x_poisoned[:ORACLE_POISONED].astype(np.float32)
+
+
+def task_seed(run_id: str, model_id: str) -> int:
+    return int(hashlib.sha256(f"seed/{run_id}/{model_id}".encode()).hexdigest()[:8], 16) % 2**31
+
+
+class SubmissionRunner:
+    """Runs one submission's tasks, restarting its worker after any crash."""
+
+    def __init__(
+        self,
+        spec: SubmissionSpec,
+        backend: str,
+        limits: SandboxLimits,
+        workdir: Path,
+        options: RunOptions | None = None,
+    ) -> None:
+        self.spec = spec
+        self.limits = limits.capped(spec.resources.wall_seconds_per_model, spec.resources.memory_gb)
+        self.worker = SandboxWorker(
+            spec.path, spec.entry, spec.params, self.limits, backend, workdir
+        )
+        self.fatal: str | None = None  # an init failure no restart can fix
+        self.options = options or RunOptions()
+        self.predictor = ModelPredictor()
+
+    @property
+    def isolation(self) -> str:
+        return self.worker.isolation
+
+    def _ensure(self) -> None:
+        if self.worker.alive:
+            return
+        reply = self.worker.start()
+        if not reply.get("ok"):
+            self.fatal = f"{reply.get('kind')}: {reply.get('error')}"
+            self.worker.stop()
+            raise WorkerFailure(self.fatal, self.worker.monitor.text())
+
+    def run(self, run_id: str, model: ZooModel, kind: TrackKind) -> TaskResult:
+        if self.fatal:
+            return self._failed(model, kind, self.fatal, "")
+        try:
+            self._ensure()
+            return self._run(run_id, model, kind)
+        except WorkerFailure as exc:
+            return self._failed(model, kind, exc.reason, exc.stderr[-4000:])
+
+    def request(
+        self,
+        run_id: str,
+        model: ZooModel,
+        call: str,
+        eval_x: np.ndarray | None,
+        extra: dict[str, Any] | None = None,
+    ) -> tuple[dict[str, Any], Path]:
+        """Start the worker if needed, stage one model's bundle (and ``eval_x``), make one
+        worker call: (the worker's reply, the folder its output files are in)."""
+        self._ensure()
+        poisoned = oracle_sample(model) if self.spec.oracle else None
+        anon = anonymous_id(run_id, model.id)
+        stage_inbox(self.worker.dirs.inbox, model, anon, eval_x, poisoned)
+        out_dir = self.worker.dirs.scratch / "out"
+        shutil.rmtree(out_dir, ignore_errors=True)
+        self.worker.monitor.start_task()
+        inbox, scratch = self.worker.inner["inbox"], self.worker.inner["scratch"]
+        reply = self.worker.request(
+            {
+                "op": "run",
+                "track": call,
+                "bundle": inbox,
+                "seed": task_seed(run_id, model.id),
+                "out_dir": f"{scratch}/out",
+                "eval_x": f"{inbox}/eval_x.npy",
+                **(extra or {}),
+            },
+            self.limits.wall_seconds,
+        )
+        return reply, out_dir
+
+    def _run(self, run_id: str, model: ZooModel, kind: TrackKind) -> TaskResult:
+        inputs = kind.prepare(model, task_seed(run_id, model.id), self.options)
+        reply, out_dir = self.request(run_id, model, kind.name, inputs.eval_x, inputs.request)
+        stderr = self.worker.monitor.text()[-4000:]
+        if not reply.get("ok"):
+            return self._failed(model, kind, str(reply.get("error", "unknown error")), stderr)
+        # Only a reply outside the contract counts against the submission: any other
+        # exception here is a fault of the harness's own scoring and stops the run.
+        try:
+            result = validate.reply_object(reply.get("result"), "result")
+            outputs, scores = kind.score(result, out_dir, model, inputs, self.predictor)
+        except validate.OutputError as exc:
+            return self._failed(model, kind, f"invalid output: {exc}", stderr)
+        if kind.keeps_weights:
+            outputs["weights_changed"] = bool(reply.get("weights_changed"))
+        seconds = _seconds(reply.get("seconds"))
+        return TaskResult("ok", outputs, scores.to_json(), None, stderr, seconds)
+
+    def _failed(self, model: ZooModel, kind: TrackKind, error: str, stderr: str) -> TaskResult:
+        scores = kind.failed(model).to_json()
+        return TaskResult("failed", scores=scores, error=error, stderr=stderr)
+
+    def close(self) -> None:
+        self.worker.stop()
+
+
+def _seconds(value: Any) -> float | None:
+    """The task time the worker reports (it runs in the sandbox: checked like any output)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return None
