@@ -14,7 +14,7 @@ HARNESS = Path(__file__).resolve().parents[1] / "harness"
 
 #: Bottom to top. A name is a module or a package (all of its modules).
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("harness", "harness.api", "harness.errors", "harness.paths"),
+    ("harness", "harness.api", "harness.errors", "harness.paths", "harness.cluster"),
     ("harness.data", "harness.reverse", "harness.pruning", "harness.sandbox.protocol",
      "harness.sandbox.limits", "harness.sandbox", "harness.scoring.metrics",
      "harness.submission", "harness.store"),
@@ -23,7 +23,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("harness.scoring",),
     ("harness.sandbox.backends", "harness.sandbox.client"),
     ("harness.tracks",),
-    ("harness.runner", "harness.sandbox.worker", "harness.store_diff"),
+    ("harness.task", "harness.jobs", "harness.runner", "harness.sandbox.worker",
+     "harness.store_diff"),
     ("harness.goodnet", "harness.conformance", "harness.leaderboard", "harness.reproduce"),
     ("harness.cli",),
 )  # fmt: skip

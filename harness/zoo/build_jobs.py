@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.cluster import Executor, InProcess, quiet_tensorflow, worker_address
-from harness.data import Dataset
-from harness.zoo.builder import _build_or_reuse, build_profile
+from harness.zoo.builder import build_entries, build_profile
 from harness.zoo.bundle import is_current
 from harness.zoo.spec import ZooEntry, ZooProfile
 from harness.zoo.store import ZooModel, ZooStore
@@ -70,18 +69,20 @@ class BuildResult:
     worker: str | None
 
 
-#: Data sets a worker process has loaded, kept for its next entries.
-_DATASETS: dict[str, Dataset] = {}
-
-
 def build_job(job: BuildJob) -> BuildResult:
     """Build (or find) one entry on this worker, under its object lock."""
     start = time.perf_counter()
     quiet_tensorflow()
     store = _store_here(job.store_root, job.store_id)
-    with store.object_lock(job.entry.spec_hash(), wait=True):
-        _, status = _build_or_reuse(job.entry, store, _DATASETS, job.force, job.mnist_source)
-    return BuildResult(status, time.perf_counter() - start, worker_address())
+    statuses: list[str] = []
+    build_entries(
+        [job.entry],
+        store,
+        force=job.force,
+        mnist_source=job.mnist_source,
+        on_done=lambda _, status: statuses.append(status),
+    )
+    return BuildResult(statuses[-1], time.perf_counter() - start, worker_address())
 
 
 def _packed(root: str, expected: str, spec_hash: str) -> bytes:
