@@ -59,5 +59,13 @@ typecheck: setup
 # What CI runs before the tests: ruff and mypy.
 check: lint typecheck
 
+# Benchmarks (bench/): each writes bench/results/NAME.{json,md}; report.py gathers them in
+# docs/PERFORMANCE.md. `scaling` needs the default zoo (`harness zoo build`, or make demo).
+bench: setup
+	$(HARNESS) zoo build --profile default
+	$(PY) bench/sandbox_overhead.py
+	$(PY) bench/scaling.py --profile default
+	$(PY) bench/report.py
+
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -9,7 +9,9 @@ with m = tanh(a)/2 + 1/2 and p = lo + (hi - lo) (tanh(b)/2 + 1/2) so both stay i
 Each label's cost is tuned as in Neural Cleanse: once the stamped batch reaches
 ``asr_threshold`` for ``patience`` checks the cost grows by ``cost_up``; when it falls
 short it shrinks by ``cost_up ** 1.5``. The answer for a label is the smallest-L1 mask
-seen while the attack held. All labels are optimised together in one graph (one forward
+seen while the attack held. With ``early_stop = k`` the optimisation ends once every label
+has a mask that holds and no label's best mask shrank by ``min_improvement`` (relative)
+for k checks in a row, as Neural Cleanse's own implementation stops early. All labels are optimised together in one graph (one forward
 pass over K x B stamped images per step), which is what makes it affordable on a CPU.
 
 Shared by the reconstructed-trigger attack (Xiong et al. 2020, Algorithm 1) and by defenses; a
@@ -46,6 +48,8 @@ class ReverseSettings:
     patience: int = 5
     cost_up: float = 1.5
     seed: int = 0
+    early_stop: int = 0  # checks without improvement before stopping (0: run every step)
+    min_improvement: float = 0.01  # a best mask must shrink by this share to count
 
 
 def reverse_engineer(
@@ -105,6 +109,7 @@ def reverse_engineer(
     down = np.zeros(k, int)
     asr_sum = np.zeros(k)
     asr_n = 0
+    stale, best_at_check = 0, np.full(k, np.inf)
     x_pool = np.asarray(x_clean, np.float32)
     for i in range(s.steps):
         batch = x_pool[rng.choice(len(x_pool), s.batch_size, replace=len(x_pool) < s.batch_size)]
@@ -135,6 +140,11 @@ def reverse_engineer(
         costs.assign(cost.astype(np.float32))
         if on_check:
             on_check(i + 1)
+        shrank = best_l1 < best_at_check * (1.0 - s.min_improvement)
+        stale = 0 if shrank.any() or not np.isfinite(best_l1).all() else stale + 1
+        best_at_check = np.minimum(best_at_check, best_l1)
+        if s.early_stop and stale >= s.early_stop:
+            break
     mask_last, pattern_last = (t.numpy() for t in current())
     out = []
     for j, target in enumerate(targets):

@@ -1,0 +1,79 @@
+"""Gather the latest benchmark tables (bench/results/*.md) into docs/PERFORMANCE.md.
+
+    .venv/bin/python bench/report.py
+
+Each benchmark writes its own JSON and Markdown table; this page puts them together with
+what each measures, the machine it ran on and when. Run by `make bench` after the
+benchmarks.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results"
+
+#: name -> (title, what it measures)
+SECTIONS = {
+    "scaling": (
+        "A run's overhead and Dask workers",
+        "`bench/scaling.py`: the null submission's detect and repair tasks on the first N "
+        "models of a profile through the real runner (sandbox, staging, scoring, SQLite), "
+        "in one process and on an embedded Dask LocalCluster, beside a bare script that "
+        "loads each model and predicts its test sets in one process (the least any scorer "
+        "does). The null submission answers at once, so the difference is the harness's "
+        "own cost: sandbox starts (about 4 s each: a TensorFlow import), loading each "
+        "model in the sandbox as well as for scoring, and the Dask workers' start.",
+    ),
+    "sandbox_overhead": (
+        "The sandbox",
+        "`bench/sandbox_overhead.py`: a sandbox worker's start (a TensorFlow import) and the "
+        "null submission's median task on the tiny zoo, under bwrap and unisolated.",
+    ),
+}
+
+
+def _machine() -> str:
+    cpu = ""
+    info = Path("/proc/cpuinfo")
+    if info.is_file():
+        names = [ln.split(":", 1)[1].strip() for ln in info.read_text().splitlines()
+                 if ln.startswith("model name")]  # fmt: skip
+        cpu = names[0] if names else ""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{cpu or platform.processor()}, {cores} cores, Python {platform.python_version()}"
+
+
+def main() -> None:
+    parts = [
+        "# Performance",
+        "",
+        "Made by `make bench` (`bench/report.py` gathers the tables each benchmark wrote "
+        "under `bench/results/`). Ratios are measured side by side in one run; no test "
+        "asserts a time.",
+        "",
+    ]
+    for name, (title, what) in SECTIONS.items():
+        md, js = RESULTS / f"{name}.md", RESULTS / f"{name}.json"
+        if not md.is_file():
+            continue
+        when = datetime.datetime.fromtimestamp(md.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+        extra = ""
+        if js.is_file():
+            meta = json.loads(js.read_text())
+            if "profile" in meta:
+                extra = f" Profile `{meta['profile']}`."
+        parts += [f"## {title}", "", f"{what}{extra} Measured {when}.", "", md.read_text()]
+    parts += [f"Machine: {_machine()}.", ""]
+    target = REPO / "docs" / "PERFORMANCE.md"
+    target.write_text("\n".join(parts))
+    print(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    main()
