@@ -37,6 +37,7 @@ from harness.tracks.base import (
 from harness.zoo.records import TruthRecord
 
 if TYPE_CHECKING:
+    from harness.zoo.evalset import EvalSet
     from harness.zoo.predict import ModelPredictor
     from harness.zoo.store import TestSets, ZooModel
 
@@ -141,13 +142,16 @@ def score_repair(
 
 
 def unrepaired(
-    model: ZooModel, sets: TestSets, predictor: ModelPredictor
+    model: ZooModel, evs: EvalSet, sets: TestSets, predictor: ModelPredictor
 ) -> tuple[float, float | None]:
-    """The zoo model's own (CA, ASR) on the sets a repair task scores: the "before" of DER."""
-    ca = float(np.mean(predictor.labels(model, sets.x) == sets.y))
-    if len(sets.y_tgt) == 0:
+    """The zoo model's own (CA, ASR) on the rows of its test sets a repair task scores
+    (``evs``): the "before" of DER, from its labels on the whole sets (cached per model)."""
+    clean, poisoned = predictor.test_labels(model)
+    ca = float(np.mean(clean[evs.clean_rows] == sets.y[evs.clean_rows]))
+    if len(evs.poisoned_rows) == 0:
         return ca, None
-    return ca, float(np.mean(predictor.labels(model, sets.x_poisoned) == sets.y_tgt))
+    rows = evs.poisoned_rows
+    return ca, float(np.mean(poisoned[rows] == sets.y_tgt[rows]))
 
 
 def export_call(
@@ -207,10 +211,9 @@ class RepairTrack(TrackKind):
             reply_file(result, "predictions", out_dir), len(evs.x), card.num_classes
         )
         pc, pp = evs.split(preds)
-        scored = evs.scored(inputs.need_sets())
-        outcome = score_repair(
-            pc, pp, scored, model.truth(), card.num_classes, unrepaired(model, scored, predictor)
-        )
+        sets = inputs.need_sets()
+        before = unrepaired(model, evs, sets, predictor)
+        outcome = score_repair(pc, pp, evs.scored(sets), model.truth(), card.num_classes, before)
         rejected = int(np.sum(preds == card.num_classes))
         return {"n_predictions": int(len(preds)), "rejected": rejected}, outcome
 

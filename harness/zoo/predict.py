@@ -8,9 +8,13 @@ held-out images): asking the sandboxed submission for those answers would let it
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from harness.paths import harness_home
 
 BATCH = 512
 
@@ -37,3 +41,25 @@ class ModelPredictor:
             for i in range(0, len(x), BATCH)
         ]
         return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+    def test_labels(self, zoo_model: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The zoo model's labels on its whole clean and poisoned test sets: what every
+        repair task of every run compares a repaired model with. Computed once per model
+        and host, and kept under ``$HARNESS_HOME/cache/labels/<model hash>.npz``."""
+        path = _labels_cache(zoo_model.hash)
+        if path.is_file():
+            with np.load(path) as npz:
+                return npz["clean"], npz["poisoned"]
+        sets = zoo_model.test_sets()
+        clean = self.labels(zoo_model, sets.x)
+        poisoned = self.labels(zoo_model, sets.x_poisoned)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, clean=clean, poisoned=poisoned)
+        tmp.replace(path)  # atomic: workers sharing HARNESS_HOME may race, harmlessly
+        return clean, poisoned
+
+
+def _labels_cache(spec_hash: str) -> Path:
+    folder = harness_home() / "cache" / "labels"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{spec_hash}.npz"
