@@ -3,13 +3,13 @@
     .venv/bin/python bench/report.py
 
 Each benchmark writes its own JSON and Markdown table; this page puts them together with
-what each measures, the machine it ran on and when. Run by `make bench` after the
-benchmarks.
+what each measures, the machine it ran on and when (benchmarks record the time in their
+JSON), and bench/notes.md: what the profiles say about the targets not met. Run by
+`make bench` after the benchmarks.
 """
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import platform
@@ -62,13 +62,17 @@ def main() -> None:
         md, js = RESULTS / f"{name}.md", RESULTS / f"{name}.json"
         if not md.is_file():
             continue
-        when = datetime.datetime.fromtimestamp(md.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
         extra = ""
         if js.is_file():
             meta = json.loads(js.read_text())
             if "profile" in meta:
-                extra = f" Profile `{meta['profile']}`."
-        parts += [f"## {title}", "", f"{what}{extra} Measured {when}.", "", md.read_text()]
+                extra += f" Profile `{meta['profile']}`."
+            if "measured" in meta:
+                extra += f" Measured {meta['measured']}."
+        parts += [f"## {title}", "", f"{what}{extra}", "", md.read_text()]
+    notes = REPO / "bench" / "notes.md"
+    if notes.is_file():
+        parts += [notes.read_text()]
     parts += [f"Machine: {_machine()}.", ""]
     target = REPO / "docs" / "PERFORMANCE.md"
     target.write_text("\n".join(parts))

@@ -9,6 +9,7 @@ Writes bench/results/sandbox_overhead.{json,md} and prints the Markdown table.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import statistics
 import tempfile
@@ -69,10 +70,11 @@ def main() -> None:
     for track in ("detect", "repair"):
         b, p = summary[f"bwrap/{track}"], summary[f"process/{track}"]
         summary[f"ratio/{track}"] = {k: b[k] / p[k] for k in b}
+    measured = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     out = REPO / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "sandbox_overhead.json").write_text(
-        json.dumps({"rows": rows, "summary": summary}, indent=2)
+        json.dumps({"measured": measured, "rows": rows, "summary": summary}, indent=2)
     )
     table = ["| backend/track | worker start-up (s) | median task (s) |", "|---|---|---|"]
     table += [f"| {k} | {v['startup_s']:.3f} | {v['task_s']:.3f} |" for k, v in summary.items()]

@@ -18,6 +18,7 @@ measured in one run, on one machine state; nothing here is asserted.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import tempfile
 import time
@@ -94,9 +95,12 @@ def main() -> None:
         row["speedup"] = row["w1_s"] / row[f"w{args.workers}_s"]
         rows.append(row)
         print(row, flush=True)
+    measured = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     out = REPO / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "scaling.json").write_text(json.dumps({"profile": args.profile, "rows": rows}, indent=2))
+    (out / "scaling.json").write_text(
+        json.dumps({"profile": args.profile, "measured": measured, "rows": rows}, indent=2)
+    )
     k = args.workers
     table = [
         f"| models | tasks | bare (s) | harness, 1 worker (s) | harness, {k} workers (s) "
