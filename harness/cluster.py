@@ -55,9 +55,6 @@ def default_workers() -> int:
 
 
 class Executor(Protocol):
-    #: How many jobs can run at once (1 in process; the cluster's worker count on Dask).
-    workers: int
-
     def map_unordered(self, fn: Callable[[J], R], jobs: Sequence[J]) -> Iterator[tuple[J, R]]:
         """Run ``fn`` on every job; yield (job, result) as each finishes."""
         ...
@@ -74,8 +71,6 @@ class Executor(Protocol):
 
 class InProcess:
     """The jobs one after another in this process: ``--workers 1``, and the tests."""
-
-    workers = 1
 
     def map_unordered(self, fn: Callable[[J], R], jobs: Sequence[J]) -> Iterator[tuple[J, R]]:
         for job in jobs:
@@ -94,10 +89,9 @@ class DaskExecutor:
 
     def __init__(self, client: Any) -> None:
         self.client = client
-        self.workers = max(1, len(client.scheduler_info().get("workers", {})))
 
     def map_unordered(self, fn: Callable[[J], R], jobs: Sequence[J]) -> Iterator[tuple[J, R]]:
-        from distributed import as_completed
+        from distributed import KilledWorker, as_completed
 
         if not jobs:
             return
@@ -109,7 +103,15 @@ class DaskExecutor:
         }
         try:
             for future in as_completed(futures):
-                yield futures[future], future.result()
+                try:
+                    result = future.result()
+                except KilledWorker as exc:  # the job took down every worker it was given
+                    raise HarnessError(
+                        f"Dask workers died running a job ({exc})",
+                        fix="see the workers' logs (memory, a crash); rerun to finish the "
+                        "rest, finished tasks are kept",
+                    ) from None
+                yield futures[future], result
         finally:
             for future in futures:
                 future.cancel()
@@ -157,14 +159,21 @@ def _client(address: str) -> Iterator[Any]:
 
     try:
         client = Client(address, timeout="20s")
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # nothing listening; a malformed address
         raise HarnessError(
             f"no Dask scheduler answers at {address}: {exc}",
-            fix="start one with `dask scheduler` (docs/SCALING.md) or drop --scheduler",
+            fix="give tcp://HOST:PORT of a running `dask scheduler` (docs/SCALING.md), "
+            "or drop --scheduler",
         ) from None
     try:
         if not client.scheduler_info().get("workers"):
-            client.wait_for_workers(1, timeout=60)
+            try:
+                client.wait_for_workers(1, timeout=60)
+            except TimeoutError:
+                raise HarnessError(
+                    f"the Dask scheduler at {address} has no workers (waited 60 s)",
+                    fix="start `dask worker` processes against it (docs/SCALING.md)",
+                ) from None
         yield client
     finally:
         client.close()
@@ -177,26 +186,18 @@ def _local_cluster(n: int) -> Iterator[Any]:
     No dashboard: the harness runs offline and opens no port but the cluster's own."""
     from distributed import Client, LocalCluster
 
-    saved = {k: os.environ.get(k) for k in WORKER_ENV}
-    # The worker processes inherit it (a TF_CPP_MIN_LOG_LEVEL of the user's stands).
-    os.environ.update(
-        {**WORKER_ENV, **{k: v for k, v in saved.items() if k.startswith("TF_CPP") and v}}
+    env = dict(WORKER_ENV)
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL"):  # the user's choice stands
+        env["TF_CPP_MIN_LOG_LEVEL"] = os.environ["TF_CPP_MIN_LOG_LEVEL"]
+    cluster = LocalCluster(
+        n_workers=n,
+        threads_per_worker=1,
+        processes=True,
+        memory_limit=0,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+        env=env,  # set in each worker process before it imports anything
     )
-    try:
-        cluster = LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=True,
-            memory_limit=0,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     try:
         with Client(cluster) as client:
             yield client

@@ -27,7 +27,7 @@ from harness.submission.manifest import SubmissionSpec, content_hash
 from harness.task import SubmissionRunner, TaskResult
 from harness.tracks import RunOptions, by_name
 from harness.zoo.store import ZooModel, ZooStore
-from harness.zoo.transfer import pack_folder, pack_object, unpack_folder, unpack_object
+from harness.zoo.transfer import pack_folder, unpack_folder, unpack_object
 
 #: Warm runners a worker process keeps (the most recently used submissions). Jobs come
 #: submission by submission, so two cover the switch from one to the next.
@@ -59,7 +59,7 @@ class ModelJob:
             )
         files = dict(self.files)
         if "model" in missing:
-            files["model"] = pack_object(ZooStore(self.model.root.parent.parent), self.model.hash)
+            files["model"] = pack_folder(self.model.root)
         if "submission" in missing:
             files["submission"] = pack_folder(self.spec.path)
         return dataclasses.replace(self, files=files)
