@@ -30,7 +30,9 @@ demo: setup
 # holds a TensorFlow on one thread and its sandbox workers, and many tests wait on a
 # sandbox or a subprocess part of the time, so one worker per core left a core idle
 # 40 % of the run). The workers share one zoo cache and build the test zoos together,
-# every model once. Each test module runs on one worker (--dist loadscope): a module-scoped
+# every model once, and keep them for the next session by content hash (tests/zoo_cache.py;
+# HARNESS_TEST_ZOO_CACHE=off make test trains every model, as on a fresh machine). Each
+# test module runs on one worker (--dist loadscope): a module-scoped
 # fixture (a reference run, an import through the CLI) is then built once, not once per
 # worker that draws one of its tests.
 TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n + (n + 1) / 2 )))

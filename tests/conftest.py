@@ -272,28 +272,42 @@ def _test_zoos_built_together(
     profiles = [name for fixture, name in ZOO_FIXTURES.items() if fixture in used]
     if not profiles:
         return
+    import zoo_cache
+
     from harness.zoo.builder import build_entries
     from harness.zoo.spec import load_profile
     from harness.zoo.store import ZooStore
 
     entries = [e for name in profiles for e in load_profile(name).entries]
-    build_entries(sorted(entries, key=_training_cost, reverse=True), ZooStore())
+    store = ZooStore()
+    zoo_cache.fetch(entries, store)
+    build_entries(sorted(entries, key=_training_cost, reverse=True), store)
+    zoo_cache.keep(entries, store)
+
+
+def _test_zoo(name: str):  # noqa: ANN202 - list[ZooModel], imported lazily
+    """One test profile, built (or copied from the test zoo cache, tests/zoo_cache.py)."""
+    import zoo_cache
+
+    from harness.zoo.builder import build_profile
+    from harness.zoo.spec import load_profile
+    from harness.zoo.store import ZooStore
+
+    profile, store = load_profile(name), ZooStore()
+    zoo_cache.fetch(profile.entries, store)
+    models = build_profile(profile, store)
+    zoo_cache.keep(profile.entries, store)
+    return models
 
 
 @pytest.fixture(scope="session")
 def tiny_zoo(harness_home: Path):
-    from harness.zoo.builder import build_profile
-    from harness.zoo.spec import load_profile
-
-    return build_profile(load_profile("tiny"))
+    return _test_zoo("tiny")
 
 
 @pytest.fixture(scope="session")
 def toy_zoo(harness_home: Path):
-    from harness.zoo.builder import build_profile
-    from harness.zoo.spec import load_profile
-
-    return build_profile(load_profile("toy"))
+    return _test_zoo("toy")
 
 
 @pytest.fixture(scope="session")
@@ -311,16 +325,10 @@ def backend() -> str:
 @pytest.fixture(scope="session")
 def attack_zoo(harness_home: Path):
     """One small model of every recipe beyond BadNets, and four clean counterparts."""
-    from harness.zoo.builder import build_profile
-    from harness.zoo.spec import load_profile
-
-    return build_profile(load_profile("tiny-attacks"))
+    return _test_zoo("tiny-attacks")
 
 
 @pytest.fixture(scope="session")
 def face_zoo(harness_home: Path):
     """A clean face model and two face BadNets on 10 SynthFaces identities."""
-    from harness.zoo.builder import build_profile
-    from harness.zoo.spec import load_profile
-
-    return build_profile(load_profile("tiny-faces"))
+    return _test_zoo("tiny-faces")
