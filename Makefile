@@ -18,12 +18,16 @@ $(VENV)/.installed: pyproject.toml
 
 REFERENCE := null neural-cleanse fine-pruning strip feature-squeezing backfuzz csaw-goodnet deepinspect
 
+# The demo: the `demo` profile (every attack family, small models: models_zoo/demo.toml),
+# every reference submission on every track, the leaderboard and the paper reproduction,
+# each on one Dask worker per core. Its reports go to leaderboard/demo/ (not committed).
+DEMO_OUT := leaderboard/demo
 demo: setup
-	$(HARNESS) zoo build --profile default
-	$(HARNESS) run $(addprefix submissions/,$(REFERENCE)) --profile default --tracks detect,filter,repair,fuzz
-	$(HARNESS) leaderboard
-	$(HARNESS) reproduce --profile default
-	@echo "Leaderboard: leaderboard/LEADERBOARD.md"
+	$(HARNESS) zoo build --profile demo
+	$(HARNESS) run $(addprefix submissions/,$(REFERENCE)) --profile demo --tracks detect,filter,repair,fuzz --run-id demo
+	$(HARNESS) leaderboard --run-id demo --out $(DEMO_OUT)
+	$(HARNESS) reproduce --profile demo --out $(DEMO_OUT)/REPRODUCTION.md
+	@echo "Leaderboard: $(DEMO_OUT)/LEADERBOARD.md, reproduction: $(DEMO_OUT)/REPRODUCTION.md"
 
 # Both tiers: the unit tests and the integration tests (tiny zoos, the bwrap sandbox), on
 # TEST_WORKERS pytest-xdist workers (default: one and a half per core, at most 4: each

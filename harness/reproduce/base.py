@@ -4,6 +4,7 @@ records they are measured from, the figure result and the registry."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,9 +64,13 @@ class Results:
 
 
 def model_kind(model: ZooModel) -> tuple[str, str]:
-    """(attack, data set) of a zoo model; a clean model's attack is CLEAN."""
+    """(attack, data set family) of a zoo model; a clean model's attack is CLEAN, and
+    SynthFaces with any number of identities (``synthfaces-K``) counts as ``synthfaces``:
+    a figure about face BadNets is measured on the face models a profile has."""
     truth = model.truth()
-    return (truth.attack if truth.poisoned else CLEAN), model.card().dataset
+    dataset = model.card().dataset
+    family = "synthfaces" if re.fullmatch(r"synthfaces(-\d+)?", dataset) else dataset
+    return (truth.attack if truth.poisoned else CLEAN), family
 
 
 def mean_of_ok(recs: list[TaskRecord], key: str, source: str = "scores") -> float | None:

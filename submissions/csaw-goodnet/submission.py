@@ -142,6 +142,6 @@ class CsawGoodNet:
         self.good = net
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        p_bad = self.bad.predict(x, verbose=0)
-        p_good = self.good.predict(x, verbose=0)
+        p_bad = np.asarray(self.bad.predict_on_batch(x))  # x: one batch <= 256
+        p_good = np.asarray(self.good.predict_on_batch(x))
         return decide(p_bad, p_good, self.thres_conf, self.thres_detect, self.table)

@@ -123,10 +123,10 @@ class FinePruning:
         self.good = net
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        good = np.argmax(self.good.predict(x, verbose=0), axis=1)
+        good = np.argmax(self.good.predict_on_batch(x), axis=1)  # x: one batch <= 256
         if not self.goodnet:
             return good
-        bad = np.argmax(self.bad.predict(x, verbose=0), axis=1)
+        bad = np.argmax(self.bad.predict_on_batch(x), axis=1)
         return np.where(good == bad, good, self.num_classes)
 
     def export(self):

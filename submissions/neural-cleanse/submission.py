@@ -144,7 +144,7 @@ class NeuralCleanse:
         self.model = self._unlearn(model, clean, [found[k] for k in flagged])
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.argmax(self.model.predict(x, verbose=0), axis=1)
+        return np.argmax(self.model.predict_on_batch(x), axis=1)  # x: one batch <= 256
 
     def _unlearn(self, model: Any, clean: CleanData, triggers: list[ReversedTrigger]) -> Any:
         """Fine-tune a copy on the clean split, a share of each epoch's images stamped with

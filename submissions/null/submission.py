@@ -19,4 +19,5 @@ class Null:
         self.model = model
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.argmax(self.model.predict(x, verbose=0), axis=1)
+        # The harness hands predict() batches of at most 256 inputs: one graph call each.
+        return np.argmax(self.model.predict_on_batch(x), axis=1)

@@ -35,5 +35,7 @@ class MyDefense:
     def repair(self, model, clean: CleanData) -> None:
         self.model = model
 
+    # x is a batch of at most 256 inputs: predict_on_batch answers it in one graph call
+    # (model.predict splits it into batches of 32: about 4x slower on an MNIST CNN).
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.argmax(self.model.predict(x, verbose=0), axis=1)
+        return np.argmax(self.model.predict_on_batch(x), axis=1)
