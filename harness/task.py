@@ -115,6 +115,8 @@ class SubmissionRunner:
                 "track": call,
                 "bundle": inbox,
                 "seed": task_seed(run_id, model.id),
+                # The card's anonymous id: the worker keeps one submission instance per model.
+                "model_key": anon,
                 "out_dir": f"{scratch}/out",
                 "eval_x": f"{inbox}/eval_x.npy",
                 **(extra or {}),

@@ -42,31 +42,53 @@ def test_constructor_rejects_out_of_range_params(bad):
 
 
 def test_many_class_models_get_a_smaller_batch_per_label():
-    nc = build(NAME, batch_size=32, images_per_step=640)
-    assert nc._per_label_batch(10) == 32
-    assert nc._per_label_batch(100) == 6
-    assert nc._per_label_batch(10_000) == 1
+    from harness.reverse import per_label_batch
+
+    assert per_label_batch(32, 640, 10) == 32
+    assert per_label_batch(32, 640, 100) == 6
+    assert per_label_batch(32, 640, 10_000) == 1
+
+
+def _scan(index, optimised=None):
+    from harness.reverse import LabelScan, ReversedTrigger
+
+    index = np.asarray(index, float)
+    keep = range(len(index)) if optimised is None else optimised
+    blank = ReversedTrigger(0, np.zeros((2, 2)), np.zeros((2, 2, 1)), 1.0, 1.0, True)
+    return LabelScan({k: blank for k in keep}, np.ones_like(index), index, [], False, 32)
 
 
 def test_flags_only_labels_over_the_threshold_most_anomalous_first():
     nc = build(NAME, threshold=2.0)
-    assert nc._flagged(np.array([0.5, 3.0, -1.0, 2.5, 2.0])) == [1, 3]
-    assert nc._flagged(np.array([0.5, 1.9, -4.0])) == []
+    assert nc._flagged(_scan([0.5, 3.0, -1.0, 2.5, 2.0])) == [1, 3]
+    assert nc._flagged(_scan([0.5, 1.9, -4.0])) == []
+    # On a screened model only the labels optimised in full can be flagged.
+    assert nc._flagged(_scan([0.5, 3.0, -1.0, 2.5], optimised=[0, 3])) == [3]
     assert nc._score(2.0) == pytest.approx(0.5)
     assert nc._score(4.0) > 0.95 and nc._score(0.0) < 0.05
 
 
+def test_the_anomaly_index_can_take_its_median_and_mad_from_a_reference_sample():
+    from harness.reverse import anomaly_index
+
+    ref = [10.0, 11.0, 12.0, 9.0, 10.5]
+    index = anomaly_index([2.0, 10.0, 30.0], ref)
+    mad = 1.4826 * np.median(np.abs(np.array(ref) - 10.5))
+    assert index == pytest.approx([(10.5 - 2.0) / mad, 0.5 / mad, -19.5 / mad])
+    assert anomaly_index([1.0, 2.0, 3.0]) == pytest.approx(anomaly_index([1.0, 2.0, 3.0], None))
+
+
 def _counting_reversals(monkeypatch, nc) -> list[int]:
-    """Count the submission's calls of reverse_engineer (the costly step)."""
+    """Count the submission's calls of scan_labels (the costly step)."""
     module = sys.modules[type(nc).__module__]
     calls: list[int] = []
-    real = module.reverse_engineer
+    real = module.scan_labels
 
     def counted(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(module, "reverse_engineer", counted)
+    monkeypatch.setattr(module, "scan_labels", counted)
     return calls
 
 
@@ -120,6 +142,22 @@ def test_clean_model_is_not_flagged_and_repair_is_the_identity(tiny_zoo, monkeyp
     x = zoo_model.test_sets().x[:100]
     assert nc.model is model
     assert np.array_equal(nc.predict(x), labels(model, x))
+
+
+def test_many_labels_are_screened_then_a_shortlist_and_a_sample_optimised_in_full(tiny_zoo):
+    """The many-label procedure, forced on a 10-class BadNet: every label screened, the
+    smallest 2 and 5 others optimised in full; the target is still found and flagged."""
+    zoo_model = by_id(tiny_zoo, PATCH)
+    model, clean = open_public(zoo_model)
+    nc = build(NAME, **FAST, full_labels=4, candidates=2, reference=5, screen_steps=30)
+    _seeded()
+    det = nc.detect(model, clean)
+    extra = det.extra
+    optimised = [k for k, asr in enumerate(extra["reversed_asr"]) if asr is not None]
+    assert extra["screened"] and len(extra["reference_labels"]) == 5 and len(optimised) == 7
+    assert set(extra["reference_labels"]) <= set(optimised)
+    assert det.target_labels[0] == zoo_model.truth().targets[0] == 0, extra["anomaly_index"]
+    assert det.score > 0.5 and 0 not in extra["reference_labels"]
 
 
 def test_same_seed_same_detection(tiny_zoo):

@@ -83,3 +83,18 @@ def test_rerun_skips_everything_and_duplicates_nothing(reference_run, backend):
     null_run, repair_run = first
     rows = sqlite3.connect(store.path).execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
     assert rows == null_run.done + repair_run.done
+
+
+def test_a_models_tasks_share_one_instance_and_the_next_model_gets_a_fresh_one(
+    tmp_path, tiny_zoo, backend
+):
+    """detect then repair of one model run on one instance of the entry class (what lets
+    Neural Cleanse reverse-engineer once per model); each model starts from a new one."""
+    store = ResultsStore(tmp_path / "results.sqlite")
+    spec = load_submission(REPO / "tests" / "submissions" / "per_model_state")
+    two = THREE[:2]
+    summary = run_submissions([spec], "tiny", BOTH, store, backend=backend, model_ids=two)
+    assert summary.failed == 0
+    repairs = [r for r in store.tasks("tiny") if r.track == Track.REPAIR.value]
+    assert sorted(r.model_id for r in repairs) == sorted(two)
+    assert all(r.scores["dtr_clean"] == 1.0 for r in repairs), [r.scores for r in repairs]

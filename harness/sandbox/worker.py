@@ -70,10 +70,17 @@ def import_tensorflow(threads: int) -> None:
 
 
 class Session:
+    """One submission's worker. Its tasks on one model (the tracks of one job, in order)
+    share one instance of the entry class, so a defense can reuse what ``detect`` computed
+    when it ``repair``s the same model (Neural Cleanse reverse-engineers once per model);
+    the next model gets a fresh instance."""
+
     def __init__(self) -> None:
         self.entry_cls: Any = None
         self.params: dict[str, Any] = {}
         self.calls: dict[str, Any] = {}
+        self.instance: Any = None
+        self.instance_model: str = ""
 
     def init(self, req: dict[str, Any]) -> dict[str, Any]:
         import_tensorflow(int(os.environ.get("HARNESS_THREADS", "1")))
@@ -125,7 +132,11 @@ class Session:
         keras.utils.set_random_seed(int(req["seed"]))
         before = _weights_digest(model)
         call, keeps_weights = self.calls[req["track"]]
-        instance = self.entry_cls(**self.params)
+        model_key = str(req.get("model_key") or "")
+        if self.instance is None or not model_key or model_key != self.instance_model:
+            self.instance = self.entry_cls(**self.params)
+            self.instance_model = model_key
+        instance = self.instance
         start = time.perf_counter()
         result = call(instance, model, clean, req, out)
         return {

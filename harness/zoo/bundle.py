@@ -47,9 +47,16 @@ STAMP_FILE = "bundle.json"
 
 
 def keras_version() -> str:
-    import keras
+    """The installed Keras's version, read from its package metadata: a cached rebuild
+    checks every bundle's stamp, and importing Keras for it would cost seconds."""
+    from importlib import metadata
 
-    return str(keras.__version__)
+    try:
+        return metadata.version("keras")
+    except metadata.PackageNotFoundError:  # Keras importable without metadata
+        import keras
+
+        return str(keras.__version__)
 
 
 def bundle_stamp() -> dict[str, Any]:
