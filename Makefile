@@ -70,6 +70,7 @@ check: lint typecheck
 bench: setup
 	$(HARNESS) zoo build --profile default
 	$(PY) bench/sandbox_overhead.py
+	$(PY) bench/build.py --profile default
 	$(PY) bench/scaling.py --profile default
 	$(PY) bench/report.py
 

@@ -30,6 +30,14 @@ SECTIONS = {
         "own cost: sandbox starts (about 4 s each: a TensorFlow import), loading each "
         "model in the sandbox as well as for scoring, and the Dask workers' start.",
     ),
+    "build": (
+        "Building the zoo",
+        "`bench/build.py`: `build_entry` of two `tiny` entries (a clean model and a patch "
+        "BadNet: splits, seeded fit, poisoning, CA/ASR on the test sets, bundle and truth "
+        "written) beside a bare `model.fit` of the same architecture on as many images of "
+        "the same data, one TensorFlow thread each; and a cached rebuild of the profile "
+        "(`harness zoo build` in a fresh process, every model found by its content hash).",
+    ),
     "sandbox_overhead": (
         "The sandbox",
         "`bench/sandbox_overhead.py`: a sandbox worker's start (a TensorFlow import) and the "

@@ -38,6 +38,6 @@ def test_every_reference_submission_answers_within_budget_on_1283_classes(tmp_pa
         budget = load_submission(REPO / "submissions" / name).resources.wall_seconds_per_model
         took = [r.seconds or 0.0 for r in records if r.submission == name]
         assert took and max(took) < budget, (name, took, budget)
-    # Neural Cleanse screens the 1283 labels first (harness.reverse.scan_labels).
+    # Neural Cleanse screens the 1283 labels first (harness.label_scan.scan_labels).
     nc = [r for r in records if r.submission == "neural-cleanse" and r.track == "detect"]
     assert nc and all(r.outputs["extra"]["screened"] for r in nc)

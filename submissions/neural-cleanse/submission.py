@@ -5,7 +5,7 @@
    batched graph. Beyond ``full_labels`` labels (a 1283-identity face model), as the paper
    does on YouTube Face: a short optimisation of every label, then the full one for the
    ``candidates`` smallest triggers and a random sample of ``reference`` other labels,
-   whose norms give the outlier test its median and MAD (``harness.reverse.scan_labels``).
+   whose norms give the outlier test its median and MAD (``harness.label_scan.scan_labels``).
 2. Outlier test on the masks' L1 norms: anomaly index = (median - L1) / (1.4826 * MAD); a
    label below the median with index > ``threshold`` (2 in the paper) is flagged as a target.
 3. Repair by unlearning: fine-tune a copy of the model on the clean split where a share of
@@ -21,13 +21,8 @@ from typing import Any
 import numpy as np
 
 from harness.api import CleanData, Detection, Trigger
-from harness.reverse import (
-    LabelScan,
-    ReversedTrigger,
-    ReverseSettings,
-    ScanSettings,
-    scan_labels,
-)
+from harness.label_scan import LabelScan, ScanSettings, scan_labels
+from harness.reverse import ReversedTrigger, ReverseSettings
 
 
 class NeuralCleanse:
@@ -53,9 +48,9 @@ class NeuralCleanse:
         unlearn_learning_rate: float = 1e-3,
         unlearn_batch_size: int = 32,
         full_labels: int = 32,
-        screen_steps: int = 40,
-        candidates: int = 8,
-        reference: int = 16,
+        screen_steps: int = 30,
+        candidates: int = 6,
+        reference: int = 10,
     ) -> None:
         self.steps = steps
         self.batch_size = batch_size
