@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.reverse import ReversedTrigger, ReverseSettings, reverse_engineer
+from harness.reverse import ReversedTrigger, ReverseSettings, anomaly_index, reverse_engineer
 
 
 def anomaly_index_against(
@@ -29,8 +29,10 @@ def anomaly_index_against(
     """Neural Cleanse's outlier score, ``harness.reverse.anomaly_index``, with the median
     and MAD taken from ``reference`` when given (a sample of the labels, as
     ``scan_labels`` uses on many classes), else from ``l1_norms`` themselves."""
+    if reference is None:
+        return anomaly_index(np.asarray(l1_norms, np.float64).tolist())
     norms = np.asarray(l1_norms, np.float64)
-    ref = norms if reference is None else np.asarray(reference, np.float64)
+    ref = np.asarray(reference, np.float64)
     median = np.median(ref)
     mad = 1.4826 * np.median(np.abs(ref - median))
     if mad == 0:
@@ -104,7 +106,7 @@ def scan_labels(
         found = reverse_engineer(model, x_clean, labels, full, input_range)
         l1 = np.array([r.l1 for r in found])
         triggers = {r.target: r for r in found}
-        return LabelScan(triggers, l1, anomaly_index_against(l1), labels, False, batch)
+        return LabelScan(triggers, l1, anomaly_index(l1.tolist()), labels, False, batch)
     screen = dataclasses.replace(
         settings,
         steps=scan.screen_steps,

@@ -55,18 +55,14 @@ def fetch(entries: Sequence[Any], store: Any) -> int:
             if store.has_object(spec_hash):
                 continue
             target = store.object_dir(spec_hash)
-            partial = target.with_name(f".{spec_hash}.{os.getpid()}.partial")
-            shutil.rmtree(partial, ignore_errors=True)
             shutil.rmtree(target, ignore_errors=True)  # a half-built object, if any
-            shutil.copytree(cached, partial)
-            partial.rename(target)
+            _copy_into_place(cached, target)
             copied += 1
     return copied
 
 
 def keep(entries: Sequence[Any], store: Any) -> None:
-    """Copy every built object of ``entries`` the cache lacks into it, atomically (a copy
-    renamed into place: a killed session leaves no half object behind)."""
+    """Copy every built object of ``entries`` the cache lacks into it."""
     root = cache_dir()
     if root is None:
         return
@@ -80,10 +76,16 @@ def keep(entries: Sequence[Any], store: Any) -> None:
         source, cached = store.object_dir(spec_hash), objects / spec_hash
         if not store.has_object(spec_hash) or _complete(cached):
             continue
-        partial = objects / f".{spec_hash}.{os.getpid()}.partial"
+        _copy_into_place(source, cached)
+
+
+def _copy_into_place(source: Path, target: Path) -> None:
+    """Copy a folder beside ``target``, then rename it into place: a killed session leaves
+    no half-copied object, and a target another session placed meanwhile is kept."""
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(source, partial)
+    try:
+        partial.rename(target)
+    except OSError:
         shutil.rmtree(partial, ignore_errors=True)
-        shutil.copytree(source, partial)
-        try:
-            partial.rename(cached)
-        except OSError:  # another session kept it meanwhile
-            shutil.rmtree(partial, ignore_errors=True)

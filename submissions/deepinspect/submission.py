@@ -252,9 +252,10 @@ class DeepInspect:
             pool = np.flatnonzero(y_sub != t)
             picks.append(rng.choice(pool, m, replace=len(pool) < m))
         l1, success = np.zeros(num_classes), np.zeros(num_classes)
+        eye = np.eye(num_classes, dtype=np.float32)
         for start in range(0, num_classes, MEASURE_CHUNK):
             ts = np.arange(start, min(num_classes, start + MEASURE_CHUNK))
-            onehot = np.repeat(np.eye(num_classes, dtype=np.float32)[ts], k, axis=0)
+            onehot = np.repeat(eye[ts], k, axis=0)
             z = np.concatenate([noise[t] for t in ts])
             delta = np.asarray(gen.predict([z, onehot], verbose=0, batch_size=256))
             delta = delta.reshape((len(ts), k, *x_sub.shape[1:]))
