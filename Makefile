@@ -21,12 +21,14 @@ REFERENCE := null neural-cleanse fine-pruning strip feature-squeezing backfuzz c
 # The demo: the `demo` profile (every attack family, small models: models_zoo/demo.toml),
 # every reference submission on every track, the leaderboard and the paper reproduction,
 # each on one Dask worker per core. Its reports go to leaderboard/demo/ (not committed).
+# The reproduction shares the run (and its fuzz budget): a figure's task the run already
+# holds is not run again; only the figures' own variants (NAME@PARAMS) are added.
 DEMO_OUT := leaderboard/demo
 demo: setup
 	$(HARNESS) zoo build --profile demo
 	$(HARNESS) run $(addprefix submissions/,$(REFERENCE)) --profile demo --tracks detect,filter,repair,fuzz --run-id demo
 	$(HARNESS) leaderboard --run-id demo --out $(DEMO_OUT)
-	$(HARNESS) reproduce --profile demo --out $(DEMO_OUT)/REPRODUCTION.md
+	$(HARNESS) reproduce --profile demo --run-id demo --fuzz-budget 500 --out $(DEMO_OUT)/REPRODUCTION.md
 	@echo "Leaderboard: $(DEMO_OUT)/LEADERBOARD.md, reproduction: $(DEMO_OUT)/REPRODUCTION.md"
 
 # Both tiers: the unit tests and the integration tests (tiny zoos, the bwrap sandbox), on
@@ -68,10 +70,13 @@ check: lint typecheck
 # Benchmarks (bench/): each writes bench/results/NAME.{json,md}; report.py gathers them in
 # docs/PERFORMANCE.md. `scaling` needs the default zoo (`harness zoo build`, or make demo).
 bench: setup
+	$(PY) -m pip install -q -e '.[dev,bench]'
 	$(HARNESS) zoo build --profile default
+	$(HARNESS) zoo build --profile demo
 	$(PY) bench/sandbox_overhead.py
 	$(PY) bench/build.py --profile default
 	$(PY) bench/scaling.py --profile default
+	$(PY) bench/art_neural_cleanse.py --profile demo
 	$(PY) bench/report.py
 
 clean:

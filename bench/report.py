@@ -38,6 +38,14 @@ SECTIONS = {
         "the same data, one TensorFlow thread each; and a cached rebuild of the profile "
         "(`harness zoo build` in a fresh process, every model found by its content hash).",
     ),
+    "art_neural_cleanse": (
+        "Neural Cleanse: the reference against ART's",
+        "`bench/art_neural_cleanse.py`: the reference submission's `detect` "
+        "(submissions/neural-cleanse, in-process) beside the Adversarial Robustness "
+        "Toolbox's `KerasNeuralCleanse` (ART 1.20, its defaults unless the table says "
+        "otherwise) on the same `demo` MNIST patch BadNet and clean model, with the same "
+        "clean split: time to a verdict, the labels each flags, and whether that is right.",
+    ),
     "sandbox_overhead": (
         "The sandbox",
         "`bench/sandbox_overhead.py`: a sandbox worker's start (a TensorFlow import) and the "

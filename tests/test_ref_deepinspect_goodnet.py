@@ -163,6 +163,14 @@ def test_deepinspect_inversion_recovers_each_class(tiny_zoo) -> None:
     assert np.mean(refsubs.labels(model, x) == y) >= 0.95
 
 
+def test_deepinspect_counts_are_capped_in_input_values() -> None:
+    inspect = refsubs.build("deepinspect")
+    assert inspect.images((28, 28, 1)) == (100, 64)  # MNIST: the manifest's counts
+    assert inspect.images((55, 47, 3)) == (16, 16)  # faces: the cap, held at min_images
+    small = refsubs.build("deepinspect", inverted_images=8, batch_size=4)
+    assert small.images((55, 47, 3)) == (8, 4)  # never above the counts themselves
+
+
 # -- faces (slow) ----------------------------------------------------------------------------
 @pytest.mark.slow
 def test_goodnet_on_the_sunglasses_face_badnet(face_zoo) -> None:

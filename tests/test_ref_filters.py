@@ -232,3 +232,34 @@ def test_filters_run_on_a_colour_face_model(face_zoo):
     assert fs.bits == 5
     scores = fs.flag(t.x)
     assert scores.shape == (len(t.x),) and np.all((scores >= 0) & (scores <= 1))
+
+
+@pytest.mark.parametrize(
+    ("name", "step", "params"),
+    [("strip", "_entropy", {"n": 4}), ("feature-squeezing", "_distance", {})],
+)
+def test_repair_reuses_the_filter_tracks_work_on_the_same_inputs(
+    patch, pixel, monkeypatch, name, step, params
+):
+    """One instance serves a model's tracks: after fit_filter and flag, repair on the same
+    model and clean split does not recalibrate, and predict on a batch flag already scored
+    does not score it again; its answers are a fresh instance's."""
+    model, clean, x, *_ = patch
+    sub = build(name, **params)
+    calls: list[int] = []
+    original = getattr(sub, step)
+    monkeypatch.setattr(sub, step, lambda b: calls.append(len(b)) or original(b))
+    sub.fit_filter(model, clean)
+    calibrated = len(calls)
+    sub.flag(x[:40])
+    sub.repair(model, clean)
+    answers = sub.predict(x[:40])
+    assert len(calls) == calibrated + 1
+    sub.predict(x[40:50])  # a batch not seen before is computed
+    assert len(calls) == calibrated + 2
+    fresh = build(name, **params)
+    fresh.repair(model, clean)
+    np.testing.assert_array_equal(answers, fresh.predict(x[:40]))
+    other, other_clean, *_ = pixel  # another model: calibrated anew
+    sub.fit_filter(other, other_clean)
+    assert len(calls) == calibrated * 2 + 2

@@ -34,6 +34,8 @@ def _seeded(seed: int = 0) -> None:
         {"threshold": -1.0},
         {"learning_rate": 0.0},
         {"unlearn_epochs": -1},
+        {"values_per_step": 0},
+        {"early_stop": -1},
     ],
 )
 def test_constructor_rejects_out_of_range_params(bad):
@@ -47,6 +49,13 @@ def test_many_class_models_get_a_smaller_batch_per_label():
     assert per_label_batch(32, 640, 10) == 32
     assert per_label_batch(32, 640, 100) == 6
     assert per_label_batch(32, 640, 10_000) == 1
+
+
+def test_the_step_budget_is_counted_in_input_values():
+    nc = build(NAME)
+    assert nc.images_per_step((28, 28, 1)) == 640  # MNIST: 32 images per label of 10
+    assert nc.images_per_step((55, 47, 3)) == 64  # the DeepID faces: 6 per label of 10
+    assert build(NAME, values_per_step=10).images_per_step((55, 47, 3)) == 1
 
 
 def _scan(index, optimised=None):

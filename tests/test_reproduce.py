@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import run_cli
+from conftest import REPO, run_cli
 
 pytestmark = pytest.mark.sandbox
 
@@ -30,3 +30,32 @@ def test_reproduce_names_the_figures_on_a_typo(tiny_zoo, tmp_path):
     assert proc.returncode != 0
     assert "unknown figure(s) nc-flags-pach" in proc.stderr and "nc-flags-patch" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_reproduce_shares_a_runs_results_instead_of_running_them_again(tiny_zoo, tmp_path):
+    """`make demo` runs the references, then reproduces under the same run id: a figure
+    whose variant is a reference submission as it is reads the run's task, not a new one."""
+    import sqlite3
+
+    db = str(tmp_path / "r.sqlite")
+    ran = run_cli(
+        "run", str(REPO / "submissions" / "strip"), "--profile", "tiny", "--tracks", "filter",
+        "--run-id", "shared", "--db", db, "--workers", "1",
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+
+    def finished() -> list[tuple]:
+        with sqlite3.connect(db) as con:
+            query = "SELECT submission, model_id, finished FROM tasks WHERE run_id = 'shared'"
+            return sorted(con.execute(query).fetchall())
+
+    before = finished()
+    assert before and {row[0] for row in before} == {"strip"}
+    proc = run_cli(
+        "reproduce", "--profile", "tiny", "--only", "strip-far", "--run-id", "shared",
+        "--db", db, "--json", "--out", str(tmp_path / "r.md"), "--workers", "1",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (fig,) = json.loads(proc.stdout)
+    assert fig["name"] == "strip-far" and fig["holds"] is not None, fig
+    assert finished() == before  # nothing ran again, nothing was overwritten

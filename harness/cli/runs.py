@@ -248,11 +248,20 @@ def reproduce_cmd(
     db: DbOpt = None,
     workers: WorkersOpt = None,
     scheduler: SchedulerOpt = None,
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            "--run-id",
+            help="Store the tasks under this run (default: reproduce-PROFILE). The run of a "
+            "`harness run` of the reference submissions on the same profile lends its "
+            "results: a figure's task already there is not run again (make demo does this).",
+        ),
+    ] = None,
 ) -> None:
     """Run the reference defenses where the papers report a figure; print paper vs ours.
 
-    Tasks are stored under the run `reproduce-PROFILE`, so a second call only runs what
-    is missing. Each figure is one claim of a paper (BackFuzz, Neural Cleanse, Xiong et
+    Tasks are stored under the run `reproduce-PROFILE` (or --run-id), so a second call
+    only runs what is missing. Each figure is one claim of a paper (BackFuzz, Neural Cleanse, Xiong et
     al.'s attacks on it, Fine-Pruning, STRIP, the CSAW-HackML decision GoodNet), with the
     paper's number, ours and whether the claim holds; see docs/REPRODUCTION.md."""
     import sys
@@ -272,6 +281,7 @@ def reproduce_cmd(
             fuzz_budget=fuzz_budget,
             progress=TaskProgress(reporter),
             executor=executor,
+            run_id=run_id,
         )
     command = " ".join(["harness", "reproduce", *sys.argv[2:]])
     text = markdown(figures, command)

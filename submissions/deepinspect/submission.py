@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,9 @@ class DeepInspect:
         anomaly_threshold: float = 2.0,
         score_slope: float = 2.0,
         seed: int = 0,
+        values_per_step: int = 64 * 28 * 28,
+        inverted_values: int = 100 * 28 * 28,
+        min_images: int = 16,
     ) -> None:
         self.inverted_images = inverted_images
         self.inversion_steps = inversion_steps
@@ -77,6 +81,9 @@ class DeepInspect:
         self.anomaly_threshold = anomaly_threshold
         self.score_slope = score_slope
         self.seed = seed
+        self.values_per_step = values_per_step
+        self.inverted_values = inverted_values
+        self.min_images = min_images
 
     def _validate(self) -> None:
         """All parameter checks, in one place (one ValueError naming the parameter)."""
@@ -87,6 +94,9 @@ class DeepInspect:
             "hidden",
             "eval_noise",
             "eval_images",
+            "values_per_step",
+            "inverted_values",
+            "min_images",
         )
         for name in positive_ints:
             if int(getattr(self, name)) < 1:
@@ -129,21 +139,38 @@ class DeepInspect:
             },
         )
 
+    def images(self, input_shape: tuple[int, ...]) -> tuple[int, int]:
+        """(substitute inputs to invert, generator batch) for inputs of ``input_shape``.
+
+        ``inverted_images`` and ``batch_size`` hold for 28x28x1 inputs. A step's cost grows
+        with the input's size, so both are also capped in input values (``inverted_values``,
+        ``values_per_step``), but never below ``min_images``: on 55x47x3 faces 16 of each
+        (2 substitute inputs per class of a 10-identity model) instead of 100 and 64."""
+        values = math.prod(input_shape)
+        inverted = min(int(self.inverted_images), int(self.inverted_values) // values)
+        batch = min(int(self.batch_size), int(self.values_per_step) // values)
+        floor = int(self.min_images)
+        return max(inverted, min(floor, int(self.inverted_images))), max(
+            batch, min(floor, int(self.batch_size))
+        )
+
     # -- 1. model inversion ---------------------------------------------------------------
     def invert(self, model: Any, clean: CleanData) -> tuple[np.ndarray, np.ndarray]:
-        """Substitute inputs per class, maximising that class's output from random noise.
-        With more classes than ``inverted_images`` (a 1283-identity face model), one image
-        each for ``inverted_images`` classes drawn at random: the generator needs inputs of
-        classes other than its target, not of every class, and the cost stays bounded."""
+        """Substitute inputs per class, maximising that class's output from random noise:
+        ``images()[0]`` in all, as many per class as that allows (at least one). With more
+        classes than that (a 1283-identity face model), one image each for as many classes
+        drawn at random: the generator needs inputs of classes other than its target, not
+        of every class, and the cost stays bounded."""
         import tensorflow as tf
 
         n = clean.num_classes
-        per_class = max(1, int(self.inverted_images) // n)
+        total = self.images(clean.input_shape)[0]
+        per_class = max(1, math.ceil(total / n))
         h, w, c = clean.input_shape
         lo, hi = clean.input_range
         rng = np.random.default_rng(self.seed)
-        if n > int(self.inverted_images):
-            y = np.sort(rng.choice(n, int(self.inverted_images), replace=False)).astype(np.int64)
+        if n > total:
+            y = np.sort(rng.choice(n, total, replace=False)).astype(np.int64)
         else:
             y = np.repeat(np.arange(n, dtype=np.int64), per_class)
         raw = tf.Variable(rng.normal(0.0, 0.5, (len(y), h, w, c)).astype(np.float32))
@@ -222,7 +249,7 @@ class DeepInspect:
             opt.apply_gradients(zip(grads, gen.trainable_variables, strict=True))
 
         rng = np.random.default_rng(self.seed + 2)
-        b = int(self.batch_size)
+        b = self.images(x_sub.shape[1:])[1]
         for _ in range(int(self.generator_steps)):
             i = rng.integers(0, len(x_sub), b)
             t = rng.integers(0, num_classes, b)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.api import CleanData
+from harness.api import CleanData, InputMemo, fingerprint
 
 
 class FeatureSqueezing:
@@ -35,6 +35,11 @@ class FeatureSqueezing:
     num_classes = 0
     threshold = 0.0
     clean_distance: np.ndarray | None = None
+    #: fingerprint(model, clean) of the calibration in place, and the (distance, labels)
+    #: of the batches scored since: the repair track's predict() reuses the filter track's
+    #: flag() work on the same model and inputs (one instance serves a model's tracks).
+    _fitted: str = ""
+    _memo: InputMemo | None = None
 
     def __init__(
         self,
@@ -68,15 +73,24 @@ class FeatureSqueezing:
 
     # -- filter track ---------------------------------------------------------------------
     def fit_filter(self, model, clean: CleanData) -> None:
+        key = fingerprint(model, clean)
+        if self._fitted == key:
+            return  # calibrated on this model and clean split already (filter, then repair)
         self.model, self.num_classes = model, clean.num_classes
         self.input_range = tuple(float(v) for v in clean.input_range)
         self.bits = self.gray_bits if clean.x.shape[-1] == 1 else self.colour_bits
         self.clean_distance, _ = self._distance(clean.x)
         self.threshold = max(float(np.quantile(self.clean_distance, 1.0 - self.frr)), 1e-9)
+        self._fitted, self._memo = key, InputMemo()
 
     def flag(self, x: np.ndarray) -> np.ndarray:
-        distance, _ = self._distance(x)
+        distance, _ = self._batch_distance(x)
         return self._score(distance)
+
+    def _batch_distance(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``_distance(x)``, computed once per batch of inputs on this model."""
+        assert self._memo is not None, "fit_filter() comes first"
+        return self._memo(np.asarray(x, dtype=np.float32), self._distance)
 
     def _score(self, distance: np.ndarray) -> np.ndarray:
         """P(triggered): 0.5 at the threshold, monotone increasing in the distance."""
@@ -87,7 +101,7 @@ class FeatureSqueezing:
         self.fit_filter(model, clean)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        distance, labels = self._distance(x)
+        distance, labels = self._batch_distance(x)
         return np.where(self._score(distance) > 0.5, self.num_classes, labels)
 
     # -- steps ----------------------------------------------------------------------------

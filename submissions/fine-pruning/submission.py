@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from harness import pruning
-from harness.api import CleanData, Detection
+from harness.api import CleanData, Detection, fingerprint
 
 MODES = ("fine-prune", "prune-only", "fine-tune-only")
 
@@ -32,6 +32,9 @@ class FinePruning:
     good: Any = None
     num_classes = 0
     pruned: tuple[int, ...] | list[int] = ()
+    #: fingerprint(model, clean) of the repair in ``good``: detect() repairs the model, and
+    #: a repair() of the same model on the same instance then keeps that repair.
+    _repaired: str = ""
 
     def __init__(
         self,
@@ -100,6 +103,9 @@ class FinePruning:
     def repair(self, model, clean: CleanData) -> None:
         import keras
 
+        key = fingerprint(model, clean)
+        if self.good is not None and self._repaired == key:
+            return  # detect() already repaired this model on this instance
         self.bad, self.num_classes = model, clean.num_classes
         net = keras.models.clone_model(model)
         net.set_weights(model.get_weights())
@@ -120,7 +126,7 @@ class FinePruning:
                 conv=conv,
                 pruned=self.pruned,
             )
-        self.good = net
+        self.good, self._repaired = net, key
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         good = np.argmax(self.good.predict_on_batch(x), axis=1)  # x: one batch <= 256

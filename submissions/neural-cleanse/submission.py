@@ -14,13 +14,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 from typing import Any
 
 import numpy as np
 
-from harness.api import CleanData, Detection, Trigger
+from harness.api import CleanData, Detection, Trigger, fingerprint
 from harness.label_scan import LabelScan, ScanSettings, scan_labels
 from harness.reverse import ReversedTrigger, ReverseSettings
 
@@ -37,7 +36,7 @@ class NeuralCleanse:
         self,
         steps: int = 300,
         batch_size: int = 32,
-        images_per_step: int = 640,
+        values_per_step: int = 640 * 28 * 28,
         learning_rate: float = 0.1,
         init_cost: float = 1e-3,
         asr_threshold: float = 0.99,
@@ -51,10 +50,11 @@ class NeuralCleanse:
         screen_steps: int = 30,
         candidates: int = 6,
         reference: int = 10,
+        early_stop: int = 0,
     ) -> None:
         self.steps = steps
         self.batch_size = batch_size
-        self.images_per_step = images_per_step
+        self.values_per_step = values_per_step
         self.learning_rate = learning_rate
         self.init_cost = init_cost
         self.asr_threshold = asr_threshold
@@ -68,6 +68,7 @@ class NeuralCleanse:
         self.screen_steps = screen_steps
         self.candidates = candidates
         self.reference = reference
+        self.early_stop = early_stop
         self._validate()
 
     def _validate(self) -> None:
@@ -75,7 +76,7 @@ class NeuralCleanse:
         positive_ints = (
             "steps",
             "batch_size",
-            "images_per_step",
+            "values_per_step",
             "unlearn_batch_size",
             "full_labels",
             "screen_steps",
@@ -86,8 +87,10 @@ class NeuralCleanse:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, not {value!r}")
-        if not isinstance(self.unlearn_epochs, int) or self.unlearn_epochs < 0:
-            raise ValueError(f"unlearn_epochs must be an integer >= 0, not {self.unlearn_epochs!r}")
+        for name in ("unlearn_epochs", "early_stop"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, not {value!r}")
         for name in ("learning_rate", "init_cost", "score_slope", "unlearn_learning_rate"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, not {getattr(self, name)!r}")
@@ -126,16 +129,17 @@ class NeuralCleanse:
         once per (seed, model weights, clean split): detect() and then repair() of one
         model on one instance reverse-engineer it once."""
         seed = int(np.random.randint(0, 2**31 - 1))  # the harness seeds NumPy per task
-        key = (seed, _fingerprint(model, clean))
+        key = (seed, fingerprint(model, clean))
         if self._reversed is not None and self._reversed[0] == key:
             return self._reversed[1]
         settings = ReverseSettings(
             steps=self.steps,
-            batch_size=self.batch_size,  # at most; scan_labels keeps to images_per_step
+            batch_size=self.batch_size,  # at most; scan_labels keeps to the step's images
             learning_rate=self.learning_rate,
             init_cost=self.init_cost,
             asr_threshold=self.asr_threshold,
             seed=seed,
+            early_stop=self.early_stop,
         )
         scan = scan_labels(
             model,
@@ -149,10 +153,16 @@ class NeuralCleanse:
                 candidates=self.candidates,
                 reference=self.reference,
             ),
-            images_per_step=self.images_per_step,
+            images_per_step=self.images_per_step(clean.input_shape),
         )
         self._reversed = (key, scan)
         return scan
+
+    def images_per_step(self, input_shape: tuple[int, ...]) -> int:
+        """Stamped images per optimisation step, all labels together: ``values_per_step``
+        input values (640 MNIST images; 64 of the 55x47x3 faces). A step's cost grows with
+        the input's size, so the budget is counted in values, not images."""
+        return max(1, self.values_per_step // math.prod(input_shape))
 
     def _flagged(self, scan: LabelScan) -> list[int]:
         """Labels optimised in full whose index exceeds the threshold, most anomalous first
@@ -215,12 +225,3 @@ class NeuralCleanse:
             xs.append(xe)
             ys.append(y)
         return np.concatenate(xs), np.concatenate(ys)
-
-
-def _fingerprint(model: Any, clean: CleanData) -> str:
-    """A digest of the model's weights and the clean split: what the reversal depends on."""
-    digest = hashlib.sha256()
-    for w in model.get_weights():
-        digest.update(np.ascontiguousarray(w).tobytes())
-    digest.update(np.ascontiguousarray(clean.x).tobytes())
-    return digest.hexdigest()

@@ -1,0 +1,158 @@
+"""Benchmark: the reference Neural Cleanse against the Adversarial Robustness Toolbox's.
+
+Neural Cleanse (Wang, Yao, Shan, Li, Viswanath, Zheng, Zhao; "Neural Cleanse: Identifying
+and Mitigating Backdoor Attacks in Neural Networks", IEEE S&P 2019) in two
+implementations, side by side in one process on the same models and the same clean split:
+
+- ``harness``: the reference submission (submissions/neural-cleanse) at its
+  submission.toml parameters, its ``detect`` called in-process (no sandbox): every label's
+  trigger optimised together in one batched graph, then the MAD outlier test;
+- ``art``: the Adversarial Robustness Toolbox's ``KerasNeuralCleanse`` (IBM, ART 1.20)
+  through ``art.defences.transformer.poisoning.NeuralCleanse``, at its defaults unless
+  ``--art-steps`` says otherwise, and its ``outlier_detection`` (one label at a time,
+  ``steps`` passes over the clean split each).
+
+For each model: the wall time to a verdict, the labels each flags, and whether that is
+right (a backdoored model's target flagged and nothing else; nothing on a clean model).
+ART is not a dependency of the harness: ``pip install -e '.[bench]'`` (what `make bench`
+does) installs it.
+
+    .venv/bin/python bench/art_neural_cleanse.py [--profile demo] [--art-steps 1000]
+
+Writes bench/results/art_neural_cleanse.{json,md} and prints the Markdown table. Nothing
+is asserted. At ART's defaults (1000 passes per label) a 10-class MNIST model takes over
+an hour on one core of this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tomllib
+
+REPO = Path(__file__).resolve().parent.parent
+MODELS = ("mnist-badnets-patch3-t0-v1", "mnist-clean-a-s1-v1")
+
+
+def load(profile: str, model_id: str) -> tuple[Any, Any, list[int]]:
+    """A zoo model, its public clean split as CleanData, and its true target labels."""
+    import keras
+
+    from harness.api import CleanData
+    from harness.zoo.store import ZooStore
+
+    m = ZooStore().model(profile, model_id)
+    card = m.card()
+    model = keras.models.load_model(m.public_dir / "model.keras", compile=False)
+    with np.load(m.public_dir / "clean_val.npz") as npz:
+        clean = CleanData(npz["x"], npz["y"], card.num_classes, tuple(card.input_range))
+    truth = m.truth()
+    return model, clean, list(truth.targets) if truth.poisoned else []
+
+
+def harness_nc(model: Any, clean: Any) -> dict[str, Any]:
+    """The reference submission's detect, at its submission.toml parameters."""
+    sys.path.insert(0, str(REPO / "submissions" / "neural-cleanse"))
+    from submission import NeuralCleanse  # type: ignore[import-not-found]
+
+    manifest = tomllib.loads((REPO / "submissions/neural-cleanse/submission.toml").read_text())
+    np.random.seed(0)
+    start = time.perf_counter()
+    detection = NeuralCleanse(**manifest.get("params", {})).detect(model, clean)
+    seconds = time.perf_counter() - start
+    return {
+        "seconds": seconds,
+        "flagged": sorted(detection.extra["flagged"]),
+        "l1_norms": detection.extra["l1_norms"],
+    }
+
+
+def art_nc(model: Any, clean: Any, steps: int | None) -> dict[str, Any]:
+    """ART's Keras Neural Cleanse: outlier_detection over every label."""
+    from art.defences.transformer.poisoning import NeuralCleanse
+    from art.estimators.classification import KerasClassifier
+
+    lo, hi = clean.input_range
+    classifier = KerasClassifier(model=model, clip_values=(lo, hi))
+    kwargs = {} if steps is None else {"steps": steps}
+    cleanse = NeuralCleanse(classifier)(classifier, **kwargs)
+    norms: list[float] = []
+    generate = cleanse.generate_backdoor
+
+    def recorded(x_val: np.ndarray, y_val: np.ndarray, y_target: np.ndarray) -> Any:
+        mask, pattern = generate(x_val, y_val, y_target)
+        norms.append(float(np.sum(np.abs(mask))))  # what outlier_detection computes
+        return mask, pattern
+
+    cleanse.generate_backdoor = recorded
+    y_onehot = np.eye(clean.num_classes, dtype=np.float32)[np.asarray(clean.y)]
+    x = np.array(clean.x, np.float32)
+    start = time.perf_counter()
+    found = cleanse.outlier_detection(x, y_onehot)
+    seconds = time.perf_counter() - start
+    median = float(np.median(norms))
+    mad = 1.4826 * float(np.median(np.abs(np.asarray(norms) - median)))
+    return {
+        "seconds": seconds,
+        "flagged": sorted(int(label) for label, _, _ in found),
+        "l1_norms": norms,
+        "mad": mad,
+    }
+
+
+def right(flagged: list[int], targets: list[int]) -> bool:
+    """A backdoored model: its targets flagged and nothing else; a clean one: nothing."""
+    return sorted(flagged) == sorted(targets)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--profile", default="demo")
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--art-steps", type=int, default=None, help="ART's steps (default 1000)")
+    args = parser.parse_args()
+    rows = []
+    for model_id in args.models.split(","):
+        model, clean, targets = load(args.profile, model_id)
+        ours = harness_nc(model, clean)
+        print(model_id, "harness", ours["seconds"], ours["flagged"], flush=True)
+        theirs = art_nc(model, clean, args.art_steps)
+        print(model_id, "art", theirs["seconds"], theirs["flagged"], flush=True)
+        rows.append({"model": model_id, "targets": targets, "harness": ours, "art": theirs})
+    measured = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    out = REPO / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    steps = args.art_steps or 1000
+    (out / "art_neural_cleanse.json").write_text(
+        json.dumps(
+            {"profile": args.profile, "measured": measured, "art_steps": steps, "rows": rows},
+            indent=2,
+        )
+    )
+    table = [
+        f"| model | true targets | harness (s) | harness flags | ART, {steps} steps (s) "
+        "| ART flags | ART's MAD | speed-up |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        h, a = r["harness"], r["art"]
+        mark = {True: "right", False: "wrong"}
+        table.append(
+            f"| {r['model']} | {r['targets'] or 'none (clean)'} | {h['seconds']:.1f} "
+            f"| {h['flagged']} ({mark[right(h['flagged'], r['targets'])]}) "
+            f"| {a['seconds']:.1f} | {a['flagged']} ({mark[right(a['flagged'], r['targets'])]}) "
+            f"| {a['mad']:.2f} | {a['seconds'] / h['seconds']:.0f}x |"
+        )
+    (out / "art_neural_cleanse.md").write_text("\n".join(table) + "\n")
+    print("\n".join(table))
+
+
+if __name__ == "__main__":
+    main()
