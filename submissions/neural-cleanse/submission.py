@@ -34,7 +34,7 @@ class NeuralCleanse:
 
     def __init__(
         self,
-        steps: int = 300,
+        steps: int = 200,
         batch_size: int = 32,
         values_per_step: int = 640 * 28 * 28,
         learning_rate: float = 0.1,
