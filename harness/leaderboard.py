@@ -13,6 +13,7 @@ from harness.errors import HarnessError
 from harness.scoring.aggregate import Score
 from harness.scoring.metrics import METRICS
 from harness.store import ResultsStore, TaskRecord
+from harness.submission.manifest import is_variant
 from harness.tracks import KINDS, aggregate
 
 
@@ -127,7 +128,11 @@ def render(store: ResultsStore, out_dir: Path, run_id: str | None = None) -> lis
     """Write LEADERBOARD.md and leaderboard.csv for a run; return the written paths."""
     run = resolve_run(store, run_id)
     info = next(r for r in store.runs() if r["run_id"] == run)
-    records = store.tasks(run)
+    stored = store.tasks(run)
+    # The parameter variants `harness reproduce` adds to a run it shares (make demo) are
+    # ablations of a figure on a few models, not entries: they are not ranked here.
+    records = [r for r in stored if not is_variant(r.submission)]
+    variants = sorted({r.submission for r in stored if is_variant(r.submission)})
     scores = aggregate(records)
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = [
@@ -154,6 +159,12 @@ def render(store: ResultsStore, out_dir: Path, run_id: str | None = None) -> lis
             f"Truth unknown for {len(unknown)} imported model(s) ({', '.join(unknown)}): their "
             "detection outputs are stored but not scored, and their repairs are scored on clean "
             "data only (`harness results --per-model`); they are not in the tables above.",
+            "",
+        ]
+    if variants:
+        lines += [
+            f"Not ranked: {len(variants)} parameter variant(s) that `harness reproduce` ran "
+            f"in this run for its figures ({', '.join(variants)}); see its REPRODUCTION.md.",
             "",
         ]
     failures = [r for r in records if r.status != "ok"]

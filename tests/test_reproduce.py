@@ -59,3 +59,16 @@ def test_reproduce_shares_a_runs_results_instead_of_running_them_again(tiny_zoo,
     (fig,) = json.loads(proc.stdout)
     assert fig["name"] == "strip-far" and fig["holds"] is not None, fig
     assert finished() == before  # nothing ran again, nothing was overwritten
+
+    # A figure's parameter variant joins the run but not the leaderboard's ranks.
+    proc = run_cli(
+        "reproduce", "--profile", "tiny", "--only", "fine-pruning-patch", "--run-id", "shared",
+        "--db", db, "--out", str(tmp_path / "r.md"), "--workers", "1",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "fine-pruning@no-goodnet" in {row[0] for row in finished()}
+    board = tmp_path / "board"
+    run_cli("leaderboard", "--run-id", "shared", "--db", db, "--out", str(board), check=True)
+    text = (board / "LEADERBOARD.md").read_text()
+    assert "| strip " in text and "| fine-pruning@no-goodnet" not in text, text
+    assert "Not ranked: 1 parameter variant(s)" in text and "fine-pruning@no-goodnet" in text

@@ -15,6 +15,14 @@ from harness.api import Track
 from harness.errors import SpecError
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+#: `harness reproduce` stores a submission run with other parameters as NAME@PARAMS; no
+#: submission's own name can hold it (NAME_RE), so it marks those variants in a run.
+VARIANT_MARK = "@"
+
+
+def is_variant(name: str) -> bool:
+    """Whether a stored submission name is a `harness reproduce` parameter variant."""
+    return VARIANT_MARK in name
 ENTRY_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 KEYS = {"name", "authors", "entry", "tracks", "params", "resources", "oracle", "description"}
 RESOURCE_KEYS = {"wall_seconds_per_model": float, "memory_gb": float}
