@@ -23,6 +23,8 @@ VARIANT_MARK = "@"
 def is_variant(name: str) -> bool:
     """Whether a stored submission name is a `harness reproduce` parameter variant."""
     return VARIANT_MARK in name
+
+
 ENTRY_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 KEYS = {"name", "authors", "entry", "tracks", "params", "resources", "oracle", "description"}
 RESOURCE_KEYS = {"wall_seconds_per_model": float, "memory_gb": float}
