@@ -76,6 +76,7 @@ bench: setup
 	$(PY) bench/sandbox_overhead.py
 	$(PY) bench/build.py --profile default
 	$(PY) bench/scaling.py --profile default
+	$(PY) bench/scaling.py --profile demo --counts 4,8 --submission neural-cleanse
 	$(PY) bench/art_neural_cleanse.py --profile demo
 	$(PY) bench/report.py
 

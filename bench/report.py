@@ -30,6 +30,13 @@ SECTIONS = {
         "own cost: sandbox starts (about 4 s each: a TensorFlow import), loading each "
         "model in the sandbox as well as for scoring, and the Dask workers' start.",
     ),
+    "scaling-neural-cleanse": (
+        "Dask workers on long tasks",
+        "`bench/scaling.py --submission neural-cleanse`: the same comparison with the "
+        "reference Neural Cleanse (detect and repair, 20-60 s a model) instead of the null "
+        "submission, so the cluster's start is a small part of each run: what a second "
+        "worker buys on this machine.",
+    ),
     "build": (
         "Building the zoo",
         "`bench/build.py`: `build_entry` of two `tiny` entries (a clean model and a patch "

@@ -10,8 +10,12 @@ For the first N models of a profile (each N of --counts), side by side in one pr
 - ``harness wK``: the same on an embedded Dask LocalCluster of K workers (--workers).
 
     .venv/bin/python bench/scaling.py [--profile default] [--counts 5,10,20] [--workers 2]
+        [--submission null]
 
-Writes bench/results/scaling.{json,md} and prints the Markdown table. The ratios are
+``--submission neural-cleanse`` measures what more workers buy on long tasks (minutes per
+model, where the cluster's start no longer counts) instead of the harness's own cost.
+Writes bench/results/scaling.{json,md} (``scaling-NAME`` for another submission) and prints
+the Markdown table. The ratios are
 measured in one run, on one machine state; nothing here is asserted.
 """
 
@@ -51,13 +55,13 @@ def bare(models: list[ZooModel]) -> float:
     return time.perf_counter() - start
 
 
-def harness_run(profile: str, ids: list[str], workers: int) -> float:
+def harness_run(profile: str, ids: list[str], workers: int, submission: str = "null") -> float:
     """The null submission through the runner, from a cold per-model labels cache (what a
     first run on a fresh machine pays; later runs find each model's labels cached)."""
     for m in ZooStore().models(profile):
         if m.id in ids:
             (harness_home() / "cache" / "labels" / f"{m.hash}.npz").unlink(missing_ok=True)
-    spec = load_submission(REPO / "submissions" / "null")
+    spec = load_submission(REPO / "submissions" / submission)
     with tempfile.TemporaryDirectory() as tmp:
         store = ResultsStore(Path(tmp) / "results.sqlite")
         start = time.perf_counter()
@@ -80,7 +84,9 @@ def main() -> None:
     parser.add_argument("--profile", default="default")
     parser.add_argument("--counts", default="5,10,20")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--submission", default="null", help="a folder of submissions/")
     args = parser.parse_args()
+    name = "scaling" if args.submission == "null" else f"scaling-{args.submission}"
     models = ZooStore().models(args.profile)
     counts = [min(int(c), len(models)) for c in args.counts.split(",")]
     bare(models[:1])  # warm Keras and the file cache, as the harness runs will be
@@ -89,8 +95,8 @@ def main() -> None:
         chosen = models[:n]
         ids = [m.id for m in chosen]
         row = {"models": n, "tasks": 2 * n, "bare_s": bare(chosen)}
-        row["w1_s"] = harness_run(args.profile, ids, 1)
-        row[f"w{args.workers}_s"] = harness_run(args.profile, ids, args.workers)
+        row["w1_s"] = harness_run(args.profile, ids, 1, args.submission)
+        row[f"w{args.workers}_s"] = harness_run(args.profile, ids, args.workers, args.submission)
         row["w1_over_bare"] = row["w1_s"] / row["bare_s"]
         row["speedup"] = row["w1_s"] / row[f"w{args.workers}_s"]
         rows.append(row)
@@ -98,8 +104,16 @@ def main() -> None:
     measured = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     out = REPO / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "scaling.json").write_text(
-        json.dumps({"profile": args.profile, "measured": measured, "rows": rows}, indent=2)
+    (out / f"{name}.json").write_text(
+        json.dumps(
+            {
+                "profile": args.profile,
+                "submission": args.submission,
+                "measured": measured,
+                "rows": rows,
+            },
+            indent=2,
+        )
     )
     k = args.workers
     table = [
@@ -112,7 +126,7 @@ def main() -> None:
         f"{r[f'w{k}_s']:.1f} | {r['w1_over_bare']:.2f}x | {r['speedup']:.2f}x |"
         for r in rows
     ]
-    (out / "scaling.md").write_text("\n".join(table) + "\n")
+    (out / f"{name}.md").write_text("\n".join(table) + "\n")
     print("\n".join(table))
 
 
