@@ -31,3 +31,24 @@ def test_track_parse_says_what_is_allowed():
     assert Track.parse(" Repair ") is Track.REPAIR
     with pytest.raises(ValueError, match="choose from"):
         Track.parse("detct")
+
+
+def test_input_memo_computes_a_batch_once_and_keeps_at_most_its_limit():
+    from harness.api import InputMemo
+
+    calls = []
+
+    def compute(x):
+        calls.append(len(x))
+        return x.sum(axis=1)
+
+    memo = InputMemo(limit=1)
+    a, b = np.ones((3, 2), np.float32), np.zeros((4, 2), np.float32)
+    np.testing.assert_array_equal(memo(a, compute), [2, 2, 2])
+    np.testing.assert_array_equal(memo(a.copy(), compute), [2, 2, 2])  # same bytes: kept
+    assert calls == [3]
+    memo(b, compute)
+    memo(b, compute)  # over the limit: computed each time, never kept
+    assert calls == [3, 4, 4]
+    memo(a.astype(np.float64), compute)  # another dtype is another batch
+    assert calls == [3, 4, 4, 3]
