@@ -261,9 +261,10 @@ def reproduce_cmd(
     """Run the reference defenses where the papers report a figure; print paper vs ours.
 
     Tasks are stored under the run `reproduce-PROFILE` (or --run-id), so a second call
-    only runs what is missing. Each figure is one claim of a paper (BackFuzz, Neural Cleanse, Xiong et
-    al.'s attacks on it, Fine-Pruning, STRIP, the CSAW-HackML decision GoodNet), with the
-    paper's number, ours and whether the claim holds; see docs/REPRODUCTION.md."""
+    only runs what is missing. Each figure is one claim of a paper (BackFuzz, Neural
+    Cleanse, Xiong et al.'s attacks on it, Fine-Pruning, STRIP, the CSAW-HackML decision
+    GoodNet), with the paper's number, ours and whether the claim holds; see
+    docs/REPRODUCTION.md."""
     import sys
 
     from harness.cluster import open_executor

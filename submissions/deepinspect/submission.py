@@ -147,11 +147,13 @@ class DeepInspect:
         ``values_per_step``), but never below ``min_images``: on 55x47x3 faces 16 of each
         (2 substitute inputs per class of a 10-identity model) instead of 100 and 64."""
         values = math.prod(input_shape)
-        inverted = min(int(self.inverted_images), int(self.inverted_values) // values)
-        batch = min(int(self.batch_size), int(self.values_per_step) // values)
-        floor = int(self.min_images)
-        return max(inverted, min(floor, int(self.inverted_images))), max(
-            batch, min(floor, int(self.batch_size))
+
+        def capped(count: int, budget: int) -> int:  # never above count itself
+            return max(min(count, budget // values), min(int(self.min_images), count))
+
+        return (
+            capped(int(self.inverted_images), int(self.inverted_values)),
+            capped(int(self.batch_size), int(self.values_per_step)),
         )
 
     # -- 1. model inversion ---------------------------------------------------------------
