@@ -48,6 +48,12 @@ class ModelJob:
     #: "model" / "submission" packed, for a worker that has not got them on its disk
     files: dict[str, bytes] = field(default_factory=dict)
 
+    @property
+    def wall_seconds(self) -> float:
+        """Each task's wall-clock budget: the submission's request under the run's cap."""
+        res = self.spec.resources
+        return self.limits.capped(res.wall_seconds_per_model, res.memory_gb).wall_seconds
+
     def with_files(self, missing: tuple[str, ...]) -> ModelJob:
         """This job again, carrying what a worker said it lacks (from this host's disk)."""
         if set(missing) <= set(self.files):

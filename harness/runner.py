@@ -67,8 +67,10 @@ def run_submissions(
     progress: RunProgress | None = None,
     fuzz_budget: int = DEFAULT_FUZZ_BUDGET,
     executor: Executor | None = None,
+    command: str | None = None,
 ) -> RunSummary:
-    """Execute every missing (submission, model, track) task and store it."""
+    """Execute every missing (submission, model, track) task and store it; ``command``
+    (what the user typed) is kept with the run for its reports."""
     plans = [Plan(spec, tracks, model_ids) for spec in specs]
     return run_plans(
         plans,
@@ -81,6 +83,7 @@ def run_submissions(
         progress=progress,
         fuzz_budget=fuzz_budget,
         executor=executor,
+        command=command,
     )
 
 
@@ -96,6 +99,7 @@ def run_plans(
     progress: RunProgress | None = None,
     fuzz_budget: int = DEFAULT_FUZZ_BUDGET,
     executor: Executor | None = None,
+    command: str | None = None,
 ) -> RunSummary:
     """Every missing task of ``plans``, as jobs of one submission on one model, on
     ``executor`` (default: in this process); each task is stored as soon as its job is
@@ -105,7 +109,7 @@ def run_plans(
     models = zoo.models(profile)
     run_id = run_id or profile
     zoo.migrate_stale(models)  # a cache from before format 2 leaks its build time
-    results.ensure_run(run_id, profile, zoo.zoo_hash(profile))
+    results.ensure_run(run_id, profile, zoo.zoo_hash(profile), command)
     summary = RunSummary(run_id)
     jobs = plan_jobs(plans, models, run_id, results, summary, backend, limits, fuzz_budget)
     if progress:
@@ -183,6 +187,7 @@ def execute(
                         task.seconds,
                         res.isolation,
                         model_facts(job.model),
+                        budget=job.wall_seconds,
                     )
                 )
                 summary.done += 1

@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS runs (
     zoo_hash TEXT NOT NULL,
     created REAL NOT NULL,
     updated REAL NOT NULL,
-    harness_version TEXT NOT NULL
+    harness_version TEXT NOT NULL,
+    commands TEXT NOT NULL DEFAULT '[]'
 );
 CREATE TABLE IF NOT EXISTS tasks (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
@@ -60,22 +61,39 @@ CREATE TABLE IF NOT EXISTS tasks (
     schema_version INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (run_id, submission, model_id, track)
 );
+CREATE TABLE IF NOT EXISTS figures (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    name TEXT NOT NULL,
+    source TEXT NOT NULL,
+    paper TEXT NOT NULL,
+    measured TEXT NOT NULL,
+    holds INTEGER,
+    command TEXT NOT NULL,
+    written REAL NOT NULL,
+    PRIMARY KEY (run_id, name)
+);
 """
 
-#: Columns added by schema version 2, for stores written before it.
+#: Columns added after the first release, for stores written before them: the model facts
+#: of schema version 2; then each task's time budget and the commands that wrote a run
+#: (nullable or defaulted, so older rows read as they are).
 _ADDED = {
-    "poisoned": "INTEGER",
-    "role": "TEXT",
-    "dataset": "TEXT",
-    "attack": "TEXT",
-    "targets": "TEXT NOT NULL DEFAULT '[]'",
-    "schema_version": "INTEGER NOT NULL DEFAULT 1",
+    "tasks": {
+        "poisoned": "INTEGER",
+        "role": "TEXT",
+        "dataset": "TEXT",
+        "attack": "TEXT",
+        "targets": "TEXT NOT NULL DEFAULT '[]'",
+        "schema_version": "INTEGER NOT NULL DEFAULT 1",
+        "budget": "REAL",
+    },
+    "runs": {"commands": "TEXT NOT NULL DEFAULT '[]'"},
 }
 
 _COLUMNS = (
     "run_id, submission, submission_hash, oracle, model_id, model_hash, track, status, "
     "outputs, scores, error, stderr_tail, seconds, isolation, harness_version, finished, "
-    "poisoned, role, dataset, attack, targets, schema_version"
+    "poisoned, role, dataset, attack, targets, schema_version, budget"
 )
 
 
@@ -108,6 +126,7 @@ class TaskRecord:
     isolation: str
     facts: ModelFacts = field(default_factory=ModelFacts)
     schema_version: int = SCHEMA_VERSION
+    budget: float | None = None  # the task's wall-clock limit in seconds, when recorded
 
 
 def _facts_of_version_1(scores: dict[str, Any]) -> tuple[ModelFacts, dict[str, Any]]:
@@ -129,13 +148,15 @@ class ResultsStore:
         self._add_columns()
 
     def _add_columns(self) -> None:
-        """Bring a store written before schema version 2 to its columns (rows keep 1)."""
-        have = {row[1] for row in self.conn.execute("PRAGMA table_info(tasks)")}
-        missing = [(name, kind) for name, kind in _ADDED.items() if name not in have]
+        """Bring a store written by an older version to its columns (rows keep theirs)."""
+        missing = []
+        for table, columns in _ADDED.items():
+            have = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
+            missing += [(table, n, kind) for n, kind in columns.items() if n not in have]
         if missing:
             with self._tx() as c:
-                for name, kind in missing:
-                    c.execute(f"ALTER TABLE tasks ADD COLUMN {name} {kind}")
+                for table, name, kind in missing:
+                    c.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         self.conn.close()
@@ -150,14 +171,60 @@ class ResultsStore:
             raise
         self.conn.execute("COMMIT")
 
-    def ensure_run(self, run_id: str, profile: str, zoo_hash: str) -> None:
+    def ensure_run(
+        self, run_id: str, profile: str, zoo_hash: str, command: str | None = None
+    ) -> None:
+        """Create the run, or update its zoo hash; ``command`` (what the user typed) joins
+        the run's list of commands when it is not there yet."""
         now = time.time()
         with self._tx() as c:
             c.execute(
-                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(run_id) DO UPDATE "
+                "INSERT INTO runs (run_id, profile, zoo_hash, created, updated, "
+                "harness_version) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(run_id) DO UPDATE "
                 "SET zoo_hash = excluded.zoo_hash, updated = excluded.updated",
                 (run_id, profile, zoo_hash, now, now, __version__),
             )
+            if command:
+                row = c.execute("SELECT commands FROM runs WHERE run_id=?", (run_id,)).fetchone()
+                commands = json.loads(row[0])
+                if command not in commands:
+                    c.execute(
+                        "UPDATE runs SET commands=? WHERE run_id=?",
+                        (json.dumps([*commands, command]), run_id),
+                    )
+
+    def save_figures(self, run_id: str, figures: list[dict[str, Any]], command: str) -> None:
+        """Keep a reproduction's figures (name, source, paper, measured, holds) with the
+        run, replacing earlier measurements of the same figures."""
+        now = time.time()
+        with self._tx() as c:
+            for f in figures:
+                holds = None if f["holds"] is None else int(bool(f["holds"]))
+                c.execute(
+                    "INSERT OR REPLACE INTO figures VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        run_id,
+                        f["name"],
+                        f["source"],
+                        f["paper"],
+                        f["measured"],
+                        holds,
+                        command,
+                        now,
+                    ),
+                )
+
+    def figures(self, run_id: str) -> list[dict[str, Any]]:
+        """The reproduction figures measured in a run, in the order they were written."""
+        cur = self.conn.execute(
+            "SELECT name, source, paper, measured, holds, command FROM figures "
+            "WHERE run_id=? ORDER BY written, rowid",
+            (run_id,),
+        )
+        rows = [dict(zip([d[0] for d in cur.description], r, strict=True)) for r in cur]
+        for r in rows:
+            r["holds"] = None if r["holds"] is None else bool(r["holds"])
+        return rows
 
     def done(
         self,
@@ -179,7 +246,7 @@ class ResultsStore:
         """Insert or replace one task in a single transaction."""
         with self._tx() as c:
             c.execute(
-                f"INSERT OR REPLACE INTO tasks ({_COLUMNS}) VALUES ({', '.join('?' * 22)})",
+                f"INSERT OR REPLACE INTO tasks ({_COLUMNS}) VALUES ({', '.join('?' * 23)})",
                 (
                     rec.run_id,
                     rec.submission,
@@ -203,14 +270,19 @@ class ResultsStore:
                     rec.facts.attack,
                     json.dumps(list(rec.facts.targets)),
                     SCHEMA_VERSION,
+                    rec.budget,
                 ),
             )
             c.execute("UPDATE runs SET updated=? WHERE run_id=?", (time.time(), rec.run_id))
 
     def runs(self) -> list[dict[str, Any]]:
+        """Every run, the latest updated first; ``commands`` is a list."""
         cur = self.conn.execute("SELECT * FROM runs ORDER BY updated DESC")
         names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        for r in rows:
+            r["commands"] = json.loads(r["commands"])
+        return rows
 
     def latest_run(self) -> str | None:
         runs = self.runs()
@@ -220,7 +292,7 @@ class ResultsStore:
         rows = self.conn.execute(
             "SELECT run_id, submission, submission_hash, oracle, model_id, model_hash, track, "
             "status, outputs, scores, error, stderr_tail, seconds, isolation, poisoned, role, "
-            "dataset, attack, targets, schema_version FROM tasks "
+            "dataset, attack, targets, schema_version, budget FROM tasks "
             "WHERE run_id=? ORDER BY submission, track, model_id",
             (run_id,),
         ).fetchall()
@@ -251,4 +323,5 @@ def _record(r: tuple[Any, ...]) -> TaskRecord:
         r[13],
         facts,
         version,
+        r[20],
     )

@@ -42,6 +42,7 @@ def store(tmp_path):
 
 def test_a_task_reads_back_exactly_as_written(store):
     rec = record(oracle=True, status="failed", error="boom", stderr_tail="trace", seconds=None)
+    rec = dataclasses.replace(rec, budget=60.0)
     store.write_task(rec)
     assert store.tasks("r1") == [rec]
     assert store.tasks("other-run") == []
@@ -178,6 +179,7 @@ def test_a_version_1_store_reads_with_its_facts_moved_out_of_the_scores(tmp_path
     (old,) = store.tasks("old")
     assert old.facts == ModelFacts(poisoned=True, dataset="mnist")
     assert old.scores == {"ca": 0.9, "der": None} and old.schema_version == 1
+    assert old.budget is None and store.runs()[0]["commands"] == []
     new = record(run_id="old", model_id="m2", track="repair")
     store.write_task(new)
     assert store.tasks("old") == [old, new] and new.schema_version == SCHEMA_VERSION
@@ -194,3 +196,19 @@ def test_store_diff_compares_a_version_1_row_on_the_facts_it_kept():
     old = replace(new, facts=ModelFacts(poisoned=True, dataset="mnist"), schema_version=1)
     assert diff_runs([old], [new]) == {}
     assert diff_runs([replace(old, facts=ModelFacts(poisoned=False, dataset="mnist"))], [new])
+
+
+def test_a_run_keeps_each_command_once_and_its_reproduction_figures(store):
+    store.ensure_run("r1", "tiny", "zoohash1", "harness run a --run-id r1")
+    store.ensure_run("r1", "tiny", "zoohash1", "harness reproduce --run-id r1")
+    store.ensure_run("r1", "tiny", "zoohash2", "harness run a --run-id r1")
+    (run,) = store.runs()
+    assert run["commands"] == ["harness run a --run-id r1", "harness reproduce --run-id r1"]
+    assert run["zoo_hash"] == "zoohash2"
+    fig = {"name": "f1", "source": "paper", "paper": "90 %", "measured": "88 %", "holds": True}
+    store.save_figures("r1", [fig, {**fig, "name": "f2", "holds": None}], "harness reproduce")
+    store.save_figures("r1", [{**fig, "measured": "91 %", "holds": False}], "harness reproduce")
+    figures = {f["name"]: f for f in store.figures("r1")}
+    assert figures["f1"]["measured"] == "91 %" and figures["f1"]["holds"] is False
+    assert figures["f2"]["holds"] is None and figures["f2"]["command"] == "harness reproduce"
+    assert store.figures("other") == []

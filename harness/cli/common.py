@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import functools
 import os
+import shlex
 import sqlite3
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -202,6 +204,11 @@ def results_store(db: Path | None) -> Any:
     from harness.store import ResultsStore
 
     return ResultsStore(db or default_results_db())
+
+
+def command_line() -> str:
+    """The command as the user typed it (``harness`` and its arguments), for the records."""
+    return shlex.join(["harness", *sys.argv[1:]])
 
 
 # -- zoo ------------------------------------------------------------------------------------

@@ -61,10 +61,12 @@ def reproduce(
     progress: RunProgress | None = None,
     executor: Executor | None = None,
     run_id: str | None = None,
+    command: str = "harness reproduce",
 ) -> list[FigureResult]:
     """Run what the chosen figures need on ``profile`` and measure them, under
     ``run_id`` (default ``reproduce-<profile>``; the run of a ``harness run`` of the
-    reference submissions on ``profile`` lends the tasks it already holds)."""
+    reference submissions on ``profile`` lends the tasks it already holds). The figures
+    are kept with the run, for its report, as measured by ``command``."""
     unknown = sorted(set(only or []) - set(FIGURES))
     if unknown:
         from harness.errors import HarnessError
@@ -93,9 +95,12 @@ def reproduce(
         progress=progress,
         fuzz_budget=fuzz_budget,
         executor=executor,
+        command=command,
     )
     results = Results(store.tasks(run_id), models)
-    return [FIGURES[name][1](results) for name in chosen]
+    figures = [FIGURES[name][1](results) for name in chosen]
+    store.save_figures(run_id, [f.as_json() for f in figures], command)
+    return figures
 
 
 def markdown(figures: list[FigureResult], command: str) -> str:
