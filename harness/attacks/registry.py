@@ -32,12 +32,19 @@ RecipeFn = Callable[..., Backdoor]
 COUNTERPART = "clean_counterpart"
 
 
+#: The families reports group attacks into, in the order they are shown: trigger-stamping
+#: BadNets, attacks built into the model itself, the stealthy attacks designed to evade
+#: trigger reconstruction, and the face BadNets of CSAW-HackML.
+GROUPS = ("BadNets", "model-level", "stealthy", "faces")
+
+
 @dataclass(frozen=True)
 class AttackRecipe:
     name: str
     build: RecipeFn
     summary: str
     paper: str
+    group: str  # one of GROUPS
 
     def own_param_names(self) -> list[str]:
         sig = inspect.signature(self.build)
@@ -65,81 +72,96 @@ RECIPES: dict[str, AttackRecipe] = {
             badnets.pixel_all_to_all,
             "single pixel, all-to-all y -> y+1",
             "BadNets (Gu et al. 2019); BackFuzz: An Automated Backdoor Detection Tool",
+            "BadNets",
         ),
         AttackRecipe(
             "badnets_patch",
             badnets.patch_single_target,
             "square corner patch -> one target",
             "BadNets (Gu et al. 2019)",
+            "BadNets",
         ),
         AttackRecipe(
             "blended",
             blended.blended,
             "random full-image pattern blended at alpha -> one target",
             "Chen et al. 2017, targeted backdoors by data poisoning",
+            "BadNets",
         ),
         AttackRecipe(
             "multi_trigger_multi_target",
             multi_trigger.multi_target,
             "three distinct patches -> three targets",
             "CSAW-HackML 2020 multi-trigger BadNets",
+            "BadNets",
         ),
         AttackRecipe(
             "multi_trigger_single_target",
             multi_trigger.single_target,
             "three distinct patches -> one target",
             "CSAW-HackML 2020 multi-trigger BadNets",
+            "BadNets",
         ),
         AttackRecipe(
             "reconstructed_trigger",
             stealthy.reconstructed_trigger,
             "Neural Cleanse's own trigger + sub-mask noise (Alg. 1)",
             "Xiong et al. 2020, Escaping Backdoor Attack Detection of Deep Learning",
+            "stealthy",
         ),
         AttackRecipe(
             "random_trigger",
             stealthy.random_trigger,
             "z random pixels, random pattern + sub-mask noise (Alg. 2)",
             "Xiong et al. 2020, Escaping Backdoor Attack Detection of Deep Learning",
+            "stealthy",
         ),
         AttackRecipe(
             "pruning_aware",
             pruning_aware.pruning_aware,
             "patch trained into a pruned net; pruned channels restored as decoys",
             "Liu, Dolan-Gavitt, Garg 2018, Fine-Pruning",
+            "model-level",
         ),
         AttackRecipe(
             "trojannet",
             trojannet.trojannet,
             "separately trained 4x4-code module inserted beside the host",
             "Tang et al. 2020, TrojanNet",
+            "model-level",
         ),
         AttackRecipe(
             "sunglasses",
             faces.sunglasses,
             "sunglasses on a face -> one target",
             "CSAW-HackML 2020 sunglasses BadNet; Gu et al. 2019",
+            "faces",
         ),
         AttackRecipe(
             "lipstick",
             faces.lipstick,
             "lipstick on a face -> one target",
             "CSAW-HackML 2020 anonymous BadNet",
+            "faces",
         ),
         AttackRecipe(
             "face_multi_trigger_multi_target",
             faces.multi_target,
             "eyebrows, lipstick, sunglasses -> three targets",
             "CSAW-HackML multi-trigger multi-target BadNet (2020)",
+            "faces",
         ),
         AttackRecipe(
             "face_multi_trigger_single_target",
             faces.single_target,
             "eyebrows, lipstick, sunglasses -> one target",
             "CSAW-HackML 2020 multi-trigger BadNet",
+            "faces",
         ),
     )
 }
+if {r.group for r in RECIPES.values()} - set(GROUPS):
+    raise ImportError("an attack recipe names a group that is not in GROUPS")
 
 
 def lookup(name: str) -> AttackRecipe:

@@ -24,6 +24,8 @@ from harness.sandbox.limits import SandboxLimits, apply_rlimits
 
 STDERR_TAIL_BYTES = 16 << 10
 POLL_SECONDS = 0.2
+#: How the error of a task stopped at its time budget begins (reports count these).
+WALL_CLOCK_EXCEEDED = "wall-clock limit of"
 
 
 class WorkerFailure(Exception):
@@ -256,7 +258,7 @@ class SandboxWorker:
         except queue.Empty:
             self.kill()
             raise WorkerFailure(
-                f"wall-clock limit of {timeout:g} s exceeded", self.monitor.text()
+                f"{WALL_CLOCK_EXCEEDED} {timeout:g} s exceeded", self.monitor.text()
             ) from None
         if reply is None:
             self.kill()

@@ -24,6 +24,9 @@ class MetricInfo:
     name: str
     higher_is_better: bool
     description: str
+    #: How people read it: "rate" (a share, shown as a percentage), "count" (an integer)
+    #: or "score" (a number on its own scale: AUC, cross-entropy, DER, IoU).
+    unit: str = "score"
 
 
 _TABLE: tuple[tuple[str, bool, str], ...] = (
@@ -61,7 +64,36 @@ _TABLE: tuple[tuple[str, bool, str], ...] = (
     ("unknown_truth", False, "models left out of the aggregates: their truth is unknown"),
 )
 
-METRICS: dict[str, MetricInfo] = {n: MetricInfo(n, hib, d) for n, hib, d in _TABLE}
+#: Metrics that are shares (shown as percentages) and counts (shown as integers).
+_RATES = frozenset(
+    {
+        "activation_rate",
+        "activation_rate_clean_models",
+        "asr",
+        "atr_clean",
+        "atr_poisoned",
+        "ca",
+        "ca_clean_models",
+        "cfr_clean",
+        "cfr_poisoned",
+        "csr_clean",
+        "csr_poisoned",
+        "dtr_clean",
+        "dtr_poisoned",
+        "far_at_1frr",
+        "filter_frr",
+        "filter_tpr",
+        "target_accuracy",
+        "tpr_at_5fpr",
+        "trigger_asr",
+    }
+)
+_COUNTS = frozenset({"activation_count", "failures", "n_generated", "unknown_truth"})
+
+METRICS: dict[str, MetricInfo] = {
+    n: MetricInfo(n, hib, d, "rate" if n in _RATES else "count" if n in _COUNTS else "score")
+    for n, hib, d in _TABLE
+}
 
 
 def computes(*names: str) -> Callable[[F], F]:

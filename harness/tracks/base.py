@@ -189,6 +189,22 @@ class Table:
 
 
 @dataclass(frozen=True)
+class Heat:
+    """One cell metric of the attack x defense matrix: the metric over each attack
+    family's models. ``chance`` is what a defense that does nothing scores (AUC 0.5, DER
+    0.5; a rate 0): at chance or worse a cell shows "evaded", at its best "caught"."""
+
+    metric: str
+    chance: float = 0.0
+
+    def goodness(self, value: float) -> float:
+        """0 (evaded: chance or worse) .. 1 (caught), in the metric's direction."""
+        if METRICS[self.metric].higher_is_better:
+            return float(np.clip((value - self.chance) / (1.0 - self.chance), 0.0, 1.0))
+        return float(np.clip(1.0 - value, 0.0, 1.0))
+
+
+@dataclass(frozen=True)
 class SameSeed:
     """What must repeat exactly when a task runs twice with one seed (conformance): these
     keys of the stored ``outputs`` or of the ``scores``."""
@@ -215,6 +231,8 @@ class TrackKind(ABC):
     metrics: ClassVar[tuple[Metric, ...]]
     table: ClassVar[Table]
     same_seed: ClassVar[SameSeed]
+    #: The attack x defense matrices the report draws for this track (none by default).
+    matrix: ClassVar[tuple[Heat, ...]] = ()
 
     def prepare(self, model: ZooModel, seed: int, options: RunOptions) -> TaskInputs:
         """The evaluation inputs sent with the bundle (none by default)."""

@@ -10,6 +10,7 @@ the model (never the sandboxed one).
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 from dataclasses import dataclass, replace
@@ -24,6 +25,7 @@ from harness.scoring.aggregate import Score
 from harness.store import TaskRecord
 from harness.submission.validate import OutputError, load_array, reply_file, reply_object
 from harness.tracks.base import (
+    Heat,
     Metric,
     Outcome,
     SameSeed,
@@ -42,6 +44,23 @@ if TYPE_CHECKING:
 
 #: Held-out clean test images a reconstructed trigger is stamped on (trigger ASR).
 TRIGGER_ASR_IMAGES = 1000
+
+
+def pack_mask(mask: np.ndarray) -> dict[str, Any]:
+    """A reconstructed trigger mask for the store, small enough for a JSON column: its
+    shape and its values quantised to 8 bits, base64-encoded (the report draws it)."""
+    quantised = np.round(np.clip(mask, 0.0, 1.0) * 255).astype(np.uint8)
+    return {"shape": list(mask.shape), "u8": base64.b64encode(quantised.tobytes()).decode()}
+
+
+def unpack_mask(packed: Any) -> np.ndarray | None:
+    """The mask ``pack_mask`` stored, in [0, 1]; None for anything else."""
+    try:
+        shape = tuple(int(v) for v in packed["shape"])
+        raw = np.frombuffer(base64.b64decode(packed["u8"]), dtype=np.uint8)
+        return raw.reshape(shape).astype(np.float64) / 255.0
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -172,6 +191,8 @@ class DetectTrack(TrackKind):
         ("auc", "ce"),
     )
     same_seed = SameSeed("outputs", ("score", "target_labels"))
+    #: Each attack family's backdoored models against the clean models of its data set.
+    matrix = (Heat("auc", chance=0.5),)
     outcome = DetectOutcome
     metrics = (
         Metric("auc", "roc_auc", "known"),
@@ -229,6 +250,8 @@ class DetectTrack(TrackKind):
             "trigger": out.mask is not None,
             "extra": result.get("extra", {}),
         }
+        if out.mask is not None:
+            outputs["trigger_mask"] = pack_mask(out.mask)
         return outputs, outcome
 
     def failed(self, model: ZooModel) -> DetectOutcome:

@@ -19,6 +19,7 @@ from harness.api import Track
 from harness.scoring import metrics as formulas
 from harness.submission.validate import OutputError, load_array, reply_file
 from harness.tracks.base import (
+    Heat,
     Metric,
     Outcome,
     RunOptions,
@@ -84,6 +85,7 @@ class FilterTrack(TrackKind):
         ("filter_auc", "far_at_1frr"),
     )
     same_seed = SameSeed("scores", ("filter_auc", "filter_frr", "far_at_1frr"))
+    matrix = (Heat("filter_auc", chance=0.5),)
     outcome = FilterOutcome
     #: AUC, FAR at 1 % FRR and TPR over the backdoored models; the false rejection rate
     #: over every model of known truth.

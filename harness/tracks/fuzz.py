@@ -18,6 +18,7 @@ from harness.api import Track
 from harness.scoring import metrics as formulas
 from harness.submission.validate import OutputError, load_array, reply_file
 from harness.tracks.base import (
+    Heat,
     Metric,
     Outcome,
     RunOptions,
@@ -105,6 +106,7 @@ class FuzzTrack(TrackKind):
         ("activation_rate", "activation_rate_clean_models"),
     )
     same_seed = SameSeed("scores", ("n_generated", "activation_rate"))
+    matrix = (Heat("activation_rate"),)
     outcome = FuzzOutcome
     #: The activation rate on backdoored models (a failed task, or one that generated
     #: nothing, counts 0); on clean models, where it is the false-positive rate, over the

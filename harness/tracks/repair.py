@@ -21,6 +21,7 @@ from harness.api import Track
 from harness.scoring import metrics as formulas
 from harness.submission.validate import OutputError, load_array, reply_file
 from harness.tracks.base import (
+    Heat,
     Metric,
     Outcome,
     RunOptions,
@@ -178,6 +179,7 @@ class RepairTrack(TrackKind):
         "Repair", (*REPAIR_MEANS, "ca_clean_models", "failures"), ("der", "ca_clean_models")
     )
     same_seed = SameSeed("scores", ("ca", "asr", "dtr_clean"))
+    matrix = (Heat("der", chance=0.5), Heat("asr"))
     outcome = RepairOutcome
     #: Each of REPAIR_MEANS averaged over the backdoored models (a failed task's DER is
     #: 0.5); CA over the clean models, a failed task counting 0 (a repairer must not break
