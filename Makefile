@@ -19,17 +19,18 @@ $(VENV)/.installed: pyproject.toml
 REFERENCE := null neural-cleanse fine-pruning strip feature-squeezing backfuzz csaw-goodnet deepinspect
 
 # The demo: the `demo` profile (every attack family, small models: models_zoo/demo.toml),
-# every reference submission on every track, the leaderboard and the paper reproduction,
-# each on one Dask worker per core. Its reports go to leaderboard/demo/ (not committed).
+# every reference submission on every track, the paper reproduction and the report (the
+# HTML site with its plots, and the Markdown), each on one Dask worker per core. Its
+# reports go to leaderboard/demo/ (not committed); the last line names index.html.
 # The reproduction shares the run (and its fuzz budget): a figure's task the run already
 # holds is not run again; only the figures' own variants (NAME@PARAMS) are added.
 DEMO_OUT := leaderboard/demo
 demo: setup
 	$(HARNESS) zoo build --profile demo
 	$(HARNESS) run $(addprefix submissions/,$(REFERENCE)) --profile demo --tracks detect,filter,repair,fuzz --run-id demo
-	$(HARNESS) leaderboard --run-id demo --out $(DEMO_OUT)
 	$(HARNESS) reproduce --profile demo --run-id demo --fuzz-budget 500 --out $(DEMO_OUT)/REPRODUCTION.md
-	@echo "Leaderboard: $(DEMO_OUT)/LEADERBOARD.md, reproduction: $(DEMO_OUT)/REPRODUCTION.md"
+	$(HARNESS) report --run-id demo --out $(DEMO_OUT)
+	@echo "Report: $(abspath $(DEMO_OUT))/index.html (open it in a browser); Markdown: $(DEMO_OUT)/LEADERBOARD.md, $(DEMO_OUT)/REPRODUCTION.md"
 
 # Both tiers: the unit tests and the integration tests (tiny zoos, the bwrap sandbox), on
 # TEST_WORKERS pytest-xdist workers (default: one and a half per core, at most 4: each

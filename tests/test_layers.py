@@ -25,7 +25,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("harness.tracks",),
     ("harness.task", "harness.jobs", "harness.runner", "harness.sandbox.worker",
      "harness.store_diff"),
-    ("harness.goodnet", "harness.conformance", "harness.leaderboard", "harness.reproduce"),
+    ("harness.goodnet", "harness.conformance", "harness.reproduce"),
+    ("harness.report",),
     ("harness.cli",),
 )  # fmt: skip
 

@@ -65,7 +65,7 @@ def test_stamping_the_trigger_activates_the_backdoor_and_not_clean_models(known_
 
 
 def test_aggregates_and_leaderboard_hold_the_new_tracks(known_run, tmp_path):
-    from harness.leaderboard import render
+    from harness.report import render_leaderboard as render
 
     _, store = known_run
     names = {(s.track, s.metric) for s in aggregate(store.tasks("tiny"))}

@@ -1,5 +1,5 @@
-"""`harness submission check`, `export goodnet`, `run`, `leaderboard`, `results` and
-`reproduce`."""
+"""`harness submission check`, `export goodnet`, `run`, `leaderboard`, `report`, `results`
+and `reproduce`."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from harness.cli.common import (
     TaskProgress,
     WorkersOpt,
     app,
+    command_line,
     export_app,
     out,
     results_store,
@@ -158,6 +159,7 @@ def run(
             progress=TaskProgress(reporter),
             fuzz_budget=fuzz_budget,
             executor=executor,
+            command=command_line(),
         )
     out.print(
         f"run {summary.run_id}: {summary.done} tasks done ({summary.failed} failed), "
@@ -186,12 +188,51 @@ def leaderboard(
     ] = None,
     db: DbOpt = None,
 ) -> None:
-    """Render LEADERBOARD.md and leaderboard.csv from the results store."""
-    from harness.leaderboard import render
+    """Render LEADERBOARD.md and leaderboard.csv from the results store (`harness report`
+    writes them too, with the HTML site)."""
     from harness.paths import repo_root
+    from harness.report import render_leaderboard
 
-    for path in render(results_store(db), out_dir or repo_root() / "leaderboard", run_id):
+    target = out_dir or repo_root() / "leaderboard"
+    for path in render_leaderboard(results_store(db), target, run_id):
         out.print(f"wrote {path}", highlight=False)
+
+
+@app.command("report")
+@user_errors
+def report(
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output folder (default: leaderboard/ in the repo)."),
+    ] = None,
+    run_id: Annotated[
+        str | None,
+        typer.Option("--run-id", help="Run to render (default: the latest)."),
+    ] = None,
+    db: DbOpt = None,
+) -> None:
+    """Render a run's report: a static HTML site with plots, and the Markdown and CSV.
+
+    OUT/index.html opens on every track's ranking beside the attack x defense matrix (which
+    defense catches which attack family, stealthy and face attacks grouped), then the full
+    tables with CIs, failures and times against their budgets, ROC curves, CA vs ASR before
+    and after repair, recovered vs true trigger masks, fuzzing's activation rates, the
+    reproduction table when the run has one, and the run's metadata. A page per submission
+    gives one row per zoo model; zoo.html shows each attack's trigger. The site opens from
+    the file system: no server, nothing loaded from outside."""
+    from harness.paths import repo_root
+    from harness.report import render_report
+
+    target = out_dir or repo_root() / "leaderboard"
+    with Reporter("report"):
+        written = render_report(results_store(db), target, run_id)
+    pages = [p for p in written if p.suffix == ".html"]
+    out.print(
+        f"wrote {len(written)} files ({len(pages)} pages, "
+        f"{sum(p.suffix == '.png' for p in written)} plots, LEADERBOARD.md, leaderboard.csv)",
+        highlight=False,
+    )
+    out.print(f"open {(target / 'index.html').resolve()}", highlight=False)
 
 
 @app.command("results")
@@ -206,7 +247,7 @@ def results(
     db: DbOpt = None,
 ) -> None:
     """Print every aggregate score of a run (a table, or JSON objects with --json)."""
-    from harness.leaderboard import resolve_run
+    from harness.report import resolve_run
     from harness.scoring.aggregate import per_model as per_model_scores
     from harness.tracks import aggregate
 
@@ -265,8 +306,6 @@ def reproduce_cmd(
     Cleanse, Xiong et al.'s attacks on it, Fine-Pruning, STRIP, the CSAW-HackML decision
     GoodNet), with the paper's number, ours and whether the claim holds; see
     docs/REPRODUCTION.md."""
-    import sys
-
     from harness.cluster import open_executor
     from harness.paths import repo_root
     from harness.reproduce import markdown, reproduce
@@ -283,9 +322,9 @@ def reproduce_cmd(
             progress=TaskProgress(reporter),
             executor=executor,
             run_id=run_id,
+            command=command_line(),
         )
-    command = " ".join(["harness", "reproduce", *sys.argv[2:]])
-    text = markdown(figures, command)
+    text = markdown(figures, command_line())
     target = write or repo_root() / "docs" / "REPRODUCTION.md"
     target.write_text(text)
     if as_json:

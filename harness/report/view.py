@@ -1,0 +1,204 @@
+"""What every report of a run is rendered from: the run's records and scores, the ranking
+of each track, the time each submission took, and the figures of a reproduction.
+
+The Markdown, the CSV and the HTML site all read one ``RunView``, so their numbers agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.sandbox.client import WALL_CLOCK_EXCEEDED
+from harness.scoring.aggregate import Score
+from harness.scoring.metrics import METRICS
+from harness.store import ResultsStore, TaskRecord
+from harness.submission.manifest import is_variant
+from harness.tracks import KINDS, TrackKind, aggregate
+
+
+def resolve_run(store: ResultsStore, run_id: str | None) -> str:
+    """``run_id``, or the latest run; a HarnessError naming the known runs otherwise."""
+    run = run_id or store.latest_run()
+    if run is None:
+        raise HarnessError(
+            "the results store holds no run yet",
+            path=store.path,
+            fix="run `harness run SUBMISSION... --profile P` first",
+        )
+    if run not in {r["run_id"] for r in store.runs()}:
+        known = ", ".join(r["run_id"] for r in store.runs())
+        raise HarnessError(
+            f"no run {run!r} in the results store", path=store.path, fix=f"known runs: {known}"
+        )
+    return run
+
+
+@dataclass(frozen=True)
+class RankedRow:
+    """One submission's line of a track's table: its scores by metric. Oracle entries
+    (handed poisoned samples) are shown but never ranked: their rank is None."""
+
+    rank: int | None
+    submission: str
+    oracle: bool
+    cells: dict[str, Score]
+
+    def value(self, metric: str) -> float | None:
+        cell = self.cells.get(metric)
+        return None if cell is None else cell.value
+
+
+def ranking(scores: list[Score], kind: TrackKind) -> list[RankedRow]:
+    """The rows of ``kind``'s table, best first by its two ranking metrics (each in its
+    registered direction; a missing value last); oracle entries after the ranked ones."""
+    tracks = {t.value for t in kind.answers}
+    cells: dict[tuple[str, bool], dict[str, Score]] = {}
+    for s in scores:
+        if s.track in tracks and s.metric in kind.table.columns:
+            cells.setdefault((s.submission, s.oracle), {})[s.metric] = s
+
+    def key(item: tuple[tuple[str, bool], dict[str, Score]]) -> tuple[Any, ...]:
+        (name, oracle), row = item
+        parts: list[Any] = [oracle]
+        for metric in kind.table.rank_by:
+            v = row[metric].value if metric in row else None
+            missing = v is None or not np.isfinite(v)
+            sign = -1.0 if METRICS[metric].higher_is_better else 1.0
+            parts += [missing, 0.0 if missing else sign * float(v)]  # type: ignore[arg-type]
+        return (*parts, name)
+
+    rows, rank = [], 0
+    for (name, oracle), row in sorted(cells.items(), key=key):
+        rank += not oracle
+        rows.append(RankedRow(None if oracle else rank, name, oracle, row))
+    return rows
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """How long one submission's tasks of one track took, against their budget."""
+
+    submission: str
+    track: str
+    tasks: int
+    mean: float | None
+    max: float | None
+    budget: float | None  # the wall-clock limit per task (None: not recorded)
+    timeouts: int
+
+
+def runtimes(records: list[TaskRecord]) -> list[Runtime]:
+    """Per (submission, track): mean and max seconds of the tasks that answered."""
+    groups: dict[tuple[str, str], list[TaskRecord]] = {}
+    for r in records:
+        groups.setdefault((r.submission, r.track), []).append(r)
+    out = []
+    for (sub, track), recs in sorted(groups.items()):
+        secs = [r.seconds for r in recs if r.seconds is not None]
+        budgets = [r.budget for r in recs if r.budget is not None]
+        out.append(
+            Runtime(
+                sub,
+                track,
+                len(recs),
+                float(np.mean(secs)) if secs else None,
+                float(max(secs)) if secs else None,
+                max(budgets) if budgets else None,
+                sum(bool(r.error and r.error.startswith(WALL_CLOCK_EXCEEDED)) for r in recs),
+            )
+        )
+    return out
+
+
+def by_dataset(
+    records: list[TaskRecord], known: dict[str, str] | None = None
+) -> dict[str, list[TaskRecord]]:
+    """Task records grouped by their model's data set. Records stored before the data set
+    was recorded take it from ``known`` (model id -> data set, from the built zoo)."""
+    known = known or {}
+    groups: dict[str, list[TaskRecord]] = {}
+    for r in records:
+        name = r.facts.dataset or known.get(r.model_id, "unknown data set")
+        groups.setdefault(str(name), []).append(r)
+    return dict(sorted(groups.items()))
+
+
+def zoo_datasets(profile: str) -> dict[str, str]:
+    """Model id -> data set from the built zoo (empty when it is not built here)."""
+    from harness.errors import ZooError
+    from harness.zoo.store import ZooStore
+
+    try:
+        return {m.id: m.card().dataset for m in ZooStore().models(profile)}
+    except (ZooError, OSError):
+        return {}
+
+
+@dataclass
+class RunView:
+    """A run as its reports show it. ``records`` are the entries' tasks; the parameter
+    variants `harness reproduce` adds to a run it shares (``NAME@PARAMS``) are ablations
+    of a figure on a few models, not entries, and are only named in ``variants``."""
+
+    run_id: str
+    info: dict[str, Any]
+    records: list[TaskRecord]
+    variants: list[str] = field(default_factory=list)
+    figures: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def profile(self) -> str:
+        return str(self.info["profile"])
+
+    @cached_property
+    def scores(self) -> list[Score]:
+        return aggregate(self.records)
+
+    @cached_property
+    def datasets(self) -> dict[str, list[TaskRecord]]:
+        known = {} if all(r.facts.dataset for r in self.records) else zoo_datasets(self.profile)
+        return by_dataset(self.records, known)
+
+    @property
+    def model_ids(self) -> list[str]:
+        return sorted({r.model_id for r in self.records})
+
+    @property
+    def submissions(self) -> list[str]:
+        return sorted({r.submission for r in self.records})
+
+    @property
+    def unknown_truth(self) -> list[str]:
+        return sorted({r.model_id for r in self.records if r.facts.poisoned is None})
+
+    @property
+    def failures(self) -> list[TaskRecord]:
+        return [r for r in self.records if r.status != "ok"]
+
+    @property
+    def isolations(self) -> list[str]:
+        return sorted({r.isolation for r in self.records})
+
+    def rankings(self) -> list[tuple[TrackKind, list[RankedRow]]]:
+        """Every track that has scores, with its rows."""
+        out = [(kind, ranking(self.scores, kind)) for kind in KINDS]
+        return [(kind, rows) for kind, rows in out if rows]
+
+
+def load_run(store: ResultsStore, run_id: str | None = None) -> RunView:
+    """The view of ``run_id`` (default: the latest run) in ``store``."""
+    run = resolve_run(store, run_id)
+    info = next(r for r in store.runs() if r["run_id"] == run)
+    stored = store.tasks(run)
+    return RunView(
+        run,
+        info,
+        [r for r in stored if not is_variant(r.submission)],
+        sorted({r.submission for r in stored if is_variant(r.submission)}),
+        store.figures(run),
+    )
