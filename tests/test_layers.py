@@ -27,6 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
      "harness.store_diff"),
     ("harness.goodnet", "harness.conformance", "harness.reproduce"),
     ("harness.report",),
+    ("harness.grading",),
     ("harness.cli",),
 )  # fmt: skip
 

@@ -18,7 +18,7 @@ from harness.report.markdown import render_markdown
 from harness.report.matrix import matrices
 from harness.report.numbers import human, seconds
 from harness.report.site import render_site
-from harness.report.view import ranking
+from harness.report.view import ranking, runtimes
 from harness.store import ModelFacts, ResultsStore, TaskRecord
 from harness.tracks.detect import DETECT, pack_mask, unpack_mask
 
@@ -126,6 +126,14 @@ def test_variants_are_named_but_not_entries(store):
     view = load_run(store, "r1")
     assert view.variants == ["alpha@steps=10"]
     assert "alpha@steps=10" not in view.submissions
+
+
+def test_runtimes_count_timeouts_against_the_budget(store):
+    times = {(t.submission, t.track): t for t in runtimes(load_run(store, "r1").records)}
+    beta = times[("beta", "detect")]
+    assert (beta.tasks, beta.timeouts, beta.budget, beta.isolation) == (6, 1, 60.0, "bwrap")
+    assert beta.mean == pytest.approx(3.0) and beta.max == pytest.approx(3.0)
+    assert times[("alpha", "repair")].timeouts == 0
 
 
 # -- the Markdown ------------------------------------------------------------------------------

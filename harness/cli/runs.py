@@ -326,6 +326,7 @@ def reproduce_cmd(
         )
     text = markdown(figures, command_line())
     target = write or repo_root() / "docs" / "REPRODUCTION.md"
+    target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text)
     if as_json:
         print(json.dumps([f.as_json() for f in figures], indent=1))

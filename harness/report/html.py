@@ -44,6 +44,7 @@ table.matrix tr.section td { text-align: left; background: #f6f7f9; font-weight:
 .legend span { display: inline-block; padding: 0 6px; margin-right: 4px; font-size: 11px;
          color: #000; }
 .scroll { overflow-x: auto; max-width: 100%; }
+table.text td { white-space: normal; max-width: 460px; text-align: left; }
 .failed { color: #a93226; }
 .note { color: #55606b; font-size: 12px; }
 figure { display: inline-block; margin: 4px 10px 10px 0; vertical-align: top; }

@@ -205,6 +205,7 @@ class Site:
             "time max",
             "budget",
             "timeouts",
+            "isolation",
         ]
         return f"<h3>{esc(kind.table.title)}</h3>" + table(heads, body, names=2, raw=True)
 
@@ -259,7 +260,7 @@ class Site:
             return "<h2>Failed tasks</h2><p>None: every task answered within its budget.</p>"
         rows = [[r.submission, r.model_id, r.track, r.error or "-"] for r in fails]
         return "<h2>Failed tasks</h2>" + table(
-            ["submission", "model", "track", "reason"], rows, names=4
+            ["submission", "model", "track", "reason"], rows, names=4, css="text"
         )
 
     def _reproduction(self) -> str:
@@ -279,7 +280,7 @@ class Site:
         cmd = sorted({f["command"] for f in figs})
         return (
             '<h2 id="reproduction">Reproduction: the papers\' figures vs this run</h2>'
-            + table(["figure", "source", "paper", "measured", "holds"], rows, names=4)
+            + table(["figure", "source", "paper", "measured", "holds"], rows, names=4, css="text")
             + f'<p class="note">Measured by {", ".join(f"<code>{esc(c)}</code>" for c in cmd)}.</p>'
         )
 
@@ -301,7 +302,7 @@ class Site:
             rows.append(["not ranked (reproduction variants)", ", ".join(v.variants)])
         if v.unknown_truth:
             rows.append(["truth unknown (not scored)", ", ".join(v.unknown_truth)])
-        return "<h2>Run</h2>" + table(["", ""], rows, names=2)
+        return "<h2>Run</h2>" + table(["", "value"], rows, names=2, css="text")
 
     def index(self) -> None:
         rank_html = "".join(self._compact_ranking(k, rows) for k, rows in self.rankings)
@@ -482,8 +483,8 @@ class Site:
 # -- helpers ----------------------------------------------------------------------------------
 def _time_cells(t: Runtime | None) -> list[str]:
     if t is None:
-        return ["-"] * 4
-    return [seconds(t.mean), seconds(t.max), seconds(t.budget), str(t.timeouts)]
+        return ["-"] * 5
+    return [seconds(t.mean), seconds(t.max), seconds(t.budget), str(t.timeouts), t.isolation]
 
 
 def _slug(name: str) -> str:

@@ -90,6 +90,7 @@ class Runtime:
     max: float | None
     budget: float | None  # the wall-clock limit per task (None: not recorded)
     timeouts: int
+    isolation: str  # the sandbox's isolation level(s) its tasks ran under
 
 
 def runtimes(records: list[TaskRecord]) -> list[Runtime]:
@@ -110,6 +111,7 @@ def runtimes(records: list[TaskRecord]) -> list[Runtime]:
                 float(max(secs)) if secs else None,
                 max(budgets) if budgets else None,
                 sum(bool(r.error and r.error.startswith(WALL_CLOCK_EXCEEDED)) for r in recs),
+                ", ".join(sorted({r.isolation for r in recs})),
             )
         )
     return out

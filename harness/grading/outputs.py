@@ -1,0 +1,302 @@
+"""What a grading run writes into its folder:
+
+- ``grades.csv``: one row per student: points per rubric line, failures' cost, rank
+  points, late days, total, and the reasons a hand-in lost points;
+- ``students/<id>/feedback.md`` and ``students/<id>/results.json`` (Gradescope's
+  autograder results format: one test per rubric line with score, max_score, output and
+  visibility, so a course on Gradescope uploads it as it is);
+- ``summary.md`` for the instructor: the distribution of totals, failures by kind,
+  identical hand-ins (same content hash) and hand-ins whose outputs on every model are
+  identical;
+- ``board.md`` and ``board.csv``, the public board: pseudonyms only (a keyed hash of the
+  id with a secret kept in the grading folder, so an id cannot be tried against it); a
+  student learns their own pseudonym from their feedback.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import json
+import secrets
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.grading.batch import Batch
+from harness.grading.points import Grade
+from harness.grading.roster import STUDENT_RE
+from harness.grading.rubric import Rubric
+
+
+def pseudonym(out: Path, student: str) -> str:
+    key_file = out / ".board-key"
+    if not key_file.is_file():
+        key_file.write_text(secrets.token_hex(16))
+        key_file.chmod(0o600)
+    digest = hmac.new(key_file.read_text().encode(), student.encode(), hashlib.sha256)
+    return "entry-" + digest.hexdigest()[:8]
+
+
+def _points(x: float) -> str:
+    return f"{x:.2f}".rstrip("0").rstrip(".") if x == x else "-"
+
+
+# -- identical hand-ins -----------------------------------------------------------------------
+def duplicates(batch: Batch) -> list[list[str]]:
+    """Groups of students whose hand-ins have the same content."""
+    groups: dict[str, list[str]] = {}
+    for h in batch.handins:
+        if h.content:
+            groups.setdefault(h.content, []).append(h.student)
+    return [sorted(g) for g in groups.values() if len(g) > 1]
+
+
+def same_outputs(batch: Batch) -> list[list[str]]:
+    """Groups of students whose different hand-ins gave the same outputs on every task."""
+    prints: dict[str, list[str]] = {}
+    for h in batch.handins:
+        recs = batch.records.get(h.stored_name or "", [])
+        if not recs or h.error:
+            continue
+        sig = json.dumps(
+            sorted(
+                (
+                    r.model_id,
+                    r.track,
+                    r.status,
+                    {k: v for k, v in r.outputs.items() if k != "weights_changed"},
+                )
+                for r in recs
+            ),
+            sort_keys=True,
+            default=str,
+        )
+        prints.setdefault(hashlib.sha256(sig.encode()).hexdigest(), []).append(h.student)
+    contents = {h.student: h.content for h in batch.handins}
+    out = []
+    for group in prints.values():
+        if len({contents[s] for s in group}) > 1:  # identical content is reported apart
+            out.append(sorted(group))
+    return out
+
+
+# -- files ------------------------------------------------------------------------------------
+def write_grades_csv(
+    path: Path, rubric: Rubric, grades: dict[str, Grade], roster: dict[str, Any]
+) -> None:
+    names = [line.name for line in rubric.lines]
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(
+            [
+                "id",
+                "name",
+                *names,
+                "failures",
+                "failure_penalty",
+                "rank",
+                "rank_points",
+                "late_days",
+                "late_factor",
+                "total",
+                "max",
+                "reasons",
+            ]
+        )
+        for sid, g in grades.items():
+            reasons = [g.error] if g.error else g.failures
+            student = roster.get(sid)
+            w.writerow(
+                [
+                    sid,
+                    student.name if student else "",
+                    *(_points(lp.points) for lp in g.lines),
+                    len(g.failures),
+                    _points(g.failure_penalty),
+                    g.rank or "",
+                    _points(g.rank_points),
+                    g.late_days,
+                    _points(g.late_factor),
+                    _points(g.total),
+                    _points(rubric.max_points),
+                    " | ".join(r or "" for r in reasons),
+                ]
+            )
+
+
+def _check_lines(checks: list[dict[str, Any]]) -> list[str]:
+    return [
+        f"- {'PASS' if c['passed'] else 'FAIL'} {c['name']}"
+        + ("" if c["passed"] else f": {c['message']} (fix: {c['fix']})")
+        for c in checks
+    ]
+
+
+def feedback(batch: Batch, rubric: Rubric, g: Grade, out: Path) -> str:
+    h = next((x for x in batch.handins if x.student == g.student), None)
+    lines = [
+        f"# Feedback for {g.student}",
+        "",
+        f"**Total: {_points(g.total)} of {_points(rubric.max_points)} points.** "
+        f"Your entry on the public board is `{pseudonym(out, g.student)}`.",
+        "",
+    ]
+    if g.error:
+        lines += [f"Your hand-in was not graded: {g.error}", ""]
+    lines += ["| rubric line | points | of | measured |", "|---|---|---|---|"]
+    lines += [
+        f"| {lp.name} | {_points(lp.points)} | {_points(lp.max_points)} | {lp.detail} |"
+        for lp in g.lines
+    ]
+    lines.append("")
+    if g.failures:
+        lines += [
+            f"Failed tasks ({len(g.failures)}, costing {_points(g.failure_penalty)} points):",
+            "",
+        ]
+        lines += [f"- {f}" for f in g.failures] + [""]
+    if rubric.rank:
+        rank = f"rank {g.rank}" if g.rank else "no rank (not measured)"
+        lines += [
+            f"Ranking by {rubric.rank.track.value} {rubric.rank.metric}: {rank}, {_points(g.rank_points)} points.",
+            "",
+        ]
+    if rubric.late:
+        lines += [
+            f"Handed in {h.handed_in:%Y-%m-%d %H:%M} UTC; due {rubric.late.due:%Y-%m-%d %H:%M} UTC"
+            if h
+            else "No hand-in.",
+            f"Late days: {g.late_days} (points kept: {100 * g.late_factor:.0f} %).",
+            "",
+        ]
+    if h and h.checks:
+        lines += ["## Submission check (harness submission check)", "", *_check_lines(h.checks), ""]
+    return "\n".join(lines)
+
+
+def gradescope(rubric: Rubric, g: Grade) -> dict[str, Any]:
+    """Gradescope's results.json: the total (late factor applied), one test per line."""
+    tests = [
+        {
+            "name": lp.name,
+            "number": str(i + 1),
+            "score": round(lp.points, 4),
+            "max_score": lp.max_points,
+            "status": "passed" if lp.points >= lp.max_points else "failed",
+            "output": lp.detail,
+            "visibility": "visible",
+        }
+        for i, lp in enumerate(g.lines)
+    ]
+    if g.failures:
+        tests.append(
+            {
+                "name": "failed tasks",
+                "number": str(len(tests) + 1),
+                "score": -round(g.failure_penalty, 4),
+                "max_score": 0.0,
+                "status": "failed",
+                "output": "\n".join(g.failures),
+                "visibility": "visible",
+            }
+        )
+    output = g.error or ""
+    if g.late_days:
+        output += f"{' ' if output else ''}{g.late_days} late day(s): {100 * g.late_factor:.0f} % of the points kept."
+    body: dict[str, Any] = {
+        "score": g.total,
+        "tests": tests,
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+    }
+    if output:
+        body["output"] = output
+    return body
+
+
+def summary(batch: Batch, rubric: Rubric, out: Path) -> str:
+    totals = np.array([g.total for g in batch.grades.values()], dtype=float)
+    lines = [
+        "# Grading summary (for the instructor)",
+        "",
+        f"{len(batch.grades)} students, {len(batch.handins)} hand-ins; totals out of "
+        f"{_points(rubric.max_points)}: mean {_points(float(totals.mean()))}, median "
+        f"{_points(float(np.median(totals)))}, min {_points(float(totals.min()))}, max "
+        f"{_points(float(totals.max()))}.",
+        f"This run: {batch.checks_run} conformance suite(s) and {batch.tasks_run} task(s) run, "
+        f"{batch.tasks_stored} task(s) read from the store.",
+        "",
+        "## Distribution of totals",
+        "",
+    ]
+    edges = np.linspace(0, max(rubric.max_points, 1e-9), 6)
+    counts, _ = np.histogram(totals, bins=edges)
+    for lo, hi, n in zip(edges[:-1], edges[1:], counts, strict=True):
+        lines.append(f"- {_points(lo)} to {_points(hi)}: {'#' * int(n) + ' ' if n else ''}{n}")
+    kinds: dict[str, list[str]] = {}
+    for g in batch.grades.values():
+        found = [g.error_kind or "not graded"] if g.error else [_task_kind(f) for f in g.failures]
+        for kind in found:
+            kinds.setdefault(kind, []).append(g.student)
+    lines += ["", "## Failures by kind", ""]
+    lines += [
+        f"- {k}: {len(v)} ({', '.join(sorted(set(v)))})" for k, v in sorted(kinds.items())
+    ] or ["- none"]
+    lines += ["", "## Identical hand-ins (same content)", ""]
+    lines += [f"- {', '.join(g)}" for g in duplicates(batch)] or ["- none"]
+    lines += ["", "## Different hand-ins with identical outputs on every task", ""]
+    lines += [f"- {', '.join(g)}" for g in same_outputs(batch)] or ["- none"]
+    return "\n".join(lines) + "\n"
+
+
+def _task_kind(reason: str) -> str:
+    """A failed task's kind, for counting: its reason without the particulars."""
+    for key, kind in (
+        ("wall-clock limit", "timeout"),
+        ("memory", "memory limit"),
+        ("invalid output", "invalid output"),
+        ("CPU-time", "CPU-time limit"),
+    ):
+        if key in reason:
+            return f"task: {kind}"
+    return "task: crash or other error"
+
+
+def board(batch: Batch, rubric: Rubric, out: Path) -> tuple[str, list[list[str]]]:
+    ranked = sorted(batch.grades.values(), key=lambda g: (-g.total, pseudonym(out, g.student)))
+    rows = [[str(i + 1), pseudonym(out, g.student), _points(g.total)] for i, g in enumerate(ranked)]
+    md = [
+        "# Board",
+        "",
+        f"Totals out of {_points(rubric.max_points)}; entries are pseudonyms.",
+        "",
+        "| # | entry | total |",
+        "|---|---|---|",
+    ]
+    md += [f"| {r[0]} | {r[1]} | {r[2]} |" for r in rows]
+    return "\n".join(md) + "\n", rows
+
+
+def write_outputs(batch: Batch, rubric: Rubric, out: Path) -> list[Path]:
+    """Every output file of the grading run; the written paths."""
+    written = []
+    grades_csv = out / "grades.csv"
+    write_grades_csv(grades_csv, rubric, batch.grades, batch.roster)
+    written.append(grades_csv)
+    for sid, g in batch.grades.items():
+        if not STUDENT_RE.match(sid):  # a hand-in misnamed: in grades.csv, with the reason
+            continue
+        folder = out / "students" / sid
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "feedback.md").write_text(feedback(batch, rubric, g, out))
+        (folder / "results.json").write_text(json.dumps(gradescope(rubric, g), indent=1))
+        written += [folder / "feedback.md", folder / "results.json"]
+    (out / "summary.md").write_text(summary(batch, rubric, out))
+    md, rows = board(batch, rubric, out)
+    (out / "board.md").write_text(md)
+    with open(out / "board.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([["rank", "entry", "total"], *rows])
+    return [*written, out / "summary.md", out / "board.md", out / "board.csv"]
