@@ -340,3 +340,13 @@ def test_the_worked_example_in_the_docs_is_a_valid_rubric(tmp_path):
     rubric = _rubric(tmp_path, block)
     assert [line.metric for line in rubric.lines] == ["ca", "asr"]
     assert rubric.max_points == 105 and rubric.late and rubric.late.max_days == 3
+
+
+def test_members_that_collide_are_refused(tmp_path):
+    twice = _zip(tmp_path / "t.zip", {"submission.toml": TOML, "a": b"1"})
+    with zipfile.ZipFile(twice, "a") as zf:
+        zf.writestr("a", b"2")  # the same name again
+        zf.writestr("a/b", b"3")  # under a file
+    with pytest.raises(UnpackError, match="appears twice|cannot unpack"):
+        unpack(twice, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -147,10 +147,22 @@ def prepare(sources: list[Path], out: Path, roster: dict[str, Student]) -> list[
 
 # -- conformance, once per content ------------------------------------------------------------
 def _check_job(job: tuple[Path, str, list[Any]]) -> list[dict[str, Any]]:
+    """One hand-in's conformance report; a suite that cannot run is a failed check."""
     from harness.conformance import check_submission
 
     folder, backend, models = job
-    return [dataclasses.asdict(r) for r in check_submission(folder, models, backend=backend)]
+    try:
+        return [dataclasses.asdict(r) for r in check_submission(folder, models, backend=backend)]
+    except HarnessError as exc:
+        return [
+            {
+                "name": "submission check runs",
+                "passed": False,
+                "message": exc.problem,
+                "fix": exc.fix,
+                "check": "",
+            }
+        ]
 
 
 def run_checks(handins: list[HandIn], out: Path, backend: str, executor: Executor) -> int:

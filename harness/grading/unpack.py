@@ -111,13 +111,13 @@ def _unzip(source: Path, dest: Path, caps: Caps) -> None:
                 mode = info.external_attr >> 16
                 if stat.S_ISLNK(mode):
                     raise UnpackError(f"member {info.filename!r} is a link", path=source, fix=_FIX)
+                budget.file()  # folders count too: a million empty ones are a bomb as well
                 if info.is_dir() or not parts:
                     continue
                 if stat.S_IFMT(mode) not in (0, stat.S_IFREG):  # 0: no Unix type recorded
                     raise UnpackError(
                         f"member {info.filename!r} is not a regular file", path=source, fix=_FIX
                     )
-                budget.file()
                 limit = int(max(info.compress_size, 1) * caps.ratio) + (64 << 10)
                 with zf.open(info) as src:
                     _copy_stream(src, dest.joinpath(*parts), budget, limit)
@@ -125,6 +125,8 @@ def _unzip(source: Path, dest: Path, caps: Caps) -> None:
         raise UnpackError(f"not a readable zip archive ({exc})", path=source, fix=_FIX) from None
     except FileExistsError as exc:
         raise UnpackError(f"member {exc.filename} appears twice", path=source, fix=_FIX) from None
+    except OSError as exc:  # a member under a path another member holds as a file
+        raise UnpackError(f"cannot unpack a member ({exc})", path=source, fix=_FIX) from None
 
 
 def _untar(source: Path, dest: Path, caps: Caps) -> None:
@@ -135,6 +137,7 @@ def _untar(source: Path, dest: Path, caps: Caps) -> None:
                 parts = _safe_parts(member.name, source)
                 if member.issym() or member.islnk():
                     raise UnpackError(f"member {member.name!r} is a link", path=source, fix=_FIX)
+                budget.file()
                 if member.isdir() or not parts:
                     continue
                 if not member.isreg():
@@ -143,15 +146,12 @@ def _untar(source: Path, dest: Path, caps: Caps) -> None:
                         path=source,
                         fix=_FIX,
                     )
-                budget.file()
                 src = tf.extractfile(member)
                 if src is None:
                     raise UnpackError(f"member {member.name!r} has no data", path=source, fix=_FIX)
                 with src:
                     _copy_stream(src, dest.joinpath(*parts), budget)
     except (tarfile.TarError, EOFError, OSError) as exc:
-        if isinstance(exc, UnpackError):
-            raise
         if isinstance(exc, FileExistsError):
             raise UnpackError(
                 f"member {exc.filename} appears twice", path=source, fix=_FIX
