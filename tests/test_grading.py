@@ -342,6 +342,7 @@ def test_the_worked_example_in_the_docs_is_a_valid_rubric(tmp_path):
     assert rubric.max_points == 105 and rubric.late and rubric.late.max_days == 3
 
 
+@pytest.mark.filterwarnings("ignore:Duplicate name")  # zipfile warns as it writes the hostile zip
 def test_members_that_collide_are_refused(tmp_path):
     twice = _zip(tmp_path / "t.zip", {"submission.toml": TOML, "a": b"1"})
     with zipfile.ZipFile(twice, "a") as zf:
