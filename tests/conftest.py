@@ -128,10 +128,12 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 #: order; starting the long ones first keeps a long module from running alone at the end.
 LONGEST_MODULES = (
     "test_dask.py",
+    "test_grade_batch.py",
     "test_cli.py",
     "test_goodnet.py",
     "test_ref_neural_cleanse.py",
     "test_import.py",
+    "test_report_browser.py",
     "test_ref_deepinspect_goodnet.py",
     "test_runner.py",
     "test_ref_backfuzz.py",
