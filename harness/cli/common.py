@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -37,6 +38,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Plain help text: a docstring's paragraphs reflow to the terminal, and brackets in it
+    # ("[0, 1]") are text, not Rich markup.
+    rich_markup_mode=None,
 )
 zoo_app = typer.Typer(help="Build and inspect the model zoo.", no_args_is_help=True)
 sub_app = typer.Typer(help="Work with submission folders.", no_args_is_help=True)
@@ -108,7 +112,7 @@ def user_errors(fn: F) -> F:
                 path=where,
                 fix="check the path exists and is writable (see --out, --db, $HARNESS_HOME)",
             ).line()
-        err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(line)}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
