@@ -118,7 +118,7 @@ def _grade(root: Path, handins: Path, backend: str, ca_points: int) -> tuple[str
     rubric = root / f"rubric-{ca_points}.toml"
     rubric.write_text(RUBRIC.format(ca_points=ca_points))
     proc = run_cli(
-        "grade", str(handins), "--rubric", str(rubric), "--profile", "tiny",
+        "grade", str(handins), "--rubric", str(rubric), "--profile", "toy",
         "--roster", str(root / "roster.csv"), "--out", str(root / "out"),
         "--backend", backend, "--workers", "1",
     )  # fmt: skip
@@ -128,7 +128,7 @@ def _grade(root: Path, handins: Path, backend: str, ca_points: int) -> tuple[str
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory, tiny_zoo, toy_zoo, backend):
+def graded(tmp_path_factory, toy_zoo, backend):
     root = tmp_path_factory.mktemp("course")
     (root / "roster.csv").write_text(ROSTER)
     handins = _handins(root)

@@ -30,3 +30,27 @@ def test_repair_keeps_the_net_its_detect_fine_pruned(tiny_zoo, monkeypatch):
     other, other_clean = open_public(by_id(tiny_zoo, "mnist-clean-b-s2-v1"))
     fp.repair(other, other_clean)
     assert calls == ["prune", "tune"] * 2 and fp.good is not good
+
+
+def test_pruning_on_cached_features_matches_pruning_the_weights(tiny_zoo, monkeypatch):
+    """prune() runs only the layers after the pruned conv on its output, computed once; the
+    channels it prunes and the weights it leaves are those of zeroing each trial's weights
+    and running the whole net (the way it falls back to where the net cannot be cut)."""
+    import keras
+
+    from harness import pruning
+
+    model, clean = open_public(by_id(tiny_zoo, "mnist-badnets-patch3-t0-v1"))
+    runs = []
+    for cut in (True, False):
+        if not cut:
+            monkeypatch.setattr(pruning, "_head", lambda net, conv: None)
+        net = keras.models.clone_model(model)
+        net.set_weights(model.get_weights())
+        conv = pruning.choose_layer(net)
+        pruned = pruning.prune(net, conv, np.asarray(clean.x), np.asarray(clean.y), 0.05)
+        runs.append((pruned, [w.copy() for w in conv.get_weights()]))
+    (fast, fast_w), (slow, slow_w) = runs
+    assert fast == slow and len(fast) > 0
+    for a, b in zip(fast_w, slow_w, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -5,7 +5,7 @@ Project Report", EL-GY-9163 Machine Learning for Cyber Security, NYU; "the repor
    convolutional layer's channels in increasing order of their mean clean activation until
    clean-split accuracy has dropped by ``max_accuracy_drop`` (the channel that crossed the
    line is restored), then fine-tune on the clean split with the pruned channels held at
-   zero. The layer is the last convolution that every path to the output passes through:
+   zero (``fine_tune_epochs``, at most ``fine_tune_images`` images seen in all). The layer is the last convolution that every path to the output passes through:
    the last conv on the MNIST nets, conv_3 on the DeepID face net (conv_4 is one branch
    only; pool_3 also feeds fc_1), as in the CSAW lab.
 2. Decide (the report's section 3.3): where the BadNet and the repaired net agree, answer that
@@ -89,6 +89,7 @@ class CsawGoodNet:
         thres_conf: float = 0.99,
         thres_detect: float = 0.91,
         table: str = DEFAULT_TABLE,
+        fine_tune_images: int = 60_000,
     ) -> None:
         self.layer = layer
         self.max_accuracy_drop = max_accuracy_drop
@@ -98,6 +99,7 @@ class CsawGoodNet:
         self.thres_conf = thres_conf
         self.thres_detect = thres_detect
         self.table = table
+        self.fine_tune_images = fine_tune_images
 
     def _validate(self) -> None:
         """All parameter checks, in one place (one ValueError naming the parameter)."""
@@ -138,6 +140,7 @@ class CsawGoodNet:
                 batch_size=self.batch_size,
                 conv=conv,
                 pruned=self.pruned,
+                max_images=self.fine_tune_images,
             )
         self.good = net
 

@@ -115,20 +115,25 @@ class FeatureSqueezing:
         return out
 
     def _distance(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Max L1 distance of the softmax under each squeezer, and the model's labels."""
+        """Max L1 distance of the softmax under each squeezer, and the model's labels, a
+        chunk of ``batch_size`` inputs at a time: the median filter's windows hold
+        ``median_size ** 2`` copies of what they filter, and a 1283-class net's softmax
+        is 10 KB per input, so the whole clean split at once would not fit in memory."""
         x = np.asarray(x, dtype=np.float32)
-        probs = self._probs(x)
-        distance = np.zeros(len(x))
-        for squeeze in self._squeezers():
-            moved = np.abs(self._probs(squeeze(x)) - probs).sum(axis=1)
-            distance = np.maximum(distance, moved)
-        return distance, np.argmax(probs, axis=1)
+        distance, labels = np.zeros(len(x)), np.zeros(len(x), dtype=np.int64)
+        for i in range(0, len(x), self.batch_size):
+            chunk = x[i : i + self.batch_size]
+            probs = self._probs(chunk)
+            for squeeze in self._squeezers():
+                moved = np.abs(self._probs(squeeze(chunk)) - probs).sum(axis=1)
+                distance[i : i + len(chunk)] = np.maximum(distance[i : i + len(chunk)], moved)
+            labels[i : i + len(chunk)] = np.argmax(probs, axis=1)
+        return distance, labels
 
     def _probs(self, x: np.ndarray) -> np.ndarray:
         if not len(x):
             return np.zeros((0, self.num_classes))
-        out = self.model.predict(x, batch_size=self.batch_size, verbose=0)
-        return np.asarray(out, dtype=np.float64)
+        return np.asarray(self.model.predict_on_batch(x), dtype=np.float64)
 
 
 def reduce_bit_depth(x: np.ndarray, bits: int, low: float = 0.0, high: float = 1.0) -> np.ndarray:
