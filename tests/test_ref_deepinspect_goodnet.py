@@ -200,3 +200,10 @@ def test_deepinspect_on_face_badnets(face_zoo) -> None:
     clean_d, multi = scores.values()
     assert multi.score > 0.5 > clean_d.score
     assert set(multi.target_labels) <= {1, 2, 3} and multi.target_labels
+
+
+def test_deepinspect_measures_fewer_inputs_per_label_on_many_classes() -> None:
+    inspect = refsubs.build("deepinspect")
+    assert inspect.eval_inputs(10) == 16 and inspect.eval_inputs(100) == 16  # the manifest's
+    assert inspect.eval_inputs(1283) == 3  # 1283 labels x 4 draws x 3 inputs <= 20,000
+    assert refsubs.build("deepinspect", measure_images=10).eval_inputs(1283) == 2  # the floor

@@ -263,3 +263,25 @@ def test_repair_reuses_the_filter_tracks_work_on_the_same_inputs(
     other, other_clean, *_ = pixel  # another model: calibrated anew
     sub.fit_filter(other, other_clean)
     assert len(calls) == calibrated * 2 + 2
+
+
+def test_feature_squeezing_scores_in_chunks_as_all_at_once(pixel):
+    """The distances come a chunk of ``batch_size`` inputs at a time (a 1283-class net's
+    clean split would not fit in memory at once) and equal those of one big chunk."""
+    small, big = build("feature-squeezing", batch_size=7), build("feature-squeezing")
+    clean_small, pois_small = _scores(small, pixel)
+    clean_big, pois_big = _scores(big, pixel)
+    np.testing.assert_allclose(clean_small, clean_big, atol=1e-6)
+    np.testing.assert_allclose(pois_small, pois_big, atol=1e-6)
+    assert small.threshold == pytest.approx(big.threshold, abs=1e-6)
+
+
+def test_strip_calibrates_on_at_most_its_calibration_images(patch):
+    model, clean = patch[0], patch[1]
+    sub = build("strip", n=4, calibration_images=20)
+    sub.fit_filter(model, clean)
+    assert sub.clean_entropy is not None and len(sub.clean_entropy) == 20
+    everything = build("strip", n=4)
+    everything.fit_filter(model, clean)
+    assert everything.clean_entropy is not None
+    assert len(everything.clean_entropy) == len(clean.x) - 4

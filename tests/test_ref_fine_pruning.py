@@ -54,3 +54,20 @@ def test_pruning_on_cached_features_matches_pruning_the_weights(tiny_zoo, monkey
     assert fast == slow and len(fast) > 0
     for a, b in zip(fast_w, slow_w, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_fine_tuning_is_capped_in_images_seen(tiny_zoo):
+    """fine_tune() trains at most ``max_images`` images in all (at least one epoch): the
+    contest's 11,547-image clean split gets one epoch, a small split all its epochs."""
+    import keras
+
+    from harness import pruning
+
+    model, clean = open_public(by_id(tiny_zoo, "mnist-clean-b-s2-v1"))
+    x, y = np.asarray(clean.x), np.asarray(clean.y)
+    net = keras.models.clone_model(model)
+    net.set_weights(model.get_weights())
+    kw = {"learning_rate": 1e-4, "batch_size": 64}
+    assert pruning.fine_tune(net, x, y, epochs=20, max_images=2 * len(x) + 1, **kw) == 2
+    assert pruning.fine_tune(net, x, y, epochs=20, max_images=1, **kw) == 1
+    assert pruning.fine_tune(net, x[:10], y[:10], epochs=3, max_images=20_000, **kw) == 3

@@ -5,9 +5,10 @@ Project Report", EL-GY-9163 Machine Learning for Cyber Security, NYU; "the repor
    convolutional layer's channels in increasing order of their mean clean activation until
    clean-split accuracy has dropped by ``max_accuracy_drop`` (the channel that crossed the
    line is restored), then fine-tune on the clean split with the pruned channels held at
-   zero (``fine_tune_epochs``, at most ``fine_tune_images`` images seen in all). The layer is the last convolution that every path to the output passes through:
-   the last conv on the MNIST nets, conv_3 on the DeepID face net (conv_4 is one branch
-   only; pool_3 also feeds fc_1), as in the CSAW lab.
+   zero (``fine_tune_epochs``, at most ``fine_tune_images`` images seen in all: one epoch
+   of a contest-size split). The layer is the last convolution that every path to the
+   output passes through: the last conv on the MNIST nets, conv_3 on the DeepID face net
+   (conv_4 is one branch only; pool_3 also feeds fc_1), as in the CSAW lab.
 2. Decide (the report's section 3.3): where the BadNet and the repaired net agree, answer that
    label. Where they disagree, each net's top softmax probability falls in one of three
    bins, confident (>= ``thres_conf``), middle, or uncertain (< ``thres_detect``), and
@@ -89,7 +90,7 @@ class CsawGoodNet:
         thres_conf: float = 0.99,
         thres_detect: float = 0.91,
         table: str = DEFAULT_TABLE,
-        fine_tune_images: int = 60_000,
+        fine_tune_images: int = 20_000,
     ) -> None:
         self.layer = layer
         self.max_accuracy_drop = max_accuracy_drop

@@ -5,7 +5,8 @@
    ``max_accuracy_drop`` (the channel that crossed the line is restored).
 2. Fine-tune: train the pruned network on the clean split, keeping pruned channels at zero
    (``fine_tune_epochs``, but at most ``fine_tune_images`` images seen in all: a
-   contest-size clean split of 11,547 faces gets 5 epochs, not 20).
+   contest-size clean split of 11,547 faces gets one epoch: as many steps as 20 epochs of
+   the 500-image MNIST split).
 3. GoodNet (the CSAW-HackML 2020 course project, Liao Hu, "Final Project Report", NYU
    EL-GY-9163): answer the repaired net's label where it agrees with the original
    BadNet, else N (= number of classes, "backdoored input, rejected").
@@ -51,7 +52,7 @@ class FinePruning:
         probes_per_image: int = 8,
         detect_gain: float = 20.0,
         probe_seed: int = 0,
-        fine_tune_images: int = 60_000,
+        fine_tune_images: int = 20_000,
         max_probes: int = 8_000,
     ) -> None:
         if mode not in MODES:

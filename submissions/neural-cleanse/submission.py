@@ -9,7 +9,8 @@
 2. Outlier test on the masks' L1 norms: anomaly index = (median - L1) / (1.4826 * MAD); a
    label below the median with index > ``threshold`` (2 in the paper) is flagged as a target.
 3. Repair by unlearning: fine-tune a copy of the model on the clean split where a share of
-   the images carry a flagged label's reversed trigger but keep their true label.
+   the images carry a flagged label's reversed trigger but keep their true label
+   (``unlearn_epochs`` passes, at most ``unlearn_images`` images in all).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class NeuralCleanse:
         candidates: int = 6,
         reference: int = 10,
         early_stop: int = 0,
+        unlearn_images: int = 20_000,
     ) -> None:
         self.steps = steps
         self.batch_size = batch_size
@@ -69,6 +71,7 @@ class NeuralCleanse:
         self.candidates = candidates
         self.reference = reference
         self.early_stop = early_stop
+        self.unlearn_images = unlearn_images
         self._validate()
 
     def _validate(self) -> None:
@@ -82,6 +85,7 @@ class NeuralCleanse:
             "screen_steps",
             "candidates",
             "reference",
+            "unlearn_images",
         )
         for name in positive_ints:
             value = getattr(self, name)
@@ -202,8 +206,10 @@ class NeuralCleanse:
             loss="sparse_categorical_crossentropy",
         )
         # One pass per epoch over a fresh copy, never all copies at once: the contest's
-        # clean split (9 images of each of 1283 faces) is 360 MB a copy.
-        for _ in range(self.unlearn_epochs):
+        # clean split (9 images of each of 1283 faces) is 360 MB a copy. At most
+        # ``unlearn_images`` images in all (at least one epoch): one epoch of that split.
+        epochs = min(self.unlearn_epochs, max(1, self.unlearn_images // max(1, len(x))))
+        for _ in range(epochs):
             xe = self._unlearning_copy(x, triggers, rng)
             net.fit(xe, y, epochs=1, batch_size=self.unlearn_batch_size, shuffle=True, verbose=0)
         return net
