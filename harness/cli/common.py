@@ -49,6 +49,14 @@ export_app = typer.Typer(help="Export repaired models for other graders.", no_ar
 app.add_typer(sub_app, name="submission")
 app.add_typer(export_app, name="export")
 
+#: The options of the commands that render a run's reports (leaderboard, report).
+ReportOutOpt = Annotated[
+    Path | None,
+    typer.Option("--out", help="Output folder (default: leaderboard/ in the repo)."),
+]
+RenderRunOpt = Annotated[
+    str | None, typer.Option("--run-id", help="Run to render (default: the latest).")
+]
 ProfileOpt = Annotated[
     str,
     typer.Option(

@@ -15,7 +15,9 @@ from harness.cli.common import (
     DbOpt,
     JsonOpt,
     ProfileOpt,
+    RenderRunOpt,
     Reporter,
+    ReportOutOpt,
     SchedulerOpt,
     TaskProgress,
     WorkersOpt,
@@ -178,14 +180,8 @@ def run(
 @app.command("leaderboard")
 @user_errors
 def leaderboard(
-    out_dir: Annotated[
-        Path | None,
-        typer.Option("--out", help="Output folder (default: leaderboard/ in the repo)."),
-    ] = None,
-    run_id: Annotated[
-        str | None,
-        typer.Option("--run-id", help="Run to render (default: the latest)."),
-    ] = None,
+    out_dir: ReportOutOpt = None,
+    run_id: RenderRunOpt = None,
     db: DbOpt = None,
 ) -> None:
     """Render LEADERBOARD.md and leaderboard.csv from the results store (`harness report`
@@ -201,14 +197,8 @@ def leaderboard(
 @app.command("report")
 @user_errors
 def report(
-    out_dir: Annotated[
-        Path | None,
-        typer.Option("--out", help="Output folder (default: leaderboard/ in the repo)."),
-    ] = None,
-    run_id: Annotated[
-        str | None,
-        typer.Option("--run-id", help="Run to render (default: the latest)."),
-    ] = None,
+    out_dir: ReportOutOpt = None,
+    run_id: RenderRunOpt = None,
     db: DbOpt = None,
 ) -> None:
     """Render a run's report: a static HTML site with plots, and the Markdown and CSV.
