@@ -23,7 +23,7 @@ from typing import Any
 
 from harness.cluster import Executor, InProcess
 from harness.errors import HarnessError
-from harness.grading.points import Grade, add_ranks, grade_records, rank_metric
+from harness.grading.points import Grade, LinePoints, add_ranks, grade_records, rank_metric
 from harness.grading.roster import STUDENT_RE, Student
 from harness.grading.rubric import Rubric
 from harness.grading.unpack import ARCHIVES, UnpackError, student_id, unpack
@@ -276,7 +276,5 @@ def score(batch: Batch, rubric: Rubric) -> dict[str, Grade]:
     return dict(sorted(grades.items()))
 
 
-def _zero(name: str, points: float, why: str | None) -> Any:
-    from harness.grading.points import LinePoints
-
+def _zero(name: str, points: float, why: str | None) -> LinePoints:
     return LinePoints(name, 0.0, points, None, why or "not graded")

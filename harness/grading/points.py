@@ -14,12 +14,10 @@ from harness.report.numbers import human
 from harness.scoring.aggregate import Score
 from harness.store import TaskRecord
 from harness.tracks import aggregate, kind_of
+from harness.tracks.base import OVER
 
-_MODELS = {
-    "backdoored": lambda r: r.facts.poisoned is True,
-    "clean": lambda r: r.facts.poisoned is False,
-    "all": lambda r: r.facts.poisoned is not None,
-}
+#: A rubric line's model set -> the tracks' own model selections (``harness.tracks.base.OVER``).
+_MODELS = {"backdoored": OVER["backdoored"], "clean": OVER["clean"], "all": OVER["known"]}
 
 
 @dataclass(frozen=True)
@@ -52,10 +50,6 @@ class Grade:
         return round(max(0.0, raw) * self.late_factor, 4)
 
 
-def _fmt(metric: str, value: float | None) -> str:
-    return human(metric, value)
-
-
 def line_points(line: Line, records: list[TaskRecord], scores: list[Score]) -> LinePoints:
     """The points of one rubric line from one hand-in's records and zoo-level scores."""
     kind = kind_of(line.track)
@@ -65,7 +59,7 @@ def line_points(line: Line, records: list[TaskRecord], scores: list[Score]) -> L
             None,
         )
         share = line.scale.share(value)
-        detail = f"{line.metric} {_fmt(line.metric, value)}"
+        detail = f"{line.metric} {human(line.metric, value)}"
         if value is None:
             detail += " (not measured: no successful task of this track)"
         return LinePoints(line.name, line.points * share, line.points, value, detail)
@@ -82,7 +76,7 @@ def line_points(line: Line, records: list[TaskRecord], scores: list[Score]) -> L
         if v is not None:
             values.append(v)
         parts.append(
-            f"{r.model_id} {_fmt(line.metric, v)}" + ("" if r.status == "ok" else " (failed)")
+            f"{r.model_id} {human(line.metric, v)}" + ("" if r.status == "ok" else " (failed)")
         )
     mean = float(np.mean(values)) if values else None
     return LinePoints(
