@@ -17,9 +17,7 @@ class) and have N+1 outputs, the last meaning "rejected".
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -33,6 +31,8 @@ from harness.errors import HarnessError
 #: Softmax outputs are multiplied by this and re-normalised: one-hot unless the top two
 #: probabilities are within about 1e-3 of each other (such near-ties are rejected).
 SHARPNESS = 1e4
+#: Wall clock of the grader's-view check of an exported file (one load, one prediction).
+CHECK_SECONDS = 600.0
 
 
 def _renamed(model: Any, name: str) -> Any:
@@ -87,34 +87,48 @@ print(json.dumps({"outputs": int(model.outputs[0].shape[-1])}))
 """
 
 
-def check_file(path: Path, x: np.ndarray, out: Path, num_classes: int) -> np.ndarray:
+def check_file(
+    path: Path, x: np.ndarray, out: Path, num_classes: int, backend: str = "auto"
+) -> np.ndarray:
     """Load ``path`` as the grader would (a fresh interpreter, plain ``load_model``); return
     its argmax answers on ``x`` and save it to ``out``. Refuses files the grader cannot use
-    (and then writes nothing)."""
+    (and then writes nothing).
+
+    The file comes from a submission, so the check runs in a sandbox of its own
+    (harness.sandbox.oneshot) in which no submission code exists: a malformed zip or HDF5
+    file, a Lambda layer or a custom class fails there, and nothing of the file is parsed
+    in the harness's process."""
+    from harness.sandbox.limits import SandboxLimits
+    from harness.sandbox.oneshot import run_once
+    from harness.submission.validate import OutputError, load_array
+
     with tempfile.TemporaryDirectory(prefix="harness-goodnet-") as tmp:
-        np.save(Path(tmp) / "x.npy", x)
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-        proc = subprocess.run(
-            [sys.executable, "-I", "-c", _CHECK, str(path), f"{tmp}/x.npy",
-             f"{tmp}/goodnet{out.suffix}", f"{tmp}/p.npy"],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=tmp,
-            timeout=600,
-        )  # fmt: skip
-        if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        inputs, answers = Path(tmp) / "inputs", Path(tmp) / "answers"
+        inputs.mkdir()
+        answers.mkdir()
+        shutil.copyfile(path, inputs / f"model{path.suffix}")
+        np.save(inputs / "x.npy", x)
+        program = [sys.executable, "-I", "-c", _CHECK, f"/inbox/model{path.suffix}",
+                   "/inbox/x.npy", f"/scratch/goodnet{out.suffix}", "/scratch/p.npy"]  # fmt: skip
+        limits = SandboxLimits(wall_seconds=CHECK_SECONDS)
+        done = run_once(program, inputs, answers, limits, backend)
+        if done.returncode != 0 or done.breach:
+            last = done.breach or (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise HarnessError(
                 f"plain keras.models.load_model cannot use the exported model: {last[:300]}",
                 fix="build the GoodNet from standard Keras layers (harness.goodnet."
                 "agreement_goodnet does), without Lambda layers or custom classes",
             )
-        outputs = json.loads(proc.stdout.strip().splitlines()[-1])["outputs"]
-        preds = np.load(Path(tmp) / "p.npy")
-        n = num_classes
-        _refuse_off_by_one(outputs, preds, n)
-        shutil.copyfile(Path(tmp) / f"goodnet{out.suffix}", out)
+        try:
+            outputs = int(json.loads(done.stdout.strip().splitlines()[-1])["outputs"])
+            preds = load_array(answers / "p.npy", "the check's answers")
+        except (OutputError, ValueError, KeyError, IndexError, TypeError) as exc:
+            raise HarnessError(f"the exported model's check gave no answer ({exc})") from None
+        _refuse_off_by_one(outputs, preds, num_classes)
+        saved = answers / f"goodnet{out.suffix}"
+        if not saved.is_file() or saved.is_symlink():
+            raise HarnessError("the exported model's check wrote no model file")
+        shutil.copyfile(saved, out)
     return preds
 
 
@@ -205,7 +219,7 @@ def export_goodnet(
         # The grader's view: the whole clean and poisoned test sets (as the contest's grader
         # scores them), after the task's own inputs (for the agreement with the repair track).
         everything = np.concatenate([eval_x, sets.x, sets.x_poisoned]).astype(np.float32)
-        preds = check_file(local, everything, out, card.num_classes)
+        preds = check_file(local, everything, out, card.num_classes, backend)
     on_task, pc = preds[: len(eval_x)], preds[len(eval_x) : len(eval_x) + len(sets.y)]
     pp = preds[len(eval_x) + len(sets.y) :]
     scores = score_repair(pc, pp, sets, model.truth(), card.num_classes).to_json()

@@ -107,7 +107,6 @@ class SubmissionRunner:
         stage_inbox(self.worker.dirs.inbox, model, anon, eval_x, poisoned)
         out_dir = self.worker.dirs.scratch / "out"
         shutil.rmtree(out_dir, ignore_errors=True)
-        self.worker.monitor.start_task()
         inbox, scratch = self.worker.inner["inbox"], self.worker.inner["scratch"]
         reply = self.worker.request(
             {

@@ -131,12 +131,39 @@ def test_nan_and_inf_never_travel():
     assert out.getvalue() == b""
 
 
-def test_a_task_stderr_tail_holds_that_task_alone():
-    from harness.sandbox.client import OutputMonitor
+def _feed(monitor, data: bytes, step: int) -> None:
+    for i in range(0, len(data), step):
+        monitor.add_output(data[i : i + step])
+
+
+@pytest.mark.parametrize("step", [1, 7, 64, 1 << 20])
+def test_a_task_stderr_tail_holds_that_task_alone(step):
+    from harness.sandbox.output import OutputMonitor, begin_mark, end_mark
 
     monitor = OutputMonitor()
-    monitor.add_output(b"model-1: secret of the previous task\n")
-    monitor.start_task()
-    monitor.add_output(b"model-2: its own output\n")
+    _feed(monitor, b"importing...\n", step)
+    assert monitor.text() == "importing...\n"  # before any task: everything (a failed start)
+    monitor.start_task("t2")
+    # Late output of the previous task, still in the pipe when task 2 began; then task 2's
+    # own; then what a thread it left running printed after its end mark.
+    stream = b"model-1: secret of the previous task\n" + begin_mark("t2")
+    stream += b"model-2: its own output\n" + end_mark("t2") + b"model-2: a stray thread\n"
+    _feed(monitor, stream, step)
     assert monitor.text() == "model-2: its own output\n"
-    assert monitor.output_bytes == 61  # the output limit still counts every byte
+    assert monitor.ended.is_set()
+    assert monitor.output_bytes == len(b"importing...\n") + len(stream)  # all bytes count
+
+
+def test_a_task_tail_survives_output_longer_than_it_and_forged_marks():
+    from harness.sandbox.output import STDERR_TAIL_BYTES, OutputMonitor, begin_mark, end_mark
+
+    monitor = OutputMonitor()
+    monitor.start_task("real")
+    monitor.add_output(begin_mark("forged") + begin_mark("real"))
+    monitor.add_output(b"x" * (3 * STDERR_TAIL_BYTES) + b"last line\n")
+    assert not monitor.ended.is_set()
+    text = monitor.text()
+    assert len(text) == STDERR_TAIL_BYTES and text.endswith("last line\n")
+    monitor.add_output(end_mark("forged") + b"more\n" + end_mark("real"))
+    assert monitor.ended.is_set() and monitor.text().endswith("more\n")
+    assert "harness-task" in monitor.text()  # a forged mark is just the task's own output

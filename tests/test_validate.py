@@ -90,6 +90,17 @@ def test_bad_triggers_are_refused(tmp_path, mask, pattern, says):
         detect_output(trigger_reply(tmp_path, mask, pattern), tmp_path, SHAPE, 10)
 
 
+def test_a_trigger_pattern_outside_the_input_range_is_refused(tmp_path):
+    mask = np.full((4, 5), 0.5)
+    in_range = trigger_reply(tmp_path, mask, np.full(SHAPE, 1.0 + 1e-5))  # float rounding
+    assert detect_output(in_range, tmp_path, SHAPE, 10, (0.0, 1.0)).pattern.max() > 1.0
+    for bad in (255.0, -0.5):
+        reply = trigger_reply(tmp_path, mask, np.full(SHAPE, bad))
+        with pytest.raises(OutputError, match="leave the model's input range \\[0, 1\\]"):
+            detect_output(reply, tmp_path, SHAPE, 10, (0.0, 1.0))
+        assert detect_output(reply, tmp_path, SHAPE, 10, (-1.0, 255.0)).pattern.size
+
+
 def test_missing_or_linked_output_files_are_refused(tmp_path):
     with pytest.raises(OutputError, match="trigger mask file is missing"):
         detect_output(

@@ -27,7 +27,7 @@ SANDBOX_UID = 65534
 class WorkerDirs:
     """Host-side folders of one worker."""
 
-    submission: Path
+    submission: Path | None  # read-only inside; None for a sandbox that runs no submission
     inbox: Path  # read-only inside: the current model's public bundle
     scratch: Path  # writable inside: replies' arrays, HOME, anything the submission writes
 
@@ -134,8 +134,11 @@ def _ro_binds() -> list[str]:
     return args
 
 
-def bwrap_command(dirs: WorkerDirs, threads: int, tmp_bytes: int) -> tuple[list[str], dict]:
-    """argv for a bwrap worker, and the inside paths of its folders."""
+def bwrap_command(
+    dirs: WorkerDirs, threads: int, tmp_bytes: int, command: list[str] | None = None
+) -> tuple[list[str], dict]:
+    """argv for a bwrap worker (or for ``command``, run the same way), and the inside
+    paths of its folders."""
     inner = {"submission": "/submission", "inbox": "/inbox", "scratch": "/scratch"}
     argv = [
         shutil.which("bwrap") or "bwrap",
@@ -165,9 +168,7 @@ def bwrap_command(dirs: WorkerDirs, threads: int, tmp_bytes: int) -> tuple[list[
         "/proc",
         "--dev",
         "/dev",
-        "--ro-bind",
-        str(dirs.submission),
-        inner["submission"],
+        *(["--ro-bind", str(dirs.submission), inner["submission"]] if dirs.submission else []),
         "--ro-bind",
         str(dirs.inbox),
         inner["inbox"],
@@ -181,15 +182,17 @@ def bwrap_command(dirs: WorkerDirs, threads: int, tmp_bytes: int) -> tuple[list[
     env = worker_env(inner["scratch"], str(_package_root().parent), threads)
     for key, value in env.items():
         argv += ["--setenv", key, value]
-    return argv + ["--", *worker_argv()], inner
+    return argv + ["--", *(command or worker_argv())], inner
 
 
-def process_command(dirs: WorkerDirs, threads: int) -> tuple[list[str], dict, dict[str, str]]:
+def process_command(
+    dirs: WorkerDirs, threads: int, command: list[str] | None = None
+) -> tuple[list[str], dict, dict[str, str]]:
     """argv, inside paths and environment for an unisolated worker (isolation = none)."""
     inner = {
-        "submission": str(dirs.submission),
+        "submission": str(dirs.submission or ""),
         "inbox": str(dirs.inbox),
         "scratch": str(dirs.scratch),
     }
     env = worker_env(str(dirs.scratch), str(_package_root().parent), threads)
-    return [*unshare_net_prefix(), *worker_argv()], inner, env
+    return [*unshare_net_prefix(), *(command or worker_argv())], inner, env

@@ -9,23 +9,25 @@ from __future__ import annotations
 
 import os
 import queue
+import secrets
 import shutil
 import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.sandbox import protocol
+from harness.sandbox import cgroup, protocol
 from harness.sandbox.backends import WorkerDirs, bwrap_command, process_command, resolve_backend
-from harness.sandbox.limits import SandboxLimits, apply_rlimits
+from harness.sandbox.limits import SandboxLimits, apply_rlimits, nproc_fallback
+from harness.sandbox.output import OutputMonitor
 
-STDERR_TAIL_BYTES = 16 << 10
 POLL_SECONDS = 0.2
 #: How the error of a task stopped at its time budget begins (reports count these).
 WALL_CLOCK_EXCEEDED = "wall-clock limit of"
+#: Seconds to wait, after a reply, for the reader to reach the task's end mark on stderr.
+END_MARK_WAIT = 2.0
 
 
 class WorkerFailure(Exception):
@@ -35,32 +37,6 @@ class WorkerFailure(Exception):
         super().__init__(reason)
         self.reason = reason
         self.stderr = stderr
-
-
-@dataclass
-class OutputMonitor:
-    """Output and resource accounting shared with the watchdog threads."""
-
-    tail: bytearray = field(default_factory=bytearray)
-    output_bytes: int = 0
-    breach: str | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add_output(self, chunk: bytes) -> None:
-        with self.lock:
-            self.output_bytes += len(chunk)
-            self.tail += chunk
-            del self.tail[:-STDERR_TAIL_BYTES]
-
-    def text(self) -> str:
-        with self.lock:
-            return self.tail.decode("utf-8", "replace")
-
-    def start_task(self) -> None:
-        """Forget the output so far: a warm worker serves many tasks, and each task's
-        stored stderr must be its own (the output limit still counts everything)."""
-        with self.lock:
-            self.tail.clear()
 
 
 def _descendants(root: int) -> list[int]:
@@ -82,16 +58,34 @@ def _descendants(root: int) -> list[int]:
     return found
 
 
-def tree_rss_bytes(root: int) -> int:
-    """Resident memory of a process and all its descendants."""
-    page = os.sysconf("SC_PAGE_SIZE")
-    total = 0
-    for pid in _descendants(root):
-        try:
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
-        except (OSError, IndexError, ValueError):
-            continue
-    return total
+def tree_memory_bytes(root: int) -> int:
+    """Memory in use by a process and all its descendants.
+
+    One process: its resident set. Several: the sum of their proportional set sizes (PSS),
+    which splits each shared page among the processes sharing it; summing resident sets
+    would count the copy-on-write pages of every fork of a 1 GiB TensorFlow process once
+    per fork, and kill a submission that forks for the memory it does not use."""
+    pids = _descendants(root)
+    if len(pids) <= 3:  # bwrap, its pid 1 and the worker: only the worker holds memory
+        page = os.sysconf("SC_PAGE_SIZE")
+        total = 0
+        for pid in pids:
+            try:
+                total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
+            except (OSError, IndexError, ValueError):
+                continue
+        return total
+    return sum(_pss_bytes(pid) for pid in pids)
+
+
+def _pss_bytes(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, IndexError, ValueError):
+        pass
+    return 0
 
 
 def dir_bytes(path: Path) -> int:
@@ -126,6 +120,8 @@ class SandboxWorker:
         self.monitor = OutputMonitor()
         self.inner: dict[str, str] = {}
         self.info: dict[str, Any] = {}
+        self.group: cgroup.WorkerGroup | None = None
+        self.core: frozenset[int] = frozenset()
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> dict[str, Any]:
@@ -139,6 +135,8 @@ class SandboxWorker:
             argv, self.inner, env = process_command(self.dirs, self.limits.threads)
         self.monitor = OutputMonitor()
         self.replies = queue.Queue()
+        self.group = cgroup.create(self.limits.max_processes, self.limits.threads)
+        nproc = None if self.group else nproc_fallback(self.limits.max_processes)
         try:
             self.proc = subprocess.Popen(
                 argv,
@@ -148,9 +146,10 @@ class SandboxWorker:
                 env=env if env is not None else {},
                 cwd=self.dirs.scratch,
                 start_new_session=True,
-                preexec_fn=lambda: apply_rlimits(self.limits),
+                preexec_fn=self._preexec(nproc),
             )
-        except OSError as exc:
+        except (OSError, subprocess.SubprocessError) as exc:
+            self._drop_group()
             raise WorkerFailure(f"cannot start the worker: {exc}") from None
         for target in (self._read_replies, self._read_stderr, self._watch):
             threading.Thread(target=target, args=(self.proc,), daemon=True).start()
@@ -163,8 +162,62 @@ class SandboxWorker:
             },
             self.limits.startup_seconds,
         )
+        # The worker's own processes (bwrap, its pid 1, Python); any other is a task's.
+        self.core = frozenset(self._tree())
         self.info = reply
         return reply
+
+    def _preexec(self, nproc: int | None) -> Any:
+        group, limits = self.group, self.limits
+
+        def preexec() -> None:  # between fork and exec, in the child
+            apply_rlimits(limits, nproc)
+            if group is not None:
+                group.join()
+
+        return preexec
+
+    def _tree(self) -> set[int]:
+        """Every process of the worker: its descendants, and its cgroup's members (which
+        include processes that detached from it)."""
+        if self.proc is None:
+            return set()
+        found = set(_descendants(self.proc.pid))
+        return found | (self.group.pids() if self.group else set())
+
+    def reap(self) -> int:
+        """Kill the processes a task left running (a daemon, a double fork, a child it
+        forgot); how many there were."""
+        strays = self._tree() - self.core
+        for pid in strays:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if self.group is not None:
+            self.group.kill(keep=self.core)
+        return len(strays)
+
+    def _drop_group(self) -> None:
+        if self.group is not None:
+            self.group.remove()
+            self.group = None
+
+    @property
+    def wipe_dirs(self) -> list[str]:
+        """Folders the worker empties when it moves to the next model: its scratch, and
+        /tmp where /tmp is the sandbox's own (never the host's, under `process`)."""
+        own_tmp = ["/tmp"] if self.backend == "bwrap" else []
+        return [self.inner["scratch"], *own_tmp]
+
+    @property
+    def process_limit(self) -> str:
+        """How this worker's process count is capped, in words (for the records)."""
+        if self.group is not None:
+            return f"cgroup pids.max={self.limits.max_processes}"
+        if os.geteuid() != 0:
+            return f"RLIMIT_NPROC (+{self.limits.max_processes})"
+        return "none (root without a writable pids cgroup)"
 
     @property
     def alive(self) -> bool:
@@ -192,6 +245,7 @@ class SandboxWorker:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
+        self._drop_group()  # kills whatever escaped the process group first
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             try:
                 if stream:
@@ -223,7 +277,7 @@ class SandboxWorker:
         rss_cap = self.limits.memory_gb * (1 << 30)
         tick = 0
         while proc.poll() is None:
-            if tree_rss_bytes(proc.pid) > rss_cap:
+            if tree_memory_bytes(proc.pid) > rss_cap:
                 self._breach(proc, f"memory limit of {self.limits.memory_gb:g} GiB exceeded")
                 return
             tick += 1
@@ -246,6 +300,9 @@ class SandboxWorker:
         """Send one request; the reply, or WorkerFailure (worker killed) on any breach."""
         if not self.alive:
             raise WorkerFailure("worker is not running", self.monitor.text())
+        if message.get("op") == "run":
+            message = {**message, "mark": secrets.token_hex(8), "wipe": self.wipe_dirs}
+            self.monitor.start_task(message["mark"])
         try:
             protocol.send(self.proc.stdin, message)  # type: ignore[union-attr, arg-type]
         except (OSError, ValueError) as exc:
@@ -263,6 +320,11 @@ class SandboxWorker:
         if reply is None:
             self.kill()
             raise WorkerFailure(self.monitor.breach or self._exit_reason(), self.monitor.text())
+        if "mark" in message:
+            # The worker wrote the task's end mark before its reply: let the reader reach it.
+            self.monitor.ended.wait(END_MARK_WAIT)
+            if strays := self.reap():
+                self.monitor.add_note(f"harness: killed {strays} process(es) the task left running")
         return reply
 
     def _exit_reason(self) -> str:

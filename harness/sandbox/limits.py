@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import resource
 from dataclasses import dataclass
+from pathlib import Path
 
 GIB = 1 << 30
 
@@ -20,7 +22,9 @@ class SandboxLimits:
     max_file_bytes: int = 2 * GIB  # RLIMIT_FSIZE
     max_output_bytes: int = 8 << 20  # stdout + stderr of the worker
     max_scratch_bytes: int = 4 * GIB  # size of the writable scratch dir
-    threads: int = 1  # TensorFlow intra/inter-op threads
+    threads: int = 1  # TensorFlow intra/inter-op threads; also the worker's CPU quota
+    #: processes and threads of the worker's whole tree (TensorFlow alone runs about 40)
+    max_processes: int = 256
 
     def capped(self, wall_seconds: float | None, memory_gb: float | None) -> SandboxLimits:
         """A submission's requests, never above the harness's own caps."""
@@ -33,10 +37,41 @@ class SandboxLimits:
         )
 
 
-def apply_rlimits(limits: SandboxLimits) -> None:
+def nproc_fallback(max_processes: int) -> int | None:
+    """RLIMIT_NPROC for a worker that gets no pids cgroup, or None where it would not bind.
+
+    The kernel counts a user's processes per user namespace: inside the worker's own
+    namespace the count is the worker's tree alone, but every namespace up to the first
+    counts too, where the harness's user already runs processes of its own. So the limit is
+    that count now plus the worker's allowance. Root is exempt from RLIMIT_NPROC (and the
+    sandbox's uid maps to root outside), so for root this returns None."""
+    uid = os.geteuid()
+    if uid == 0:
+        return None
+    mine = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                status = Path(f"/proc/{entry}/status").read_text()
+            except OSError:
+                continue
+            threads = uids = ""
+            for line in status.splitlines():
+                if line.startswith("Uid:"):
+                    uids = line.split()[1]
+                elif line.startswith("Threads:"):
+                    threads = line.split()[1]
+            if uids == str(uid):
+                mine += int(threads or 1)
+    return mine + max_processes
+
+
+def apply_rlimits(limits: SandboxLimits, nproc: int | None = None) -> None:
     """Set the kernel-enforced limits; runs in the child between fork and exec."""
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
     address = int(limits.address_space_gb * GIB)
     resource.setrlimit(resource.RLIMIT_AS, (address, address))
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.max_file_bytes, limits.max_file_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if nproc is not None:
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from harness.sandbox import protocol
+from harness.sandbox.output import begin_mark, end_mark
 
 
 def _take_protocol_streams() -> tuple[Any, Any]:
@@ -126,14 +127,18 @@ class Session:
         import keras
 
         bundle, out = Path(req["bundle"]), Path(req["out_dir"])
+        model_key = str(req.get("model_key") or "")
+        fresh_model = self.instance is None or not model_key or model_key != self.instance_model
+        if fresh_model:
+            for folder in req.get("wipe") or []:
+                wipe(Path(folder))  # the files the last model's tasks left behind
         out.mkdir(parents=True, exist_ok=True)
         model = keras.saving.load_model(bundle / "model.keras", compile=False, safe_mode=True)
         clean = clean_data(bundle)
         keras.utils.set_random_seed(int(req["seed"]))
         before = _weights_digest(model)
         call, keeps_weights = self.calls[req["track"]]
-        model_key = str(req.get("model_key") or "")
-        if self.instance is None or not model_key or model_key != self.instance_model:
+        if fresh_model:
             self.instance = self.entry_cls(**self.params)
             self.instance_model = model_key
         instance = self.instance
@@ -145,6 +150,26 @@ class Session:
             "seconds": time.perf_counter() - start,
             "weights_changed": keeps_weights and _weights_digest(model) != before,
         }
+
+
+def wipe(folder: Path) -> None:
+    """Delete everything in ``folder`` but mount points (the sandbox's read-only binds
+    below /tmp); what cannot be deleted stays."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                if os.path.ismount(entry.path):
+                    continue
+                wipe(Path(entry.path))
+                os.rmdir(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            continue
 
 
 def constructor_report(cls: Any, instance: Any, params: dict[str, Any]) -> dict[str, list[str]]:
@@ -192,6 +217,25 @@ def _weights_digest(model: Any) -> str:
     return digest.hexdigest()
 
 
+def _mark(mark: bytes) -> None:
+    """A task's begin or end mark on stderr (harness.sandbox.output), after what the task
+    printed so far has left Python's buffers."""
+    try:
+        sys.stderr.flush()
+        os.write(2, mark)
+    except (OSError, ValueError):
+        pass  # the submission closed stderr: its output is its own affair
+
+
+def _send(stream: Any, reply: dict[str, Any]) -> None:
+    """Send a reply; one that JSON cannot carry (NaN, nesting too deep, too big) goes as
+    the submission's failure instead of taking the worker down."""
+    try:
+        protocol.send(stream, reply)
+    except (ValueError, TypeError, RecursionError, protocol.ProtocolError) as exc:
+        protocol.send(stream, _fail("output", f"the reply cannot be sent: {exc}"[:1000]))
+
+
 def serve() -> None:
     proto_in, proto_out = _take_protocol_streams()
     session = Session()
@@ -199,13 +243,18 @@ def serve() -> None:
         req = protocol.receive(proto_in)
         if req is None or req.get("op") == "bye":
             return
+        mark = str(req.get("mark") or "")
+        if mark:
+            _mark(begin_mark(mark))
         try:
             reply = session.init(req) if req.get("op") == "init" else session.run(req)
         except Exception as exc:  # noqa: BLE001 - every submission failure becomes a reply
             tail = traceback.format_exc()[-4000:]
             reply = _fail("exception", f"{type(exc).__name__}: {exc}"[:1000])
             reply["traceback"] = tail
-        protocol.send(proto_out, reply)
+        if mark:
+            _mark(end_mark(mark))
+        _send(proto_out, reply)
 
 
 if __name__ == "__main__":

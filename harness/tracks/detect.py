@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 
 #: Held-out clean test images a reconstructed trigger is stamped on (trigger ASR).
 TRIGGER_ASR_IMAGES = 1000
+#: How far (a share of the input range) a trigger pattern may stray outside the range:
+#: float rounding of an optimiser's tanh or sigmoid mapping, no more.
+RANGE_SLACK = 1e-3
 
 
 def pack_mask(mask: np.ndarray) -> dict[str, Any]:
@@ -81,9 +84,15 @@ def _class_index(value: Any, num_classes: int) -> bool:
 
 
 def detect_output(
-    result: dict[str, Any], folder: Path, input_shape: tuple[int, ...], num_classes: int
+    result: dict[str, Any],
+    folder: Path,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    input_range: tuple[float, float] | None = None,
 ) -> DetectOutput:
-    """Validate detect()'s reply; its files are in ``folder``."""
+    """Validate detect()'s reply; its files are in ``folder``. A trigger's pattern must lie
+    in ``input_range`` (where given): stamping values the model never sees as inputs would
+    buy attack success no real trigger has."""
     if result.get("type") != "Detection":
         raise OutputError(f"detect() returned {result.get('type')}, not harness.api.Detection")
     score = result.get("score")
@@ -112,6 +121,14 @@ def detect_output(
             raise OutputError("trigger mask or pattern holds NaN or inf")
         if mask.min() < 0 or mask.max() > 1:
             raise OutputError("trigger mask values must lie in [0, 1]")
+        if input_range is not None and pattern.size:
+            lo, hi = input_range
+            slack = RANGE_SLACK * (hi - lo)
+            if pattern.min() < lo - slack or pattern.max() > hi + slack:
+                raise OutputError(
+                    f"trigger pattern values [{pattern.min():g}, {pattern.max():g}] leave the "
+                    f"model's input range [{lo:g}, {hi:g}]"
+                )
     return DetectOutput(float(score), labels, mask, pattern)
 
 
@@ -235,7 +252,8 @@ class DetectTrack(TrackKind):
         predictor: ModelPredictor,
     ) -> Scored:
         card, truth = model.card(), model.truth()
-        out = detect_output(result, out_dir, tuple(card.input_shape), card.num_classes)
+        lo, hi = (float(v) for v in card.input_range)
+        out = detect_output(result, out_dir, tuple(card.input_shape), card.num_classes, (lo, hi))
         outcome = score_detection(out, truth, [m for m, _ in model.triggers()])
         if out.mask is not None and truth.poisoned and truth.target_maps:
             sets = model.test_sets()

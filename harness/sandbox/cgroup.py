@@ -1,0 +1,183 @@
+"""A control group per sandbox worker: a cap on its whole process tree's process count and
+CPU share, and a way to kill every process of it, however it detached.
+
+The kernel enforces both caps on the group as a whole: ``pids.max`` makes a fork or thread
+bomb fail with EAGAIN at the cap, a CPU quota of ``cpus`` cores keeps a worker spinning in
+a hundred threads from starving the rest of the machine. A process that daemonises
+(``setsid``, a double fork) stays in the group, so :meth:`WorkerGroup.kill` reaches it.
+
+Both cgroup hierarchies are handled: v2 (one ``cgroup2`` mount, the ``pids`` and ``cpu``
+controllers enabled for our cgroup's children) and v1 (a mount per controller). Creating
+a group needs write access to our own cgroup's folder, which root has on most machines and
+containers; where there is none, :func:`create` returns None and the caller falls back to
+``RLIMIT_NPROC`` (see ``harness.sandbox.limits``), and docs/SECURITY.md says what that
+leaves open.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+#: CFS period of the CPU quota (the kernel's default), in microseconds.
+CPU_PERIOD_US = 100_000
+_COUNTER = itertools.count()
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One cgroup hierarchy this process can see: where it is mounted, which controllers
+    it carries, and our own cgroup's folder in it."""
+
+    version: int
+    controllers: frozenset[str]
+    own: Path
+
+
+def _own_paths() -> dict[str, str]:
+    """/proc/self/cgroup: controller (or "" for v2) -> our cgroup's path in it."""
+    paths: dict[str, str] = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        for name in controllers.split(",") if controllers else [""]:
+            paths[name] = path
+    return paths
+
+
+def mounts() -> list[Mount]:
+    """The cgroup hierarchies with a pids or cpu controller, from /proc/self/mountinfo."""
+    try:
+        own = _own_paths()
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except (OSError, ValueError):
+        return []
+    found = []
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        fields, (fstype, _, options) = left.split(), right.split(" ", 2)
+        point, root = Path(fields[4]), fields[3]
+        if fstype == "cgroup2" and "" in own:
+            try:
+                enabled = (point / own[""].lstrip("/") / "cgroup.subtree_control").read_text()
+            except OSError:
+                continue
+            names = frozenset(enabled.split()) & {"pids", "cpu"}
+            found.append(Mount(2, names, _inside(point, root, own[""])))
+        elif fstype == "cgroup":
+            names = frozenset(options.split(",")) & {"pids", "cpu"}
+            for name in names:
+                if name in own:
+                    found.append(Mount(1, frozenset({name}), _inside(point, root, own[name])))
+                    break
+    return [m for m in found if m.controllers]
+
+
+def _inside(point: Path, root: str, own: str) -> Path:
+    """Our cgroup's folder under a mount whose root is ``root`` in the hierarchy."""
+    rel = os.path.relpath(own, root) if own.startswith(root) else own.lstrip("/")
+    return (point / rel).resolve() if rel != "." else point
+
+
+class WorkerGroup:
+    """The cgroup folder(s) of one worker: created with its caps, joined by the worker
+    between fork and exec, killed and removed with the worker."""
+
+    def __init__(self, folders: list[Path], limits: dict[str, int]) -> None:
+        self.folders = folders
+        self.limits = limits
+
+    def join(self) -> None:
+        """Move the calling process into the group (runs in the child before exec)."""
+        pid = str(os.getpid())
+        for folder in self.folders:
+            (folder / "cgroup.procs").write_text(pid)
+
+    def pids(self) -> set[int]:
+        found: set[int] = set()
+        for folder in self.folders:
+            try:
+                found |= {int(p) for p in (folder / "cgroup.procs").read_text().split()}
+            except (OSError, ValueError):
+                continue
+        return found
+
+    def limit_hits(self) -> int:
+        """How often a fork or clone failed at the process cap."""
+        for folder in self.folders:
+            try:
+                for line in (folder / "pids.events").read_text().splitlines():
+                    key, _, value = line.partition(" ")
+                    if key == "max":
+                        return int(value)
+            except (OSError, ValueError):
+                continue
+        return 0
+
+    def kill(self, keep: set[int] | frozenset[int] = frozenset()) -> int:
+        """SIGKILL every process of the group but ``keep``, until none is left (a fork bomb
+        racing the loop runs out of room at the cap); how many were killed."""
+        killed = 0
+        for _ in range(200):
+            victims = self.pids() - set(keep)
+            if not victims:
+                break
+            for pid in victims:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    killed += 1
+                except (ProcessLookupError, PermissionError):
+                    pass
+            time.sleep(0.01)
+        return killed
+
+    def remove(self) -> None:
+        """Kill what is left and delete the group's folders (the kernel frees them once
+        their last process is reaped, so this retries for a moment)."""
+        self.kill()
+        for folder in self.folders:
+            for _ in range(100):
+                try:
+                    folder.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)
+
+
+def create(max_processes: int, cpus: float) -> WorkerGroup | None:
+    """A fresh group capped at ``max_processes`` tasks (processes and threads) and ``cpus``
+    cores, or None where this process may not create cgroups. A hierarchy that refuses one
+    cap keeps the other."""
+    name = f"harness-{os.getpid()}-{next(_COUNTER)}"
+    folders: list[Path] = []
+    applied: dict[str, int] = {}
+    quota = max(1000, int(cpus * CPU_PERIOD_US))
+    for mount in mounts():
+        folder = mount.own / name
+        try:
+            folder.mkdir()
+        except OSError:
+            continue
+        settings = []
+        if "pids" in mount.controllers and "pids" not in applied:
+            settings.append(("pids.max", str(max_processes), "pids", max_processes))
+        if "cpu" in mount.controllers and "cpu" not in applied:
+            value = f"{quota} {CPU_PERIOD_US}" if mount.version == 2 else str(quota)
+            key = "cpu.max" if mount.version == 2 else "cpu.cfs_quota_us"
+            settings.append((key, value, "cpu", quota))
+        for key, value, controller, number in settings:
+            try:
+                (folder / key).write_text(value)
+                applied[controller] = number
+            except OSError:
+                continue
+        folders.append(folder)
+    if "pids" not in applied:
+        WorkerGroup(folders, applied).remove()
+        return None
+    return WorkerGroup(folders, applied)
