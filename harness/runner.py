@@ -23,6 +23,7 @@ from harness.task import TaskResult
 from harness.tracks import RunOptions, tasks_for
 from harness.zoo.inbox import serving_order
 from harness.zoo.store import ZooModel, ZooStore
+from harness.zoo.verify import require_sound
 
 
 class RunProgress(Protocol):
@@ -112,6 +113,7 @@ def run_plans(
     results.ensure_run(run_id, profile, zoo.zoo_hash(profile), command)
     summary = RunSummary(run_id)
     jobs = plan_jobs(plans, models, run_id, results, summary, backend, limits, fuzz_budget)
+    require_sound(list({j.model.id: j.model for j in jobs}.values()), profile)
     if progress:
         progress.planned(sum(len(j.tracks) for j in jobs), summary.skipped)
     executor = executor or InProcess()

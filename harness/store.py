@@ -12,6 +12,7 @@ outcome (its per-model scores) as JSON. ``schema_version`` says how a row was wr
 
 from __future__ import annotations
 
+import errno
 import json
 import sqlite3
 import time
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
+from harness.store_recover import damaged, is_damage
 
 #: The form rows are written in (see the module docstring).
 SCHEMA_VERSION = 2
@@ -142,10 +144,20 @@ class ResultsStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.executescript(SCHEMA)
-        self._add_columns()
+        try:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.executescript(SCHEMA)
+            self._add_columns()
+            problems = self.conn.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            if is_damage(exc):
+                raise damaged(self.path, exc) from None
+            raise self._full(exc) from None
+        if [r[0] for r in problems] != ["ok"]:
+            self.conn.close()
+            raise damaged(self.path, RuntimeError(str(problems[0][0])[:200]))
 
     def _add_columns(self) -> None:
         """Bring a store written by an older version to its columns (rows keep theirs)."""
@@ -163,13 +175,27 @@ class ResultsStore:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        self.conn.execute("BEGIN IMMEDIATE")
+        """One transaction: all of it stored, or (on any error, a full disk included)
+        none of it."""
         try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise self._full(exc) from None
+
+    def _full(self, exc: sqlite3.Error) -> Exception:
+        """A full disk as the OSError it is (with the store's path); other errors as they
+        are."""
+        if "full" not in str(exc):
+            return exc
+        return OSError(errno.ENOSPC, f"{exc}: no space left", str(self.path))
 
     def ensure_run(
         self, run_id: str, profile: str, zoo_hash: str, command: str | None = None

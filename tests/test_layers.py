@@ -18,7 +18,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("harness.data", "harness.reverse", "harness.pruning", "harness.sandbox.protocol",
      "harness.sandbox.limits", "harness.sandbox.cgroup", "harness.sandbox.output",
      "harness.sandbox", "harness.scoring.metrics",
-     "harness.submission", "harness.store"),
+     "harness.submission", "harness.store", "harness.store_recover"),
     ("harness.attacks", "harness.label_scan"),
     ("harness.zoo",),
     ("harness.scoring",),

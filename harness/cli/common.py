@@ -3,6 +3,7 @@ one-line error handling, progress bars and the results store opener."""
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import shlex
@@ -110,20 +111,37 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except HarnessError as exc:
             line = exc.line()
-        except (
-            OSError,
-            sqlite3.Error,
-        ) as exc:  # unwritable output, full disk, locked store
-            where = getattr(exc, "filename", None)
-            line = HarnessError(
-                str(getattr(exc, "strerror", None) or exc),
-                path=where,
-                fix="check the path exists and is writable (see --out, --db, $HARNESS_HOME)",
-            ).line()
+        except (OSError, sqlite3.Error) as exc:  # unwritable output, full disk, locked store
+            line = system_error(exc).line()
         err.print(f"[red]error:[/red] {escape(line)}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def system_error(exc: OSError | sqlite3.Error) -> HarnessError:
+    """An operating-system or SQLite error as the one line a user reads."""
+    from harness.store_recover import is_damage
+
+    where = getattr(exc, "filename", None)
+    text = str(getattr(exc, "strerror", None) or exc)
+    if is_damage(exc):  # damage met after the store opened sound
+        return HarnessError(
+            f"the results store is damaged ({text})",
+            fix="`harness store recover --db PATH` keeps every readable row; then rerun",
+        )
+    if getattr(exc, "errno", None) == errno.ENOSPC or "disk is full" in text:
+        return HarnessError(
+            text if "no space left" in text.lower() else f"{text}: no space left",
+            path=where,
+            fix="free space on the disk of $HARNESS_HOME (or of --db, --out), then run the "
+            "same command again: everything stored so far is kept, only the rest is redone",
+        )
+    return HarnessError(
+        text,
+        path=where,
+        fix="check the path exists and is writable (see --out, --db, $HARNESS_HOME)",
+    )
 
 
 def progress_bar() -> Progress:

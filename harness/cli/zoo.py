@@ -184,6 +184,40 @@ def zoo_report_cmd(
         err.print(f"[yellow]warning:[/yellow] {line}", highlight=False)
 
 
+@zoo_app.command("verify")
+@user_errors
+def zoo_verify(
+    profile: ProfileOpt = "default",
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Remove the damaged models, for a rebuild.")
+    ] = False,
+) -> None:
+    """Check every model of a profile is whole (each zip member's checksum, each record
+    parsed); exit 1 if one is not. With --repair, remove the damaged ones: `harness zoo
+    build` then trains them again."""
+    from harness.zoo.store import ZooStore
+    from harness.zoo.verify import problems, remove
+
+    damaged = 0
+    for model in ZooStore().entries(profile):
+        found = problems(model.root)
+        if not found:
+            continue
+        damaged += 1
+        out.print(f"{model.id}: damaged: {'; '.join(found)}", highlight=False)
+        if repair and model.root.exists():
+            remove(model)
+            out.print(f"{model.id}: removed", highlight=False)
+    if not damaged:
+        out.print(f"{profile}: every model is whole", highlight=False)
+        return
+    if repair:
+        out.print(f"rebuild them: harness zoo build --profile {profile}", highlight=False)
+        return
+    out.print(f"fix: harness zoo verify --profile {profile} --repair", highlight=False)
+    raise typer.Exit(1)
+
+
 @zoo_app.command("audit")
 @user_errors
 def zoo_audit(

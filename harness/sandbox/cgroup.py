@@ -147,6 +147,26 @@ class WorkerGroup:
                     break
                 except OSError:
                     time.sleep(0.02)
+            sweep(folder.parent)  # and what killed harness processes left beside it
+
+
+def sweep(parent: Path) -> int:
+    """Remove the groups a harness process that was killed (SIGKILL, OOM) left behind:
+    empty ones named for a process that no longer exists (one that still holds processes
+    may belong to a harness this process cannot see). How many there were."""
+    removed = 0
+    for folder in parent.glob("harness-*-*"):
+        try:
+            owner = int(folder.name.split("-")[1])
+        except ValueError:
+            continue
+        if not Path(f"/proc/{owner}").exists() and not WorkerGroup([folder], {}).pids():
+            try:
+                folder.rmdir()
+                removed += 1
+            except OSError:
+                continue
+    return removed
 
 
 def create(max_processes: int, cpus: float) -> WorkerGroup | None:
@@ -158,6 +178,7 @@ def create(max_processes: int, cpus: float) -> WorkerGroup | None:
     applied: dict[str, int] = {}
     quota = max(1000, int(cpus * CPU_PERIOD_US))
     for mount in mounts():
+        sweep(mount.own)
         folder = mount.own / name
         try:
             folder.mkdir()

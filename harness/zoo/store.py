@@ -170,17 +170,22 @@ class ZooStore:
             )
         return json.loads(path.read_text())
 
+    def entries(self, profile: str) -> list[ZooModel]:
+        """Every model the profile's index names, whether its object is there or not."""
+        return [
+            ZooModel(item["id"], item["hash"], self.object_dir(item["hash"]))
+            for item in self._index(profile)["models"]
+        ]
+
     def models(self, profile: str) -> list[ZooModel]:
-        out = []
-        for item in self._index(profile)["models"]:
-            root = self.object_dir(item["hash"])
-            if not self.has_object(item["hash"]):
+        out = self.entries(profile)
+        for model in out:
+            if not self.has_object(model.hash):
                 raise ZooError(
-                    f"model {item['id']} is missing from the store",
-                    path=root,
+                    f"model {model.id} is missing from the store",
+                    path=model.root,
                     fix=f"rebuild: `harness zoo build --profile {profile}`",
                 )
-            out.append(ZooModel(item["id"], item["hash"], root))
         return out
 
     def model(self, profile: str, model_id: str) -> ZooModel:

@@ -1,0 +1,51 @@
+"""`harness store check` and `harness store recover`: a results store's health."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from harness.cli.common import DbOpt, app, out, user_errors
+from harness.errors import HarnessError
+
+store_app = typer.Typer(help="Check or recover the results store.", no_args_is_help=True)
+app.add_typer(store_app, name="store")
+
+
+def _path(db: Path | None) -> Path:
+    from harness.paths import default_results_db
+
+    return db or default_results_db()
+
+
+@store_app.command("check")
+@user_errors
+def store_check(db: DbOpt = None) -> None:
+    """Run SQLite's consistency check on the store; exit 1 if it is damaged."""
+    from harness.store_recover import check
+
+    path = _path(db)
+    if not path.is_file():
+        raise HarnessError("no results store here", path=path, fix="check --db")
+    problems = check(path)
+    if problems:
+        out.print(f"{path}: damaged: {problems[0]}", highlight=False)
+        out.print(f"fix: harness store recover --db {path}", highlight=False)
+        raise typer.Exit(1)
+    out.print(f"{path}: sound", highlight=False)
+
+
+@store_app.command("recover")
+@user_errors
+def store_recover(db: DbOpt = None) -> None:
+    """Copy every readable row of a damaged store into a fresh one at the same path (the
+    damaged file is kept beside it as NAME.damaged-TIME); rerunning your commands then
+    redoes only the tasks that were lost."""
+    from harness.store_recover import recover
+
+    report = recover(_path(db))
+    counts = ", ".join(f"{n} {table}" for table, n in report.rows.items()) or "nothing"
+    out.print(f"recovered {counts}; the damaged file is {report.kept}", highlight=False)
+    if report.lost_ranges:
+        out.print(f"{report.lost_ranges} unreadable row range(s) were left out", highlight=False)
