@@ -117,57 +117,6 @@ def _stored(db: Path) -> int:
         return 0
 
 
-def test_ten_kills_in_a_row_lose_and_duplicate_nothing(tmp_path, harness_home, attack_zoo):
-    """Ten runs in a row killed at a random point: three while starting (importing,
-    starting the sandbox), seven once the run has stored a job of its own, a random part
-    of one job's time later (between two jobs, or while one is being stored). On the 11
-    models of tiny-attacks, so that every kill lands in a run with work left."""
-    ref, first, end = _timed_run(tmp_path / "reference.sqlite", harness_home, "tiny-attacks")
-    per_job = (end - first) / len(attack_zoo)
-    db = tmp_path / "results.sqlite"
-    rng = random.Random(KILL_SEED)
-    modes = rng.sample(["starting"] * 3 + ["between tasks"] * 7, KILLS)
-    progress = []
-    for mode in modes:
-        before = _stored(db)
-        proc = subprocess.Popen(
-            _cmd(db, profile="tiny-attacks"), env=_env(harness_home),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        start = time.perf_counter()
-        if mode == "starting":
-            time.sleep(rng.uniform(0.2, 0.9 * first))
-        else:
-            while proc.poll() is None and _stored(db) == before:
-                time.sleep(0.02)
-            time.sleep(rng.uniform(0.0, per_job / 2))
-        at = time.perf_counter() - start
-        proc.send_signal(signal.SIGKILL)  # the harness alone, as the OOM killer would
-        proc.wait()
-        if db.exists():
-            assert check(db) == [], f"killed at {at:.1f} s ({mode}), the store is damaged"
-        progress.append((mode, round(at, 2), _stored(db)))
-    done = subprocess.run(
-        _cmd(db, profile="tiny-attacks"), env=_env(harness_home), capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    _assert_same_as(ref, db)
-    # The sandboxes of the killed runs died with them (bwrap --die-with-parent): the
-    # cgroups they leave hold no process, and the next sandbox start removes them.
-    for mount in cgroup.mounts():
-        stale = [
-            g for g in mount.own.glob("harness-*-*")
-            if not Path(f"/proc/{g.name.split('-')[1]}").exists()
-        ]  # fmt: skip
-        deadline = time.time() + 10
-        while any(cgroup.WorkerGroup([g], {}).pids() for g in stale):
-            assert time.time() < deadline, "a killed run's sandbox outlived it"
-            time.sleep(0.1)
-        cgroup.sweep(mount.own)
-        assert not any(g.exists() for g in stale)
-    print("kill points (s) and tasks stored after each:", progress)
-
-
 def _dask_workers(root: int) -> list[int]:
     """Processes under ``root`` that are Dask worker processes (spawned by its nannies)."""
     from harness.sandbox.client import _descendants
@@ -183,118 +132,176 @@ def _dask_workers(root: int) -> list[int]:
     return found
 
 
-def test_a_killed_dask_worker_costs_nothing(tmp_path, harness_home, reference):
-    ref, *_ = reference
-    db = tmp_path / "results.sqlite"
-    proc = subprocess.Popen(
-        _cmd(db, workers=2), env=_env(harness_home), stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline, victim = time.time() + 300, None
-    while time.time() < deadline and proc.poll() is None:
-        workers = _dask_workers(proc.pid)
-        if len(workers) == 2 and _stored(db) >= 2:
-            victim = workers[0]
-            os.kill(victim, signal.SIGKILL)
-            break
-        time.sleep(0.2)
-    _, stderr = proc.communicate(timeout=600)
-    assert victim is not None, "the run ended before a worker could be killed"
-    assert proc.returncode == 0, stderr[-3000:]
-    _assert_same_as(ref, db)
+# Classes, so that pytest-xdist (--dist loadscope) runs them side by side.
+class TestKills:
+    def test_ten_kills_in_a_row_lose_and_duplicate_nothing(
+        self, tmp_path, harness_home, attack_zoo
+    ):
+        """Ten runs in a row killed at a random point: three while starting (importing,
+        starting the sandbox), seven once the run has stored a job of its own, a random part
+        of one job's time later (between two jobs, or while one is being stored). On the 11
+        models of tiny-attacks, so that every kill lands in a run with work left."""
+        ref, first, end = _timed_run(tmp_path / "reference.sqlite", harness_home, "tiny-attacks")
+        per_job = (end - first) / len(attack_zoo)
+        db = tmp_path / "results.sqlite"
+        rng = random.Random(KILL_SEED)
+        modes = rng.sample(["starting"] * 3 + ["between tasks"] * 7, KILLS)
+        progress = []
+        for mode in modes:
+            before = _stored(db)
+            proc = subprocess.Popen(
+                _cmd(db, profile="tiny-attacks"), env=_env(harness_home),
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            start = time.perf_counter()
+            if mode == "starting":
+                time.sleep(rng.uniform(0.2, 0.9 * first))
+            else:
+                while proc.poll() is None and _stored(db) == before:
+                    time.sleep(0.02)
+                time.sleep(rng.uniform(0.0, per_job / 2))
+            at = time.perf_counter() - start
+            proc.send_signal(signal.SIGKILL)  # the harness alone, as the OOM killer would
+            proc.wait()
+            if db.exists():
+                assert check(db) == [], f"killed at {at:.1f} s ({mode}), the store is damaged"
+            progress.append((mode, round(at, 2), _stored(db)))
+        done = subprocess.run(
+            _cmd(db, profile="tiny-attacks"), env=_env(harness_home), capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        _assert_same_as(ref, db)
+        # The sandboxes of the killed runs died with them (bwrap --die-with-parent): the
+        # cgroups they leave hold no process, and the next sandbox start removes them.
+        for mount in cgroup.mounts():
+            stale = [
+                g for g in mount.own.glob("harness-*-*")
+                if not Path(f"/proc/{g.name.split('-')[1]}").exists()
+            ]  # fmt: skip
+            deadline = time.time() + 10
+            while any(cgroup.WorkerGroup([g], {}).pids() for g in stale):
+                assert time.time() < deadline, "a killed run's sandbox outlived it"
+                time.sleep(0.1)
+            cgroup.sweep(mount.own)
+            assert not any(g.exists() for g in stale)
+        print("kill points (s) and tasks stored after each:", progress)
 
 
-def test_a_full_disk_under_the_store_stops_with_one_line_and_loses_nothing(
-    tmp_path, harness_home, reference
-):
-    """The store lives on a 4 MiB tmpfs (mounted by bubblewrap) filled to its last 40 KiB:
-    the run stops at the first task it cannot store, with one line; after space is freed,
-    the same command finishes the run."""
-    ref, *_ = reference
-    full, keep = tmp_path / "full", tmp_path / "keep"
-    full.mkdir()
-    keep.mkdir()
-    db = full / "results.sqlite"
-    run = " ".join(_cmd(db))
-    script = f"""
-set -u
-{sys.executable} -c "
-import os
-with open('{full}/filler', 'wb') as fh:
-    try:
-        while True: fh.write(bytes(4096)); fh.flush()
-    except OSError: pass
-os.truncate('{full}/filler', os.path.getsize('{full}/filler') - 40960)
-"
-{run} > {keep}/first.out 2> {keep}/first.err; echo $? > {keep}/first.rc
-{sys.executable} -c "from harness.store_recover import check; print(check('{db}'))" > {keep}/check
-rm {full}/filler
-{run} > {keep}/second.out 2> {keep}/second.err; echo $? > {keep}/second.rc
-cp {db} {keep}/final.sqlite
-"""
-    user = [] if os.geteuid() == 0 else ["--unshare-user", "--uid", str(os.geteuid())]
-    proc = subprocess.run(
-        ["bwrap", "--dev-bind", "/", "/", *user, "--size", str(4 << 20), "--tmpfs", str(full),
-         "--die-with-parent", "--", "bash", "-c", script],
-        env=_env(harness_home), capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    first = subprocess.CompletedProcess([], int((keep / "first.rc").read_text()), "",
-                                        (keep / "first.err").read_text())  # fmt: skip
-    _one_line_error(first, str(db), "no space left", "run the same command again")
-    assert (keep / "check").read_text().strip() == "[]"  # the full disk left it sound
-    assert (keep / "second.rc").read_text().strip() == "0", (keep / "second.err").read_text()
-    _assert_same_as(ref, keep / "final.sqlite")
+class TestWorkerAndDisk:
+    def test_a_killed_dask_worker_costs_nothing(self, tmp_path, harness_home, reference):
+        ref, *_ = reference
+        db = tmp_path / "results.sqlite"
+        proc = subprocess.Popen(
+            _cmd(db, workers=2), env=_env(harness_home), stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline, victim = time.time() + 300, None
+        while time.time() < deadline and proc.poll() is None:
+            workers = _dask_workers(proc.pid)
+            if len(workers) == 2 and _stored(db) >= 2:
+                victim = workers[0]
+                os.kill(victim, signal.SIGKILL)
+                break
+            time.sleep(0.2)
+        _, stderr = proc.communicate(timeout=600)
+        assert victim is not None, "the run ended before a worker could be killed"
+        assert proc.returncode == 0, stderr[-3000:]
+        _assert_same_as(ref, db)
+
+    def test_a_full_disk_under_the_store_stops_with_one_line_and_loses_nothing(
+        self, tmp_path, harness_home, reference
+    ):
+        """The store lives on a 4 MiB tmpfs (mounted by bubblewrap) filled to its last 40 KiB:
+        the run stops at the first task it cannot store, with one line; after space is freed,
+        the same command finishes the run."""
+        ref, *_ = reference
+        full, keep = tmp_path / "full", tmp_path / "keep"
+        full.mkdir()
+        keep.mkdir()
+        db = full / "results.sqlite"
+        run = " ".join(_cmd(db))
+        script = f"""
+    set -u
+    {sys.executable} -c "
+    import os
+    with open('{full}/filler', 'wb') as fh:
+        try:
+            while True: fh.write(bytes(4096)); fh.flush()
+        except OSError: pass
+    os.truncate('{full}/filler', os.path.getsize('{full}/filler') - 40960)
+    "
+    {run} > {keep}/first.out 2> {keep}/first.err; echo $? > {keep}/first.rc
+    {sys.executable} -c "from harness.store_recover import check; print(check('{db}'))" > {keep}/check
+    rm {full}/filler
+    {run} > {keep}/second.out 2> {keep}/second.err; echo $? > {keep}/second.rc
+    cp {db} {keep}/final.sqlite
+    """
+        user = [] if os.geteuid() == 0 else ["--unshare-user", "--uid", str(os.geteuid())]
+        proc = subprocess.run(
+            ["bwrap", "--dev-bind", "/", "/", *user, "--size", str(4 << 20), "--tmpfs", str(full),
+             "--die-with-parent", "--", "bash", "-c", script],
+            env=_env(harness_home), capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        first = subprocess.CompletedProcess([], int((keep / "first.rc").read_text()), "",
+                                            (keep / "first.err").read_text())  # fmt: skip
+        _one_line_error(first, str(db), "no space left", "run the same command again")
+        assert (keep / "check").read_text().strip() == "[]"  # the full disk left it sound
+        assert (keep / "second.rc").read_text().strip() == "0", (keep / "second.err").read_text()
+        _assert_same_as(ref, keep / "final.sqlite")
 
 
-@pytest.mark.parametrize("damage", ["truncated", "overwritten"])
-def test_a_damaged_store_says_so_and_recovers(tmp_path, harness_home, reference, damage):
-    ref, *_ = reference
-    db = tmp_path / "results.sqlite"
-    shutil.copyfile(ref, db)
-    data = db.read_bytes()
-    if damage == "truncated":
-        db.write_bytes(data[: len(data) // 2])
-    else:
-        db.write_bytes(data[:100] + os.urandom(len(data) - 100))
-    for args in (["leaderboard", "--db", str(db), "--out", str(tmp_path / "lb")],
-                 _cmd(db)[3:]):  # fmt: skip
-        proc = _harness(harness_home, *args)
-        _one_line_error(proc, "the results store is damaged", "harness store recover")
-    assert _harness(harness_home, "store", "check", "--db", str(db)).returncode == 1
-    recovered = _harness(harness_home, "store", "recover", "--db", str(db))
-    assert recovered.returncode == 0 and "recovered" in recovered.stdout, recovered.stderr
-    assert list(tmp_path.glob("results.sqlite.damaged-*"))
-    again = subprocess.run(_cmd(db), env=_env(harness_home), capture_output=True, text=True)
-    assert again.returncode == 0, again.stderr[-3000:]
-    _assert_same_as(ref, db)
+class TestDamage:
+    @pytest.mark.parametrize("damage", ["truncated", "overwritten"])
+    def test_a_damaged_store_says_so_and_recovers(self, tmp_path, harness_home, reference, damage):
+        ref, *_ = reference
+        db = tmp_path / "results.sqlite"
+        with sqlite3.connect(ref) as source, sqlite3.connect(db) as copy:
+            source.backup(copy)  # one file, the WAL's pages included
+        data = db.read_bytes()
+        if damage == "truncated":
+            db.write_bytes(data[: len(data) // 2])
+        else:
+            db.write_bytes(data[:100] + os.urandom(len(data) - 100))
+        for args in (["leaderboard", "--db", str(db), "--out", str(tmp_path / "lb")],
+                     _cmd(db)[3:]):  # fmt: skip
+            proc = _harness(harness_home, *args)
+            _one_line_error(proc, "the results store is damaged", "harness store recover")
+        assert _harness(harness_home, "store", "check", "--db", str(db)).returncode == 1
+        recovered = _harness(harness_home, "store", "recover", "--db", str(db))
+        assert recovered.returncode == 0 and "recovered" in recovered.stdout, recovered.stderr
+        assert list(tmp_path.glob("results.sqlite.damaged-*"))
+        again = subprocess.run(_cmd(db), env=_env(harness_home), capture_output=True, text=True)
+        assert again.returncode == 0, again.stderr[-3000:]
+        _assert_same_as(ref, db)
 
-
-def test_a_damaged_zoo_model_says_so_and_is_rebuilt(tmp_path, harness_home, tiny_zoo, reference):
-    """A private copy of the tiny zoo with one model's weights file cut short."""
-    ref, *_ = reference
-    home = tmp_path / "home"
-    for part in ("zoo/objects", "zoo/profiles"):
-        (home / part).mkdir(parents=True)
-    for model in tiny_zoo:
-        shutil.copytree(model.root, home / "zoo" / "objects" / model.hash)
-    shutil.copyfile(
-        harness_home / "zoo" / "profiles" / "tiny.json", home / "zoo" / "profiles" / "tiny.json"
-    )
-    for name in os.listdir(harness_home):
-        if name not in ("zoo", "results.sqlite") and not (home / name).exists():
-            (home / name).symlink_to(harness_home / name)
-    victim = home / "zoo" / "objects" / tiny_zoo[0].hash / "public" / "model.keras"
-    victim.write_bytes(victim.read_bytes()[:1000])
-    db = tmp_path / "results.sqlite"
-    proc = _harness(home, *_cmd(db)[3:])
-    _one_line_error(proc, f"zoo model {tiny_zoo[0].id} is damaged", "zoo verify")
-    assert _harness(home, "zoo", "verify", "--profile", "tiny").returncode == 1
-    assert _harness(home, "zoo", "verify", "--profile", "tiny", "--repair").returncode == 0
-    rebuilt = _harness(home, "zoo", "build", "--profile", "tiny")
-    assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
-    assert _harness(home, "zoo", "verify", "--profile", "tiny").returncode == 0
-    done = subprocess.run(_cmd(db), env=_env(home), capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
-    # Retraining one model on one thread gives its weights back to float rounding at most.
-    _assert_same_as(ref, db, tolerance=1e-3)
+    def test_a_damaged_zoo_model_says_so_and_is_rebuilt(
+        self, tmp_path, harness_home, tiny_zoo, reference
+    ):
+        """A private copy of the tiny zoo with one model's weights file cut short."""
+        ref, *_ = reference
+        home = tmp_path / "home"
+        for part in ("zoo/objects", "zoo/profiles"):
+            (home / part).mkdir(parents=True)
+        for model in tiny_zoo:
+            shutil.copytree(model.root, home / "zoo" / "objects" / model.hash)
+        shutil.copyfile(
+            harness_home / "zoo" / "profiles" / "tiny.json", home / "zoo" / "profiles" / "tiny.json"
+        )
+        for name in os.listdir(harness_home):
+            if name not in ("zoo", "results.sqlite") and not (home / name).exists():
+                (home / name).symlink_to(harness_home / name)
+        victim = home / "zoo" / "objects" / tiny_zoo[0].hash / "public" / "model.keras"
+        victim.write_bytes(victim.read_bytes()[:1000])
+        db = tmp_path / "results.sqlite"
+        proc = _harness(home, *_cmd(db)[3:])
+        _one_line_error(proc, f"zoo model {tiny_zoo[0].id} is damaged", "zoo verify")
+        assert _harness(home, "zoo", "verify", "--profile", "tiny").returncode == 1
+        assert _harness(home, "zoo", "verify", "--profile", "tiny", "--repair").returncode == 0
+        rebuilt = _harness(home, "zoo", "build", "--profile", "tiny")
+        assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
+        assert _harness(home, "zoo", "verify", "--profile", "tiny").returncode == 0
+        done = subprocess.run(_cmd(db), env=_env(home), capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+        # Retraining one model on one thread gives its weights back to float rounding at most.
+        _assert_same_as(ref, db, tolerance=1e-3)

@@ -80,7 +80,7 @@ CASES: dict[str, Expect] = {
     "misshapen_fuzz": Expect(track=Track.FUZZ, error="invalid output"),
     "garbage_predictions": Expect(track=Track.REPAIR, error="invalid output"),
 }
-#: Cases whose export() is checked by `harness export goodnet` (TestExports).
+#: Cases whose export() is checked by `harness export goodnet` (TestExportedCode, TestExportedFiles).
 EXPORTS = (
     "export_lambda_layer",
     "export_custom_layer",
@@ -202,6 +202,8 @@ class TestProcesses:
         # wake-ups were never late by seconds (measured worst: 0.1 s here).
         assert probe.spawned > 20 and probe.failed == 0, vars(probe)
         assert probe.worst_wake < 2.0 and probe.worst_spawn < 5.0, vars(probe)
+        print(f"probe: {probe.spawned} processes started, worst wake-up {probe.worst_wake:.3f} s "
+              f"late, worst start {probe.worst_spawn:.3f} s")  # fmt: skip
 
     def test_processes_a_task_leaves_running_die_with_it(self, tmp_path, tiny_zoo):
         tags = {
@@ -231,26 +233,45 @@ class TestDisks:
         assert [r.outputs["extra"]["found"] for r in leftovers] == [[], []]
 
 
-class TestReplies:
-    NAMES = [n for n in CASES if list(CASES).index(n) >= list(CASES).index("huge_reply")]
-
-    @pytest.mark.parametrize("half", [0, 1])
-    def test_bad_replies_fail_their_task_alone(self, tmp_path, tiny_zoo, half):
-        names = self.NAMES[half::2]
-        tasks = _run(tmp_path, names, extra=[REPO / "submissions" / "null"])
-        for name in names:
-            _check(tasks, name)
-        assert all(tasks[("null", m)].status == "ok" for m in (A, B))
+#: The reply cases, in two halves run side by side.
+REPLIES = [n for n in CASES if list(CASES).index(n) >= list(CASES).index("huge_reply")]
 
 
-class TestExports:
-    @pytest.mark.parametrize("name", EXPORTS)
+def _replies(tmp_path, names):
+    tasks = _run(tmp_path, names, extra=[REPO / "submissions" / "null"])
+    for name in names:
+        _check(tasks, name)
+    assert all(tasks[("null", m)].status == "ok" for m in (A, B))
+
+
+class TestRepliesFirstHalf:
+    def test_bad_replies_fail_their_task_alone(self, tmp_path, tiny_zoo):
+        _replies(tmp_path, REPLIES[0::2])
+
+
+class TestRepliesSecondHalf:
+    def test_bad_replies_fail_their_task_alone(self, tmp_path, tiny_zoo):
+        _replies(tmp_path, REPLIES[1::2])
+
+
+def _refused_export(tmp_path, zoo, name):
+    from harness.errors import HarnessError
+    from harness.goodnet import export_goodnet
+
+    out = tmp_path / "goodnet.h5"
+    with pytest.raises(HarnessError, match="cannot use the exported model") as caught:
+        export_goodnet(materialize(name, tmp_path), zoo[0], out, backend="bwrap")
+    assert "\n" not in caught.value.line()
+    assert not out.exists()
+
+
+class TestExportedCode:
+    @pytest.mark.parametrize("name", EXPORTS[:2])
     def test_an_unusable_export_is_refused_in_its_own_sandbox(self, tmp_path, tiny_zoo, name):
-        from harness.errors import HarnessError
-        from harness.goodnet import export_goodnet
+        _refused_export(tmp_path, tiny_zoo, name)
 
-        out = tmp_path / "goodnet.h5"
-        with pytest.raises(HarnessError, match="cannot use the exported model") as caught:
-            export_goodnet(materialize(name, tmp_path), tiny_zoo[0], out, backend="bwrap")
-        assert "\n" not in caught.value.line()
-        assert not out.exists()
+
+class TestExportedFiles:
+    @pytest.mark.parametrize("name", EXPORTS[2:])
+    def test_an_unusable_export_is_refused_in_its_own_sandbox(self, tmp_path, tiny_zoo, name):
+        _refused_export(tmp_path, tiny_zoo, name)
