@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import json
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -24,6 +25,9 @@ from typing import Any
 
 from harness import __version__
 from harness.store_recover import damaged, is_damage
+
+#: Free space under which a store's "disk I/O error" is taken for a full disk.
+LOW_SPACE_BYTES = 1 << 20
 
 #: The form rows are written in (see the module docstring).
 SCHEMA_VERSION = 2
@@ -192,10 +196,19 @@ class ResultsStore:
 
     def _full(self, exc: sqlite3.Error) -> Exception:
         """A full disk as the OSError it is (with the store's path); other errors as they
-        are."""
-        if "full" not in str(exc):
+        are. SQLite says "database or disk is full" when a write finds no room, but only
+        "disk I/O error" when it cannot create its shared-memory file: then the free space
+        left on the store's disk tells."""
+        text = str(exc)
+        if "full" not in text and not ("I/O error" in text and self._disk_nearly_full()):
             return exc
-        return OSError(errno.ENOSPC, f"{exc}: no space left", str(self.path))
+        return OSError(errno.ENOSPC, f"{text}: no space left", str(self.path))
+
+    def _disk_nearly_full(self) -> bool:
+        try:
+            return shutil.disk_usage(self.path.parent).free < LOW_SPACE_BYTES
+        except OSError:
+            return False
 
     def ensure_run(
         self, run_id: str, profile: str, zoo_hash: str, command: str | None = None

@@ -127,6 +127,8 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 #: on 2 cores), longest first. pytest-xdist's loadscope hands out modules in collection
 #: order; starting the long ones first keeps a long module from running alone at the end.
 LONGEST_MODULES = (
+    "test_faults.py",
+    "test_hostile.py",
     "test_dask.py",
     "test_grade_batch.py",
     "test_cli.py",

@@ -39,10 +39,10 @@ def _env(home: Path) -> dict[str, str]:
     return {**os.environ, "HARNESS_HOME": str(home), "HARNESS_PROGRESS": "0"}
 
 
-def _cmd(db: Path, workers: int = 1, profile: str = "tiny") -> list[str]:
+def _cmd(db: Path, workers: int = 1, profile: str = "tiny", tracks: str = TRACKS) -> list[str]:
     return [
         sys.executable, "-m", "harness.cli", "run", str(REPO / "submissions" / "null"),
-        "--profile", profile, "--tracks", TRACKS, "--backend", "bwrap", "--db", str(db),
+        "--profile", profile, "--tracks", tracks, "--backend", "bwrap", "--db", str(db),
         "--workers", str(workers),
     ]  # fmt: skip
 
@@ -211,9 +211,11 @@ class TestWorkerAndDisk:
     def test_a_full_disk_under_the_store_stops_with_one_line_and_loses_nothing(
         self, tmp_path, harness_home, reference
     ):
-        """The store lives on a 4 MiB tmpfs (mounted by bubblewrap) filled to its last 40 KiB:
-        the run stops at the first task it cannot store, with one line; after space is freed,
-        the same command finishes the run."""
+        """The store lives on a 4 MiB tmpfs (mounted by bubblewrap). A first run stores the
+        detect tasks; then, while another process reads the store (so its write-ahead log
+        stays in place), the disk is filled to its last byte, and the run of both tracks
+        stops at the first write it cannot make, with one line; after space is freed, the
+        same command finishes the run."""
         ref, *_ = reference
         full, keep = tmp_path / "full", tmp_path / "keep"
         full.mkdir()
@@ -221,21 +223,31 @@ class TestWorkerAndDisk:
         db = full / "results.sqlite"
         run = " ".join(_cmd(db))
         script = f"""
-    set -u
-    {sys.executable} -c "
-    import os
-    with open('{full}/filler', 'wb') as fh:
-        try:
-            while True: fh.write(bytes(4096)); fh.flush()
-        except OSError: pass
-    os.truncate('{full}/filler', os.path.getsize('{full}/filler') - 40960)
-    "
-    {run} > {keep}/first.out 2> {keep}/first.err; echo $? > {keep}/first.rc
-    {sys.executable} -c "from harness.store_recover import check; print(check('{db}'))" > {keep}/check
-    rm {full}/filler
-    {run} > {keep}/second.out 2> {keep}/second.err; echo $? > {keep}/second.rc
-    cp {db} {keep}/final.sqlite
-    """
+set -u
+{" ".join(_cmd(db, tracks="detect"))} > {keep}/zero.out 2> {keep}/zero.err; echo $? > {keep}/zero.rc
+{sys.executable} -c "
+import sqlite3, time
+sqlite3.connect('{db}').execute('SELECT COUNT(*) FROM tasks').fetchall()
+time.sleep(600)
+" &
+reader=$!
+sleep 2
+{sys.executable} -c "
+with open('{full}/filler', 'wb') as fh:
+    try:
+        while True: fh.write(bytes(4096)); fh.flush()
+    except OSError: pass
+    try:
+        while True: fh.write(bytes(1)); fh.flush()
+    except OSError: pass
+"
+{run} > {keep}/first.out 2> {keep}/first.err; echo $? > {keep}/first.rc
+kill $reader
+rm {full}/filler
+{sys.executable} -c "from harness.store_recover import check; print(check('{db}'))" > {keep}/check
+{run} > {keep}/second.out 2> {keep}/second.err; echo $? > {keep}/second.rc
+cp {db} {keep}/final.sqlite
+"""
         user = [] if os.geteuid() == 0 else ["--unshare-user", "--uid", str(os.geteuid())]
         proc = subprocess.run(
             ["bwrap", "--dev-bind", "/", "/", *user, "--size", str(4 << 20), "--tmpfs", str(full),
@@ -243,10 +255,11 @@ class TestWorkerAndDisk:
             env=_env(harness_home), capture_output=True, text=True, timeout=900,
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-3000:]
+        assert (keep / "zero.rc").read_text().strip() == "0", (keep / "zero.err").read_text()
         first = subprocess.CompletedProcess([], int((keep / "first.rc").read_text()), "",
                                             (keep / "first.err").read_text())  # fmt: skip
         _one_line_error(first, str(db), "no space left", "run the same command again")
-        assert (keep / "check").read_text().strip() == "[]"  # the full disk left it sound
+        assert (keep / "check").read_text().strip() == "[]"  # the store came out sound
         assert (keep / "second.rc").read_text().strip() == "0", (keep / "second.err").read_text()
         _assert_same_as(ref, keep / "final.sqlite")
 
