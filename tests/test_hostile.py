@@ -47,7 +47,7 @@ class Expect:
 CASES: dict[str, Expect] = {
     # processes
     "fork_bomb": Expect(
-        error="wall-clock limit of 12 s",
+        error="wall-clock limit of 10 s",
         stderr="fork refused: Resource temporarily",
         models=(A, B),
         status_b="ok",
