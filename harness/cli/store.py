@@ -42,9 +42,13 @@ def store_recover(db: DbOpt = None) -> None:
     """Copy every readable row of a damaged store into a fresh one at the same path (the
     damaged file is kept beside it as NAME.damaged-TIME); rerunning your commands then
     redoes only the tasks that were lost."""
-    from harness.store_recover import recover
+    from harness.store_recover import check, recover
 
-    report = recover(_path(db))
+    path = _path(db)
+    if path.is_file() and not check(path):
+        out.print(f"{path}: sound, nothing to recover", highlight=False)
+        return
+    report = recover(path)
     counts = ", ".join(f"{n} {table}" for table, n in report.rows.items()) or "nothing"
     out.print(f"recovered {counts}; the damaged file is {report.kept}", highlight=False)
     if report.lost_ranges:
