@@ -212,3 +212,56 @@ def test_a_run_keeps_each_command_once_and_its_reproduction_figures(store):
     assert figures["f1"]["measured"] == "91 %" and figures["f1"]["holds"] is False
     assert figures["f2"]["holds"] is None and figures["f2"]["command"] == "harness reproduce"
     assert store.figures("other") == []
+
+
+def _many_tasks(path, n):
+    s = ResultsStore(path)
+    s.ensure_run("r1", "tiny", "zoohash1")
+    for i in range(n):
+        s.write_task(record(model_id=f"m{i:04d}", stderr_tail="x" * 500))
+    s.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    s.close()
+
+
+def test_a_damaged_store_refuses_to_open_and_recovery_keeps_what_is_readable(tmp_path):
+    from harness.store_recover import StoreDamaged, check, recover
+
+    path = tmp_path / "results.sqlite"
+    _many_tasks(path, 400)
+    data = bytearray(path.read_bytes())
+    page = 4096
+    data[len(data) // 2 : len(data) // 2 + 2 * page] = b"\xa5" * (2 * page)  # two pages
+    path.write_bytes(bytes(data))
+    assert check(path)
+    with pytest.raises(StoreDamaged, match="harness store recover"):
+        ResultsStore(path)
+    report = recover(path)
+    assert report.kept.is_file() and report.kept.name.startswith("results.sqlite.damaged-")
+    assert report.rows["runs"] == 1 and 300 < report.rows["tasks"] < 400, report
+    assert report.lost_ranges >= 1
+    fresh = ResultsStore(path)  # sound again; what was lost is simply not done
+    assert len(fresh.tasks("r1")) == report.rows["tasks"]
+    assert fresh.tasks("r1")[0].outputs == record().outputs
+
+
+def test_only_a_damaged_file_counts_as_damage():
+    from harness.store_recover import is_damage
+
+    assert is_damage(sqlite3.DatabaseError("database disk image is malformed"))
+    for other in (sqlite3.OperationalError("database is locked"), sqlite3.IntegrityError("x")):
+        assert not is_damage(other)
+
+
+def test_a_full_disk_is_said_as_one(tmp_path):
+    """SQLite's "database or disk is full" becomes the OSError it is, with the path."""
+    import errno
+
+    s = ResultsStore(tmp_path / "results.sqlite")
+    s.ensure_run("r1", "tiny", "zoohash1")
+    s.conn.execute("PRAGMA max_page_count = 8")  # a store that cannot grow: SQLITE_FULL
+    with pytest.raises(OSError) as caught:
+        for i in range(200):
+            s.write_task(record(model_id=f"m{i}", stderr_tail="x" * 2000))
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(s.path)
+    assert "no space left" in caught.value.strerror
+    s.write_task(record(model_id="small"))  # the store itself is untouched and usable
