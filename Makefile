@@ -75,6 +75,7 @@ bench: setup
 	$(HARNESS) zoo build --profile default
 	$(HARNESS) zoo build --profile demo
 	$(PY) bench/sandbox_overhead.py
+	$(PY) bench/predict_throughput.py --profile default
 	$(PY) bench/build.py --profile default
 	$(PY) bench/scaling.py --profile default
 	$(PY) bench/scaling.py --profile demo --counts 4,8 --submission neural-cleanse

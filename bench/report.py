@@ -53,6 +53,19 @@ SECTIONS = {
         "otherwise) on the same `demo` MNIST patch BadNet and clean model, with the same "
         "clean split: time to a verdict, the labels each flags, and whether that is right.",
     ),
+    "predict_throughput": (
+        "Predictions inside the sandbox",
+        "`bench/predict_throughput.py`: the same model (the first MNIST model of `default`), "
+        "the same 20,000 inputs (its clean split, tiled), the same batches of 256 and the "
+        "same timing code (`bench/throughput_probe/`) in this process with TensorFlow on one "
+        "thread, and inside a sandbox worker (bwrap, whose cgroup holds it to one core, and "
+        "unisolated); interleaved, best of three passes each. Target: sandboxed / bare "
+        ">= 0.95.",
+    ),
+    "many_classes": (
+        "Many classes: the contest's 1283 identities",
+        "`make test-slow` runs every reference submission on the two `faces-1283` DeepID nets (a clean one and the sunglasses BadNet, 1283 SynthFaces identities, the contest's clean split of 9 images per identity: 11,547 images), on this 2-core machine, 2 Dask workers, every task in bwrap. Seconds per task (clean / sunglasses), each against the submission's own budget; all 28 tasks answered (24 min 44 s in all):",
+    ),
     "sandbox_overhead": (
         "The sandbox",
         "`bench/sandbox_overhead.py`: a sandbox worker's start (a TensorFlow import) and the "
