@@ -23,7 +23,8 @@ class SandboxLimits:
     max_output_bytes: int = 8 << 20  # stdout + stderr of the worker
     max_scratch_bytes: int = 4 * GIB  # size of the writable scratch dir
     threads: int = 1  # TensorFlow intra/inter-op threads; also the worker's CPU quota
-    #: processes and threads of the worker's whole tree (TensorFlow alone runs about 40)
+    #: processes and threads of the worker's whole tree (a worker on one TensorFlow thread
+    #: runs 8: bwrap, its pid 1 and 6 threads of Python and TensorFlow)
     max_processes: int = 256
 
     def capped(self, wall_seconds: float | None, memory_gb: float | None) -> SandboxLimits:
