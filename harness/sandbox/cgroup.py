@@ -90,11 +90,17 @@ class WorkerGroup:
         self.folders = folders
         self.limits = limits
 
-    def join(self) -> None:
-        """Move the calling process into the group (runs in the child before exec)."""
+    def join(self) -> bool:
+        """Move the calling process into the group (runs in the child before exec); False
+        where the kernel refuses (cgroup v2 also wants write access to the common ancestor
+        of the two groups), and the caller falls back to RLIMIT_NPROC."""
         pid = str(os.getpid())
-        for folder in self.folders:
-            (folder / "cgroup.procs").write_text(pid)
+        try:
+            for folder in self.folders:
+                (folder / "cgroup.procs").write_text(pid)
+        except OSError:
+            return False
+        return True
 
     def pids(self) -> set[int]:
         found: set[int] = set()

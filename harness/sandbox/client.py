@@ -136,7 +136,7 @@ class SandboxWorker:
         self.monitor = OutputMonitor()
         self.replies = queue.Queue()
         self.group = cgroup.create(self.limits.max_processes, self.limits.threads)
-        nproc = None if self.group else nproc_fallback(self.limits.max_processes)
+        nproc = nproc_fallback(self.limits.max_processes)  # should the group refuse the worker
         try:
             self.proc = subprocess.Popen(
                 argv,
@@ -171,9 +171,8 @@ class SandboxWorker:
         group, limits = self.group, self.limits
 
         def preexec() -> None:  # between fork and exec, in the child
-            apply_rlimits(limits, nproc)
-            if group is not None:
-                group.join()
+            joined = group is not None and group.join()
+            apply_rlimits(limits, None if joined else nproc)
 
         return preexec
 
@@ -209,15 +208,6 @@ class SandboxWorker:
         /tmp where /tmp is the sandbox's own (never the host's, under `process`)."""
         own_tmp = ["/tmp"] if self.backend == "bwrap" else []
         return [self.inner["scratch"], *own_tmp]
-
-    @property
-    def process_limit(self) -> str:
-        """How this worker's process count is capped, in words (for the records)."""
-        if self.group is not None:
-            return f"cgroup pids.max={self.limits.max_processes}"
-        if os.geteuid() != 0:
-            return f"RLIMIT_NPROC (+{self.limits.max_processes})"
-        return "none (root without a writable pids cgroup)"
 
     @property
     def alive(self) -> bool:

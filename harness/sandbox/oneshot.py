@@ -52,12 +52,11 @@ def run_once(
             a.replace("/inbox", inner["inbox"]).replace("/scratch", inner["scratch"]) for a in argv
         ]
     group = cgroup.create(limits.max_processes, limits.threads)
-    nproc = None if group else nproc_fallback(limits.max_processes)
+    nproc = nproc_fallback(limits.max_processes)
 
     def preexec() -> None:
-        apply_rlimits(limits, nproc)
-        if group is not None:
-            group.join()
+        joined = group is not None and group.join()
+        apply_rlimits(limits, None if joined else nproc)
 
     # Its output goes to files outside the folders it can see.
     with tempfile.TemporaryDirectory(prefix="harness-oneshot-") as logs:
