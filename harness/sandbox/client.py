@@ -15,6 +15,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,20 @@ def _pss_bytes(pid: int) -> int:
     return 0
 
 
+def confine(limits: SandboxLimits) -> tuple[cgroup.WorkerGroup | None, Callable[[], None]]:
+    """A fresh cgroup for a sandboxed process (None where none can be made) and the
+    function its child runs between fork and exec: join the group, set the rlimits, and
+    RLIMIT_NPROC where the group is missing or refuses it."""
+    group = cgroup.create(limits.max_processes, limits.threads)
+    nproc = nproc_fallback(limits.max_processes)
+
+    def preexec() -> None:
+        joined = group is not None and group.join()
+        apply_rlimits(limits, None if joined else nproc)
+
+    return group, preexec
+
+
 def dir_bytes(path: Path) -> int:
     total = 0
     for base, _, files in os.walk(path):
@@ -135,8 +150,7 @@ class SandboxWorker:
             argv, self.inner, env = process_command(self.dirs, self.limits.threads)
         self.monitor = OutputMonitor()
         self.replies = queue.Queue()
-        self.group = cgroup.create(self.limits.max_processes, self.limits.threads)
-        nproc = nproc_fallback(self.limits.max_processes)  # should the group refuse the worker
+        self.group, preexec = confine(self.limits)
         try:
             self.proc = subprocess.Popen(
                 argv,
@@ -146,7 +160,7 @@ class SandboxWorker:
                 env=env if env is not None else {},
                 cwd=self.dirs.scratch,
                 start_new_session=True,
-                preexec_fn=self._preexec(nproc),
+                preexec_fn=preexec,
             )
         except (OSError, subprocess.SubprocessError) as exc:
             self._drop_group()
@@ -166,15 +180,6 @@ class SandboxWorker:
         self.core = frozenset(self._tree())
         self.info = reply
         return reply
-
-    def _preexec(self, nproc: int | None) -> Any:
-        group, limits = self.group, self.limits
-
-        def preexec() -> None:  # between fork and exec, in the child
-            joined = group is not None and group.join()
-            apply_rlimits(limits, None if joined else nproc)
-
-        return preexec
 
     def _tree(self) -> set[int]:
         """Every process of the worker: its descendants, and its cgroup's members (which

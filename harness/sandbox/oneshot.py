@@ -16,10 +16,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.sandbox import cgroup
 from harness.sandbox.backends import WorkerDirs, bwrap_command, process_command, resolve_backend
-from harness.sandbox.client import POLL_SECONDS, tree_memory_bytes
-from harness.sandbox.limits import SandboxLimits, apply_rlimits, nproc_fallback
+from harness.sandbox.client import POLL_SECONDS, confine, tree_memory_bytes
+from harness.sandbox.limits import SandboxLimits
 
 OUTPUT_BYTES = 1 << 20
 
@@ -51,13 +50,7 @@ def run_once(
         argv = [
             a.replace("/inbox", inner["inbox"]).replace("/scratch", inner["scratch"]) for a in argv
         ]
-    group = cgroup.create(limits.max_processes, limits.threads)
-    nproc = nproc_fallback(limits.max_processes)
-
-    def preexec() -> None:
-        joined = group is not None and group.join()
-        apply_rlimits(limits, None if joined else nproc)
-
+    group, preexec = confine(limits)
     # Its output goes to files outside the folders it can see.
     with tempfile.TemporaryDirectory(prefix="harness-oneshot-") as logs:
         out, err = Path(logs) / "stdout", Path(logs) / "stderr"

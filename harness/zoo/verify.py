@@ -5,13 +5,15 @@ with a CRC-32) and JSON records, so a file cut short or overwritten is found by 
 once: the zip's directory and every member's checksum, every JSON parsed. A run checks its
 models before the first task (:func:`require_sound`), so a damaged model stops it with one
 line instead of failing every submission's task on it as if the submission were at fault;
-`harness zoo verify` lists the damaged models of a profile and ``--repair`` removes them,
-so that `harness zoo build` trains them again.
+the fingerprint of each model found whole is kept in ``zoo/verified.json``, so a model is
+read again only when its files change. `harness zoo verify` lists the damaged models of a
+profile and ``--repair`` removes them, so that `harness zoo build` trains them again.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import zipfile
 import zlib
@@ -30,8 +32,6 @@ REQUIRED = (
     "private/poisoned_test.npz",
 )
 OPTIONAL = ("private/triggers.npz", "private/bundle.json")
-
-_SOUND: set[tuple[str, int, int]] = set()
 
 
 def problems(root: Path) -> list[str]:
@@ -61,21 +61,33 @@ def _file_problem(path: Path) -> str | None:
         return f"unreadable ({exc})"[:200]
 
 
-def _fingerprint(model: ZooModel) -> tuple[str, int, int]:
+def _fingerprint(model: ZooModel) -> list[int]:
+    """The files' total size and latest change time (ctime: no write leaves it as it was,
+    and no `touch` can set it back)."""
     stats = [(model.root / rel).stat() for rel in REQUIRED if (model.root / rel).is_file()]
-    return (
-        str(model.root),
-        sum(s.st_size for s in stats),
-        max((s.st_mtime_ns for s in stats), default=0),
-    )
+    return [sum(s.st_size for s in stats), max((s.st_ctime_ns for s in stats), default=0)]
+
+
+def _checked_file(models: list[ZooModel]) -> Path:
+    """Where the fingerprints of models found whole are kept: beside the zoo's objects, so
+    that a run checks a model's files once, not on every start (4.5 s for `default`)."""
+    return models[0].root.parent.parent / "verified.json"
 
 
 def require_sound(models: list[ZooModel], profile: str) -> None:
-    """Stop with one line at the first damaged model (each model checked once per process
-    while its files stay unchanged)."""
+    """Stop with one line at the first damaged model. A model is read only when its files
+    changed since it was last found whole."""
+    if not models:
+        return
+    record = _checked_file(models)
+    try:
+        checked = json.loads(record.read_text())
+    except (OSError, ValueError):
+        checked = {}
+    before = dict(checked)
     for model in models:
         key = _fingerprint(model)
-        if key in _SOUND:
+        if checked.get(model.hash) == key:
             continue
         found = problems(model.root)
         if found:
@@ -86,7 +98,14 @@ def require_sound(models: list[ZooModel], profile: str) -> None:
                 f"models, then `harness zoo build --profile {profile}` builds them again "
                 "(an imported model: import it again)",
             )
-        _SOUND.add(key)
+        checked[model.hash] = key
+    if checked != before:
+        tmp = record.with_suffix(f".{os.getpid()}.tmp")
+        try:
+            tmp.write_text(json.dumps(checked))
+            tmp.replace(record)
+        except OSError:
+            pass  # a read-only zoo: the models are checked again next time
 
 
 def remove(model: ZooModel) -> None:
