@@ -47,6 +47,8 @@ class ModelJob:
     folder_hash: str
     #: "model" / "submission" packed, for a worker that has not got them on its disk
     files: dict[str, bytes] = field(default_factory=dict)
+    #: the replicate (``harness run --seeds K``): 0 .. K-1
+    seed: int = 0
 
     @property
     def wall_seconds(self) -> float:
@@ -88,7 +90,7 @@ def run_job(job: ModelJob) -> JobResult:
     assert model is not None and spec is not None
     runner = _runner(spec, job.limits, job.backend)
     runner.options = job.options
-    tasks = [(name, runner.run(job.run_id, model, by_name(name))) for name in job.tracks]
+    tasks = [(name, runner.run(job.run_id, model, by_name(name), job.seed)) for name in job.tracks]
     return JobResult(tasks, runner.isolation)
 
 

@@ -69,9 +69,10 @@ def run_submissions(
     fuzz_budget: int = DEFAULT_FUZZ_BUDGET,
     executor: Executor | None = None,
     command: str | None = None,
+    seeds: int = 1,
 ) -> RunSummary:
-    """Execute every missing (submission, model, track) task and store it; ``command``
-    (what the user typed) is kept with the run for its reports."""
+    """Execute every missing (submission, model, track, seed) task and store it;
+    ``command`` (what the user typed) is kept with the run for its reports."""
     plans = [Plan(spec, tracks, model_ids) for spec in specs]
     return run_plans(
         plans,
@@ -85,6 +86,7 @@ def run_submissions(
         fuzz_budget=fuzz_budget,
         executor=executor,
         command=command,
+        seeds=seeds,
     )
 
 
@@ -101,10 +103,11 @@ def run_plans(
     fuzz_budget: int = DEFAULT_FUZZ_BUDGET,
     executor: Executor | None = None,
     command: str | None = None,
+    seeds: int = 1,
 ) -> RunSummary:
-    """Every missing task of ``plans``, as jobs of one submission on one model, on
-    ``executor`` (default: in this process); each task is stored as soon as its job is
-    back, by this process alone."""
+    """Every missing task of ``plans`` under replicates 0 .. ``seeds``-1, as jobs of one
+    submission on one model, on ``executor`` (default: in this process); each task is
+    stored as soon as its job is back, by this process alone."""
     backend = resolve_backend(backend)  # fail fast on a backend that cannot run here
     zoo = zoo or ZooStore()
     models = zoo.models(profile)
@@ -112,7 +115,7 @@ def run_plans(
     zoo.migrate_stale(models)  # a cache from before format 2 leaks its build time
     results.ensure_run(run_id, profile, zoo.zoo_hash(profile), command)
     summary = RunSummary(run_id)
-    jobs = plan_jobs(plans, models, run_id, results, summary, backend, limits, fuzz_budget)
+    jobs = plan_jobs(plans, models, run_id, results, summary, backend, limits, fuzz_budget, seeds)
     require_sound(list({j.model.id: j.model for j in jobs}.values()), profile)
     if progress:
         progress.planned(sum(len(j.tracks) for j in jobs), summary.skipped)
@@ -133,25 +136,42 @@ def plan_jobs(
     backend: str,
     limits: SandboxLimits | None,
     fuzz_budget: int,
+    seeds: int = 1,
 ) -> list[ModelJob]:
-    """The jobs still to do, submission by submission, each submission's models in the
+    """The jobs still to do: replicate by replicate (a run stopped half-way has whole
+    replicates first), then submission by submission, each submission's models in the
     run's serving order; counts the tasks already stored in ``summary.skipped``."""
     jobs = []
     limits = limits or SandboxLimits()
     options = RunOptions(fuzz_budget=fuzz_budget)
-    for plan in plans:
-        spec, kinds = plan.spec, tasks_for(plan.spec.tracks, plan.tracks)
-        folder = content_hash(spec.path)
-        chosen = [m for m in models if plan.model_ids is None or m.id in set(plan.model_ids)]
-        for m in serving_order(run_id, chosen):
-            todo = tuple(
-                k.name
-                for k in kinds
-                if not results.done(run_id, spec.name, spec.content_hash, m.id, m.hash, k.name)
-            )
-            summary.skipped += len(kinds) - len(todo)
-            if todo:
-                jobs.append(ModelJob(run_id, spec, m, todo, options, limits, backend, folder))
+    folders = {id(plan): content_hash(plan.spec.path) for plan in plans}
+    for seed in range(seeds):
+        for plan in plans:
+            spec, kinds = plan.spec, tasks_for(plan.spec.tracks, plan.tracks)
+            chosen = [m for m in models if plan.model_ids is None or m.id in set(plan.model_ids)]
+            for m in serving_order(run_id, chosen):
+                todo = tuple(
+                    k.name
+                    for k in kinds
+                    if not results.done(
+                        run_id, spec.name, spec.content_hash, m.id, m.hash, k.name, seed
+                    )
+                )
+                summary.skipped += len(kinds) - len(todo)
+                if todo:
+                    jobs.append(
+                        ModelJob(
+                            run_id,
+                            spec,
+                            m,
+                            todo,
+                            options,
+                            limits,
+                            backend,
+                            folders[id(plan)],
+                            seed=seed,
+                        )
+                    )
     return jobs
 
 
@@ -190,12 +210,14 @@ def execute(
                         res.isolation,
                         model_facts(job.model),
                         budget=job.wall_seconds,
+                        seed=job.seed,
                     )
                 )
                 summary.done += 1
                 summary.failed += task.status != "ok"
                 if progress:
-                    progress.task_done(job.spec.name, job.model.id, name, task)
+                    label = job.model.id + (f" (seed {job.seed})" if job.seed else "")
+                    progress.task_done(job.spec.name, label, name, task)
         pending = again
 
 

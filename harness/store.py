@@ -1,8 +1,10 @@
 """The results store: SQLite in WAL mode; one row per task, each written once, atomically.
 
-A task is (run, submission, model, track). It counts as done when a row exists for the
-same submission content hash and model content hash, so `harness run` resumes after any
-interruption and reruns only what changed.
+A task is (run, submission, model, track, seed). It counts as done when a row exists for
+the same submission content hash and model content hash, so `harness run` resumes after
+any interruption and reruns only what changed. ``seed`` is the task's replicate: 0 for
+every run, 1 .. K-1 for the extra seeds of ``harness run --seeds K`` (each replicate draws
+its own task seed, so a defense's randomness is measured, not hidden).
 
 Each row carries the facts about its model that the views need (``ModelFacts``: backdoored
 or not, its role, data set, attack, targets) in columns of their own, and the track's
@@ -65,7 +67,9 @@ CREATE TABLE IF NOT EXISTS tasks (
     attack TEXT,
     targets TEXT NOT NULL DEFAULT '[]',
     schema_version INTEGER NOT NULL DEFAULT 1,
-    PRIMARY KEY (run_id, submission, model_id, track)
+    budget REAL,
+    seed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, submission, model_id, track, seed)
 );
 CREATE TABLE IF NOT EXISTS figures (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
@@ -99,7 +103,7 @@ _ADDED = {
 _COLUMNS = (
     "run_id, submission, submission_hash, oracle, model_id, model_hash, track, status, "
     "outputs, scores, error, stderr_tail, seconds, isolation, harness_version, finished, "
-    "poisoned, role, dataset, attack, targets, schema_version, budget"
+    "poisoned, role, dataset, attack, targets, schema_version, budget, seed"
 )
 
 
@@ -133,6 +137,7 @@ class TaskRecord:
     facts: ModelFacts = field(default_factory=ModelFacts)
     schema_version: int = SCHEMA_VERSION
     budget: float | None = None  # the task's wall-clock limit in seconds, when recorded
+    seed: int = 0  # the replicate (``harness run --seeds K``: 0 .. K-1)
 
 
 def _facts_of_version_1(scores: dict[str, Any]) -> tuple[ModelFacts, dict[str, Any]]:
@@ -153,6 +158,7 @@ class ResultsStore:
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.executescript(SCHEMA)
             self._add_columns()
+            self._add_seed_key()
             problems = self.conn.execute("PRAGMA quick_check").fetchall()
         except sqlite3.DatabaseError as exc:
             self.conn.close()
@@ -173,6 +179,22 @@ class ResultsStore:
             with self._tx() as c:
                 for table, name, kind in missing:
                     c.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+
+    def _add_seed_key(self) -> None:
+        """A store written before seeds were a dimension keys its tasks without one: copy
+        them into a table keyed by seed too, each as replicate 0 (SQLite cannot change a
+        table's primary key in place). One transaction: the old table or the new, whole."""
+        have = {row[1] for row in self.conn.execute("PRAGMA table_info(tasks)")}
+        if "seed" in have:
+            return
+        create = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS tasks") :]
+        create = create[: create.index(");") + 2]
+        old = _COLUMNS.removesuffix(", seed")
+        with self._tx() as c:
+            c.execute("ALTER TABLE tasks RENAME TO tasks_before_seeds")
+            c.execute(create)
+            c.execute(f"INSERT INTO tasks ({old}, seed) SELECT {old}, 0 FROM tasks_before_seeds")
+            c.execute("DROP TABLE tasks_before_seeds")
 
     def close(self) -> None:
         self.conn.close()
@@ -274,11 +296,12 @@ class ResultsStore:
         model_id: str,
         model_hash: str,
         track: str,
+        seed: int = 0,
     ) -> bool:
         row = self.conn.execute(
             "SELECT 1 FROM tasks WHERE run_id=? AND submission=? AND submission_hash=? AND "
-            "model_id=? AND model_hash=? AND track=?",
-            (run_id, submission, submission_hash, model_id, model_hash, track),
+            "model_id=? AND model_hash=? AND track=? AND seed=?",
+            (run_id, submission, submission_hash, model_id, model_hash, track, seed),
         ).fetchone()
         return row is not None
 
@@ -286,7 +309,7 @@ class ResultsStore:
         """Insert or replace one task in a single transaction."""
         with self._tx() as c:
             c.execute(
-                f"INSERT OR REPLACE INTO tasks ({_COLUMNS}) VALUES ({', '.join('?' * 23)})",
+                f"INSERT OR REPLACE INTO tasks ({_COLUMNS}) VALUES ({', '.join('?' * 24)})",
                 (
                     rec.run_id,
                     rec.submission,
@@ -311,6 +334,7 @@ class ResultsStore:
                     json.dumps(list(rec.facts.targets)),
                     SCHEMA_VERSION,
                     rec.budget,
+                    rec.seed,
                 ),
             )
             c.execute("UPDATE runs SET updated=? WHERE run_id=?", (time.time(), rec.run_id))
@@ -328,13 +352,14 @@ class ResultsStore:
         runs = self.runs()
         return runs[0]["run_id"] if runs else None
 
-    def tasks(self, run_id: str) -> list[TaskRecord]:
+    def tasks(self, run_id: str, seed: int | None = None) -> list[TaskRecord]:
+        """A run's tasks: every replicate, or only seed ``seed``."""
         rows = self.conn.execute(
             "SELECT run_id, submission, submission_hash, oracle, model_id, model_hash, track, "
             "status, outputs, scores, error, stderr_tail, seconds, isolation, poisoned, role, "
-            "dataset, attack, targets, schema_version, budget FROM tasks "
-            "WHERE run_id=? ORDER BY submission, track, model_id",
-            (run_id,),
+            "dataset, attack, targets, schema_version, budget, seed FROM tasks "
+            "WHERE run_id=? AND (? IS NULL OR seed=?) ORDER BY submission, track, model_id, seed",
+            (run_id, seed, seed),
         ).fetchall()
         return [_record(row) for row in rows]
 
@@ -364,4 +389,5 @@ def _record(r: tuple[Any, ...]) -> TaskRecord:
         facts,
         version,
         r[20],
+        int(r[21]),
     )

@@ -56,12 +56,17 @@ def _differences(a: TaskRecord, b: TaskRecord, tolerance: float) -> list[str]:
     return out
 
 
+def _key(r: TaskRecord) -> tuple[str, str, str]:
+    """A task's key: its model carries the seed for replicates past the first."""
+    return (r.submission, r.model_id + (f" (seed {r.seed})" if r.seed else ""), r.track)
+
+
 def diff_runs(
     a: list[TaskRecord], b: list[TaskRecord], tolerance: float = 0.0
 ) -> dict[Key, list[str]]:
     """Every task whose record differs between ``a`` and ``b`` (or is in one only)."""
-    left = {(r.submission, r.model_id, r.track): r for r in a}
-    right = {(r.submission, r.model_id, r.track): r for r in b}
+    left = {_key(r): r for r in a}
+    right = {_key(r): r for r in b}
     out: dict[Key, list[str]] = {}
     for key in sorted(set(left) | set(right)):
         if key not in right:

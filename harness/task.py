@@ -49,6 +49,14 @@ def task_seed(run_id: str, model_id: str) -> int:
     return int(hashlib.sha256(f"seed/{run_id}/{model_id}".encode()).hexdigest()[:8], 16) % 2**31
 
 
+def replicate_key(run_id: str, seed: int) -> str:
+    """What a task's randomness is drawn from: the run id for replicate 0 (so a run of one
+    seed is what it always was), the run id and the replicate for the others. The task
+    seed, the evaluation samples a track draws and the model's anonymous id all follow it,
+    so each replicate is a fresh submission instance on a freshly named model."""
+    return run_id if seed == 0 else f"{run_id}#seed{seed}"
+
+
 class SubmissionRunner:
     """Runs one submission's tasks, restarting its worker after any crash."""
 
@@ -82,12 +90,13 @@ class SubmissionRunner:
             self.worker.stop()
             raise WorkerFailure(self.fatal, self.worker.monitor.text())
 
-    def run(self, run_id: str, model: ZooModel, kind: TrackKind) -> TaskResult:
+    def run(self, run_id: str, model: ZooModel, kind: TrackKind, seed: int = 0) -> TaskResult:
+        """One task; ``seed`` is its replicate (``replicate_key``)."""
         if self.fatal:
             return self._failed(model, kind, self.fatal, "")
         try:
             self._ensure()
-            return self._run(run_id, model, kind)
+            return self._run(replicate_key(run_id, seed), model, kind)
         except WorkerFailure as exc:
             return self._failed(model, kind, exc.reason, exc.stderr[-4000:])
 
@@ -100,7 +109,8 @@ class SubmissionRunner:
         extra: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], Path]:
         """Start the worker if needed, stage one model's bundle (and ``eval_x``), make one
-        worker call: (the worker's reply, the folder its output files are in)."""
+        worker call: (the worker's reply, the folder its output files are in). ``run_id``
+        is the replicate's key (``replicate_key``) for a replicate other than 0."""
         self._ensure()
         poisoned = oracle_sample(model) if self.spec.oracle else None
         anon = anonymous_id(run_id, model.id)

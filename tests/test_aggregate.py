@@ -166,3 +166,33 @@ def test_per_model_keeps_finite_numbers_only():
     r = rec("m1", score=0.25, poisoned=True, n=3, name="x", bad=float("inf"), none=None)
     got = per_model([r])
     assert [(s.metric, s.value, s.model) for s in got] == [("n", 3.0, "m1"), ("score", 0.25, "m1")]
+
+
+def test_seeds_are_aggregated_alone_then_averaged_with_their_spread():
+    """Each replicate gets its own AUC; the score is their mean, the spread their sample
+    SD, the CI the mean of their bounds; failures add up over the seeds."""
+    import dataclasses
+
+    def replicate(seed: int, backdoored_score: float, status: str = "ok"):
+        recs = [
+            rec("b1", score=backdoored_score, poisoned=True),
+            rec("b2", score=0.9, poisoned=True),
+            rec("c1", score=0.5, poisoned=False, status=status),
+            rec("c2", score=0.1, poisoned=False),
+        ]
+        return [dataclasses.replace(r, seed=seed) for r in recs]
+
+    one = aggregate(replicate(0, 0.8))
+    seeds = aggregate(replicate(0, 0.8) + replicate(1, 0.3, status="failed"))
+    auc = {s.metric: s for s in seeds}["auc"]
+    auc0 = {s.metric: s for s in one}["auc"]
+    assert auc0.value == 1.0 and auc0.seeds == 1 and auc0.spread is None
+    # seed 1: b1 at 0.3 ranks under c1 (0.5): 3 of 4 pairs right
+    assert auc.value == pytest.approx((1.0 + 0.75) / 2) and auc.seeds == 2
+    assert auc.spread == pytest.approx(math.sqrt(2) * 0.125)
+    assert {s.metric: s for s in seeds}["failures"].value == 1.0
+    assert "spread" in auc.as_json() and "spread" not in auc0.as_json()
+    model = {(s.model, s.metric): s for s in per_model(replicate(0, 0.8) + replicate(1, 0.3))}
+    assert model[("b1", "score")].value == pytest.approx(0.55)
+    assert model[("b1", "score")].spread == pytest.approx(math.sqrt(2) * 0.25)
+    assert model[("b2", "score")].spread == 0.0

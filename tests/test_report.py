@@ -114,6 +114,41 @@ def test_numbers_are_formatted_as_people_read_them():
     assert human("der", None) == "-" and human("auc", math.nan) == "-"
     assert human("auc", 0.7, math.nan, math.nan) == "0.700"
     assert seconds(3.21) == "3.2 s" and seconds(125) == "2 min 05 s" and seconds(None) == "-"
+    assert human("auc", 0.8, 0.6, 0.9, spread=0.0412) == "0.800 ± 0.041 [0.60, 0.90]"
+    assert human("ca", 0.9, spread=0.012) == "90.0 % ± 1.2"
+
+
+def test_a_second_seed_spreads_every_score_and_marks_ranks_it_cannot_tell_apart(store, tmp_path):
+    """A second seed of alpha and beta, the same but for beta on m-patch (0.5 -> 1.0):
+    every score becomes a mean with its spread; over all models alpha (0.778) and beta
+    (0.583 ± 0.118) stay apart, on MNIST beta (0.625 ± 0.177) and alpha (0.500) do not."""
+    import dataclasses
+
+    from harness.tracks import aggregate
+
+    for r in store.tasks("r1"):
+        if r.submission == "beta" and r.track == "detect" and r.model_id == "m-patch":
+            store.write_task(dataclasses.replace(r, seed=1, scores={"score": 1.0}))
+        elif r.submission in ("alpha", "beta"):
+            store.write_task(dataclasses.replace(r, seed=1))
+    view = load_run(store, "r1")
+    assert view.seeds == 2 and len(view.primary) < len(view.records)
+    rows = {r.submission: r for r in ranking(view.scores, DETECT)}
+    beta, alpha = rows["beta"].cells["auc"], rows["alpha"].cells["auc"]
+    assert alpha.seeds == beta.seeds == 2 and alpha.spread == 0.0
+    assert beta.value == pytest.approx(0.5833, abs=1e-3)
+    assert beta.spread == pytest.approx(0.1179, abs=1e-3)
+    assert rows["beta"].cells["failures"].value == 2  # its timeout, once per seed
+    assert (rows["alpha"].rank, rows["beta"].rank, rows["beta"].tied_with) == (1, 2, None)
+    assert rows["gamma"].rank is None and rows["gamma"].cells["auc"].seeds == 1
+    mnist = {r.submission: r for r in ranking(aggregate(view.datasets["mnist"]), DETECT)}
+    assert (mnist["beta"].rank, mnist["alpha"].rank, mnist["alpha"].tied_with) == (1, 2, 1)
+    md, csv = render_markdown(view, tmp_path, now=NOW)
+    text = md.read_text()
+    assert "± their standard deviation over the seeds" in text
+    assert "| 2 (≈ 1) | alpha" in text and "0.583 ± 0.118 [0.50, 0.75]" in text
+    assert "beta,detect,auc,0.58333" in csv.read_text()
+    assert ",2,0.11785" in csv.read_text()  # its seeds and spread columns
 
 
 def test_oracle_entries_are_listed_after_the_ranked_ones_without_a_rank(store):
@@ -146,7 +181,7 @@ def test_markdown_tables_match_the_golden_file(store, tmp_path):
         "rerun with HARNESS_UPDATE_GOLDEN=1 after a deliberate change"
     )
     header = csv.read_text().splitlines()[0]
-    assert header == "submission,track,metric,value,ci_low,ci_high,oracle,dataset"
+    assert header == "submission,track,metric,value,ci_low,ci_high,seeds,spread,oracle,dataset"
 
 
 def _version() -> str:

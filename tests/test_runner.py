@@ -9,6 +9,7 @@ from conftest import REPO
 
 from harness.api import Track
 from harness.runner import run_submissions
+from harness.scoring.aggregate import per_model
 from harness.store import ResultsStore
 from harness.submission.manifest import load_submission
 from harness.tracks import aggregate
@@ -98,3 +99,46 @@ def test_a_models_tasks_share_one_instance_and_the_next_model_gets_a_fresh_one(
     repairs = [r for r in store.tasks("tiny") if r.track == Track.REPAIR.value]
     assert sorted(r.model_id for r in repairs) == sorted(two)
     assert all(r.scores["dtr_clean"] == 1.0 for r in repairs), [r.scores for r in repairs]
+
+
+def test_seeds_run_each_task_under_its_own_seed_and_add_only_missing_replicates(
+    tmp_path, tiny_zoo, backend
+):
+    """`--seeds 2` stores two replicates of every task, each drawn from its own task seed;
+    seed 0 is what a run of one seed stores; asking for 3 later runs the third alone; the
+    aggregate is the replicates' mean with their spread. per_model_state shows each
+    replicate's detect and repair of a model still share one fresh instance."""
+    store = ResultsStore(tmp_path / "results.sqlite")
+    seeded = load_submission(REPO / "tests" / "submissions" / "seeded_score")
+    state = load_submission(REPO / "tests" / "submissions" / "per_model_state")
+    two = THREE[:2]
+    single = ResultsStore(tmp_path / "single.sqlite")
+    run_submissions([seeded], "tiny", BOTH, single, backend=backend, model_ids=two)
+    first = run_submissions(
+        [seeded, state], "tiny", BOTH, store, backend=backend, model_ids=two, seeds=2
+    )
+    assert (first.done, first.failed) == (2 * (2 + 4), 0)
+    records = store.tasks("tiny")
+    scores = {
+        (r.model_id, r.seed): r.outputs["score"] for r in records if r.submission == "seeded-score"
+    }
+    assert sorted(scores) == [(m, s) for m in sorted(two) for s in (0, 1)]
+    assert all(scores[(m, 0)] != scores[(m, 1)] for m in two)
+    assert {r.model_id: r.outputs["score"] for r in single.tasks("tiny")} == {
+        m: scores[(m, 0)] for m in two
+    }
+    repairs = [r for r in records if r.track == Track.REPAIR.value]
+    assert len(repairs) == 4 and all(r.scores["dtr_clean"] == 1.0 for r in repairs)
+    more = run_submissions([seeded], "tiny", BOTH, store, backend=backend, model_ids=two, seeds=3)
+    assert (more.done, more.skipped) == (2, 4)
+    assert sorted({r.seed for r in store.tasks("tiny", seed=2)}) == [2]
+    failures = _score(store, "seeded-score", "failures")
+    assert (failures.value, failures.seeds) == (0.0, 3)
+    (mean,) = [
+        s
+        for s in per_model(store.tasks("tiny"))
+        if (s.submission, s.metric, s.model) == ("seeded-score", "score", two[0])
+    ]
+    drawn = [r.outputs["score"] for r in store.tasks("tiny") if r.submission == "seeded-score"]
+    assert mean.seeds == 3 and mean.spread is not None and mean.spread > 0
+    assert min(drawn) <= mean.value <= max(drawn)

@@ -265,3 +265,23 @@ def test_a_full_disk_is_said_as_one(tmp_path):
     assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(s.path)
     assert "no space left" in caught.value.strerror
     s.write_task(record(model_id="small"))  # the store itself is untouched and usable
+
+
+def test_a_store_keyed_before_seeds_keeps_its_rows_as_seed_0_and_takes_other_seeds(tmp_path):
+    """Stores written before `harness run --seeds` key a task without its replicate: the
+    store rekeys them once (every row as seed 0) and then holds seed 1 of the same task."""
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(VERSION_1)
+    store = ResultsStore(path)
+    (old,) = store.tasks("old")
+    assert old.seed == 0
+    key = {f: getattr(old, f) for f in ("submission", "submission_hash", "model_id", "model_hash")}
+    assert store.done("old", **key, track=old.track)
+    assert not store.done("old", **key, track=old.track, seed=1)
+    store.write_task(dataclasses.replace(old, seed=1, scores={"ca": 0.5}))
+    assert [r.seed for r in store.tasks("old")] == [0, 1]
+    assert [r.scores["ca"] for r in store.tasks("old", seed=1)] == [0.5]
+    assert store.done("old", **key, track=old.track, seed=1)
+    store.close()
+    assert len(ResultsStore(path).tasks("old")) == 2  # reopening rekeys nothing again

@@ -31,6 +31,9 @@ from harness.cli.common import (
 )
 from harness.errors import HarnessError
 
+#: The most seeds one run may ask for (each multiplies the run's time).
+MAX_SEEDS = 20
+
 
 @sub_app.command("check")
 @user_errors
@@ -128,12 +131,26 @@ def run(
     db: DbOpt = None,
     workers: WorkersOpt = None,
     scheduler: SchedulerOpt = None,
+    seeds: Annotated[
+        int,
+        typer.Option(
+            "--seeds",
+            min=1,
+            max=MAX_SEEDS,
+            help="Run every task under this many seeds (replicates 0 .. K-1, each with its "
+            "own task seed, evaluation samples and anonymous model id); reports show each "
+            "score's mean and standard deviation over the seeds. A later run with more "
+            "seeds adds only the missing replicates.",
+        ),
+    ] = 1,
 ) -> None:
     """Run submissions against every model of a built zoo; resumes where it stopped.
 
     Each submission's tracks on one model are one job, run in one sandbox session; jobs
     run on --workers processes here or on a Dask cluster (--scheduler), and every task
-    is stored as soon as it is done, so a killed run loses only the jobs in flight."""
+    is stored as soon as it is done, so a killed run loses only the jobs in flight.
+    With --seeds K each task runs K times under different seeds, so a score's dependence
+    on the defense's own randomness is measured (docs/METRICS.md, "Seeds")."""
     from harness.api import Track
     from harness.cluster import open_executor
     from harness.runner import run_submissions
@@ -162,6 +179,7 @@ def run(
             fuzz_budget=fuzz_budget,
             executor=executor,
             command=command_line(),
+            seeds=seeds,
         )
     out.print(
         f"run {summary.run_id}: {summary.done} tasks done ({summary.failed} failed), "

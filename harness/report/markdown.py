@@ -11,7 +11,7 @@ from tabulate import tabulate
 
 from harness import __version__
 from harness.report.numbers import human
-from harness.report.view import RankedRow, RunView, ranking
+from harness.report.view import RankedRow, RunView, ranking, seeds_note, task_label
 from harness.scoring.aggregate import Score
 from harness.scoring.metrics import METRICS
 from harness.tracks import KINDS, aggregate
@@ -31,8 +31,16 @@ def cell(row: RankedRow, metric: str) -> str:
     return human(metric, None) if score is None else human(metric, *_values(score))
 
 
-def _values(s: Score) -> tuple[float | None, float | None, float | None]:
-    return s.value, s.ci_low, s.ci_high
+def _values(s: Score) -> tuple[float | None, float | None, float | None, float | None]:
+    return s.value, s.ci_low, s.ci_high, s.spread
+
+
+def rank_text(row: RankedRow) -> str:
+    """The rank column: the rank, and ``≈ N`` when the row's first ranking metric is
+    within the seed spread of the row ranked N above it (``RankedRow.tied_with``)."""
+    if row.rank is None:
+        return "-"
+    return str(row.rank) + (f" (≈ {row.tied_with})" if row.tied_with else "")
 
 
 def _tables(scores: list[Score], level: str, suffix: str = "") -> list[str]:
@@ -42,10 +50,7 @@ def _tables(scores: list[Score], level: str, suffix: str = "") -> list[str]:
         if not rows:
             continue
         columns = [c for c in kind.table.columns if any(c in r.cells for r in rows)]
-        body = [
-            ["-" if r.rank is None else str(r.rank), entry_name(r), *(cell(r, c) for c in columns)]
-            for r in rows
-        ]
+        body = [[rank_text(r), entry_name(r), *(cell(r, c) for c in columns)] for r in rows]
         lines += [
             f"{level} {kind.table.title}{suffix}",
             "",
@@ -63,8 +68,18 @@ def _tables(scores: list[Score], level: str, suffix: str = "") -> list[str]:
 def long_frame(scores: list[Score]) -> pd.DataFrame:
     """Every score as a row, raw values (oracle entries marked)."""
     return pd.DataFrame(
-        [{**s.as_json(), "oracle": s.oracle} for s in scores],
-        columns=["submission", "track", "metric", "value", "ci_low", "ci_high", "oracle"],
+        [{**s.as_json(), "oracle": s.oracle, "seeds": s.seeds, "spread": s.spread} for s in scores],
+        columns=[
+            "submission",
+            "track",
+            "metric",
+            "value",
+            "ci_low",
+            "ci_high",
+            "seeds",
+            "spread",
+            "oracle",
+        ],
     )
 
 
@@ -79,7 +94,7 @@ def render_markdown(view: RunView, out_dir: Path, now: dt.datetime | None = None
         f"`{view.info['zoo_hash']}`), {len(view.model_ids)} models, harness {__version__}, "
         f"rendered {now:%Y-%m-%d %H:%M} UTC. Rates are percentages; AUC and DER are on "
         "their own scales, with bootstrap 95 % CIs in brackets. Oracle entries are not "
-        "ranked. Metric definitions: docs/METRICS.md.",
+        "ranked. Metric definitions: docs/METRICS.md." + seeds_note(view.seeds),
         "",
     ]
     lines += _tables(view.scores, "##")
@@ -109,7 +124,7 @@ def render_markdown(view: RunView, out_dir: Path, now: dt.datetime | None = None
     if view.failures:
         lines += ["## Failed tasks", ""]
         lines += [
-            f"- `{r.submission}` / `{r.model_id}` / {r.track}: {r.error}" for r in view.failures
+            f"- `{r.submission}` / `{task_label(r)}` / {r.track}: {r.error}" for r in view.failures
         ]
         lines.append("")
     lines.append(f"Isolation: {', '.join(view.isolations)}.")

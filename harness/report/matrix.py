@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from harness.attacks.registry import GROUPS, RECIPES
 from harness.report.view import RunView
 from harness.store import TaskRecord
-from harness.tracks import KINDS
+from harness.tracks import KINDS, aggregate_kind
 from harness.tracks.base import Heat, TrackKind
 
 
@@ -63,8 +63,7 @@ def families(records: list[TaskRecord]) -> list[Family]:
 
 
 def _cell(kind: TrackKind, metric: str, submission: str, recs: list[TaskRecord]) -> float | None:
-    oracle = any(r.oracle for r in recs)
-    for score in kind.aggregate(submission, recs, oracle):
+    for score in aggregate_kind(kind, submission, recs):
         if score.metric == metric:
             return score.value
     return None

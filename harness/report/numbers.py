@@ -16,9 +16,14 @@ def _missing(value: float | None) -> bool:
 
 
 def human(
-    metric: str, value: float | None, low: float | None = None, high: float | None = None
+    metric: str,
+    value: float | None,
+    low: float | None = None,
+    high: float | None = None,
+    spread: float | None = None,
 ) -> str:
-    """``value`` of ``metric`` as a reader expects it, with its CI when it has one."""
+    """``value`` of ``metric`` as a reader expects it, with its CI when it has one and its
+    standard deviation over seeds (``± sd``) when it was measured under several."""
     if value is None or _missing(value):
         return MISSING
     unit = METRICS[metric].unit if metric in METRICS else "score"
@@ -27,10 +32,12 @@ def human(
     interval = (
         None if low is None or high is None or _missing(low) or _missing(high) else (low, high)
     )
+    sd = None if spread is None or _missing(spread) else spread
     if unit == "rate":
-        text = f"{100 * value:.1f} %"
+        text = f"{100 * value:.1f} %" + (f" ± {100 * sd:.1f}" if sd is not None else "")
         return text + (f" [{100 * interval[0]:.0f}, {100 * interval[1]:.0f}]" if interval else "")
-    return f"{value:.3f}" + (f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else "")
+    text = f"{value:.3f}" + (f" ± {sd:.3f}" if sd is not None else "")
+    return text + (f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else "")
 
 
 def seconds(value: float | None) -> str:

@@ -20,10 +20,19 @@ from typing import Any
 from harness import __version__
 from harness.report import plots
 from harness.report.html import esc, figure, link, page, table
-from harness.report.markdown import arrow, cell, entry_name
+from harness.report.markdown import arrow, cell, entry_name, rank_text
 from harness.report.matrix import Family, Matrix, display_order, group_of, matrices
 from harness.report.numbers import human, seconds
-from harness.report.view import RankedRow, Runtime, RunView, ranking, runtimes
+from harness.report.view import (
+    RankedRow,
+    Runtime,
+    RunView,
+    first,
+    ranking,
+    runtimes,
+    seeds_note,
+    task_label,
+)
 from harness.scoring.metrics import METRICS
 from harness.store import TaskRecord
 from harness.tracks import KINDS, TrackKind, aggregate
@@ -114,7 +123,7 @@ class Site:
         metrics = [m for m in kind.table.rank_by if any(m in r.cells for r in rows)]
         body = [
             [
-                "-" if r.rank is None else str(r.rank),
+                rank_text(r),
                 link(page_name(r.submission), entry_name(r)),
                 *(esc(cell(r, m)) for m in metrics),
             ]
@@ -191,7 +200,7 @@ class Site:
             t = times.get(r.submission)
             body.append(
                 [
-                    "-" if r.rank is None else str(r.rank),
+                    rank_text(r),
                     link(page_name(r.submission), entry_name(r)),
                     *(esc(cell(r, c)) for c in columns),
                     *(esc(x) for x in _time_cells(t)),
@@ -225,7 +234,7 @@ class Site:
         roc = [
             figure(src, f"Detection ROC curves on {name}", 420)
             for name, recs in v.datasets.items()
-            if (src := self._plot(f"roc-{_slug(name)}.png", plots.roc_curves, recs, name))
+            if (src := self._plot(f"roc-{_slug(name)}.png", plots.roc_curves, first(recs), name))
         ]
         if roc:
             parts.append("<h3>ROC curves per data set</h3>" + "".join(roc))
@@ -243,7 +252,7 @@ class Site:
         """``plot`` of ``sub``'s tasks (None when it has none to draw)."""
         if not any(r.submission == sub and r.track == plot.kind.name for r in self.view.records):
             return None
-        return self._plot(f"{plot.stem}-{_slug(sub)}.png", plot.draw, self.view.records, sub)
+        return self._plot(f"{plot.stem}-{_slug(sub)}.png", plot.draw, self.view.primary, sub)
 
     def _true_mask(self, model_id: str) -> Any:
         """A backdoored model's (first) true trigger mask, from the zoo when it is here."""
@@ -258,7 +267,7 @@ class Site:
         fails = self.view.failures
         if not fails:
             return "<h2>Failed tasks</h2><p>None: every task answered within its budget.</p>"
-        rows = [[r.submission, r.model_id, r.track, r.error or "-"] for r in fails]
+        rows = [[r.submission, task_label(r), r.track, r.error or "-"] for r in fails]
         return "<h2>Failed tasks</h2>" + table(
             ["submission", "model", "track", "reason"], rows, names=4, css="text"
         )
@@ -291,6 +300,7 @@ class Site:
             ["zoo profile", v.profile],
             ["zoo hash", v.info["zoo_hash"]],
             ["models", str(len(v.model_ids))],
+            ["seeds", str(v.seeds)],
             ["harness (run / report)", f"{v.info['harness_version']} / {__version__}"],
             ["created", _when(v.info["created"])],
             ["updated", _when(v.info["updated"])],
@@ -306,11 +316,12 @@ class Site:
 
     def index(self) -> None:
         rank_html = "".join(self._compact_ranking(k, rows) for k, rows in self.rankings)
-        first = (
+        top = (
             '<div class="first">'
             f'<section class="card"><h2>Rankings</h2>{rank_html or "<p>No scores yet.</p>"}'
             '<p class="note">Best first by each track\'s primary metric (AUC ↑, filter AUC ↑, '
-            "DER ↑, activation rate ↑), ties by the second. Oracle entries are not ranked.</p></section>"
+            "DER ↑, activation rate ↑), ties by the second. Oracle entries are not ranked."
+            f"{esc(seeds_note(self.view.seeds))}</p></section>"
             '<section class="card"><h2>Which defense catches which attack</h2>'
             f"{self._matrix_table()}</section></div>"
         )
@@ -326,7 +337,7 @@ class Site:
                         ["#", "submission", *(arrow(c) for c in k.table.columns)],
                         [
                             [
-                                "-" if r.rank is None else str(r.rank),
+                                rank_text(r),
                                 entry_name(r),
                                 *(cell(r, c) for c in k.table.columns),
                             ]
@@ -340,7 +351,7 @@ class Site:
                 per_set += "".join(part)
             per_set = "<h2>By data set</h2>" + per_set
         body = (
-            first
+            top
             + "<h2>Tracks</h2>"
             + '<p class="note">Rates in percent; AUC, cross-entropy, DER, IoU on their own '
             "scales; bootstrap 95 % CIs over models in brackets. Times are per model; the "
@@ -365,9 +376,11 @@ class Site:
             if not mine:
                 continue
             metrics = _model_columns(kind, mine)
+            seeded = self.view.seeds > 1
             rows = [
                 [
                     r.model_id,
+                    *([str(r.seed)] if seeded else []),
                     r.facts.dataset or "-",
                     r.facts.attack or "-",
                     _truth(r),
@@ -377,15 +390,17 @@ class Site:
                     r.error or "",
                 ]
                 for r in sorted(
-                    mine, key=lambda r: (r.facts.dataset or "", r.facts.attack or "", r.model_id)
+                    mine,
+                    key=lambda r: (r.facts.dataset or "", r.facts.attack or "", r.model_id, r.seed),
                 )
             ]
+            head = ["model", *(["seed"] if seeded else []), "data set", "attack", "truth"]
             parts.append(
                 f"<h2>{esc(kind.table.title)}</h2>"
                 + table(
-                    ["model", "data set", "attack", "truth", "status", *metrics, "time", "failure"],
+                    [*head, "status", *metrics, "time", "failure"],
                     rows,
-                    names=5,
+                    names=len(head) + 1,
                 )
             )
         figs = [
@@ -396,8 +411,9 @@ class Site:
         if figs:
             parts.append("<h2>Plots</h2>" + "".join(figs))
         intro = (
-            f'<p class="note">One row per zoo model: its attack, its truth (revealed after the '
-            f"run), every score the model's task stored, time and failure. {len(recs)} tasks.</p>"
+            f'<p class="note">One row per zoo model{" and seed" if self.view.seeds > 1 else ""}: '
+            f"its attack, its truth (revealed after the run), every score the model's task "
+            f"stored, time and failure. {len(recs)} tasks.</p>"
         )
         self._write(
             page_name(sub),

@@ -47,6 +47,9 @@ class RankedRow:
     submission: str
     oracle: bool
     cells: dict[str, Score]
+    #: the rank of the row above when this row's first ranking metric is within the seed
+    #: spread of it (``within_spread``): over the seeds, the two are not told apart
+    tied_with: int | None = None
 
     def value(self, metric: str) -> float | None:
         cell = self.cells.get(metric)
@@ -72,11 +75,28 @@ def ranking(scores: list[Score], kind: TrackKind) -> list[RankedRow]:
             parts += [missing, 0.0 if missing else sign * float(v)]  # type: ignore[arg-type]
         return (*parts, name)
 
-    rows, rank = [], 0
+    rows: list[RankedRow] = []
+    rank, above = 0, None
+    first_metric = kind.table.rank_by[0]
     for (name, oracle), row in sorted(cells.items(), key=key):
-        rank += not oracle
-        rows.append(RankedRow(None if oracle else rank, name, oracle, row))
+        if oracle:
+            rows.append(RankedRow(None, name, oracle, row))
+            continue
+        rank += 1
+        mine = row.get(first_metric)
+        tied = above is not None and within_spread(above[1], mine)
+        rows.append(RankedRow(rank, name, oracle, row, above[0] if tied and above else None))
+        above = (rank, mine)
     return rows
+
+
+def within_spread(a: Score | None, b: Score | None) -> bool:
+    """Are two entries' scores on a metric closer than the larger of their standard
+    deviations over seeds? Only scores measured under several seeds can be."""
+    if a is None or b is None or a.value is None or b.value is None:
+        return False
+    spreads = [s for s in (a.spread, b.spread) if s is not None and np.isfinite(s)]
+    return bool(spreads) and abs(a.value - b.value) <= max(spreads)
 
 
 @dataclass(frozen=True)
@@ -141,9 +161,31 @@ def zoo_datasets(profile: str) -> dict[str, str]:
         return {}
 
 
+def seeds_note(seeds: int) -> str:
+    """What a report says about the seeds (nothing for a run of one)."""
+    if seeds < 2:
+        return ""
+    return (
+        f" Scores are means over up to {seeds} seeds (`harness run --seeds`), ± their standard "
+        "deviation over the seeds beside the CI over models; a rank marked ≈ N is within "
+        "that spread of rank N, so the two are not told apart."
+    )
+
+
+def task_label(r: TaskRecord) -> str:
+    """A task's model, and its seed when it is not the first replicate."""
+    return r.model_id + (f" (seed {r.seed})" if r.seed else "")
+
+
+def first(records: list[TaskRecord]) -> list[TaskRecord]:
+    """The first replicate's records (seed 0): what a per-model plot draws."""
+    return [r for r in records if r.seed == 0]
+
+
 @dataclass
 class RunView:
-    """A run as its reports show it. ``records`` are the entries' tasks; the parameter
+    """A run as its reports show it. ``records`` are the entries' tasks, every replicate
+    of them (``harness run --seeds K``; ``primary`` is the first alone); the parameter
     variants `harness reproduce` adds to a run it shares (``NAME@PARAMS``) are ablations
     of a figure on a few models, not entries, and are only named in ``variants``."""
 
@@ -165,6 +207,15 @@ class RunView:
     def datasets(self) -> dict[str, list[TaskRecord]]:
         known = {} if all(r.facts.dataset for r in self.records) else zoo_datasets(self.profile)
         return by_dataset(self.records, known)
+
+    @property
+    def primary(self) -> list[TaskRecord]:
+        return first(self.records)
+
+    @property
+    def seeds(self) -> int:
+        """The most replicates any entry's task has."""
+        return 1 + max((r.seed for r in self.records), default=0)
 
     @property
     def model_ids(self) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from harness.api import Track
-from harness.scoring.aggregate import Score
+from harness.scoring.aggregate import Score, by_seed, over_seeds
 from harness.store import TaskRecord
 from harness.tracks.base import RunOptions, TaskInputs, TrackKind, WorkerCall
 from harness.tracks.detect import DETECT
@@ -25,6 +25,7 @@ __all__ = [
     "TaskInputs",
     "TrackKind",
     "aggregate",
+    "aggregate_kind",
     "by_name",
     "kind_of",
     "required_methods",
@@ -79,5 +80,12 @@ def aggregate(records: list[TaskRecord]) -> list[Score]:
     out: list[Score] = []
     for (submission, name), recs in sorted(groups.items()):
         if name in _BY_NAME:
-            out += _BY_NAME[name].aggregate(submission, recs, recs[0].oracle)
+            out += aggregate_kind(_BY_NAME[name], submission, recs)
     return out
+
+
+def aggregate_kind(kind: TrackKind, submission: str, records: list[TaskRecord]) -> list[Score]:
+    """One submission's scores on one task kind: each replicate (seed) aggregated alone,
+    then combined over the replicates (``over_seeds``)."""
+    oracle = any(r.oracle for r in records)
+    return over_seeds([kind.aggregate(submission, recs, oracle) for recs in by_seed(records)])
