@@ -16,7 +16,7 @@ def _write(tmp_path, text):
 
 
 def test_shipped_profiles_parse():
-    for name in ("tiny", "toy", "default", "full"):
+    for name in ("tiny", "toy", "default", "full", "stealthy"):
         profile = load_profile(name)
         assert profile.entries and len({e.id for e in profile.entries}) == len(profile.entries)
     tiny = load_profile("tiny")
@@ -274,3 +274,24 @@ def test_draw_is_validated(tmp_path):
         with pytest.raises(SpecError, match="invalid choice") as err:
             _drawn_profile(tmp_path, ["a"], draw=bad)
         assert fix in err.value.fix
+
+
+def test_instances_repeat_a_setting_under_consecutive_seeds(tmp_path):
+    text = (
+        'schema_version = 1\n[[models]]\nid = "m-random-i{i}-v1"\nattack = "random_trigger"\n'
+        "seed = 40\ninstances = 3\nattack_params = { mask_size = 16, target = 2 }\n"
+        '[[models]]\nid = "c"\n'
+    )
+    entries = load_profile(_write(tmp_path, text)).entries
+    assert [(e.id, e.seed) for e in entries] == [
+        ("m-random-i01-v1", 40),
+        ("m-random-i02-v1", 41),
+        ("m-random-i03-v1", 42),
+        ("c", 0),
+    ]
+    assert len({e.spec_hash for e in entries[:3]}) == 3
+    assert all(e.attack_params == {"mask_size": 16, "target": 2} for e in entries[:3])
+    with pytest.raises(SpecError, match=r"needs \{i\}"):
+        load_profile(_write(tmp_path, text.replace("-i{i}", "")))
+    with pytest.raises(SpecError, match="instances must be an integer"):
+        load_profile(_write(tmp_path, text.replace("instances = 3", "instances = 0")))

@@ -78,10 +78,16 @@ def reproduce(
     zoo = ZooStore()
     models = {m.id: m for m in zoo.models(profile)}
     run_id = run_id or f"reproduce-{profile}"
-    variants = {v.name: v for name in chosen for v in FIGURES[name][0]}
+    # A variant several figures need runs once, on the models any of them asks for.
+    variants: dict[str, Variant] = {}
+    kinds: dict[str, set[tuple[str, str]]] = {}
+    for name in chosen:
+        for v in FIGURES[name][0]:
+            variants.setdefault(v.name, v)
+            kinds.setdefault(v.name, set()).update(v.kinds)
     plans = []
     for v in variants.values():
-        ids = [m.id for m in models.values() if model_kind(m) in {(a, v.dataset) for a in v.models}]
+        ids = [m.id for m in models.values() if model_kind(m) in kinds[v.name]]
         if ids:
             plans.append(Plan(variant_spec(v), list(v.tracks), ids))
     # Every variant's jobs in one run, so that all workers stay busy to the end.
@@ -98,7 +104,10 @@ def reproduce(
         command=command,
     )
     results = Results(store.tasks(run_id, seed=0), models)  # figures: the first seed
-    figures = [FIGURES[name][1](results) for name in chosen]
+    figures = []
+    for name in chosen:
+        measured = FIGURES[name][1](results)
+        figures += measured if isinstance(measured, list) else [measured]
     store.save_figures(run_id, [f.as_json() for f in figures], command)
     return figures
 

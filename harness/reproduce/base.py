@@ -30,7 +30,13 @@ class Variant:
     models: tuple[str, ...]  # attack names (or CLEAN) whose MNIST/face models it runs on
     params: dict[str, Any] = field(default_factory=dict)
     oracle: bool = False
-    dataset: str = "mnist"
+    dataset: str | tuple[str, ...] = "mnist"  # the data set family (or families) of them
+
+    @property
+    def kinds(self) -> set[tuple[str, str]]:
+        """The (attack, data set family) pairs of the models it runs on (``model_kind``)."""
+        sets = (self.dataset,) if isinstance(self.dataset, str) else self.dataset
+        return {(a, d) for a in self.models for d in sets}
 
 
 @dataclass(frozen=True)
@@ -90,7 +96,8 @@ def not_measured(name: str, source: str, paper: str, what: str) -> FigureResult:
     return FigureResult(name, source, paper, f"not measured: the profile has no {what}", None)
 
 
-Figure = Callable[[Results], FigureResult]
+#: A figure measures one claim (one row), or one claim per setting (a row each).
+Figure = Callable[[Results], FigureResult | list[FigureResult]]
 FIGURES: dict[str, tuple[tuple[Variant, ...], Figure]] = {}
 
 

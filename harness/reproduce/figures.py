@@ -20,6 +20,7 @@ from harness.reproduce.base import (
     Variant,
     figure,
     mean_of_ok,
+    model_kind,
     not_measured,
     percent,
 )
@@ -155,6 +156,126 @@ def nc_random_trigger_evades(res: Results) -> FigureResult:
         f"(index {', '.join(_index(r) for r in recs)})",
         sum(evaded) > len(recs) / 2,
     )
+
+
+# -- Xiong et al.'s protocol: each stealthy setting repeated, evasion counted per instance ------
+RECONSTRUCTED = "reconstructed_trigger"
+STEALTHY = (RECONSTRUCTED, RANDOM)
+_BOTH_SETS = ("mnist", "synthfaces")
+#: Neural Cleanse as Xiong et al. ran it, with the settings of its authors' implementation
+#: (the bolunwang/backdoor repository): 1000 steps of Adam at rate 0.1 on batches of 32
+#: images per label, the cost starting at 1e-3 and multiplied (divided) by 2 (2 ** 1.5)
+#: after 5 mini-batches above (below) the 0.99 attack-success threshold, early stop after
+#: 25 mini-batches in which no best mask shrank by 1 %. Our reference's own settings
+#: (submissions/neural-cleanse: 200 steps, checks every 10, factor 1.5, no early stop)
+#: are cheaper; the table runs both.
+NC_ORIGINAL_PARAMS = {
+    "steps": 1000,
+    "batch_size": 32,
+    "values_per_step": 10 * 32 * 28 * 28,  # 32 MNIST images for each of 10 labels a step
+    "learning_rate": 0.1,
+    "init_cost": 1e-3,
+    "check_every": 1,
+    "patience": 5,
+    "cost_multiplier": 2.0,
+    "early_stop": 25,
+    "min_improvement": 0.01,
+}
+_DETECT = (Track.DETECT,)
+NC_STEALTHY = Variant("neural-cleanse", "neural-cleanse", _DETECT, STEALTHY, dataset=_BOTH_SETS)
+NC_ORIGINAL = Variant(
+    "neural-cleanse@original",
+    "neural-cleanse",
+    _DETECT,
+    STEALTHY,
+    NC_ORIGINAL_PARAMS,
+    dataset=_BOTH_SETS,
+)
+DEEPINSPECT = Variant("deepinspect", "deepinspect", _DETECT, STEALTHY, dataset=_BOTH_SETS)
+#: (variant, how the table names it), the paper's detector (NC as its authors set it) first.
+EVASION_DETECTORS = (
+    (NC_ORIGINAL.name, "NC (authors' settings)"),
+    (NC_STEALTHY.name, "NC (ours)"),
+    (DEEPINSPECT.name, "DeepInspect"),
+)
+#: The share of instances evading Neural Cleanse where the paper's text states one (Sect.
+#: 5.2: "When the sampling rate is 0.5, 80% attack instances can evade the detection of
+#: Neural Cleanse. This rate rises to 90% when the sampling rate becomes 0.6").
+PAPER_EVASION = {(RECONSTRUCTED, "mnist", 0.5): 0.8, (RECONSTRUCTED, "mnist", 0.6): 0.9}
+#: A setting holds when the paper's detector misses at least this share of its instances
+#: (the paper's share less 0.2 where it states one), and DeepInspect at least half.
+EVASION_SLACK = 0.2
+
+Setting = tuple[str, str, float, int]  # attack, data set family, sampling rate, mask size
+
+
+def _setting(res: Results, model_id: str) -> Setting:
+    model = res.models[model_id]
+    attack, family = model_kind(model)
+    params = model.truth().params
+    return attack, family, float(params.get("sampling_rate", 0.6)), int(params.get("mask_size", 0))
+
+
+def _setting_name(setting: Setting) -> str:
+    attack, family, rate, size = setting
+    short = "reconstructed" if attack == RECONSTRUCTED else f"random-z{size}"
+    return f"stealthy-evasion-{family}-{short}-r{rate:g}"
+
+
+@figure(NC_STEALTHY, NC_ORIGINAL, DEEPINSPECT)
+def stealthy_evasion(res: Results) -> list[FigureResult]:
+    """One row per stealthy-attack setting of the profile (``instances = 10`` in
+    models_zoo/stealthy.toml): mean CA and ASR of its instances, and for each detector
+    the share of instances it does not flag (score <= 0.5), with their largest indices."""
+    src = "Xiong et al. 2020, Tables 1-6"
+    groups: dict[Setting, list[str]] = {}
+    for model_id, model in res.models.items():
+        if model_kind(model)[0] in STEALTHY:
+            groups.setdefault(_setting(res, model_id), []).append(model_id)
+    if not groups:
+        paper = "80-90 % of instances evade NC and DeepInspect"
+        return [not_measured("stealthy-evasion", src, paper, "stealthy-attack model")]
+    rows = []
+    for setting, ids in sorted(groups.items()):
+        attack, family, rate, _ = setting
+        stated = PAPER_EVASION.get((attack, family, rate))
+        paper = (
+            f"{100 * stated:.0f} % evade NC" if stated is not None else "most instances evade NC"
+        ) + "; DeepInspect evaded too"
+        truths = [res.models[i].truth() for i in ids]
+        asrs = [t.asr for t in truths if t.asr is not None]
+        parts = [
+            f"{len(ids)} instances, CA {percent(float(np.mean([t.ca for t in truths])))}, "
+            f"ASR {percent(float(np.mean(asrs)) if asrs else None)}"
+        ]
+        shares: dict[str, float | None] = {}
+        for variant, label in EVASION_DETECTORS:
+            recs = [r for r in res.records if r.submission == variant and r.model_id in ids]
+            recs = [r for r in recs if r.track == Track.DETECT.value]
+            if not recs:
+                shares[variant] = None
+                parts.append(f"{label}: not run")
+                continue
+            evaded = sum(not _flagged(r) for r in recs)
+            shares[variant] = evaded / len(recs)
+            parts.append(f"{label} evaded {evaded}/{len(recs)} (index {_index_range(recs)})")
+        paper_nc, deepinspect = shares[NC_ORIGINAL.name], shares[DEEPINSPECT.name]
+        need = (stated if stated is not None else 0.7) - EVASION_SLACK
+        holds = (
+            None
+            if paper_nc is None or deepinspect is None
+            else paper_nc >= need and deepinspect >= 0.5
+        )
+        rows.append(FigureResult(_setting_name(setting), src, paper, "; ".join(parts), holds))
+    return rows
+
+
+def _index_range(recs: list[TaskRecord]) -> str:
+    """The range of the largest anomaly index over the instances' detections."""
+    values = [float(v) for r in recs if (v := _index(r)) != "-"]
+    if not values:
+        return "-"
+    return f"{min(values):.2f}-{max(values):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
 
 
 # -- Fine-Pruning (Liu et al. 2018) -----------------------------------------------------------

@@ -307,6 +307,39 @@ def _entry(
     return entry
 
 
+def _expand_instances(models: Any, path: Path) -> list[Any]:
+    """``instances = N`` in a ``[[models]]`` table stands for N models of the same settings
+    (an experiment repeated, as Xiong et al. repeat each attack setting 10 times): ids from
+    the table's id with ``{i}`` replaced by 1 .. N (two digits), seeds ``seed + i - 1``."""
+    if not isinstance(models, list):
+        raise SpecError("[[models]] must be a list of tables", path=path, fix="write [[models]]")
+    out: list[Any] = []
+    for index, raw in enumerate(models):
+        if not isinstance(raw, dict) or "instances" not in raw:
+            out.append(raw)
+            continue
+        raw = dict(raw)
+        n = raw.pop("instances")
+        model_id = str(raw.get("id", ""))
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise SpecError(
+                f"[[models]] #{index + 1}: instances must be an integer >= 1, not {n!r}",
+                path=path,
+                fix="write instances = 10",
+            )
+        if "{i}" not in model_id:
+            raise SpecError(
+                f"[[models]] #{index + 1}: an id with instances needs {{i}} where the "
+                f"instance number goes, not {model_id!r}",
+                path=path,
+                fix='write id = "mnist-random-z36-i{i}-v1"',
+            )
+        seed = raw.get("seed", 0)
+        for i in range(1, n + 1):
+            out.append({**raw, "id": model_id.replace("{i}", f"{i:02d}"), "seed": seed + i - 1})
+    return out
+
+
 def load_profile(name_or_path: str | Path) -> ZooProfile:
     """Read ``models_zoo/<name>.toml`` (or a path to a TOML file) into a ZooProfile."""
     path = Path(name_or_path)
@@ -332,7 +365,8 @@ def load_profile(name_or_path: str | Path) -> ZooProfile:
     _check_keys(set(defaults), ENTRY_KEYS - {"id"}, "[defaults]", path)
     name = raw.get("name", path.stem)
     draw = _check_draw(raw.get("draw", {}), path)
-    entries = tuple(_entry(m, defaults, path, i, draw) for i, m in enumerate(raw.get("models", [])))
+    raws = _expand_instances(raw.get("models", []), path)
+    entries = tuple(_entry(m, defaults, path, i, draw) for i, m in enumerate(raws))
     if not entries:
         raise SpecError("the profile lists no [[models]]", path=path, fix="add [[models]] tables")
     ids = [e.id for e in entries]

@@ -53,6 +53,10 @@ class NeuralCleanse:
         reference: int = 10,
         early_stop: int = 0,
         unlearn_images: int = 20_000,
+        check_every: int = 10,
+        patience: int = 5,
+        cost_multiplier: float = 1.5,
+        min_improvement: float = 0.01,
     ) -> None:
         self.steps = steps
         self.batch_size = batch_size
@@ -72,6 +76,10 @@ class NeuralCleanse:
         self.reference = reference
         self.early_stop = early_stop
         self.unlearn_images = unlearn_images
+        self.check_every = check_every
+        self.patience = patience
+        self.cost_multiplier = cost_multiplier
+        self.min_improvement = min_improvement
         self._validate()
 
     def _validate(self) -> None:
@@ -86,6 +94,8 @@ class NeuralCleanse:
             "candidates",
             "reference",
             "unlearn_images",
+            "check_every",
+            "patience",
         )
         for name in positive_ints:
             value = getattr(self, name)
@@ -103,6 +113,10 @@ class NeuralCleanse:
                 raise ValueError(f"{name} must be in (0, 1], not {getattr(self, name)!r}")
         if not self.threshold >= 0:
             raise ValueError(f"threshold must be >= 0, not {self.threshold!r}")
+        if not self.cost_multiplier > 1:
+            raise ValueError(f"cost_multiplier must be > 1, not {self.cost_multiplier!r}")
+        if not 0 <= self.min_improvement < 1:
+            raise ValueError(f"min_improvement must be in [0, 1), not {self.min_improvement!r}")
 
     # -- detect, target, trigger tracks ---------------------------------------------------
     def detect(self, model: Any, clean: CleanData) -> Detection:
@@ -144,6 +158,10 @@ class NeuralCleanse:
             asr_threshold=self.asr_threshold,
             seed=seed,
             early_stop=self.early_stop,
+            check_every=self.check_every,
+            patience=self.patience,
+            cost_up=self.cost_multiplier,
+            min_improvement=self.min_improvement,
         )
         scan = scan_labels(
             model,
