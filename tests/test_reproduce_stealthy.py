@@ -24,6 +24,8 @@ class _Truth:
     ca: float = 0.98
     asr: float | None = 0.99
     poisoned: bool = True
+    targets: list[int] = field(default_factory=lambda: [2])
+    trigger_sizes: list[int] = field(default_factory=lambda: [36])
 
 
 @dataclass
@@ -51,7 +53,7 @@ def _detection(sub: str, model: str, index: float) -> TaskRecord:
     return TaskRecord(
         "r", sub, "h", False, model, "mh", "detect", "ok",
         {"score": 0.9 if flagged else 0.2, "target_labels": [2],
-         "extra": {"anomaly_index": [index, 0.1]}},
+         "extra": {"anomaly_index": [index, 0.1], "l1_norms": [10.0, 20.0, 5.0, 40.0]}},
         {"score": 0.9 if flagged else 0.2}, None, None, 1.0, "bwrap",
         ModelFacts(True, "backdoored", "mnist", "random_trigger", (2,)),
     )  # fmt: skip
@@ -79,8 +81,9 @@ def test_each_setting_is_a_row_with_each_detectors_evasion_share():
     }
     rec = rows["stealthy-evasion-mnist-reconstructed-r0.6"]
     assert rec.paper.startswith("90 % evade NC") and rec.holds is True
-    assert "10 instances, CA 98.0 %, ASR 99.0 %" in rec.measured
-    assert "NC (authors' settings) evaded 9/10 (index 1.00-3.00)" in rec.measured
+    assert "10 instances, CA 98.0 %, ASR 99.0 %, trigger 36 px" in rec.measured
+    assert "target's mask 0.33 x the median label's" in rec.measured  # 5 / median 15
+    assert "NC (authors' settings) evaded 9/10 (index 1.00-3.00; target" in rec.measured
     assert "NC (ours) evaded 5/10" in rec.measured and "DeepInspect evaded 10/10" in rec.measured
     z36 = rows["stealthy-evasion-mnist-random-z36-r0.6"]
     assert "NC (authors' settings) evaded 1/4" in z36.measured

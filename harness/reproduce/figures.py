@@ -244,9 +244,11 @@ def stealthy_evasion(res: Results) -> list[FigureResult]:
         ) + "; DeepInspect evaded too"
         truths = [res.models[i].truth() for i in ids]
         asrs = [t.asr for t in truths if t.asr is not None]
+        sizes = [s for t in truths for s in t.trigger_sizes]
         parts = [
             f"{len(ids)} instances, CA {percent(float(np.mean([t.ca for t in truths])))}, "
-            f"ASR {percent(float(np.mean(asrs)) if asrs else None)}"
+            f"ASR {percent(float(np.mean(asrs)) if asrs else None)}, trigger "
+            + (f"{np.mean(sizes):.0f} px" if sizes else "-")
         ]
         shares: dict[str, float | None] = {}
         for variant, label in EVASION_DETECTORS:
@@ -258,7 +260,12 @@ def stealthy_evasion(res: Results) -> list[FigureResult]:
                 continue
             evaded = sum(not _flagged(r) for r in recs)
             shares[variant] = evaded / len(recs)
-            parts.append(f"{label} evaded {evaded}/{len(recs)} (index {_index_range(recs)})")
+            ratio = _target_norm_ratio(res, recs)
+            parts.append(
+                f"{label} evaded {evaded}/{len(recs)} (index {_index_range(recs)}"
+                + (f"; target's mask {ratio:.2f} x the median label's" if ratio else "")
+                + ")"
+            )
         paper_nc, deepinspect = shares[NC_ORIGINAL.name], shares[DEEPINSPECT.name]
         need = (stated if stated is not None else 0.7) - EVASION_SLACK
         holds = (
@@ -268,6 +275,25 @@ def stealthy_evasion(res: Results) -> list[FigureResult]:
         )
         rows.append(FigureResult(_setting_name(setting), src, paper, "; ".join(parts), holds))
     return rows
+
+
+def _target_norm_ratio(res: Results, recs: list[TaskRecord]) -> float | None:
+    """The mean over instances of the true target's reversed-mask L1 norm over the median
+    label's (below 1: the target's trigger is smaller than most, what the outlier test
+    looks for), from the norms a detector reported (Neural Cleanse's ``l1_norms``,
+    DeepInspect's ``l1``)."""
+    ratios = []
+    for r in recs:
+        extra = r.outputs.get("extra") or {}
+        norms = extra.get("l1_norms", extra.get("l1"))
+        targets = res.models[r.model_id].truth().targets
+        if not isinstance(norms, list) or not targets or len(norms) <= max(targets):
+            continue
+        values = np.asarray([float(v) for v in norms])
+        median = float(np.median(values))
+        if median > 0:
+            ratios.append(float(values[targets[0]]) / median)
+    return float(np.mean(ratios)) if ratios else None
 
 
 def _index_range(recs: list[TaskRecord]) -> str:
