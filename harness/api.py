@@ -8,13 +8,17 @@ See docs/SUBMITTING.md for the contract in prose.
 from __future__ import annotations
 
 import enum
+import json
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 __all__ = [
     "CleanData",
+    "Configurable",
     "Detection",
     "Detector",
     "Filter",
@@ -22,7 +26,11 @@ __all__ = [
     "GeneratedInputs",
     "Repairer",
     "Track",
+    "TrainingModel",
     "Trigger",
+    "configured_dir",
+    "read_clean_data",
+    "training_models",
 ]
 
 
@@ -128,6 +136,77 @@ class Repairer(Protocol):
 @runtime_checkable
 class Fuzzer(Protocol):
     def generate(self, model: Any, clean: CleanData, budget: int) -> GeneratedInputs: ...
+
+
+@runtime_checkable
+class Configurable(Protocol):
+    """A learned detector (``configure = true`` in submission.toml): ``configure`` runs
+    once, in the sandbox, before any task, over the profile's labelled training split
+    (``training_models(training_dir)``); what it writes to ``out_dir`` is mounted read-only
+    for every task of the run (``configured_dir()``)."""
+
+    def configure(self, training_dir: Path, out_dir: Path) -> None: ...
+
+
+def configured_dir() -> Path | None:
+    """The files this submission's configure step wrote (read-only), during its tasks;
+    None for a submission without one."""
+    value = os.environ.get("HARNESS_CONFIGURED_DIR")
+    return Path(value) if value else None
+
+
+def read_clean_data(bundle: Path) -> CleanData:
+    """The CleanData of a public bundle folder (card.json and clean_val.npz)."""
+    card = json.loads((bundle / "card.json").read_text())
+    with np.load(bundle / "clean_val.npz") as npz:
+        x, y = npz["x"], npz["y"]
+        poisoned = npz["poisoned"] if "poisoned" in npz.files else None
+    return CleanData(
+        x=x,
+        y=y,
+        num_classes=int(card["num_classes"]),
+        input_range=tuple(card["input_range"]),
+        preprocessing=card["preprocessing"],
+        poisoned=poisoned,
+    )
+
+
+@dataclass(frozen=True)
+class TrainingModel:
+    """One labelled model of the training split handed to ``configure``: its public
+    bundle (what a task gets) and its truth (``truth.json``: ``poisoned``, ``attack``,
+    ``targets``, ...; the trigger in ``triggers.npz`` beside it)."""
+
+    folder: Path
+    truth: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return self.folder.name
+
+    @property
+    def poisoned(self) -> bool:
+        return bool(self.truth.get("poisoned"))
+
+    def load(self) -> Any:
+        """The Keras model (imports TensorFlow; safe mode, as the harness loads models)."""
+        import keras
+
+        return keras.saving.load_model(self.folder / "model.keras", compile=False, safe_mode=True)
+
+    def clean(self) -> CleanData:
+        return read_clean_data(self.folder)
+
+
+def training_models(training_dir: Path) -> list[TrainingModel]:
+    """The models of a released training split (``harness zoo release``), in its index's
+    order."""
+    index = json.loads((Path(training_dir) / "index.json").read_text())
+    out = []
+    for item in index["models"]:
+        folder = Path(training_dir) / str(item["id"])
+        out.append(TrainingModel(folder, json.loads((folder / "truth.json").read_text())))
+    return out
 
 
 def fingerprint(model: Any, clean: CleanData) -> str:

@@ -22,6 +22,7 @@ from harness.submission.manifest import SubmissionSpec, content_hash
 from harness.task import TaskResult
 from harness.tracks import RunOptions, tasks_for
 from harness.zoo.inbox import serving_order
+from harness.zoo.splits import EVAL, of_split
 from harness.zoo.store import ZooModel, ZooStore
 from harness.zoo.verify import require_sound
 
@@ -110,7 +111,7 @@ def run_plans(
     stored as soon as its job is back, by this process alone."""
     backend = resolve_backend(backend)  # fail fast on a backend that cannot run here
     zoo = zoo or ZooStore()
-    models = zoo.models(profile)
+    models = of_split(profile, zoo.models(profile), EVAL, zoo)  # the training split is never scored
     run_id = run_id or profile
     zoo.migrate_stale(models)  # a cache from before format 2 leaks its build time
     results.ensure_run(run_id, profile, zoo.zoo_hash(profile), command)

@@ -27,6 +27,11 @@ harness = run_cli
             ("submission", "check", str(REPO / "submissions" / "null"), "--check", "check_x"),
             "unknown check(s) check_x",
         ),
+        (("zoo", "release", "--profile", "tiny", "--out", "/tmp/x"), "has no training split"),
+        (
+            ("zoo", "release", "--profile", "tiny", "--split", "eval", "--out", "/tmp/x"),
+            "cannot be released",
+        ),
     ],
 )
 def test_user_errors_are_one_line(args, expected, tiny_zoo):

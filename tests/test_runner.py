@@ -142,3 +142,43 @@ def test_seeds_run_each_task_under_its_own_seed_and_add_only_missing_replicates(
     drawn = [r.outputs["score"] for r in store.tasks("tiny") if r.submission == "seeded-score"]
     assert mean.seeds == 3 and mean.spread is not None and mean.spread > 0
     assert min(drawn) <= mean.value <= max(drawn)
+
+
+def test_the_training_split_is_released_with_its_truth_and_never_run(tmp_path, tiny_zoo, backend):
+    """A profile whose two models are split = "train": `harness zoo release` writes them
+    with their truth, `harness run` scores only the others, and the evaluation split is
+    never released."""
+    import dataclasses
+    import json
+
+    from harness.errors import HarnessError
+    from harness.zoo.builder import build_profile
+    from harness.zoo.spec import ZooProfile, load_profile
+    from harness.zoo.splits import record, release
+
+    tiny = load_profile("tiny")
+    train = {THREE[0], THREE[2]}
+    entries = tuple(
+        dataclasses.replace(e, split="train") if e.id in train else e for e in tiny.entries
+    )
+    profile = ZooProfile("tiny-split", "tiny with a training split", entries, tiny.path)
+    build_profile(profile)  # every object is tiny's: nothing trains
+    record(profile)
+    out = tmp_path / "release"
+    assert release("tiny-split", out) == 2
+    index = json.loads((out / "index.json").read_text())
+    assert {m["id"]: m["poisoned"] for m in index["models"]} == {THREE[0]: False, THREE[2]: True}
+    for model_id in train:
+        files = {p.name for p in (out / model_id).iterdir()}
+        assert {"model.keras", "card.json", "clean_val.npz", "truth.json"} <= files
+    patch = json.loads((out / THREE[2] / "truth.json").read_text())
+    assert patch["attack"] == "badnets_patch" and patch["targets"] == [0]
+    with pytest.raises(HarnessError, match="not empty"):
+        release("tiny-split", out)
+    with pytest.raises(HarnessError, match="cannot be released"):
+        release("tiny-split", tmp_path / "eval", split="eval")
+    store = ResultsStore(tmp_path / "results.sqlite")
+    null = load_submission(REPO / "submissions" / "null")
+    run_submissions([null], "tiny-split", [Track.DETECT], store, backend=backend)
+    ran = {r.model_id for r in store.tasks("tiny-split")}
+    assert ran == {e.id for e in tiny.entries} - train

@@ -295,3 +295,12 @@ def test_instances_repeat_a_setting_under_consecutive_seeds(tmp_path):
         load_profile(_write(tmp_path, text.replace("-i{i}", "")))
     with pytest.raises(SpecError, match="instances must be an integer"):
         load_profile(_write(tmp_path, text.replace("instances = 3", "instances = 0")))
+
+
+def test_a_split_is_checked_and_never_changes_a_models_address(tmp_path):
+    text = 'schema_version = 1\n[[models]]\nid = "a"\nsplit = "train"\n[[models]]\nid = "b"\n'
+    a, b = load_profile(_write(tmp_path, text)).entries
+    assert (a.split, a.training, b.split, b.training) == ("train", True, "eval", False)
+    assert a.spec_hash() == dataclasses.replace(a, split="eval").spec_hash()
+    with pytest.raises(SpecError, match="unknown split 'test'"):
+        load_profile(_write(tmp_path, text.replace('"train"', '"test"')))

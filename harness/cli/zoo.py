@@ -218,6 +218,30 @@ def zoo_verify(
     raise typer.Exit(1)
 
 
+@zoo_app.command("release")
+@user_errors
+def zoo_release(
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="A new (or empty) folder to write the release to.")
+    ],
+    profile: ProfileOpt = "default",
+    split: Annotated[
+        str,
+        typer.Option(
+            "--split", help="The split to release: train (the evaluation split never is)."
+        ),
+    ] = "train",
+) -> None:
+    """Write a profile's labelled training split to a folder, as the Trojan Detection
+    Challenge released its training models: per model its public bundle (model.keras,
+    card.json, clean_val.npz), truth.json and triggers.npz, and index.json listing them.
+    The profile marks those models split = "train"; `harness run` never scores them."""
+    from harness.zoo.splits import release
+
+    n = release(profile, out_dir, split)
+    out.print(f"released {n} training models of {profile} to {out_dir}", highlight=False)
+
+
 @zoo_app.command("audit")
 @user_errors
 def zoo_audit(

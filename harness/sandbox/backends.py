@@ -30,6 +30,15 @@ class WorkerDirs:
     submission: Path | None  # read-only inside; None for a sandbox that runs no submission
     inbox: Path  # read-only inside: the current model's public bundle
     scratch: Path  # writable inside: replies' arrays, HOME, anything the submission writes
+    #: more read-only folders, (name, host path): inside at /<name>, named to the worker by
+    #: $HARNESS_<NAME>_DIR (a learned detector's labelled training split while it is
+    #: configured, the files its configure step wrote while it runs its tasks)
+    shared: tuple[tuple[str, Path], ...] = ()
+
+
+def shared_env(inner: dict[str, str], dirs: WorkerDirs) -> dict[str, str]:
+    """The variables naming the shared folders to the worker."""
+    return {f"HARNESS_{name.upper()}_DIR": inner[name] for name, _ in dirs.shared}
 
 
 @functools.cache
@@ -175,11 +184,13 @@ def bwrap_command(
         "--bind",
         str(dirs.scratch),
         inner["scratch"],
-        "--chdir",
-        inner["scratch"],
-        "--clearenv",
     ]
+    for name, host in dirs.shared:
+        inner[name] = f"/{name}"
+        argv += ["--ro-bind", str(host), inner[name]]
+    argv += ["--chdir", inner["scratch"], "--clearenv"]
     env = worker_env(inner["scratch"], str(_package_root().parent), threads)
+    env.update(shared_env(inner, dirs))
     for key, value in env.items():
         argv += ["--setenv", key, value]
     return argv + ["--", *(command or worker_argv())], inner
@@ -193,6 +204,8 @@ def process_command(
         "submission": str(dirs.submission or ""),
         "inbox": str(dirs.inbox),
         "scratch": str(dirs.scratch),
+        **{name: str(host) for name, host in dirs.shared},
     }
     env = worker_env(str(dirs.scratch), str(_package_root().parent), threads)
+    env.update(shared_env(inner, dirs))
     return [*unshare_net_prefix(), *(command or worker_argv())], inner, env

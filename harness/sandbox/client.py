@@ -125,11 +125,17 @@ class SandboxWorker:
         limits: SandboxLimits,
         backend: str,
         workdir: Path,
+        shared: tuple[tuple[str, Path], ...] = (),
     ) -> None:
         self.entry, self.params, self.limits = entry, params, limits
         self.backend = resolve_backend(backend)
         self.isolation = "bwrap" if self.backend == "bwrap" else "none"
-        self.dirs = WorkerDirs(submission_dir.resolve(), workdir / "inbox", workdir / "scratch")
+        self.dirs = WorkerDirs(
+            submission_dir.resolve(),
+            workdir / "inbox",
+            workdir / "scratch",
+            tuple((name, host.resolve()) for name, host in shared),
+        )
         self.proc: subprocess.Popen[bytes] | None = None
         self.replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.monitor = OutputMonitor()

@@ -13,7 +13,6 @@ import hashlib
 import importlib
 import importlib.abc
 import inspect
-import json
 import os
 import sys
 import time
@@ -123,6 +122,21 @@ class Session:
             "constructor": constructor,
         }
 
+    def configure(self, req: dict[str, Any]) -> dict[str, Any]:
+        """A learned detector's configure step: ``configure(training_dir, out_dir)`` on a
+        fresh instance, once, over the labelled training split (read-only)."""
+        out = Path(req["out_dir"])
+        out.mkdir(parents=True, exist_ok=True)
+        configure = getattr(self.entry_cls(**self.params), "configure", None)
+        if not callable(configure):
+            return _fail("entry", "the entry class has no configure(training_dir, out_dir)")
+        import keras
+
+        keras.utils.set_random_seed(int(req.get("seed", 0)))
+        start = time.perf_counter()
+        configure(Path(req["training_dir"]), out)
+        return {"ok": True, "seconds": time.perf_counter() - start}
+
     def run(self, req: dict[str, Any]) -> dict[str, Any]:
         import keras
 
@@ -194,20 +208,9 @@ def _fail(kind: str, message: str) -> dict[str, Any]:
 
 def clean_data(bundle: Path) -> Any:
     """The CleanData a submission receives, read from a staged public bundle."""
-    from harness.api import CleanData
+    from harness.api import read_clean_data
 
-    card = json.loads((bundle / "card.json").read_text())
-    with np.load(bundle / "clean_val.npz") as npz:
-        x, y = npz["x"], npz["y"]
-        poisoned = npz["poisoned"] if "poisoned" in npz.files else None
-    return CleanData(
-        x=x,
-        y=y,
-        num_classes=int(card["num_classes"]),
-        input_range=tuple(card["input_range"]),
-        preprocessing=card["preprocessing"],
-        poisoned=poisoned,
-    )
+    return read_clean_data(bundle)
 
 
 def _weights_digest(model: Any) -> str:
@@ -247,7 +250,13 @@ def serve() -> None:
         if mark:
             _mark(begin_mark(mark))
         try:
-            reply = session.init(req) if req.get("op") == "init" else session.run(req)
+            op = req.get("op")
+            if op == "init":
+                reply = session.init(req)
+            elif op == "configure":
+                reply = session.configure(req)
+            else:
+                reply = session.run(req)
         except Exception as exc:  # noqa: BLE001 - every submission failure becomes a reply
             tail = traceback.format_exc()[-4000:]
             reply = _fail("exception", f"{type(exc).__name__}: {exc}"[:1000])

@@ -24,6 +24,7 @@ from harness.cluster import Executor, InProcess, quiet_tensorflow, worker_addres
 from harness.zoo.builder import build_entries, build_profile
 from harness.zoo.bundle import is_current
 from harness.zoo.spec import ZooEntry, ZooProfile
+from harness.zoo.splits import record as record_splits
 from harness.zoo.store import ZooModel, ZooStore
 from harness.zoo.transfer import pack_object, unpack_object
 
@@ -122,6 +123,7 @@ def build_profile_on(
             on_done(job.entry, res.status, res.seconds)
     pairs = [(e.id, e.spec_hash()) for e in profile.entries]
     store.write_index(profile.name, pairs)
+    record_splits(profile, store)
     return [ZooModel(i, h, store.object_dir(h)) for i, h in pairs]
 
 

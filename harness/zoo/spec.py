@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import functools
 import hashlib
+import itertools
 import json
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -38,6 +39,8 @@ _PLUMBING = frozenset(
 #: an entry sets them, so adding an option rebuilds no model.
 _ADDED_LATER: dict[str, Any] = {"lr_schedule": "constant"}
 LR_SCHEDULES = ("constant", "cosine")
+#: The splits a profile's models are in (``ZooEntry.split``).
+SPLITS = ("eval", "train")
 #: What a model is, for dealing training settings: each role gets the same mix.
 ROLES = ("clean", "counterpart", "backdoored")
 _IMPORT = re.compile(r"^\s*from harness\.([\w.]+) import", re.MULTILINE)
@@ -112,6 +115,15 @@ class ZooEntry:
     val_per_class: int = 50  # clean split handed to submissions
     test_size: int = 2000  # clean test images used for scoring
     asr_floor: float | None = None  # None = the recipe's own floor
+    #: "eval" (scored by `harness run`, truth private) or "train" (the labelled training
+    #: split `harness zoo release` hands out, never scored). Not part of the content
+    #: address: the same model is the same object in either split.
+    split: str = "eval"
+
+    @property
+    def training(self) -> bool:
+        """In the labelled training split (``split = "train"``)?"""
+        return self.split == "train"
 
     @property
     def poisoned(self) -> bool:
@@ -132,6 +144,7 @@ class ZooEntry:
         """Content address: the entry minus its id, plus the builder version."""
         body = asdict(self)
         body.pop("id")
+        body.pop("split")
         for key, default in _ADDED_LATER.items():
             if body[key] == default:  # an entry that does not use it keeps its address
                 body.pop(key)
@@ -237,7 +250,7 @@ def deal_settings(
     clean models, the clean counterparts and the backdoored models of the data set each
     get the same mix.
 
-    Within each group (data set x role: clean, counterpart or backdoored) the models are
+    Within each group (data set x role: clean, counterpart or backdoored, x split) the models are
     put in an order fixed by a hash of the profile, id and key, and the choices are dealt
     round in that order from a start fixed by the profile, data set and key (the same for
     every group). Where two groups are the same size, each choice then goes to as many
@@ -247,8 +260,10 @@ def deal_settings(
     dealt in independent orders. Adding or removing a model re-deals its group."""
     dealt: dict[str, dict[str, Any]] = {e.id: {} for e in entries}
     for dataset, table in tables.items():
-        for role in ROLES:
-            group = [e for e in entries if e.dataset == dataset and e.role == role]
+        for role, split in itertools.product(ROLES, SPLITS):
+            group = [
+                e for e in entries if e.dataset == dataset and e.role == role and e.split == split
+            ]
             for key, choices in table.items():
                 start = _rank(profile, dataset, key) % len(choices)
                 order = sorted(group, key=functools.partial(_entry_rank, profile, key))
@@ -290,6 +305,12 @@ def _entry(
             check_params(entry.attack, entry.attack_params)
         except SpecError as exc:
             raise SpecError(f"model {entry.id!r}: {exc.problem}", path=path, fix=exc.fix) from None
+    if entry.split not in SPLITS:
+        raise SpecError(
+            f"model {entry.id!r}: unknown split {entry.split!r}",
+            path=path,
+            fix=f"choose from: {', '.join(SPLITS)}",
+        )
     if entry.lr_schedule not in LR_SCHEDULES:
         raise SpecError(
             f"model {entry.id!r}: unknown lr_schedule {entry.lr_schedule!r}",
