@@ -52,6 +52,7 @@ class Context:
     reply: dict[str, Any] = field(default_factory=dict)
     kind: TrackKind | None = None
     results: list[TaskResult] = field(default_factory=list)
+    configured: Path | None = None  # a learned detector's configure output
 
 
 #: (passed, message) or (passed, message, a fix that replaces the check's own); None: the
@@ -82,9 +83,25 @@ def check_declares_a_track(ctx: Context) -> Outcome:
     return bool(tasks_for(ctx.spec.tracks, ctx.spec.tracks)), f"tracks {ctx.spec.tracks}"
 
 
+def check_configures(ctx: Context) -> Outcome:
+    """A learned detector's configure step, on the check's models as its labelled
+    training split (the check's tasks then see what it wrote)."""
+    assert ctx.spec is not None
+    if not ctx.spec.configure:
+        return True, ""
+    from harness.configure import configure_on
+
+    done = configure_on(ctx.spec, ctx.models, "conformance", ctx.backend, ctx.limits)
+    if done.error:
+        return False, done.error
+    ctx.configured = done.folder
+    return True, ""
+
+
 def check_worker_starts(ctx: Context) -> Outcome:
     assert ctx.spec is not None
-    ctx.runner = SubmissionRunner(ctx.spec, ctx.backend, ctx.limits, ctx.workdir)
+    shared = (("configured", ctx.configured),) if ctx.configured else ()
+    ctx.runner = SubmissionRunner(ctx.spec, ctx.backend, ctx.limits, ctx.workdir, shared=shared)
     try:
         ctx.reply = ctx.runner.worker.start()
     except WorkerFailure as exc:
@@ -168,6 +185,12 @@ CHECKS: tuple[Check, ...] = (
         "declares a runnable track",
         f"declare at least one of {', '.join(repr(k.name) for k in KINDS)}",
         check_declares_a_track,
+    ),
+    Check(
+        "check_configures",
+        "configure step runs (learned detectors)",
+        "make configure(training_dir, out_dir) finish within [resources] configure_seconds",
+        check_configures,
     ),
     Check(
         "check_worker_starts",

@@ -21,6 +21,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.configure import COMPLETE
 from harness.paths import harness_home
 from harness.sandbox.limits import SandboxLimits
 from harness.submission.manifest import SubmissionSpec, content_hash
@@ -49,6 +50,10 @@ class ModelJob:
     files: dict[str, bytes] = field(default_factory=dict)
     #: the replicate (``harness run --seeds K``): 0 .. K-1
     seed: int = 0
+    #: a learned detector's configure output on the coordinator (harness.configure), or
+    #: why its configure step failed (every task then fails with it)
+    configured: str | None = None
+    configure_error: str | None = None
 
     @property
     def wall_seconds(self) -> float:
@@ -70,6 +75,8 @@ class ModelJob:
             files["model"] = pack_folder(self.model.root)
         if "submission" in missing:
             files["submission"] = pack_folder(self.spec.path)
+        if "configured" in missing and self.configured:
+            files["configured"] = pack_folder(Path(self.configured))
         return dataclasses.replace(self, files=files)
 
 
@@ -84,14 +91,24 @@ def run_job(job: ModelJob) -> JobResult:
     """Run a job's tasks in the submission's warm sandbox (the function workers run)."""
     model = _local_model(job)
     spec = _local_submission(job)
-    missing = tuple(name for name, have in (("model", model), ("submission", spec)) if not have)
+    has_configured, configured = _local_configured(job)
+    have = (("model", model), ("submission", spec), ("configured", has_configured))
+    missing = tuple(name for name, there in have if not there)
     if missing:
         return JobResult(missing=missing)
     assert model is not None and spec is not None
-    runner = _runner(spec, job.limits, job.backend)
+    if job.configure_error:
+        return JobResult(
+            [(name, _failed(model, name, job.configure_error)) for name in job.tracks], "none"
+        )
+    runner = _runner(spec, job.limits, job.backend, configured)
     runner.options = job.options
     tasks = [(name, runner.run(job.run_id, model, by_name(name), job.seed)) for name in job.tracks]
     return JobResult(tasks, runner.isolation)
+
+
+def _failed(model: ZooModel, name: str, error: str) -> TaskResult:
+    return TaskResult("failed", scores=by_name(name).failed(model).to_json(), error=error)
 
 
 # -- what this worker has on disk ----------------------------------------------------------
@@ -123,6 +140,22 @@ def _local_submission(job: ModelJob) -> SubmissionSpec | None:
     return dataclasses.replace(spec, path=copy)
 
 
+def _local_configured(job: ModelJob) -> tuple[bool, Path | None]:
+    """(whether this host has what the job needs, the job's configure output here: None
+    when it has none). A host that lacks it gets the job again, carrying it."""
+    if not job.configured:
+        return True, None
+    here = Path(job.configured)
+    if (here / COMPLETE).is_file():
+        return True, here
+    copy = harness_home() / "configured" / here.name
+    if not (copy / COMPLETE).is_file():
+        if "configured" not in job.files:
+            return False, None
+        unpack_folder(job.files["configured"], copy)
+    return True, copy
+
+
 _CHECKED: dict[tuple[Path, str], bool] = {}
 
 
@@ -138,15 +171,21 @@ def _has_folder(folder: Path, expected: str) -> bool:
 _RUNNERS: OrderedDict[tuple, tuple[SubmissionRunner, Path]] = OrderedDict()
 
 
-def _runner(spec: SubmissionSpec, limits: SandboxLimits, backend: str) -> SubmissionRunner:
-    key = (spec.name, spec.content_hash, str(spec.path), limits, backend)
+def _runner(
+    spec: SubmissionSpec, limits: SandboxLimits, backend: str, configured: Path | None = None
+) -> SubmissionRunner:
+    key = (spec.name, spec.content_hash, str(spec.path), limits, backend, str(configured))
     if key in _RUNNERS:
         _RUNNERS.move_to_end(key)
         return _RUNNERS[key][0]
     while len(_RUNNERS) >= KEEP_WARM:
         _close(_RUNNERS.popitem(last=False)[1])
     workdir = Path(tempfile.mkdtemp(prefix=f"harness-{spec.name}-"))
-    _RUNNERS[key] = (SubmissionRunner(spec, backend, limits, workdir), workdir)
+    shared = (("configured", configured),) if configured else ()
+    _RUNNERS[key] = (
+        SubmissionRunner(spec, backend, limits, workdir, shared=shared),
+        workdir,
+    )
     return _RUNNERS[key][0]
 
 

@@ -9,11 +9,13 @@ or a run killed at any point and started again, does every task exactly once.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Protocol
 
 from harness.api import DEFAULT_FUZZ_BUDGET, Track
 from harness.cluster import Executor, InProcess
+from harness.configure import ensure_configured
 from harness.jobs import ModelJob, close_runners, run_job
 from harness.sandbox.backends import resolve_backend
 from harness.sandbox.limits import SandboxLimits
@@ -118,6 +120,7 @@ def run_plans(
     summary = RunSummary(run_id)
     jobs = plan_jobs(plans, models, run_id, results, summary, backend, limits, fuzz_budget, seeds)
     require_sound(list({j.model.id: j.model for j in jobs}.values()), profile)
+    jobs = configure_jobs(jobs, profile, zoo, backend, limits)
     if progress:
         progress.planned(sum(len(j.tracks) for j in jobs), summary.skipped)
     executor = executor or InProcess()
@@ -126,6 +129,29 @@ def run_plans(
     finally:
         executor.broadcast(close_runners)
     return summary
+
+
+def configure_jobs(
+    jobs: list[ModelJob],
+    profile: str,
+    zoo: ZooStore,
+    backend: str,
+    limits: SandboxLimits | None,
+) -> list[ModelJob]:
+    """Run the configure step of every learned detector with tasks to do (once, before
+    its tasks: ``harness.configure``) and give its jobs the output, or the failure."""
+    specs = {j.spec.name: j.spec for j in jobs if j.spec.configure}
+    outcomes = {
+        name: ensure_configured(spec, profile, zoo, backend, limits) for name, spec in specs.items()
+    }
+    out = []
+    for job in jobs:
+        done = outcomes.get(job.spec.name)
+        if done is not None:
+            folder = str(done.folder) if done.folder else None
+            job = dataclasses.replace(job, configured=folder, configure_error=done.error)
+        out.append(job)
+    return out
 
 
 def plan_jobs(

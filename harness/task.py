@@ -67,11 +67,12 @@ class SubmissionRunner:
         limits: SandboxLimits,
         workdir: Path,
         options: RunOptions | None = None,
+        shared: tuple[tuple[str, Path], ...] = (),
     ) -> None:
         self.spec = spec
         self.limits = limits.capped(spec.resources.wall_seconds_per_model, spec.resources.memory_gb)
         self.worker = SandboxWorker(
-            spec.path, spec.entry, spec.params, self.limits, backend, workdir
+            spec.path, spec.entry, spec.params, self.limits, backend, workdir, shared
         )
         self.fatal: str | None = None  # an init failure no restart can fix
         self.options = options or RunOptions()

@@ -26,14 +26,25 @@ def is_variant(name: str) -> bool:
 
 
 ENTRY_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-KEYS = {"name", "authors", "entry", "tracks", "params", "resources", "oracle", "description"}
-RESOURCE_KEYS = {"wall_seconds_per_model": float, "memory_gb": float}
+KEYS = {
+    "name",
+    "authors",
+    "entry",
+    "tracks",
+    "params",
+    "resources",
+    "oracle",
+    "description",
+    "configure",
+}
+RESOURCE_KEYS = {"wall_seconds_per_model": float, "memory_gb": float, "configure_seconds": float}
 
 
 @dataclass(frozen=True)
 class ResourceRequest:
     wall_seconds_per_model: float = 600.0
     memory_gb: float = 6.0
+    configure_seconds: float = 1800.0  # the configure step's wall clock (learned detectors)
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,9 @@ class SubmissionSpec:
     resources: ResourceRequest = ResourceRequest()
     oracle: bool = False
     content_hash: str = ""
+    #: a learned detector: ``configure(training_dir, out_dir)`` runs first, once, over the
+    #: profile's labelled training split (harness/configure.py)
+    configure: bool = False
 
     @property
     def module_name(self) -> str:
@@ -149,6 +163,9 @@ def load_submission(folder: str | Path) -> SubmissionSpec:
     oracle = raw.get("oracle", False)
     if not isinstance(oracle, bool):
         raise _fail("oracle must be true or false", manifest, "oracle = false")
+    configure = raw.get("configure", False)
+    if not isinstance(configure, bool):
+        raise _fail("configure must be true or false", manifest, "configure = true")
     return SubmissionSpec(
         name=name,
         entry=entry,
@@ -159,4 +176,5 @@ def load_submission(folder: str | Path) -> SubmissionSpec:
         resources=_resources(raw.get("resources", {}), manifest),
         oracle=oracle,
         content_hash=content_hash(folder),
+        configure=configure,
     )

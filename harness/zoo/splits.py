@@ -80,6 +80,11 @@ def release(profile: str, out: Path, split: str = TRAIN, zoo: ZooStore | None = 
             f"profile {profile!r} has no training split",
             fix=f'mark its training models split = "{TRAIN}" in models_zoo/{profile}.toml',
         )
+    return write_release(models, out, profile)
+
+
+def write_release(models: list[ZooModel], out: Path, profile: str) -> int:
+    """``models`` as a release folder (see ``release``); ``out`` must be new or empty."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise HarnessError(
             "the release folder exists and is not empty", path=out, fix="choose a new --out"
