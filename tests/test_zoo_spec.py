@@ -304,3 +304,16 @@ def test_a_split_is_checked_and_never_changes_a_models_address(tmp_path):
     assert a.spec_hash() == dataclasses.replace(a, split="eval").spec_hash()
     with pytest.raises(SpecError, match="unknown split 'test'"):
         load_profile(_write(tmp_path, text.replace('"train"', '"test"')))
+
+
+def test_the_stealthy_profiles_repeat_each_setting_ten_times_and_share_their_models():
+    full, head = load_profile("stealthy"), load_profile("stealthy-headline")
+    settings = {}
+    for e in full.entries:
+        if e.poisoned:
+            key = (e.dataset, e.attack, e.attack_params.get("sampling_rate"),
+                   e.attack_params.get("mask_size"))  # fmt: skip
+            settings.setdefault(key, []).append(e.seed)
+    assert len(settings) == 10 and all(len(set(s)) == 10 for s in settings.values())
+    hashes = {e.id: e.spec_hash() for e in full.entries}
+    assert all(hashes[e.id] == e.spec_hash() for e in head.entries)  # one build serves both
