@@ -39,6 +39,9 @@ class LabelTriggers:
 
 
 class DeepInspect:
+    #: the seed drawn from the task's seed for this detect() (when ``seed`` is -1)
+    _drawn: int | None = None
+
     def __init__(
         self,
         inverted_images: int = 100,
@@ -58,7 +61,7 @@ class DeepInspect:
         log_norms: bool = True,
         anomaly_threshold: float = 2.0,
         score_slope: float = 2.0,
-        seed: int = 0,
+        seed: int = -1,
         values_per_step: int = 64 * 28 * 28,
         inverted_values: int = 100 * 28 * 28,
         min_images: int = 16,
@@ -113,13 +116,22 @@ class DeepInspect:
         for name in ("tv_weight", "pert_weight", "hinge"):
             if float(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0, not {getattr(self, name)}")
+        if not isinstance(self.seed, int) or self.seed < -1:
+            raise ValueError(f"seed must be an integer >= -1, not {self.seed!r}")
         for name in ("use_clean", "log_norms"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, not {getattr(self, name)!r}")
 
     # -- detect / target tracks -----------------------------------------------------------
+    def _seed(self) -> int:
+        """``seed``, or with ``seed = -1`` the one this detect() drew from the task's seed
+        (the harness seeds NumPy per task: each replicate of `--seeds` differs)."""
+        return self.seed if self.seed >= 0 else (self._drawn or 0)
+
     def detect(self, model: Any, clean: CleanData) -> Detection:
         self._validate()
+        if self.seed < 0:
+            self._drawn = int(np.random.randint(0, 2**31 - 1))
         x_sub, y_sub = self.invert(model, clean)
         if self.use_clean:
             x_sub = np.concatenate([x_sub, np.asarray(clean.x, np.float32)])
@@ -173,7 +185,7 @@ class DeepInspect:
         per_class = max(1, math.ceil(total / n))
         h, w, c = clean.input_shape
         lo, hi = clean.input_range
-        rng = np.random.default_rng(self.seed)
+        rng = np.random.default_rng(self._seed())
         if n > total:
             y = np.sort(rng.choice(n, total, replace=False)).astype(np.int64)
         else:
@@ -210,12 +222,15 @@ class DeepInspect:
         t = keras.Input((num_classes,), name="label")
         init = keras.initializers.GlorotUniform
         hidden = layers.Dense(
-            self.hidden, activation="relu", kernel_initializer=init(seed=self.seed), name="hidden"
+            self.hidden,
+            activation="relu",
+            kernel_initializer=init(seed=self._seed()),
+            name="hidden",
         )(layers.Concatenate(name="z_label")([z, t]))
         out = layers.Dense(
             size,
             activation="tanh",
-            kernel_initializer=keras.initializers.RandomNormal(0.0, 0.01, seed=self.seed + 1),
+            kernel_initializer=keras.initializers.RandomNormal(0.0, 0.01, seed=self._seed() + 1),
             name="perturbation",
         )(layers.Concatenate(name="hidden_label")([hidden, t]))
         out = layers.Rescaling(scale, name="scale")(layers.Reshape(shape, name="image")(out))
@@ -253,7 +268,7 @@ class DeepInspect:
             grads = tape.gradient(loss, gen.trainable_variables)
             opt.apply_gradients(zip(grads, gen.trainable_variables, strict=True))
 
-        rng = np.random.default_rng(self.seed + 2)
+        rng = np.random.default_rng(self._seed() + 2)
         b = self.images(x_sub.shape[1:])[1]
         for _ in range(int(self.generator_steps)):
             i = rng.integers(0, len(x_sub), b)
@@ -284,7 +299,7 @@ class DeepInspect:
         1283-class net at the defaults). Labels are measured in chunks of MEASURE_CHUNK, a
         few graph calls each, whatever the class count."""
         lo, hi = input_range
-        rng = np.random.default_rng(self.seed + 3)
+        rng = np.random.default_rng(self._seed() + 3)
         k, m = int(self.eval_noise), self.eval_inputs(num_classes)
         noise, picks = [], []
         for t in range(num_classes):  # every draw first, in the order of the per-label loop
