@@ -139,6 +139,8 @@ def test_code_hash_follows_what_an_entry_builds_with(tmp_path, monkeypatch):
     (root / "attacks" / "brand_new.py").write_text("X = 1\n")  # a new module: nothing
     after = edit("attacks/registry.py")  # the dispatch table: nothing
     assert changed(after) == set()
+    for rel in ("zoo/builder.py", "zoo/objects.py", "zoo/bundle.py"):  # writing, not weights
+        assert changed(edit(rel)) == set(), rel
     after = edit("zoo/training.py")  # the core: everything
     assert changed(after) == set(kinds)
 

@@ -1,196 +1,87 @@
 """Deterministic zoo builder: train each entry, measure CA/ASR, write public + private parts.
 
-Each entry is cached by its spec hash (which includes the builder version), so building a
-profile again only trains what changed. A backdoored entry whose ASR stays below its floor
-fails the build instead of polluting the zoo.
+Each entry is cached by its spec hash (which covers the entry and the code that decides its
+weights, ``harness.zoo.training`` and the recipe), so building a profile again only trains
+what changed. A backdoored entry whose ASR stays below its floor fails the build instead of
+polluting the zoo.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from harness import __version__
-from harness.attacks import AttackContext, Backdoor, make_backdoor
 from harness.data import Dataset, load_dataset
-from harness.errors import ZooError
-from harness.zoo.bundle import is_current, migrate, write_public, write_stamp
+from harness.zoo.bundle import is_current, migrate
+from harness.zoo.objects import PrivatePart, write_object
 from harness.zoo.records import ModelCard, TruthRecord
 from harness.zoo.spec import ZooEntry, ZooProfile
 from harness.zoo.store import ZooModel, ZooStore
-from harness.zoo.training import EntryTrainer, predict_labels
-
-#: Test images are drawn once per data set with this seed, so every model is scored alike.
-TEST_SPLIT_SEED = 20260101
-
-
-@dataclass(frozen=True)
-class Splits:
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-
-
-def make_splits(data: Dataset, entry: ZooEntry) -> Splits:
-    """Hold out ``val_per_class`` clean images per class; sample the train and test sets."""
-    rng = np.random.default_rng(entry.seed)
-    val_idx = np.concatenate(
-        [
-            rng.choice(np.flatnonzero(data.y_train == c), entry.val_per_class, replace=False)
-            for c in range(data.num_classes)
-        ]
-    )
-    pool = np.setdiff1d(np.arange(len(data.y_train)), val_idx)
-    if entry.train_size:
-        pool = rng.choice(pool, min(entry.train_size, len(pool)), replace=False)
-    test_idx = np.random.default_rng(TEST_SPLIT_SEED).permutation(len(data.y_test))
-    test_idx = np.sort(test_idx[: entry.test_size])
-    val_idx = np.sort(val_idx)
-    return Splits(
-        data.x_train[pool],
-        data.y_train[pool],
-        data.x_train[val_idx],
-        data.y_train[val_idx],
-        data.x_test[test_idx],
-        data.y_test[test_idx],
-    )
-
-
-def _write_private(
-    root: Path,
-    entry: ZooEntry,
-    backdoor: Backdoor | None,
-    splits: Splits,
-    poisoned: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    ca: float,
-    asr: float | None,
-    seconds: float,
-) -> None:
-    root.mkdir(parents=True)
-    np.savez_compressed(root / "test.npz", x=splits.x_test, y=splits.y_test)
-    xp, ysrc, ytgt, src_index = poisoned
-    np.savez_compressed(
-        root / "poisoned_test.npz", x=xp, y_src=ysrc, y_tgt=ytgt, src_index=src_index
-    )
-    triggers = backdoor.triggers if backdoor else ()
-    arrays: dict[str, np.ndarray] = {f"mask_{i}": t.mask for i, t in enumerate(triggers)}
-    arrays.update({f"pattern_{i}": t.pattern for i, t in enumerate(triggers)})
-    np.savez_compressed(root / "triggers.npz", **arrays)  # type: ignore[arg-type]
-    TruthRecord(
-        id=entry.id,
-        spec_hash=entry.spec_hash(),
-        poisoned=bool(backdoor and backdoor.poisoned),
-        attack=entry.attack,
-        params=dict(entry.attack_params),
-        details=_json_safe(backdoor.params) if backdoor else {},
-        targets=backdoor.targets if backdoor else [],
-        all_to_all=backdoor.all_to_all if backdoor else False,
-        target_maps=[t.target_of.tolist() for t in triggers],
-        trigger_sizes=[t.size for t in triggers],
-        ca=ca,
-        asr=asr,
-        asr_floor=_floor(entry, backdoor),
-        arch=entry.arch,
-        seed=entry.seed,
-        build_seconds=round(seconds, 2),
-        harness_version=__version__,
-    ).write(root / "truth.json")
+from harness.zoo.training import Trained, train_entry
 
 
 def _json_safe(params: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(params, default=lambda o: np.asarray(o).tolist()))
 
 
-def _floor(entry: ZooEntry, backdoor: Backdoor | None) -> float | None:
-    if backdoor is None or not backdoor.poisoned:
-        return None
-    return entry.asr_floor if entry.asr_floor is not None else backdoor.asr_floor
+def _private(entry: ZooEntry, trained: Trained, seconds: float) -> PrivatePart:
+    backdoor = trained.backdoor
+    xp, ysrc, ytgt, src_index = trained.poisoned
+    triggers = backdoor.triggers if backdoor else ()
+    arrays: dict[str, np.ndarray] = {f"mask_{i}": t.mask for i, t in enumerate(triggers)}
+    arrays.update({f"pattern_{i}": t.pattern for i, t in enumerate(triggers)})
+    return PrivatePart(
+        test={"x": trained.splits.x_test, "y": trained.splits.y_test},
+        poisoned_test={"x": xp, "y_src": ysrc, "y_tgt": ytgt, "src_index": src_index},
+        triggers=arrays,
+        truth=TruthRecord(
+            id=entry.id,
+            spec_hash=entry.spec_hash(),
+            poisoned=bool(backdoor and backdoor.poisoned),
+            attack=entry.attack,
+            params=dict(entry.attack_params),
+            details=_json_safe(backdoor.params) if backdoor else {},
+            targets=backdoor.targets if backdoor else [],
+            all_to_all=backdoor.all_to_all if backdoor else False,
+            target_maps=[t.target_of.tolist() for t in triggers],
+            trigger_sizes=[t.size for t in triggers],
+            ca=trained.ca,
+            asr=trained.asr,
+            asr_floor=trained.asr_floor,
+            arch=entry.arch,
+            seed=entry.seed,
+            build_seconds=round(seconds, 2),
+            harness_version=__version__,
+        ),
+    )
 
 
 def build_entry(entry: ZooEntry, data: Dataset, store: ZooStore) -> ZooModel:
     """Train one entry and write it to the store under its spec hash."""
     start = time.perf_counter()
-    splits = make_splits(data, entry)
-    trainer = EntryTrainer(entry, data.input_shape, data.num_classes)
-    backdoor = None
-    if entry.attack == "none":
-        model = trainer.fit(trainer.new_model(), splits.x_train, splits.y_train)
-    else:
-        ctx = AttackContext(
-            data.input_shape,
-            data.num_classes,
-            entry.seed,
-            splits.x_train,
-            splits.y_train,
-            trainer,
-        )
-        backdoor = make_backdoor(entry.attack, entry.attack_params, ctx)
-        model = backdoor.implant(ctx)
-    poisoned = (
-        backdoor.poisoned_test(splits.x_test, splits.y_test)
-        if backdoor is not None
-        else (
-            np.zeros((0, *data.input_shape), np.float32),
-            np.zeros(0, np.int64),
-            np.zeros(0, np.int64),
-            np.zeros(0, np.int64),
-        )
+    trained = train_entry(entry, data)
+    return write_object(
+        store,
+        entry.spec_hash(),
+        model=trained.model,
+        x_val=trained.splits.x_val,
+        y_val=trained.splits.y_val,
+        card=ModelCard(
+            id=entry.id,
+            dataset=data.name,
+            input_shape=list(data.input_shape),
+            num_classes=data.num_classes,
+            input_range=list(data.input_range),
+            preprocessing=data.preprocessing,
+        ),
+        private=_private(entry, trained, time.perf_counter() - start),
     )
-    ca = float(np.mean(predict_labels(model, splits.x_test) == splits.y_test))
-    asr = None
-    if backdoor is not None and backdoor.poisoned:
-        asr = float(np.mean(predict_labels(model, poisoned[0]) == poisoned[2]))
-        floor = _floor(entry, backdoor)
-        if floor is not None and asr < floor:
-            raise ZooError(
-                f"backdoor of {entry.id} did not take: ASR {asr:.3f} < floor {floor:.2f}",
-                fix="raise epochs, train_size or the poisoned share in the zoo spec",
-            )
-    final = store.object_dir(entry.spec_hash())
-    staging = Path(tempfile.mkdtemp(prefix=".build-", dir=final.parent))
-    try:
-        write_public(
-            staging / "public",
-            model,
-            splits.x_val,
-            splits.y_val,
-            ModelCard(
-                id=entry.id,
-                dataset=data.name,
-                input_shape=list(data.input_shape),
-                num_classes=data.num_classes,
-                input_range=list(data.input_range),
-                preprocessing=data.preprocessing,
-            ),
-        )
-        _write_private(
-            staging / "private",
-            entry,
-            backdoor,
-            splits,
-            poisoned,
-            ca,
-            asr,
-            time.perf_counter() - start,
-        )
-        write_stamp(staging / "private")
-        if final.exists():
-            shutil.rmtree(final)
-        staging.rename(final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return ZooModel(entry.id, entry.spec_hash(), final)
 
 
 #: Called once per entry with what happened to it: "built", "cached" or "migrated" (a

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,7 @@ import numpy as np
 from harness import __version__
 from harness.errors import DataError, ZooError
 from harness.paths import zoo_specs_dir
-from harness.zoo.bundle import write_public, write_stamp
+from harness.zoo.objects import PrivatePart, write_object
 from harness.zoo.records import ModelCard, TruthRecord
 from harness.zoo.store import ZooModel, ZooStore
 
@@ -184,74 +182,65 @@ def import_model(req: ImportRequest, store: ZooStore | None = None) -> ZooModel:
         raise DataError(f"target {max(targets)} is out of range for {classes} classes")
 
     spec_hash = import_hash(req)
-    final = store.object_dir(spec_hash)
-    staging = Path(tempfile.mkdtemp(prefix=".import-", dir=final.parent))
-    try:
-        public, private = staging / "public", staging / "private"
-        private.mkdir()
-        write_public(
-            public,
-            model,
-            (x_val / divisor).astype(np.float32),
-            y_val,
-            ModelCard(
-                id=req.model_id,
-                dataset=f"imported:{Path(req.test).name}",
-                input_shape=list(shape),
-                num_classes=classes,
-                input_range=[0.0, float(255.0 / divisor)],
-                preprocessing=req.preprocessing,
-            ),
-        )
-        # Test sets stay as stored pixels (uint8) with their divisor: 1/4 of the float size.
-        np.savez_compressed(
-            private / "test.npz", x=x_test.astype(np.uint8), y=y_test, divisor=divisor
-        )
-        np.savez_compressed(
-            private / "poisoned_test.npz",
-            x=xp.astype(np.uint8),
-            y_src=y_src,
-            y_tgt=y_tgt,
-            divisor=divisor,
-        )
-        np.savez_compressed(private / "triggers.npz")
-        single = len(targets) == 1
-        TruthRecord(
-            id=req.model_id,
-            spec_hash=spec_hash,
-            poisoned=poisoned,
-            attack="imported",
-            params={"file": Path(req.model_file).name, "loaded": how},
-            targets=targets,
-            all_to_all=False,
-            target_maps=[[targets[0]] * classes] if single and poisoned else [],
-            trigger_sizes=[],
-            ca=ca,
-            asr=asr,
-            asr_floor=None,
-            arch=req.arch if "weights-only" in how else "imported",
-            seed=0,
-            build_seconds=0.0,
-            harness_version=__version__,
-            details={
-                "source_files": {
-                    k: Path(v).name
-                    for k, v in (
-                        ("model", req.model_file),
-                        ("clean_val", req.clean_val),
-                        ("test", req.test),
-                        ("poisoned", req.poisoned),
-                    )
-                    if v is not None
-                },
-                "poisoned_labels": req.poisoned_labels if req.poisoned else None,
+    single = len(targets) == 1
+    truth = TruthRecord(
+        id=req.model_id,
+        spec_hash=spec_hash,
+        poisoned=poisoned,
+        attack="imported",
+        params={"file": Path(req.model_file).name, "loaded": how},
+        targets=targets,
+        all_to_all=False,
+        target_maps=[[targets[0]] * classes] if single and poisoned else [],
+        trigger_sizes=[],
+        ca=ca,
+        asr=asr,
+        asr_floor=None,
+        arch=req.arch if "weights-only" in how else "imported",
+        seed=0,
+        build_seconds=0.0,
+        harness_version=__version__,
+        details={
+            "source_files": {
+                k: Path(v).name
+                for k, v in (
+                    ("model", req.model_file),
+                    ("clean_val", req.clean_val),
+                    ("test", req.test),
+                    ("poisoned", req.poisoned),
+                )
+                if v is not None
             },
-        ).write(private / "truth.json")
-        write_stamp(private)
-        if final.exists():
-            shutil.rmtree(final)
-        staging.rename(final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            "poisoned_labels": req.poisoned_labels if req.poisoned else None,
+        },
+    )
+    # Test sets stay as stored pixels (uint8) with their divisor: 1/4 of the float size.
+    imported = write_object(
+        store,
+        spec_hash,
+        model=model,
+        x_val=(x_val / divisor).astype(np.float32),
+        y_val=y_val,
+        card=ModelCard(
+            id=req.model_id,
+            dataset=f"imported:{Path(req.test).name}",
+            input_shape=list(shape),
+            num_classes=classes,
+            input_range=[0.0, float(255.0 / divisor)],
+            preprocessing=req.preprocessing,
+        ),
+        private=PrivatePart(
+            test={"x": x_test.astype(np.uint8), "y": y_test, "divisor": np.asarray(divisor)},
+            poisoned_test={
+                "x": xp.astype(np.uint8),
+                "y_src": y_src,
+                "y_tgt": y_tgt,
+                "divisor": np.asarray(divisor),
+            },
+            triggers={},
+            truth=truth,
+        ),
+        prefix=".import-",
+    )
     store.add_to_index(req.profile, req.model_id, spec_hash)
-    return ZooModel(req.model_id, spec_hash, final)
+    return imported
