@@ -18,12 +18,14 @@ import numpy as np
 
 __all__ = [
     "CleanData",
+    "Attacker",
     "Configurable",
     "Detection",
     "Detector",
     "Filter",
     "Fuzzer",
     "GeneratedInputs",
+    "PoisonedSet",
     "Repairer",
     "Track",
     "TrainingModel",
@@ -44,6 +46,7 @@ class Track(str, enum.Enum):
     FILTER = "filter"  # per-input P(triggered)
     REPAIR = "repair"  # repaired classifier; label N means "rejected as backdoored"
     FUZZ = "fuzz"  # generated inputs that should activate a backdoor
+    ATTACK = "attack"  # a poisoned training set: the hand-in is the attacker (poison())
 
     @classmethod
     def parse(cls, value: str) -> Track:
@@ -112,6 +115,45 @@ class GeneratedInputs:
 
     x: np.ndarray
     seed_index: np.ndarray
+
+
+@dataclass
+class PoisonedSet:
+    """Answer of ``poison()`` (the attack track): the training set after poisoning, and the
+    trigger(s) that make a trained model misbehave.
+
+    ``x`` and ``y`` have the length of the training set ``poison()`` was given, image for
+    image: image i is training image i, changed or not, with its label, changed or not
+    (the harness trains the clean counterpart on the same images with their true labels,
+    which is why the order must hold). Each trigger is data, not code: the harness stamps
+    held-out test images with it (``stamp``) to measure the attack's success, so no hand-in
+    code ever sees test data. ``targets[i]`` is the label trigger i forces on every other
+    class (all-to-one).
+
+    ``augment_rate`` / ``augment_share``: the noise of Xiong et al.'s Algorithm 2 ("Escaping
+    Backdoor Attack Detection of Deep Learning", IFIP SEC 2020), applied by the harness:
+    ``augment_share`` of the images the hand-in left unchanged get a trigger under a random
+    sub-mask (each trigger pixel kept with probability ``augment_rate``), labels kept.
+    """
+
+    x: np.ndarray  # (N, *input_shape) in the input range
+    y: np.ndarray  # (N,) integer labels
+    triggers: list[Trigger]
+    targets: list[int]
+    augment_rate: float = 0.0
+    augment_share: float = 0.0
+
+    def stamp(self, x: np.ndarray, which: int = 0) -> np.ndarray:
+        """``x`` with trigger ``which`` applied (what the harness does to test images)."""
+        return self.triggers[which].stamp(x)
+
+
+@runtime_checkable
+class Attacker(Protocol):
+    """An attack-track hand-in: poisons the training set it is given (and only that: it
+    never sees test data); ``rng`` is seeded per instance, so N instances differ."""
+
+    def poison(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> PoisonedSet: ...
 
 
 @runtime_checkable

@@ -82,6 +82,25 @@ CREATE TABLE IF NOT EXISTS figures (
     written REAL NOT NULL,
     PRIMARY KEY (run_id, name)
 );
+CREATE TABLE IF NOT EXISTS attack_instances (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    attack TEXT NOT NULL,
+    attack_hash TEXT NOT NULL,
+    instance INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'invalid', 'failed')),
+    error TEXT,
+    stderr_tail TEXT,
+    model_id TEXT,
+    counterpart_id TEXT,
+    ca REAL,
+    counterpart_ca REAL,
+    asr REAL,
+    labels_changed REAL,
+    images_changed REAL,
+    seconds REAL,
+    finished REAL NOT NULL,
+    PRIMARY KEY (run_id, attack, instance)
+);
 """
 
 #: Columns added after the first release, for stores written before them: the model facts
@@ -146,6 +165,29 @@ def _facts_of_version_1(scores: dict[str, Any]) -> tuple[ModelFacts, dict[str, A
     scores = dict(scores)
     poisoned, dataset = scores.pop("poisoned", None), scores.pop("dataset", None)
     return ModelFacts(poisoned=poisoned, dataset=dataset), scores
+
+
+@dataclass(frozen=True)
+class AttackInstance:
+    """One instance of an attack hand-in (the attack track): its poisoned model and clean
+    counterpart, or why there are none. ``status`` "invalid": the poisoned set broke the
+    contract or its limits; "failed": the hand-in crashed or ran out of time."""
+
+    run_id: str
+    attack: str
+    attack_hash: str
+    instance: int
+    status: str
+    error: str | None = None
+    stderr_tail: str | None = None
+    model_id: str | None = None
+    counterpart_id: str | None = None
+    ca: float | None = None
+    counterpart_ca: float | None = None
+    asr: float | None = None
+    labels_changed: float | None = None
+    images_changed: float | None = None
+    seconds: float | None = None
 
 
 class ResultsStore:
@@ -287,6 +329,31 @@ class ResultsStore:
         for r in rows:
             r["holds"] = None if r["holds"] is None else bool(r["holds"])
         return rows
+
+    def write_attack_instance(self, rec: AttackInstance) -> None:
+        """Keep one attack hand-in's instance: what its poisoning and training gave (a
+        rerun of the same hand-in replaces it)."""
+        values = (
+            rec.run_id, rec.attack, rec.attack_hash, rec.instance, rec.status, rec.error,
+            rec.stderr_tail, rec.model_id, rec.counterpart_id, rec.ca, rec.counterpart_ca,
+            rec.asr, rec.labels_changed, rec.images_changed, rec.seconds, time.time(),
+        )  # fmt: skip
+        with self._tx() as c:
+            c.execute(
+                f"INSERT OR REPLACE INTO attack_instances VALUES ({', '.join('?' * 16)})",
+                values,
+            )
+
+    def attack_instances(self, run_id: str) -> list[AttackInstance]:
+        """Every attack instance of a run, by hand-in and instance."""
+        cur = self.conn.execute(
+            "SELECT run_id, attack, attack_hash, instance, status, error, stderr_tail, "
+            "model_id, counterpart_id, ca, counterpart_ca, asr, labels_changed, "
+            "images_changed, seconds FROM attack_instances WHERE run_id=? "
+            "ORDER BY attack, instance",
+            (run_id,),
+        )
+        return [AttackInstance(*row) for row in cur]
 
     def done(
         self,

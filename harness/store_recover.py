@@ -19,7 +19,7 @@ from pathlib import Path
 from harness.errors import HarnessError
 
 #: Tables copied by a recovery, in an order that keeps references valid.
-TABLES = ("runs", "tasks", "figures")
+TABLES = ("runs", "tasks", "figures", "attack_instances")
 #: Rows a recovery reads at once; a range that hits a damaged page is split down to rows.
 CHUNK = 256
 

@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("harness.tracks",),
     ("harness.task", "harness.configure", "harness.jobs", "harness.runner",
      "harness.sandbox.worker", "harness.store_diff"),
-    ("harness.goodnet", "harness.conformance", "harness.reproduce"),
+    ("harness.goodnet", "harness.conformance", "harness.reproduce", "harness.attack_track"),
     ("harness.report",),
     ("harness.grading",),
     ("harness.cli",),

@@ -165,6 +165,13 @@ def run(
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise HarnessError(f"two submissions share a name: {names}", fix="rename one")
+    attackers = [s.name for s in specs if set(s.tracks) == {Track.ATTACK}]
+    if attackers:
+        raise HarnessError(
+            f"{', '.join(attackers)} is an attack hand-in: it makes models, it does not "
+            "answer them",
+            fix="score it with `harness attack run HAND-IN --defenses ...`",
+        )
     ZooStore().models(profile)  # an unbuilt zoo is one line before any worker starts
     store = results_store(db)
     with Reporter("tasks") as reporter, open_executor(workers, scheduler) as executor:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from harness.cli.common import (
+    DbOpt,
     JsonOpt,
     ProfileOpt,
     Reporter,
@@ -16,6 +17,7 @@ from harness.cli.common import (
     WorkersOpt,
     err,
     out,
+    results_store,
     user_errors,
     zoo_app,
 )
@@ -240,6 +242,31 @@ def zoo_release(
 
     n = release(profile, out_dir, split)
     out.print(f"released {n} training models of {profile} to {out_dir}", highlight=False)
+
+
+@zoo_app.command("from-attacks")
+@user_errors
+def zoo_from_attacks(
+    profile: Annotated[
+        str, typer.Option("--profile", "-p", help="Name of the zoo to write (not a shipped one).")
+    ] = "final-round",
+    run_id: Annotated[
+        str, typer.Option("--run-id", help="The attack run to take hand-ins from.")
+    ] = "attack-track",
+    top: Annotated[int, typer.Option(min=1, help="How many valid hand-ins, best first.")] = 3,
+    db: DbOpt = None,
+) -> None:
+    """The attack track's final round: a zoo of the best valid attack hand-ins' models (by
+    evasion) and their clean counterparts, for `harness run DEFENSES --profile NAME` (as the
+    Trojan Detection Challenge 2022 re-ran its detectors on the winning attacks)."""
+    from harness.attack_track.final_round import from_attacks
+
+    taken, n = from_attacks(results_store(db), run_id, profile, top)
+    out.print(
+        f"wrote zoo {profile}: {n} models of {', '.join(taken)} and their counterparts; "
+        f"run defenses on it with `harness run SUBMISSIONS --profile {profile}`",
+        highlight=False,
+    )
 
 
 @zoo_app.command("audit")

@@ -110,10 +110,9 @@ class Session:
         except Exception as exc:  # noqa: BLE001 - a constructor that refuses its params
             return _fail("params", f"the constructor refused the params: {exc!r}"[:1000])
         constructor = constructor_report(self.entry_cls, instance, self.params)
-        from harness.tracks import KINDS
+        from harness.tracks import all_methods
 
-        wanted = dict.fromkeys(m for kind in KINDS for m in kind.methods)
-        methods = [m for m in wanted if callable(getattr(self.entry_cls, m, None))]
+        methods = [m for m in all_methods() if callable(getattr(self.entry_cls, m, None))]
         return {
             "ok": True,
             "tensorflow": tf.__version__,
@@ -136,6 +135,20 @@ class Session:
         start = time.perf_counter()
         configure(Path(req["training_dir"]), out)
         return {"ok": True, "seconds": time.perf_counter() - start}
+
+    def poison(self, req: dict[str, Any]) -> dict[str, Any]:
+        """An attack hand-in's one call: ``poison(x, y, rng)`` on the training set in the
+        read-only input folder, on a fresh instance, its arrays saved to ``out_dir``."""
+        from harness.tracks.attack import poison_call
+
+        out = Path(req["out_dir"])
+        out.mkdir(parents=True, exist_ok=True)
+        import keras
+
+        keras.utils.set_random_seed(int(req["seed"]))
+        start = time.perf_counter()
+        result = poison_call(self.entry_cls(**self.params), req, out)
+        return {"ok": True, "result": result, "seconds": time.perf_counter() - start}
 
     def run(self, req: dict[str, Any]) -> dict[str, Any]:
         import keras
@@ -255,6 +268,8 @@ def serve() -> None:
                 reply = session.init(req)
             elif op == "configure":
                 reply = session.configure(req)
+            elif op == "poison":
+                reply = session.poison(req)
             else:
                 reply = session.run(req)
         except Exception as exc:  # noqa: BLE001 - every submission failure becomes a reply

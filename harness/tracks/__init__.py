@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from harness.api import Track
 from harness.scoring.aggregate import Score, by_seed, over_seeds
 from harness.store import TaskRecord
+from harness.tracks import attack
 from harness.tracks.base import RunOptions, TaskInputs, TrackKind, WorkerCall
 from harness.tracks.detect import DETECT
 from harness.tracks.filter import FILTER
@@ -21,11 +22,13 @@ from harness.tracks.repair import EXPORT, REPAIR, export_call
 
 __all__ = [
     "KINDS",
+    "PRODUCERS",
     "RunOptions",
     "TaskInputs",
     "TrackKind",
     "aggregate",
     "aggregate_kind",
+    "all_methods",
     "by_name",
     "kind_of",
     "required_methods",
@@ -36,10 +39,14 @@ __all__ = [
 #: Every scored task kind, in the order a submission's tasks run and tables are shown.
 KINDS: tuple[TrackKind, ...] = (DETECT, FILTER, REPAIR, FUZZ)
 
+#: Tracks whose hand-ins make models instead of answering them (``harness.attack_track``
+#: runs them): no per-model task, their own contract module.
+PRODUCERS: dict[Track, tuple[str, ...]] = {Track.ATTACK: attack.METHODS}
+
 _BY_TRACK: dict[Track, TrackKind] = {t: k for k in KINDS for t in k.answers}
 _BY_NAME: dict[str, TrackKind] = {k.name: k for k in KINDS}
-if set(_BY_TRACK) != set(Track):
-    raise ImportError(f"tracks without a TrackKind: {set(Track) - set(_BY_TRACK)}")
+if set(_BY_TRACK) | set(PRODUCERS) != set(Track):
+    raise ImportError(f"tracks without a TrackKind: {set(Track) - set(_BY_TRACK) - set(PRODUCERS)}")
 
 
 def kind_of(track: Track) -> TrackKind:
@@ -61,7 +68,12 @@ def tasks_for(declared: Iterable[Track], requested: Iterable[Track]) -> list[Tra
 
 def required_methods(tracks: Iterable[Track]) -> set[str]:
     """The entry-class methods that ``tracks`` need."""
-    return {m for t in tracks for m in kind_of(t).methods}
+    return {m for t in tracks for m in (PRODUCERS[t] if t in PRODUCERS else kind_of(t).methods)}
+
+
+def all_methods() -> list[str]:
+    """Every method any track may call, in registry order."""
+    return list(dict.fromkeys([m for k in KINDS for m in k.methods] + [*attack.METHODS]))
 
 
 def worker_calls() -> dict[str, tuple[WorkerCall, bool]]:

@@ -46,7 +46,7 @@ def store_id(store: ZooStore) -> str:
     return path.read_text().strip()
 
 
-def _store_here(root: str, expected: str) -> ZooStore:
+def store_here(root: str, expected: str) -> ZooStore:
     """The coordinator's store if this worker shares it, else this worker's own."""
     path = Path(root) / "store-id"
     if path.is_file() and path.read_text().strip() == expected:
@@ -74,7 +74,7 @@ def build_job(job: BuildJob) -> BuildResult:
     """Build (or find) one entry on this worker, under its object lock."""
     start = time.perf_counter()
     quiet_tensorflow()
-    store = _store_here(job.store_root, job.store_id)
+    store = store_here(job.store_root, job.store_id)
     statuses: list[str] = []
     build_entries(
         [job.entry],
@@ -86,9 +86,9 @@ def build_job(job: BuildJob) -> BuildResult:
     return BuildResult(statuses[-1], time.perf_counter() - start, worker_address())
 
 
-def _packed(root: str, expected: str, spec_hash: str) -> bytes:
+def packed_object(root: str, expected: str, spec_hash: str) -> bytes:
     """A finished object from the store a worker built it into."""
-    return pack_object(_store_here(root, expected), spec_hash)
+    return pack_object(store_here(root, expected), spec_hash)
 
 
 def build_profile_on(
@@ -117,7 +117,9 @@ def build_profile_on(
     for job, res in executor.map_unordered(build_job, jobs):
         spec_hash = job.entry.spec_hash()
         if not store.has_object(spec_hash):  # built where this host cannot see it
-            data = executor.run_on(res.worker, _packed, str(store.root), store_id(store), spec_hash)
+            data = executor.run_on(
+                res.worker, packed_object, str(store.root), store_id(store), spec_hash
+            )
             unpack_object(store, spec_hash, data)
         if on_done:
             on_done(job.entry, res.status, res.seconds)

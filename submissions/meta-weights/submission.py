@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from harness.api import CleanData, Detection, configured_dir, training_models
+from harness.reverse import anomaly_index
 
 FEATURES = (
     "norm_z_top",
@@ -51,9 +52,10 @@ FEATURES = (
 
 
 def _robust_z(values: np.ndarray) -> np.ndarray:
-    median = float(np.median(values))
-    mad = 1.4826 * float(np.median(np.abs(values - median)))
-    return (values - median) / (mad if mad > 1e-12 else 1e-12)
+    """How far above the median each value lies, in MAD units: Neural Cleanse's anomaly
+    index with the sign turned (large weights, not small masks, are what stands out here);
+    all zeros when the values do not spread."""
+    return -anomaly_index(values)
 
 
 def _last_kernel(model: Any) -> tuple[np.ndarray, np.ndarray] | None:

@@ -1,0 +1,146 @@
+"""`harness attack run` and `harness attack table`: the attack track."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from harness.cli.common import (
+    BackendOpt,
+    DbOpt,
+    Reporter,
+    SchedulerOpt,
+    TaskProgress,
+    WorkersOpt,
+    app,
+    command_line,
+    out,
+    results_store,
+    user_errors,
+)
+from harness.errors import HarnessError
+
+attack_app = typer.Typer(
+    help="The attack track: hand-in poisoning recipes, trained into models by the harness "
+    "and scored by how well they evade the defenses (docs/ATTACK-TRACK.md).",
+    no_args_is_help=True,
+)
+app.add_typer(attack_app, name="attack")
+
+FORMATS = ("md", "csv", "json", "html")
+
+
+@attack_app.command("run")
+@user_errors
+def attack_run(
+    attacks: Annotated[list[Path], typer.Argument(help="Attack hand-in folders.")],
+    defenses: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated defense submission folders; each runs its detect and "
+            "filter tracks on every model the hand-ins gave.",
+        ),
+    ],
+    instances: Annotated[
+        int, typer.Option(min=1, help="Models per hand-in (each with a clean counterpart).")
+    ] = 5,
+    recipe: Annotated[
+        str,
+        typer.Option(help="Training recipe: mnist, mnist-small, tiny or faces."),
+    ] = "mnist",
+    run_id: Annotated[
+        str, typer.Option("--run-id", help="Name of the run (resumes when it exists).")
+    ] = "attack-track",
+    backend: BackendOpt = "auto",
+    db: DbOpt = None,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+) -> None:
+    """Poison, train and attack: each hand-in's poison() runs in the sandbox on a training
+    split (never on test data); the harness trains each poisoned set into a model with the
+    recipe, beside a clean counterpart on the same images with their true labels, measures
+    CA and ASR on held-out images, then runs the defenses on all of them and prints the
+    attack table. A rerun reuses every instance and task already done."""
+    from harness.attack_track.recipe import recipe as find_recipe
+    from harness.attack_track.run import run_attack_track
+    from harness.attack_track.score import run_rows
+    from harness.cluster import open_executor
+    from harness.report.attacks import markdown
+    from harness.submission.manifest import load_submission
+
+    train = find_recipe(recipe)
+    attack_specs = [load_submission(p) for p in attacks]
+    defense_specs = [load_submission(Path(p)) for p in defenses.split(",") if p.strip()]
+    if not defense_specs:
+        raise HarnessError("--defenses names no folder", fix="e.g. --defenses submissions/strip")
+    names = [s.name for s in attack_specs + defense_specs]
+    if len(set(names)) != len(names):
+        raise HarnessError(f"two submissions share a name: {names}", fix="rename one")
+    store = results_store(db)
+
+    def said(name: str, k: int, rec: object, reused: bool) -> None:
+        status = getattr(rec, "status", "?")
+        what = "reused" if reused else "built"
+        line = f"{name} #{k}: {what}, {status}"
+        if status == "ok":
+            line += f" (ASR {getattr(rec, 'asr', 0):.3f}, CA {getattr(rec, 'ca', 0):.3f})"
+        else:
+            line += f": {getattr(rec, 'error', '')}"
+        out.print(line, highlight=False)
+
+    with Reporter("tasks") as reporter, open_executor(workers, scheduler) as executor:
+        summary = run_attack_track(
+            attack_specs,
+            defense_specs,
+            train,
+            instances,
+            store,
+            run_id,
+            backend=backend,
+            on_instance=said,
+            progress=TaskProgress(reporter),
+            executor=executor,
+            command=command_line(),
+        )
+    out.print(markdown(run_rows(store, run_id)), highlight=False)
+    d = summary.defenses
+    out.print(
+        f"run {run_id}: {summary.built} instances built, {summary.reused} reused, "
+        f"{summary.invalid} invalid or failed; defenses: {d.done if d else 0} tasks done, "
+        f"{d.skipped if d else 0} already in the store; models in zoo index {summary.profile}",
+        highlight=False,
+    )
+
+
+@attack_app.command("table")
+@user_errors
+def attack_table(
+    run_id: Annotated[str, typer.Option("--run-id", help="The attack run.")] = "attack-track",
+    fmt: Annotated[str, typer.Option("--format", help="md, csv, json or html.")] = "md",
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write here instead of printing.")
+    ] = None,
+    db: DbOpt = None,
+) -> None:
+    """The attack table of a run: per hand-in its evasion with its CI, ASR, CA drop, each
+    detector's AUC and each filter's, valid or why not."""
+    from harness.attack_track.score import run_rows
+    from harness.report import attacks as render
+
+    if fmt not in FORMATS:
+        raise HarnessError(f"unknown format {fmt!r}", fix=f"choose one of {', '.join(FORMATS)}")
+    rows = run_rows(results_store(db), run_id)
+    if not rows:
+        raise HarnessError(
+            f"run {run_id!r} holds no attack hand-in",
+            fix="run `harness attack run` first, or name its --run-id",
+        )
+    text = {"md": render.markdown, "csv": render.to_csv, "json": render.to_json,
+            "html": render.html_table}[fmt](rows)  # fmt: skip
+    if out_file:
+        out_file.write_text(text)
+        out.print(f"wrote {out_file}", highlight=False)
+    else:
+        out.print(text, highlight=False, markup=False)

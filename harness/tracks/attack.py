@@ -1,0 +1,224 @@
+"""The attack track's contract: ``poison(x, y, rng) -> PoisonedSet``, its limits, and the
+checks on what a hand-in returns.
+
+The other tracks answer a model; an attack hand-in makes the models: it poisons a
+training set in the sandbox, and the harness trains that set into models (with the zoo's
+own training code), beside clean counterparts trained on the same images with their true
+labels, then runs the defenses on both (``harness.attack_track``). This module holds the
+two sides of the hand-in's one call: the worker's (``poison_call``, inside the sandbox,
+which sees the training set and nothing else) and the host's (``read_poisoned``: shapes,
+ranges, and the limits below, each refusal one line with its fix).
+
+The limits follow what the Trojan Detection Challenge 2022's evasive-trojans track asked
+of its hand-ins (a poisoned model must stay a good classifier and its trigger must work):
+a hand-in may relabel at most ``max_label_share`` of the training set and change at most
+``max_image_share`` of its images; the harness's own noise augmentation (Xiong et al.,
+Algorithm 2) is on top of that and keeps every label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.api import PoisonedSet, Track
+from harness.attacks.base import TriggerSpec
+from harness.submission.validate import OutputError, load_array, reply_file
+from harness.tracks.base import jsonable_float, save_array
+
+NAME = Track.ATTACK.value
+#: What an attack hand-in's entry class needs.
+METHODS = ("poison",)
+
+
+@dataclass(frozen=True)
+class PoisonLimits:
+    """What a poisoned training set may change (shares of the training set)."""
+
+    max_label_share: float = 0.2
+    max_image_share: float = 0.25
+    max_triggers: int = 8
+    #: A pixel may lie this far outside the input range (float rounding).
+    range_slack: float = 1e-3
+    #: An image counts as changed when a pixel moved by more than this.
+    changed_tolerance: float = 1e-6
+
+
+LIMITS = PoisonLimits()
+
+
+# -- the worker's side (inside the sandbox) -------------------------------------------------
+def poison_call(instance: Any, req: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Load the training set from the read-only input folder, call ``poison`` once, save
+    what it returned. The hand-in gets a writable copy: changing it in place is allowed."""
+    with np.load(req["train_file"], allow_pickle=False) as npz:
+        x, y = np.array(npz["x"]), np.array(npz["y"])
+    result = instance.poison(x, y, np.random.default_rng(int(req["seed"])))
+    if not isinstance(result, PoisonedSet):
+        return {"type": type(result).__name__}
+    triggers = list(result.triggers) if isinstance(result.triggers, list | tuple) else []
+    reply: dict[str, Any] = {
+        "type": "PoisonedSet",
+        "x": save_array(out, "poisoned_x", result.x),
+        "y": save_array(out, "poisoned_y", result.y),
+        "targets": save_array(out, "targets", np.asarray(result.targets)),
+        "masks": [save_array(out, f"mask_{i}", t.mask) for i, t in enumerate(triggers)],
+        "patterns": [save_array(out, f"pattern_{i}", t.pattern) for i, t in enumerate(triggers)],
+        "augment_rate": jsonable_float(result.augment_rate),
+        "augment_share": jsonable_float(result.augment_share),
+    }
+    return reply
+
+
+# -- the host's side ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HandIn:
+    """A poisoned training set that passed every check, with what it changed."""
+
+    x: np.ndarray
+    y: np.ndarray
+    triggers: tuple[TriggerSpec, ...]
+    augment_rate: float
+    augment_share: float
+    labels_changed: float  # share of the training set
+    images_changed: float
+
+    @property
+    def targets(self) -> list[int]:
+        return sorted({int(t.target_of[t.attacked_sources[0]]) for t in self.triggers})
+
+
+def _share(value: Any, what: str, upper_open: bool = False) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not np.isfinite(value):
+        raise OutputError(f"PoisonedSet.{what} is {value!r}; give a number in [0, 1]")
+    if not 0.0 <= value <= 1.0 or (upper_open and value == 1.0):
+        raise OutputError(
+            f"PoisonedSet.{what} is {value}; it must lie in [0, 1{')' if upper_open else ']'}"
+        )
+    return float(value)
+
+
+def _in_range(a: np.ndarray, lo: float, hi: float, what: str, slack: float) -> np.ndarray:
+    a = a.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(a)):
+        raise OutputError(f"{what} holds NaN or infinite values")
+    if a.size and (a.min() < lo - slack or a.max() > hi + slack):
+        raise OutputError(
+            f"{what} spans [{a.min():.4g}, {a.max():.4g}], outside the input range "
+            f"[{lo:g}, {hi:g}]; clip it to the range"
+        )
+    return np.clip(a, lo, hi)
+
+
+def _trigger(
+    i: int, result: dict[str, Any], out: Path, shape: tuple[int, ...], lo: float, hi: float,
+    target: int, num_classes: int, limits: PoisonLimits,
+) -> TriggerSpec:  # fmt: skip
+    def file(key: str) -> Path:
+        names = result.get(key)
+        if not isinstance(names, list) or i >= len(names):
+            raise OutputError(f"the reply lists no {key[:-1]} for trigger {i}")
+        return reply_file({key: names[i]}, key, out)
+
+    mask = load_array(file("masks"), f"trigger {i}'s mask", 64 << 20)
+    if mask.shape != shape[:2]:
+        raise OutputError(f"trigger {i}'s mask has shape {mask.shape}; give (H, W) = {shape[:2]}")
+    mask = _in_range(mask, 0.0, 1.0, f"trigger {i}'s mask", limits.range_slack)
+    if not np.any(mask > 0):
+        raise OutputError(f"trigger {i}'s mask is empty: it stamps nothing")
+    pattern = load_array(file("patterns"), f"trigger {i}'s pattern", 64 << 20)
+    if pattern.shape != shape:
+        raise OutputError(f"trigger {i}'s pattern has shape {pattern.shape}; give {shape}")
+    pattern = _in_range(pattern, lo, hi, f"trigger {i}'s pattern", limits.range_slack)
+    if not 0 <= target < num_classes:
+        raise OutputError(f"target {target} of trigger {i} is outside 0..{num_classes - 1}")
+    return TriggerSpec(mask, pattern, np.full(num_classes, target))
+
+
+def read_poisoned(
+    result: dict[str, Any],
+    out: Path,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    num_classes: int,
+    input_range: tuple[float, float],
+    limits: PoisonLimits = LIMITS,
+) -> HandIn:
+    """The hand-in's reply as a checked ``HandIn``; ``OutputError`` says what is wrong."""
+    if result.get("type") != "PoisonedSet":
+        raise OutputError(f"poison() returned {result.get('type')}, not harness.api.PoisonedSet")
+    n, shape = len(x_train), tuple(x_train.shape[1:])
+    lo, hi = input_range
+    x = load_array(reply_file(result, "x", out), "PoisonedSet.x", 4 << 30)
+    if x.shape != x_train.shape:
+        raise OutputError(
+            f"PoisonedSet.x has shape {x.shape}; keep the training set's {x_train.shape} "
+            "(image i is training image i, changed or not)"
+        )
+    x = _in_range(x, lo, hi, "PoisonedSet.x", limits.range_slack)
+    y = load_array(reply_file(result, "y", out), "PoisonedSet.y")
+    if y.shape != (n,) or y.dtype.kind not in "iu":
+        raise OutputError(f"PoisonedSet.y is {y.dtype} {y.shape}; give {n} integer labels")
+    if n and (y.min() < 0 or y.max() >= num_classes):
+        raise OutputError(f"PoisonedSet.y holds labels outside 0..{num_classes - 1}")
+    targets = load_array(reply_file(result, "targets", out), "PoisonedSet.targets")
+    if (
+        targets.ndim != 1
+        or targets.dtype.kind not in "iu"
+        or not 1 <= len(targets) <= limits.max_triggers
+    ):
+        raise OutputError(
+            f"PoisonedSet.targets is {targets.dtype} {targets.shape}; give one integer label "
+            f"per trigger, 1 to {limits.max_triggers} triggers"
+        )
+    triggers = tuple(
+        _trigger(i, result, out, shape, lo, hi, int(t), num_classes, limits)
+        for i, t in enumerate(targets)
+    )
+    relabelled = float(np.mean(y != y_train)) if n else 0.0
+    moved = np.abs(x.reshape(n, -1) - x_train.reshape(n, -1).astype(np.float32)).max(axis=1)
+    changed = float(np.mean((moved > limits.changed_tolerance) | (y != y_train))) if n else 0.0
+    if relabelled > limits.max_label_share:
+        raise OutputError(
+            f"poison() relabelled {relabelled:.1%} of the training set; the track allows "
+            f"{limits.max_label_share:.0%}"
+        )
+    if changed > limits.max_image_share:
+        raise OutputError(
+            f"poison() changed {changed:.1%} of the training images; the track allows "
+            f"{limits.max_image_share:.0%} (the noise augmentation is the harness's: set "
+            "augment_share instead)"
+        )
+    return HandIn(
+        x,
+        y.astype(np.int64),
+        triggers,
+        _share(result.get("augment_rate"), "augment_rate", upper_open=True),
+        _share(result.get("augment_share"), "augment_share"),
+        relabelled,
+        changed,
+    )
+
+
+def training_set(
+    hand_in: HandIn, x_train: np.ndarray, y_train: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The set the harness trains on: the hand-in's images with the noise augmentation on
+    ``augment_share`` of the images it left unchanged. (x, the poisoned labels, the true
+    labels: the counterpart's.)"""
+    x = hand_in.x.copy()
+    if hand_in.augment_share > 0 and hand_in.augment_rate > 0:
+        n = len(x)
+        moved = np.abs(x.reshape(n, -1) - x_train.reshape(n, -1)).max(axis=1) > 0
+        untouched = np.flatnonzero(~moved & (hand_in.y == y_train))
+        noisy = rng.choice(
+            untouched, size=int(round(hand_in.augment_share * len(untouched))), replace=False
+        )
+        which = rng.integers(len(hand_in.triggers), size=len(noisy))
+        for i, trig in enumerate(hand_in.triggers):
+            for idx in noisy[which == i]:
+                x[idx] = trig.stamp(x[idx : idx + 1], trig.sub_mask(rng, hand_in.augment_rate))[0]
+    return x, hand_in.y, y_train.astype(np.int64)
