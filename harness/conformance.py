@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.api import Track
 from harness.errors import SpecError
 from harness.sandbox.client import WorkerFailure
 from harness.sandbox.limits import SandboxLimits
 from harness.submission.manifest import SubmissionSpec, load_submission
 from harness.task import SubmissionRunner, TaskResult
-from harness.tracks import KINDS, TrackKind, required_methods, tasks_for
+from harness.tracks import KINDS, PRODUCERS, TrackKind, required_methods, tasks_for
 from harness.zoo.store import ZooModel
 
 CHECK_PROFILE = "toy"
@@ -80,7 +81,8 @@ def check_manifest(ctx: Context) -> Outcome:
 
 def check_declares_a_track(ctx: Context) -> Outcome:
     assert ctx.spec is not None
-    return bool(tasks_for(ctx.spec.tracks, ctx.spec.tracks)), f"tracks {ctx.spec.tracks}"
+    runnable = tasks_for(ctx.spec.tracks, ctx.spec.tracks) or set(ctx.spec.tracks) & set(PRODUCERS)
+    return bool(runnable), f"tracks {[t.value for t in ctx.spec.tracks]}"
 
 
 def check_configures(ctx: Context) -> Outcome:
@@ -141,6 +143,25 @@ def check_methods_exist(ctx: Context) -> Outcome:
     return not missing, f"missing method(s) {', '.join(missing)}"
 
 
+def check_poisons(ctx: Context) -> Outcome:
+    """An attack hand-in's poison() on a small MNIST training split (the attack track's
+    `tiny` recipe), its poisoned set read as the track reads it."""
+    assert ctx.spec is not None
+    if Track.ATTACK not in ctx.spec.tracks:
+        return None
+    from harness.attack_track.instance import poison_in_sandbox
+    from harness.attack_track.recipe import RECIPES
+    from harness.data import load_dataset
+    from harness.zoo.training import make_splits
+
+    recipe = RECIPES["tiny"]
+    data = load_dataset(recipe.dataset)
+    entry = recipe.entry(ctx.spec.name, 0)
+    got = poison_in_sandbox(ctx.spec, make_splits(data, entry), data, entry.seed, ctx.backend,
+                            ctx.limits)  # fmt: skip
+    return got.hand_in is not None, f"{got.status}: {got.error}"
+
+
 def check_outputs_valid(ctx: Context) -> Outcome:
     assert ctx.runner is not None and ctx.kind is not None
     kind, runner = ctx.kind, ctx.runner
@@ -183,7 +204,7 @@ CHECKS: tuple[Check, ...] = (
     Check(
         "check_declares_a_track",
         "declares a runnable track",
-        f"declare at least one of {', '.join(repr(k.name) for k in KINDS)}",
+        f"declare at least one of {', '.join(repr(n) for n in [k.name for k in KINDS] + [t.value for t in PRODUCERS])}",
         check_declares_a_track,
     ),
     Check(
@@ -223,6 +244,13 @@ CHECKS: tuple[Check, ...] = (
         "track methods exist",
         "implement them or drop the track from tracks = [...]",
         check_methods_exist,
+    ),
+    Check(
+        "check_poisons",
+        "attack: poisoned set within the track's limits",
+        "return a harness.api.PoisonedSet as docs/ATTACK-TRACK.md describes (same length as "
+        "the training set, in its range, within the limits on changed images and labels)",
+        check_poisons,
     ),
     Check(
         "check_outputs_valid",

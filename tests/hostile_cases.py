@@ -20,9 +20,9 @@ def case_names() -> list[str]:
     return sorted(p.stem for p in CASES_DIR.glob("*.py"))
 
 
-def declared(name: str) -> dict[str, Any]:
+def declared(name: str, cases: Path = CASES_DIR) -> dict[str, Any]:
     """The literal TRACKS / RESOURCES / PARAMS of a case file."""
-    tree = ast.parse((CASES_DIR / f"{name}.py").read_text())
+    tree = ast.parse((cases / f"{name}.py").read_text())
     found: dict[str, Any] = {}
     for node in tree.body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
@@ -37,16 +37,16 @@ def _toml_table(title: str, values: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def materialize(name: str, dest: Path, **params: Any) -> Path:
-    """The case ``name`` as a submission folder under ``dest``; ``params`` override the
-    case's PARAMS."""
-    spec = declared(name)
+def materialize(name: str, dest: Path, cases: Path = CASES_DIR, **params: Any) -> Path:
+    """The case ``name`` of folder ``cases`` as a submission folder under ``dest``;
+    ``params`` override the case's PARAMS."""
+    spec = declared(name, cases)
     folder = dest / name
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(CASES_DIR / f"{name}.py", folder / "submission.py")
+    shutil.copyfile(cases / f"{name}.py", folder / "submission.py")
     toml = (
         f"name = {json.dumps('hostile-' + name.replace('_', '-'))}\n"
-        f'description = "hostile test case: tests/hostile/{name}.py"\n'
+        f'description = "hostile test case: tests/{cases.name}/{name}.py"\n'
         'entry = "submission:Entry"\n'
         f"tracks = {json.dumps(spec['TRACKS'])}\n"
     )

@@ -31,7 +31,7 @@ def entry_class(name: str) -> type:
     folder = SUBMISSIONS / name
     manifest = tomllib.loads((folder / "submission.toml").read_text())
     module, _, attr = manifest["entry"].partition(":")
-    unique = f"refsub_{name.replace('-', '_')}_{module}"
+    unique = f"refsub_{name.replace('-', '_').replace('/', '_')}_{module}"
     if unique not in sys.modules:
         spec = importlib.util.spec_from_file_location(unique, folder / f"{module}.py")
         mod = importlib.util.module_from_spec(spec)

@@ -20,7 +20,10 @@ from harness.conformance import CHECKS, check_submission
 REPO = Path(__file__).resolve().parents[1]
 SUBMISSIONS = REPO / "submissions"
 REFERENCE = sorted(p.name for p in SUBMISSIONS.iterdir() if (p / "submission.toml").is_file())
-STARTUP = tuple(c.name for c in CHECKS if not c.per_track)
+#: The reference attack hand-ins (the attack track), under submissions/attacks/.
+ATTACKS = sorted(f"attacks/{p.parent.name}" for p in SUBMISSIONS.glob("attacks/*/submission.toml"))
+#: The checks before any task; check_poisons applies to attack hand-ins alone.
+STARTUP = tuple(c.name for c in CHECKS if not c.per_track and c.name != "check_poisons")
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +40,7 @@ def test_the_template_passes(template_results, check):
     assert result.passed, f"{result.name}: {result.message} (fix: {result.fix})"
 
 
-@pytest.mark.parametrize("submission", REFERENCE)
+@pytest.mark.parametrize("submission", REFERENCE + ATTACKS)
 def test_reference_constructor_stores_only_its_params(submission):
     from harness.sandbox.worker import constructor_report
 
@@ -47,8 +50,16 @@ def test_reference_constructor_stores_only_its_params(submission):
     assert constructor_report(cls, cls(**params), params) == {"extra": [], "not_stored": []}
 
 
+def test_an_attack_hand_in_is_checked_by_poisoning_a_training_split(backend):
+    results = check_submission(
+        SUBMISSIONS / "attacks" / "blended", [], backend=backend, only=[*STARTUP, "check_poisons"]
+    )
+    assert {r.check for r in results} == {*STARTUP, "check_poisons"}
+    assert all(r.passed for r in results), [(r.name, r.message) for r in results if not r.passed]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("submission", REFERENCE)
+@pytest.mark.parametrize("submission", REFERENCE + ATTACKS)
 def test_reference_submission_passes_every_check(submission, backend):
     from harness.conformance import CHECK_PROFILE
     from harness.zoo.builder import build_profile

@@ -377,7 +377,8 @@ def test_metric_functions_declare_their_metrics() -> None:
         m.clean_accuracy, m.attack_success_rate, m.clean_rates, m.poisoned_rates, m.der,
         m.fidelity, m.fill_missing_scores, m.roc_auc, m.bootstrap_auc_ci, m.cross_entropy,
         m.tpr_at_fpr, m.target_accuracy, m.target_jaccard, m.trigger_iou_topk, m.filter_auc,
-        m.far_at_frr, m.activation_rate, m.backdoor_activation, m.flag_rate,
+        m.far_at_frr, m.activation_rate, m.backdoor_activation, m.flag_rate, m.evasion,
+        m.ca_drop,
     ]  # fmt: skip
     declared = {info.name for fn in functions for info in fn.metrics}
     assert declared == set(m.METRICS) - {"n_generated", "unknown_truth"}  # plain counts

@@ -19,3 +19,7 @@ the trojan works), then ran a final round of detectors on the best attacks. Here
    evasion = 1 - the best detector's AUC with a bootstrap CI, ASR, CA drop; valid only
    when mean ASR >= 0.97 and the CA drop is at most one point.
 """
+
+#: The attack column of the track's zoo models: ``hand-in:<submission name>`` (one family
+#: per hand-in in the reports' attack x defense matrix).
+ATTACK_PREFIX = "hand-in:"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from harness.attack_track.run import index_name
-from harness.attack_track.score import run_rows
+from harness.attack_track.score import VALID, Validity, run_rows
 from harness.errors import HarnessError
 from harness.paths import zoo_specs_dir
 from harness.store import ResultsStore
@@ -18,7 +18,12 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 
 def from_attacks(
-    results: ResultsStore, run_id: str, profile: str, top: int, zoo: ZooStore | None = None
+    results: ResultsStore,
+    run_id: str,
+    profile: str,
+    top: int,
+    zoo: ZooStore | None = None,
+    rule: Validity = VALID,
 ) -> tuple[list[str], int]:
     """Write zoo index ``profile`` from the ``top`` valid hand-ins of an attack run (by
     evasion): (the hand-ins taken, the number of models)."""
@@ -31,7 +36,7 @@ def from_attacks(
             f"{profile!r} is a shipped zoo profile: its index would be overwritten",
             fix="choose another --profile name, e.g. final-round",
         )
-    rows = [r for r in run_rows(results, run_id) if r.valid]
+    rows = [r for r in run_rows(results, run_id, rule) if r.valid]
     if not rows:
         raise HarnessError(
             f"run {run_id!r} has no valid attack hand-in to build a final round from",

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from harness import __version__
+from harness.attack_track import ATTACK_PREFIX
 from harness.attack_track.recipe import TrainRecipe
 from harness.attacks.base import Backdoor
 from harness.data import Dataset
@@ -34,9 +35,6 @@ from harness.zoo.records import ModelCard, TruthRecord
 from harness.zoo.spec import ZooEntry
 from harness.zoo.store import ZooStore
 from harness.zoo.training import EntryTrainer, Splits, make_splits, predict_labels
-
-#: The attack column of the track's zoo objects: ``hand-in:<submission name>``.
-ATTACK_PREFIX = "hand-in:"
 
 
 @dataclass(frozen=True)

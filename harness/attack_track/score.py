@@ -20,11 +20,24 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from harness.api import Track
-from harness.scoring.metrics import evasion, fill_missing_scores, roc_auc
+from harness.scoring.metrics import ca_drop, evasion, fill_missing_scores, roc_auc
 from harness.store import AttackInstance, ResultsStore, TaskRecord
 
 MIN_ASR = 0.97
 MAX_CA_DROP = 1.0  # points
+
+
+@dataclass(frozen=True)
+class Validity:
+    """When an entry counts: its mean ASR at least ``min_asr``, its mean CA at most
+    ``max_ca_drop`` points under its counterparts'."""
+
+    min_asr: float = MIN_ASR
+    max_ca_drop: float = MAX_CA_DROP
+
+
+#: The track's rule.
+VALID = Validity()
 
 
 @dataclass(frozen=True)
@@ -55,22 +68,25 @@ def _mean(values: list[float | None]) -> float | None:
 
 
 def _validity(built: list[AttackInstance], broken: list[AttackInstance], asr: float | None,
-              drop: float | None) -> str | None:  # fmt: skip
+              drop: float | None, rule: Validity) -> str | None:  # fmt: skip
     """Why an entry is invalid, or None when it is valid."""
     if broken:
         first = broken[0]
         return f"instance {first.instance} {first.status}: {first.error}"
     if not built:
         return "no instance was built"
-    if asr is None or asr < MIN_ASR:
-        return f"mean ASR {asr if asr is not None else float('nan'):.3f} < {MIN_ASR}"
-    if drop is not None and drop > MAX_CA_DROP:
-        return f"mean CA {drop:.2f} points under the counterparts' (at most {MAX_CA_DROP:g})"
+    if asr is None or asr < rule.min_asr:
+        return f"mean ASR {asr if asr is not None else float('nan'):.3f} < {rule.min_asr}"
+    if drop is not None and drop > rule.max_ca_drop:
+        return f"mean CA {drop:.2f} points under the counterparts' (at most {rule.max_ca_drop:g})"
     return None
 
 
 def attack_rows(
-    instances: list[AttackInstance], records: list[TaskRecord], asked: int | None = None
+    instances: list[AttackInstance],
+    records: list[TaskRecord],
+    asked: int | None = None,
+    rule: Validity = VALID,
 ) -> list[AttackRow]:
     """The table of a run: one row per hand-in, valid ones first, by evasion."""
     detect, filters = Track.DETECT.value, Track.FILTER.value
@@ -92,8 +108,12 @@ def attack_rows(
         broken = [i for i in mine if i.status != "ok"]
         asr = _mean([i.asr for i in built])
         ca = _mean([i.ca for i in built])
-        cp = _mean([i.counterpart_ca for i in built])
-        drop = None if ca is None or cp is None else 100.0 * (cp - ca)
+        pairs = [
+            (i.ca, i.counterpart_ca)
+            for i in built
+            if i.ca is not None and i.counterpart_ca is not None
+        ]
+        drop = ca_drop([a for a, _ in pairs], [b for _, b in pairs]) if pairs else None
         labels = [1] * len(built) + [0] * len(built)
         ids = [str(i.model_id) for i in built] + [str(i.counterpart_id) for i in built]
         per_detector = {
@@ -112,7 +132,7 @@ def attack_rows(
             for name, got in sorted(input_aucs.items())
             if (v := _mean([got.get(i.model_id) for i in built if i.model_id])) is not None
         }
-        reason = _validity(built, broken, asr, drop)
+        reason = _validity(built, broken, asr, drop, rule)
         rows.append(
             AttackRow(
                 attack,
@@ -132,6 +152,6 @@ def attack_rows(
     return sorted(rows, key=lambda r: (not r.valid, -(r.evasion or 0.0), r.attack))
 
 
-def run_rows(results: ResultsStore, run_id: str) -> list[AttackRow]:
+def run_rows(results: ResultsStore, run_id: str, rule: Validity = VALID) -> list[AttackRow]:
     """The attack table of a stored run."""
-    return attack_rows(results.attack_instances(run_id), results.tasks(run_id))
+    return attack_rows(results.attack_instances(run_id), results.tasks(run_id), rule=rule)

@@ -10,6 +10,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from harness import __version__
+from harness.report import attacks
 from harness.report.numbers import human
 from harness.report.view import RankedRow, RunView, ranking, seeds_note, task_label
 from harness.scoring.aggregate import Score
@@ -127,8 +128,14 @@ def render_markdown(view: RunView, out_dir: Path, now: dt.datetime | None = None
             f"- `{r.submission}` / `{task_label(r)}` / {r.track}: {r.error}" for r in view.failures
         ]
         lines.append("")
+    written = []
+    if view.attacks:
+        lines += [attacks.markdown(view.attacks)]
+        table = out_dir / "attack-track.csv"
+        table.write_text(attacks.to_csv(view.attacks))
+        written.append(table)
     lines.append(f"Isolation: {', '.join(view.isolations)}.")
     md, csv = out_dir / "LEADERBOARD.md", out_dir / "leaderboard.csv"
     md.write_text("\n".join(lines) + "\n")
     pd.concat(frames, ignore_index=True).to_csv(csv, index=False)
-    return [md, csv]
+    return [md, csv, *written]

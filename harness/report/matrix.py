@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.attack_track import ATTACK_PREFIX
 from harness.attacks.registry import GROUPS, RECIPES
 from harness.report.view import RunView
 from harness.store import TaskRecord
@@ -40,7 +41,13 @@ class Matrix:
         return f"{self.kind.table.title}: {self.heat.metric}"
 
 
+#: The group of the attack track's hand-ins (``harness.attack_track``), each its own family.
+HAND_IN = "hand-in"
+
+
 def group_of(attack: str) -> str:
+    if attack.startswith(ATTACK_PREFIX):
+        return HAND_IN
     recipe = RECIPES.get(attack)
     return recipe.group if recipe else "other"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.report import plots
+from harness.report import attacks, plots
 from harness.report.html import esc, figure, link, page, table
 from harness.report.markdown import arrow, cell, entry_name, rank_text
 from harness.report.matrix import Family, Matrix, display_order, group_of, matrices
@@ -358,6 +358,7 @@ class Site:
             "budget is each task's wall-clock limit. Definitions: docs/METRICS.md.</p>"
             + tables
             + per_set
+            + (attacks.html_table(self.view.attacks) if self.view.attacks else "")
             + self._plots_section()
             + self._failures()
             + self._reproduction()

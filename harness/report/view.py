@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.attack_track.score import AttackRow, attack_rows
 from harness.errors import HarnessError
 from harness.sandbox.client import WALL_CLOCK_EXCEEDED
 from harness.scoring.aggregate import Score
@@ -194,6 +195,8 @@ class RunView:
     records: list[TaskRecord]
     variants: list[str] = field(default_factory=list)
     figures: list[dict[str, Any]] = field(default_factory=list)
+    #: The attack track's table, when the run scored attack hand-ins (harness attack run).
+    attacks: list[AttackRow] = field(default_factory=list)
 
     @property
     def profile(self) -> str:
@@ -248,10 +251,12 @@ def load_run(store: ResultsStore, run_id: str | None = None) -> RunView:
     run = resolve_run(store, run_id)
     info = next(r for r in store.runs() if r["run_id"] == run)
     stored = store.tasks(run)
+    instances = store.attack_instances(run)
     return RunView(
         run,
         info,
         [r for r in stored if not is_variant(r.submission)],
         sorted({r.submission for r in stored if is_variant(r.submission)}),
         store.figures(run),
+        attack_rows(instances, stored) if instances else [],
     )

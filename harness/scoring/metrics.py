@@ -336,6 +336,16 @@ def evasion(
     return point, float(low), float(high)
 
 
+@computes("ca_drop")
+def ca_drop(ca_models: Sequence[float], ca_counterparts: Sequence[float]) -> float:
+    """How many points of clean accuracy an attack costs: the counterparts' mean CA minus
+    its models' (negative when its models are the more accurate)."""
+    a, b = _vec(ca_models, "ca_models"), _vec(ca_counterparts, "ca_counterparts")
+    if not len(a) or not len(b):
+        return float("nan")
+    return float(100.0 * (b.mean() - a.mean()))
+
+
 @computes("ce")
 def cross_entropy(labels: ArrayLike, scores: ArrayLike) -> float:
     """Mean binary cross-entropy, scores clipped to [1e-12, 1-1e-12] (TrojAI)."""

@@ -1,0 +1,190 @@
+"""The attack track's contract and table, without a sandbox: what a poisoned set may be
+(harness.tracks.attack), the harness's noise augmentation, the evasion metric and the
+validity of an entry (harness.attack_track.score)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.api import Track
+from harness.attack_track.score import MIN_ASR, attack_rows
+from harness.scoring.metrics import evasion
+from harness.store import AttackInstance, ModelFacts, TaskRecord
+from harness.submission.validate import OutputError
+from harness.tracks.attack import LIMITS, read_poisoned, training_set
+
+N, CLASSES = 200, 10
+
+
+def _train(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.random((N, 6, 6, 1)).astype(np.float32), rng.integers(0, CLASSES, N)
+
+
+def _reply(tmp_path, x, y, *, masks=None, patterns=None, targets=(0,), rate=0.0, share=0.0):
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    np.save(tmp_path / "t.npy", np.asarray(targets))
+    masks = masks if masks is not None else [np.pad(np.ones((2, 2), np.float32), ((4, 0), (4, 0)))]
+    patterns = patterns if patterns is not None else [np.ones((6, 6, 1), np.float32)]
+    for i, (m, p) in enumerate(zip(masks, patterns, strict=True)):
+        np.save(tmp_path / f"m{i}.npy", m)
+        np.save(tmp_path / f"p{i}.npy", p)
+    return {
+        "type": "PoisonedSet",
+        "x": "x.npy",
+        "y": "y.npy",
+        "targets": "t.npy",
+        "masks": [f"m{i}.npy" for i in range(len(masks))],
+        "patterns": [f"p{i}.npy" for i in range(len(patterns))],
+        "augment_rate": rate,
+        "augment_share": share,
+    }
+
+
+def _poisoned(
+    share: float, relabel: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    x, y = _train()
+    xp, yp = x.copy(), y.copy()
+    k = int(share * N)
+    xp[:k, 4:, 4:, :] = 1.0
+    if relabel:
+        yp[:k] = 0
+    return x, y, xp, yp
+
+
+def _read(tmp_path, reply, x, y):
+    return read_poisoned(reply, tmp_path, x, y, CLASSES, (0.0, 1.0))
+
+
+def test_a_poisoned_set_within_the_limits_is_read_with_what_it_changed(tmp_path):
+    x, y, xp, yp = _poisoned(0.1)
+    hand_in = _read(tmp_path, _reply(tmp_path, xp, yp), x, y)
+    assert hand_in.images_changed == pytest.approx(0.1)
+    assert hand_in.labels_changed == pytest.approx(np.mean(yp != y))
+    assert hand_in.targets == [0]
+    assert hand_in.triggers[0].size == 4
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda r, t: r.update(type="dict"), "not harness.api.PoisonedSet"),
+        (
+            lambda r, t: np.save(t / "x.npy", np.zeros((N // 2, 6, 6, 1), np.float32)),
+            "keep the training set's",
+        ),
+        (
+            lambda r, t: np.save(t / "x.npy", np.full((N, 6, 6, 1), 255.0, np.float32)),
+            "outside the input range",
+        ),
+        (
+            lambda r, t: np.save(t / "x.npy", np.full((N, 6, 6, 1), np.nan, np.float32)),
+            "NaN or infinite",
+        ),
+        (lambda r, t: np.save(t / "y.npy", np.full(N, 0.5)), "integer labels"),
+        (lambda r, t: np.save(t / "y.npy", np.full(N, CLASSES)), "labels outside"),
+        (lambda r, t: np.save(t / "t.npy", np.asarray([CLASSES])), "outside 0..9"),
+        (lambda r, t: np.save(t / "t.npy", np.arange(9)), "1 to 8 triggers"),
+        (lambda r, t: np.save(t / "m0.npy", np.zeros((6, 6), np.float32)), "stamps nothing"),
+        (lambda r, t: np.save(t / "m0.npy", np.ones((3, 3), np.float32)), "give (H, W)"),
+        (
+            lambda r, t: np.save(t / "p0.npy", np.full((6, 6, 1), 9.0, np.float32)),
+            "outside the input range",
+        ),
+        (lambda r, t: r.update(x="../x.npy"), "not a file name"),
+        (lambda r, t: r.update(augment_rate=1.0), "augment_rate is 1.0"),
+        (lambda r, t: r.update(augment_share="all"), "augment_share is 'all'"),
+    ],
+)
+def test_a_poisoned_set_outside_the_contract_is_refused_with_its_reason(tmp_path, change, words):
+    x, y, xp, yp = _poisoned(0.1)
+    reply = _reply(tmp_path, xp, yp)
+    change(reply, tmp_path)
+    with pytest.raises(OutputError, match=None) as exc:
+        _read(tmp_path, reply, x, y)
+    assert words in str(exc.value)
+
+
+def test_the_limits_on_relabelled_and_changed_images_hold(tmp_path):
+    x, y, xp, yp = _poisoned(LIMITS.max_label_share + 0.05)
+    with pytest.raises(OutputError, match="relabelled"):
+        _read(tmp_path, _reply(tmp_path, xp, yp), x, y)
+    x, y, xp, yp = _poisoned(LIMITS.max_image_share + 0.05, relabel=False)
+    with pytest.raises(OutputError, match="changed .* of the training images"):
+        _read(tmp_path, _reply(tmp_path, xp, yp), x, y)
+
+
+def test_the_noise_augmentation_touches_only_unchanged_images_and_keeps_every_label(tmp_path):
+    x, y, xp, yp = _poisoned(0.1)
+    hand_in = _read(tmp_path, _reply(tmp_path, xp, yp, rate=0.5, share=1.0), x, y)
+    xs, ys, ytrue = training_set(hand_in, x, y, np.random.default_rng(0))
+    assert np.array_equal(ys, yp) and np.array_equal(ytrue, y)
+    assert np.array_equal(xs[:20], xp[:20])  # the hand-in's own images as it made them
+    noisy = np.abs(xs[20:] - x[20:]).reshape(N - 20, -1).max(axis=1) > 0
+    assert noisy.mean() > 0.8  # most untouched images got part of the trigger
+    outside = np.ones((6, 6), bool)
+    outside[4:, 4:] = False
+    assert np.array_equal(xs[20:, outside], x[20:, outside])  # only under the trigger's mask
+
+
+def test_evasion_is_one_minus_the_best_detector_on_each_bootstrap_draw():
+    labels = [1, 1, 1, 0, 0, 0]
+    perfect, useless, inverted = (
+        [0.9, 0.8, 0.7, 0.1, 0.2, 0.3],
+        [0.5] * 6,
+        [0.1, 0.2, 0.3, 0.9, 0.8, 0.7],
+    )
+    point, low, high = evasion(labels, [useless, perfect])
+    assert point == 0.0 and low == 0.0 and high == 0.0
+    point, low, high = evasion(labels, [useless])
+    assert point == 0.5 and low == high == 0.5
+    assert evasion(labels, [inverted])[0] == 1.0  # a detector that is wrong is no detector's best
+    assert np.isnan(evasion([1, 1], [[0.5, 0.5]])[0])
+
+
+def _instance(attack: str, k: int, asr: float, ca: float = 0.98, cp: float = 0.985, status="ok"):
+    ok = status == "ok"
+    return AttackInstance(
+        "r", attack, "h", k, status, None if ok else "poison() relabelled 50.0%",
+        model_id=f"{attack}-{k}" if ok else None,
+        counterpart_id=f"{attack}-{k}-counterpart" if ok else None,
+        ca=ca if ok else None, counterpart_ca=cp if ok else None, asr=asr if ok else None,
+    )  # fmt: skip
+
+
+def _detect(detector: str, model: str, score: float) -> TaskRecord:
+    return TaskRecord(
+        "r", detector, "x", False, model, "m", Track.DETECT.value, "ok", {}, {"score": score},
+        None, None, 1.0, "bwrap", ModelFacts(),
+    )  # fmt: skip
+
+
+def test_the_table_scores_each_hand_in_and_says_why_an_entry_is_invalid():
+    instances = [_instance("caught", k, 1.0) for k in range(3)]
+    instances += [_instance("evades", k, 0.99) for k in range(3)]
+    instances += [_instance("weak", k, MIN_ASR - 0.1) for k in range(3)]
+    instances += [_instance("costly", k, 1.0, ca=0.95) for k in range(3)]
+    instances += [_instance("cheater", 0, 1.0), _instance("cheater", 1, 0, status="invalid")]
+    records = []
+    for inst in instances:
+        if inst.model_id:
+            caught = inst.attack == "caught"
+            records += [
+                _detect("nc", inst.model_id, 0.9 if caught else 0.5),
+                _detect("nc", str(inst.counterpart_id), 0.1 if caught else 0.5),
+                _detect("null", inst.model_id, 0.5),
+                _detect("null", str(inst.counterpart_id), 0.5),
+            ]
+    rows = {r.attack: r for r in attack_rows(instances, records)}
+    assert rows["caught"].valid and rows["caught"].evasion == 0.0
+    assert rows["caught"].auc == {"nc": 1.0, "null": 0.5}
+    assert rows["evades"].valid and rows["evades"].evasion == 0.5
+    assert not rows["weak"].valid and "ASR" in str(rows["weak"].reason)
+    assert not rows["costly"].valid and "points under" in str(rows["costly"].reason)
+    assert rows["costly"].ca_drop == pytest.approx(3.5)
+    assert not rows["cheater"].valid and "relabelled" in str(rows["cheater"].reason)
+    ordered = [r.attack for r in attack_rows(instances, records)]
+    assert ordered[:2] == ["evades", "caught"]  # valid first, by evasion
