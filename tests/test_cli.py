@@ -32,6 +32,37 @@ harness = run_cli
             ("zoo", "release", "--profile", "tiny", "--split", "eval", "--out", "/tmp/x"),
             "cannot be released",
         ),
+        (
+            ("run", str(REPO / "submissions" / "attacks" / "blended"), "--profile", "tiny"),
+            "is an attack hand-in",
+        ),
+        (
+            (
+                "attack",
+                "run",
+                str(REPO / "submissions" / "null"),
+                "--defenses",
+                str(REPO / "submissions" / "strip"),
+                "--recipe",
+                "tiny",
+            ),
+            "declare no attack track",
+        ),  # fmt: skip
+        (
+            (
+                "attack",
+                "run",
+                str(REPO / "submissions" / "attacks" / "blended"),
+                "--defenses",
+                str(REPO / "submissions" / "null"),
+                "--recipe",
+                "huge",
+            ),
+            "unknown training recipe 'huge'",
+        ),  # fmt: skip
+        (("attack", "table", "--run-id", "no-such-run"), "holds no attack hand-in"),
+        (("attack", "table", "--format", "pdf"), "unknown format 'pdf'"),
+        (("zoo", "from-attacks", "--profile", "default"), "is a shipped zoo profile"),
     ],
 )
 def test_user_errors_are_one_line(args, expected, tiny_zoo):
