@@ -131,6 +131,7 @@ LONGEST_MODULES = (
     "test_hostile.py",
     "test_dask.py",
     "test_grade_batch.py",
+    "test_attack_track.py",
     "test_cli.py",
     "test_goodnet.py",
     "test_ref_neural_cleanse.py",

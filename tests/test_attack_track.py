@@ -46,9 +46,21 @@ def badnets():
     return load_submission(REPO / "submissions" / "attacks" / "badnets-patch")
 
 
-def test_hostile_hand_ins_are_listed_with_their_reason_and_lose_no_other_result(
-    badnets, tmp_path, backend
-):
+class TestHostile:  # a class each: xdist's loadscope runs them side by side
+    def test_hostile_hand_ins_are_listed_with_their_reason_and_lose_no_other_result(
+        self, badnets, tmp_path, backend
+    ):
+        _hostile(badnets, tmp_path, backend)
+
+
+class TestTrack:
+    def test_the_track_trains_scores_resumes_and_makes_a_final_round(
+        self, badnets, tmp_path, backend
+    ):
+        _track(badnets, tmp_path, backend)
+
+
+def _hostile(badnets, tmp_path, backend):
     hostile = [load_submission(materialize(n, tmp_path / "cases", HOSTILE)) for n in EXPECTED]
     null = load_submission(REPO / "submissions" / "null")
     store = ResultsStore(tmp_path / "results.sqlite")
@@ -77,7 +89,7 @@ def test_hostile_hand_ins_are_listed_with_their_reason_and_lose_no_other_result(
     assert "no: instance 0 invalid: poison() relabelled 4" in table
 
 
-def test_the_track_trains_scores_resumes_and_makes_a_final_round(badnets, tmp_path, backend):
+def _track(badnets, tmp_path, backend):
     null = load_submission(REPO / "submissions" / "null")
     strip = load_submission(REPO / "submissions" / "strip")
     store = ResultsStore(tmp_path / "results.sqlite")
