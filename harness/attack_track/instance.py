@@ -30,8 +30,8 @@ from harness.store import AttackInstance
 from harness.submission.manifest import SubmissionSpec
 from harness.submission.validate import OutputError
 from harness.tracks.attack import HandIn, read_poisoned, training_set
-from harness.zoo.objects import PrivatePart, write_object
-from harness.zoo.records import ModelCard, TruthRecord
+from harness.zoo.objects import PrivatePart, card_of, write_object
+from harness.zoo.records import TruthRecord
 from harness.zoo.spec import ZooEntry
 from harness.zoo.store import ZooStore
 from harness.zoo.training import EntryTrainer, Splits, make_splits, predict_labels
@@ -173,14 +173,7 @@ def _write(
         model=model,
         x_val=splits.x_val,
         y_val=splits.y_val,
-        card=ModelCard(
-            id=entry.id,
-            dataset=data.name,
-            input_shape=list(data.input_shape),
-            num_classes=data.num_classes,
-            input_range=list(data.input_range),
-            preprocessing=data.preprocessing,
-        ),
+        card=card_of(entry.id, data),
         private=PrivatePart(
             test={"x": splits.x_test, "y": splits.y_test},
             poisoned_test={"x": xp, "y_src": ysrc, "y_tgt": ytgt, "src_index": src},

@@ -19,8 +19,8 @@ import numpy as np
 from harness import __version__
 from harness.data import Dataset, load_dataset
 from harness.zoo.bundle import is_current, migrate
-from harness.zoo.objects import PrivatePart, write_object
-from harness.zoo.records import ModelCard, TruthRecord
+from harness.zoo.objects import PrivatePart, card_of, write_object
+from harness.zoo.records import TruthRecord
 from harness.zoo.spec import ZooEntry, ZooProfile
 from harness.zoo.store import ZooModel, ZooStore
 from harness.zoo.training import Trained, train_entry
@@ -72,14 +72,7 @@ def build_entry(entry: ZooEntry, data: Dataset, store: ZooStore) -> ZooModel:
         model=trained.model,
         x_val=trained.splits.x_val,
         y_val=trained.splits.y_val,
-        card=ModelCard(
-            id=entry.id,
-            dataset=data.name,
-            input_shape=list(data.input_shape),
-            num_classes=data.num_classes,
-            input_range=list(data.input_range),
-            preprocessing=data.preprocessing,
-        ),
+        card=card_of(entry.id, data),
         private=_private(entry, trained, time.perf_counter() - start),
     )
 

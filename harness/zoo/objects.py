@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.data import Dataset
 from harness.zoo.bundle import write_public, write_stamp
 from harness.zoo.records import ModelCard, TruthRecord
 from harness.zoo.store import ZooModel, ZooStore
@@ -40,6 +41,18 @@ class PrivatePart:
     poisoned_test: Arrays
     triggers: Arrays
     truth: TruthRecord
+
+
+def card_of(model_id: str, data: Dataset) -> ModelCard:
+    """The public card of a model trained on ``data``."""
+    return ModelCard(
+        id=model_id,
+        dataset=data.name,
+        input_shape=list(data.input_shape),
+        num_classes=data.num_classes,
+        input_range=list(data.input_range),
+        preprocessing=data.preprocessing,
+    )
 
 
 def write_object(
