@@ -20,6 +20,7 @@ from harness.cli.common import (
     results_store,
     user_errors,
 )
+from harness.api import Track
 from harness.errors import HarnessError
 
 attack_app = typer.Typer(
@@ -27,7 +28,7 @@ attack_app = typer.Typer(
     "and scored by how well they evade the defenses (docs/ATTACK-TRACK.md).",
     no_args_is_help=True,
 )
-app.add_typer(attack_app, name="attack")
+app.add_typer(attack_app, name=Track.ATTACK.value)
 
 FORMATS = ("md", "csv", "json", "html")
 
