@@ -15,7 +15,8 @@ from typing import Protocol
 
 from harness.api import DEFAULT_FUZZ_BUDGET, Track
 from harness.cluster import Executor, InProcess
-from harness.configure import ensure_configured
+from harness.configure import ensure_configured, training_split
+from harness.errors import HarnessError
 from harness.jobs import ModelJob, close_runners, run_job
 from harness.sandbox.backends import resolve_backend
 from harness.sandbox.limits import SandboxLimits
@@ -73,9 +74,11 @@ def run_submissions(
     executor: Executor | None = None,
     command: str | None = None,
     seeds: int = 1,
+    configure_on: str | None = None,
 ) -> RunSummary:
     """Execute every missing (submission, model, track, seed) task and store it;
-    ``command`` (what the user typed) is kept with the run for its reports."""
+    ``command`` (what the user typed) is kept with the run for its reports; learned
+    detectors configure on ``configure_on``'s training split (default: ``profile``'s)."""
     plans = [Plan(spec, tracks, model_ids) for spec in specs]
     return run_plans(
         plans,
@@ -90,6 +93,7 @@ def run_submissions(
         executor=executor,
         command=command,
         seeds=seeds,
+        configure_on=configure_on,
     )
 
 
@@ -107,6 +111,7 @@ def run_plans(
     executor: Executor | None = None,
     command: str | None = None,
     seeds: int = 1,
+    configure_on: str | None = None,
 ) -> RunSummary:
     """Every missing task of ``plans`` under replicates 0 .. ``seeds``-1, as jobs of one
     submission on one model, on ``executor`` (default: in this process); each task is
@@ -120,7 +125,7 @@ def run_plans(
     summary = RunSummary(run_id)
     jobs = plan_jobs(plans, models, run_id, results, summary, backend, limits, fuzz_budget, seeds)
     require_sound(list({j.model.id: j.model for j in jobs}.values()), profile)
-    jobs = configure_jobs(jobs, profile, zoo, backend, limits)
+    jobs = configure_jobs(jobs, configure_on or profile, zoo, backend, limits)
     if progress:
         progress.planned(sum(len(j.tracks) for j in jobs), summary.skipped)
     executor = executor or InProcess()
@@ -139,8 +144,22 @@ def configure_jobs(
     limits: SandboxLimits | None,
 ) -> list[ModelJob]:
     """Run the configure step of every learned detector with tasks to do (once, before
-    its tasks: ``harness.configure``) and give its jobs the output, or the failure."""
+    its tasks: ``harness.configure``) over ``profile``'s training split, and give its jobs
+    the output, or the failure. A training split that holds a model the jobs evaluate is
+    refused: the detector would have seen that model's truth."""
     specs = {j.spec.name: j.spec for j in jobs if j.spec.configure}
+    if specs:
+        try:
+            training = {m.hash for m in training_split(profile, zoo)}
+        except HarnessError:  # the profile is not built: each configure step says so
+            training = set()
+        shared = sorted({j.model.id for j in jobs if j.model.hash in training})
+        if shared:
+            raise HarnessError(
+                f"the training split of {profile!r} holds {len(shared)} model(s) this run "
+                f"evaluates ({', '.join(shared[:3])}): a learned detector would see their truth",
+                fix="configure on a profile whose training split is disjoint from the run's models",
+            )
     outcomes = {
         name: ensure_configured(spec, profile, zoo, backend, limits) for name, spec in specs.items()
     }

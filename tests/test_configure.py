@@ -97,3 +97,20 @@ def test_a_configure_step_without_a_training_split_fails_its_tasks_alone(
     assert all("has no training split" in (r.error or "") for r in mine)
     assert all(r.status == "ok" for r in records if r.submission == "null")
     json.dumps([r.error for r in mine])
+
+
+def test_a_learned_detector_configures_on_another_profile_but_never_on_the_run_s_models(
+    split_zoo, toy_zoo, tmp_path, backend
+):
+    from harness.errors import HarnessError
+
+    spec = load_submission(REPO / "submissions" / "meta-weights")
+    store = ResultsStore(tmp_path / "results.sqlite")
+    with pytest.raises(HarnessError, match="a learned detector would see their truth"):
+        run_submissions([spec], "tiny", [Track.DETECT], store, backend=backend,
+                        configure_on=PROFILE)  # fmt: skip
+    summary = run_submissions([spec], "toy", [Track.DETECT], store, backend=backend,
+                              configure_on=PROFILE)  # fmt: skip
+    assert summary.done == len(toy_zoo) and summary.failed == 0, [
+        r.error for r in store.tasks("toy")
+    ]

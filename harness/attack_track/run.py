@@ -205,8 +205,10 @@ def run_attack_track(
     progress: RunProgress | None = None,
     executor: Executor | None = None,
     command: str | None = None,
+    configure_on: str | None = None,
 ) -> AttackRunSummary:
-    """The whole track: build the hand-ins' models, then run the defenses on them."""
+    """The whole track: build the hand-ins' models, then run the defenses on them
+    (learned detectors configured on ``configure_on``'s training split)."""
     zoo = zoo or ZooStore()
     summary = build_attacks(attacks, recipe, instances, results, run_id, backend=backend,
                             limits=limits, zoo=zoo, executor=executor, on_instance=on_instance,
@@ -223,5 +225,6 @@ def run_attack_track(
         progress=progress,
         executor=executor,
         command=command,
+        configure_on=configure_on,
     )
     return summary

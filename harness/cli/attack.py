@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from harness.api import Track
 from harness.cli.common import (
     BackendOpt,
     DbOpt,
@@ -20,7 +21,6 @@ from harness.cli.common import (
     results_store,
     user_errors,
 )
-from harness.api import Track
 from harness.errors import HarnessError
 
 attack_app = typer.Typer(
@@ -54,6 +54,14 @@ def attack_run(
     run_id: Annotated[
         str, typer.Option("--run-id", help="Name of the run (resumes when it exists).")
     ] = "attack-track",
+    configure_on: Annotated[
+        str | None,
+        typer.Option(
+            "--configure-on",
+            help="Learned defenses (configure = true, e.g. meta-weights) learn from this "
+            "zoo profile's training split, e.g. full.",
+        ),
+    ] = None,
     backend: BackendOpt = "auto",
     db: DbOpt = None,
     workers: WorkersOpt = None,
@@ -104,6 +112,7 @@ def attack_run(
             progress=TaskProgress(reporter),
             executor=executor,
             command=command_line(),
+            configure_on=configure_on,
         )
     out.print(markdown(run_rows(store, run_id)), highlight=False)
     d = summary.defenses

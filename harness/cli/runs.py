@@ -143,6 +143,15 @@ def run(
             "seeds adds only the missing replicates.",
         ),
     ] = 1,
+    configure_on: Annotated[
+        str | None,
+        typer.Option(
+            "--configure-on",
+            help="Learned detectors (configure = true) learn from this profile's training "
+            "split (default: the run's own profile's); refused when it holds a model the run "
+            "evaluates.",
+        ),
+    ] = None,
 ) -> None:
     """Run submissions against every model of a built zoo; resumes where it stopped.
 
@@ -187,6 +196,7 @@ def run(
             executor=executor,
             command=command_line(),
             seeds=seeds,
+            configure_on=configure_on,
         )
     out.print(
         f"run {summary.run_id}: {summary.done} tasks done ({summary.failed} failed), "
