@@ -120,7 +120,7 @@ def test_the_limits_on_relabelled_and_changed_images_hold(tmp_path):
 def test_the_noise_augmentation_touches_only_unchanged_images_and_keeps_every_label(tmp_path):
     x, y, xp, yp = _poisoned(0.1)
     hand_in = _read(tmp_path, _reply(tmp_path, xp, yp, rate=0.5, share=1.0), x, y)
-    xs, ys, ytrue = training_set(hand_in, x, y, np.random.default_rng(0))
+    xs, ys, ytrue = training_set(hand_in, y, np.random.default_rng(0))
     assert np.array_equal(ys, yp) and np.array_equal(ytrue, y)
     assert np.array_equal(xs[:20], xp[:20])  # the hand-in's own images as it made them
     noisy = np.abs(xs[20:] - x[20:]).reshape(N - 20, -1).max(axis=1) > 0

@@ -214,7 +214,7 @@ def build_instance(
                      seconds=time.perf_counter() - start)
         )  # fmt: skip
     hand_in = got.hand_in
-    x, y_poisoned, y_true = training_set(hand_in, splits.x_train, splits.y_train,
+    x, y_poisoned, y_true = training_set(hand_in, splits.y_train,
                                          np.random.default_rng(entry.seed + 1))  # fmt: skip
     trainer = EntryTrainer(entry, data.input_shape, data.num_classes)
     model = trainer.fit(trainer.new_model(), x, y_poisoned)

@@ -77,6 +77,7 @@ def attack_run(
     from harness.attack_track.score import run_rows
     from harness.cluster import open_executor
     from harness.report.attacks import markdown
+    from harness.store import AttackInstance
     from harness.submission.manifest import load_submission
 
     train = find_recipe(recipe)
@@ -89,14 +90,12 @@ def attack_run(
         raise HarnessError(f"two submissions share a name: {names}", fix="rename one")
     store = results_store(db)
 
-    def said(name: str, k: int, rec: object, reused: bool) -> None:
-        status = getattr(rec, "status", "?")
-        what = "reused" if reused else "built"
-        line = f"{name} #{k}: {what}, {status}"
-        if status == "ok":
-            line += f" (ASR {getattr(rec, 'asr', 0):.3f}, CA {getattr(rec, 'ca', 0):.3f})"
+    def said(name: str, k: int, rec: AttackInstance, reused: bool) -> None:
+        line = f"{name} #{k}: {'reused' if reused else 'built'}, {rec.status}"
+        if rec.status == "ok":
+            line += f" (ASR {rec.asr or 0:.3f}, CA {rec.ca or 0:.3f})"
         else:
-            line += f": {getattr(rec, 'error', '')}"
+            line += f": {rec.error}"
         out.print(line, highlight=False)
 
     with Reporter("tasks") as reporter, open_executor(workers, scheduler) as executor:

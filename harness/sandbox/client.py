@@ -27,6 +27,9 @@ from harness.sandbox.output import OutputMonitor
 POLL_SECONDS = 0.2
 #: How the error of a task stopped at its time budget begins (reports count these).
 WALL_CLOCK_EXCEEDED = "wall-clock limit of"
+#: Requests that run submission code for a result: their stderr is bracketed by marks, read
+#: to the end mark before the reply is used, and whatever they leave running is killed.
+MARKED_OPS = ("run", "poison")
 #: Seconds to wait, after a reply, for the reader to reach the task's end mark on stderr.
 END_MARK_WAIT = 2.0
 
@@ -301,7 +304,7 @@ class SandboxWorker:
         """Send one request; the reply, or WorkerFailure (worker killed) on any breach."""
         if not self.alive:
             raise WorkerFailure("worker is not running", self.monitor.text())
-        if message.get("op") == "run":
+        if message.get("op") in MARKED_OPS:
             message = {**message, "mark": secrets.token_hex(8), "wipe": self.wipe_dirs}
             self.monitor.start_task(message["mark"])
         try:

@@ -85,6 +85,9 @@ class HandIn:
     augment_share: float
     labels_changed: float  # share of the training set
     images_changed: float
+    #: Per image: changed by the hand-in (a pixel moved, or the label); the harness's noise
+    #: goes on the others.
+    changed: np.ndarray
 
     @property
     def targets(self) -> list[int]:
@@ -180,7 +183,8 @@ def read_poisoned(
     )
     relabelled = float(np.mean(y != y_train)) if n else 0.0
     moved = np.abs(x.reshape(n, -1) - x_train.reshape(n, -1).astype(np.float32)).max(axis=1)
-    changed = float(np.mean((moved > limits.changed_tolerance) | (y != y_train))) if n else 0.0
+    changed_mask = (moved > limits.changed_tolerance) | (y != y_train)
+    changed = float(np.mean(changed_mask)) if n else 0.0
     if relabelled > limits.max_label_share:
         raise OutputError(
             f"poison() relabelled {relabelled:.1%} of the training set; the track allows "
@@ -200,20 +204,19 @@ def read_poisoned(
         _share(result.get("augment_share"), "augment_share"),
         relabelled,
         changed,
+        changed_mask,
     )
 
 
 def training_set(
-    hand_in: HandIn, x_train: np.ndarray, y_train: np.ndarray, rng: np.random.Generator
+    hand_in: HandIn, y_train: np.ndarray, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The set the harness trains on: the hand-in's images with the noise augmentation on
     ``augment_share`` of the images it left unchanged. (x, the poisoned labels, the true
     labels: the counterpart's.)"""
     x = hand_in.x.copy()
     if hand_in.augment_share > 0 and hand_in.augment_rate > 0:
-        n = len(x)
-        moved = np.abs(x.reshape(n, -1) - x_train.reshape(n, -1)).max(axis=1) > 0
-        untouched = np.flatnonzero(~moved & (hand_in.y == y_train))
+        untouched = np.flatnonzero(~hand_in.changed)
         noisy = rng.choice(
             untouched, size=int(round(hand_in.augment_share * len(untouched))), replace=False
         )
