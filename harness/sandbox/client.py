@@ -209,6 +209,7 @@ class SandboxWorker:
                 pass
         if self.group is not None:
             self.group.kill(keep=self.core)
+        _wait_gone(strays, timeout=2.0)
         return len(strays)
 
     def _drop_group(self) -> None:
@@ -348,3 +349,13 @@ class SandboxWorker:
         if rel.is_absolute():
             rel = rel.relative_to(self.inner["scratch"])
         return self.dirs.scratch / rel
+
+
+def _wait_gone(pids: set[int], *, timeout: float) -> None:
+    """Wait until killed processes have left the process table (a SIGKILLed process stays
+    visible until its parent reaps it), so the next task cannot see what the last left."""
+    deadline = time.monotonic() + timeout
+    while pids and time.monotonic() < deadline:
+        pids = {pid for pid in pids if Path(f"/proc/{pid}").exists()}
+        if pids:
+            time.sleep(0.02)
