@@ -76,3 +76,43 @@ def test_with_clean_counterparts_the_audit_says_where_the_signal_comes_from(tiny
     assert {g for g in result.by_group if ":" in g} == pairs
     assert all(0.0 <= auc <= 1.0 for pair in pairs for auc in result.by_group[pair].values())
     assert set(result.bounded()) == {"metadata alone", "mnist: counterparts vs plain clean"}
+
+
+def test_a_bounded_auc_over_the_limit_fails_only_when_chance_rarely_reaches_it():
+    from harness.zoo.audit import AuditResult, Chance
+
+    def result(chance):
+        groups = {"metadata alone": {"logistic_regression": 0.63, "random_forest": 0.45}}
+        return AuditResult({}, 20, 20, 5, groups, chance)
+
+    assert result({}).over_limit() == [("metadata alone", "logistic_regression")]
+    assert not result({}).passed  # over the limit and untested
+    noise = {"metadata alone": {"logistic_regression": Chance(0.2, 0.68, 39)}}
+    assert result(noise).passed
+    leak = {"metadata alone": {"logistic_regression": Chance(0.025, 0.58, 39)}}
+    assert not result(leak).passed
+
+
+def test_the_permutation_test_tells_a_planted_leak_from_noise():
+    """19 shuffles of one repeat keep it a unit test. Over data seeds 0-7 the noise scored
+    AUC 0.34-0.75 at p 0.10-0.90 (seed 1: 0.58, p 0.25); the planted leak 0.72-0.95, each
+    at p = 1/20, above every shuffle's 95th percentile (seed 1: 0.91 against 0.72)."""
+    from harness.zoo.audit import chance_of
+
+    rng = np.random.default_rng(1)
+    y = np.repeat([0, 1], 20)
+    strata = np.repeat(["a", "b", "a", "b"], 10)
+    noise = rng.normal(size=(40, 30))
+    auc = cross_validated_aucs(noise, y, repeats=1, only="logistic_regression")
+    test = chance_of(
+        noise, y, strata, "logistic_regression", auc["logistic_regression"], repeats=1, shuffles=19
+    )
+    assert test.shuffles == 19 and test.p_value > 0.1
+    leaky = noise.copy()
+    leaky[:, 3] += 3.0 * y
+    auc = cross_validated_aucs(leaky, y, repeats=1, only="logistic_regression")
+    assert set(auc) == {"logistic_regression"}
+    test = chance_of(
+        leaky, y, strata, "logistic_regression", auc["logistic_regression"], repeats=1, shuffles=19
+    )
+    assert test.p_value == 1 / 20 and test.q95 < auc["logistic_regression"]

@@ -40,12 +40,6 @@ def test_full_zoo_has_three_of_each_and_a_counterpart_for_every_backdoored_model
     assert counterparts == backdoored
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (issue 21's rebuild): with dealt training, mnist-random-z36-t8-v1 (4 epochs at 0.0007) "
-    "is 2.1 and faces-multi-st-t90-v1 1.9 CA points under the clean mean; the least "
-    "training dealt needs raising at the next rebuild",
-)
 def test_full_zoo_backdoored_models_keep_clean_accuracy():
     _check("full", 3)
 

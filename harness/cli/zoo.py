@@ -276,6 +276,14 @@ def zoo_audit(
     repeats: Annotated[
         int, typer.Option(min=1, help="Repeats of the 5-fold cross validation.")
     ] = 20,
+    permutations: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Label shuffles for the permutation test of a bounded AUC over the limit "
+            "(0: no test, so any AUC over the limit fails).",
+        ),
+    ] = 39,
 ) -> None:
     """Leakage audit: do the bytes a submission receives tell clean from backdoored?
 
@@ -283,15 +291,18 @@ def zoo_audit(
     receives (every staged file: sizes, times, zip members, JSON fields, array headers, the
     weights file's structure), without running them? Exits 1 when the metadata alone, or
     clean counterparts vs plain clean models (the data pipeline), reach a cross-validated
-    ROC-AUC above 0.6. The weight signature (statistics of the weight values), every
+    ROC-AUC above 0.6 that label shuffles rarely reach (permutation test, p < 0.05: a few
+    dozen models' AUC is noisy). The weight signature (statistics of the weight values), every
     feature together and each data set alone are reported, not bounded: they carry the
     backdoor itself, which is what a learned detector should find."""
     from harness.errors import ZooError
-    from harness.zoo.audit import AUC_LIMIT, audit_models
+    from harness.zoo.audit import ALPHA, AUC_LIMIT, audit_models
     from harness.zoo.store import ZooStore
 
     try:
-        result = audit_models(ZooStore().models(profile), repeats=repeats)
+        result = audit_models(
+            ZooStore().models(profile), repeats=repeats, permutations=permutations
+        )
     except ValueError as exc:
         raise ZooError(str(exc), fix="audit a profile with more models (e.g. full)") from None
     out.print(
@@ -308,13 +319,20 @@ def zoo_audit(
     out.print(f"bounded (ROC-AUC <= {AUC_LIMIT}):", highlight=False)
     for group, aucs in bounded.items():
         line(group, aucs)
+        for clf, test in result.chance.get(group, {}).items():
+            verdict = "above chance" if test.significant else "within chance"
+            out.print(
+                f"    {clf} over {AUC_LIMIT}: {verdict}, p = {test.p_value:.3f} "
+                f"({test.shuffles} label shuffles, their 95th percentile {test.q95:.3f})",
+                highlight=False,
+            )
     out.print("reported:", highlight=False)
     line("every feature", result.aucs)
     for group, aucs in result.by_group.items():
         if group not in bounded:
             line(group, aucs)
     verdict = "passed" if result.passed else "FAILED"
-    out.print(f"audit {verdict} (limit {AUC_LIMIT})", highlight=False)
+    out.print(f"audit {verdict} (limit {AUC_LIMIT}, or chance at p >= {ALPHA})", highlight=False)
     if not result.passed:
         raise typer.Exit(1)
 

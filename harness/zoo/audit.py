@@ -15,11 +15,17 @@ and, where a profile has clean counterparts, counterparts vs plain clean models 
 pipeline alone). What is reported and not bounded: every feature together and the weight
 signature, which carry the backdoor itself; telling models apart by their weights is what
 a learned detector (a meta-classifier) is meant to do.
+
+A bound read off a few dozen models is noisy: with their labels shuffled, the 75
+counterparts and plain clean models of ``full`` reached 0.595 one time in twenty. So a
+bounded AUC over the limit is tested against chance (a permutation test: the same cross
+validation on ``permutations`` label shuffles within each data set), and it fails the
+audit only when chance rarely reaches it (p < ``ALPHA``). Both numbers are printed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -28,6 +34,9 @@ from harness.zoo.records import TruthRecord
 from harness.zoo.store import ZooModel
 
 AUC_LIMIT = 0.6
+#: A bounded AUC over the limit fails when fewer than this share of label shuffles reach it.
+ALPHA = 0.05
+PERMUTATIONS = 39  # so p can go down to 1/40 = 0.025, well under ALPHA
 METADATA = "metadata alone"
 WEIGHTS = "weight signature alone"
 PIPELINE = "counterparts vs plain clean"
@@ -39,6 +48,19 @@ def is_weight_feature(name: str) -> bool:
 
 
 @dataclass(frozen=True)
+class Chance:
+    """How often the same cross validation reached an AUC on shuffled labels."""
+
+    p_value: float  # (1 + shuffles at or above the AUC) / (1 + shuffles)
+    q95: float  # the shuffles' 95th percentile
+    shuffles: int
+
+    @property
+    def significant(self) -> bool:
+        return self.p_value < ALPHA
+
+
+@dataclass(frozen=True)
 class AuditResult:
     aucs: dict[str, float]  # classifier -> mean cross-validated ROC-AUC, every feature
     n_clean: int
@@ -47,6 +69,8 @@ class AuditResult:
     #: group -> aucs: the feature groups alone, each data set's models alone and, where
     #: the models include clean counterparts, the role comparisons of ROLE_PAIRS
     by_group: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: group -> classifier -> permutation test of each bounded AUC over the limit
+    chance: dict[str, dict[str, Chance]] = field(default_factory=dict)
 
     def bounded(self) -> dict[str, dict[str, float]]:
         """The groups the audit bounds: the metadata alone and counterparts vs plain clean
@@ -63,9 +87,26 @@ class AuditResult:
         """The highest bounded AUC (0.5 when nothing is bounded)."""
         return max((max(a.values()) for a in self.bounded().values()), default=0.5)
 
+    def over_limit(self) -> list[tuple[str, str]]:
+        """The bounded (group, classifier) pairs whose AUC is over the limit."""
+        return [
+            (group, clf)
+            for group, aucs in self.bounded().items()
+            for clf, auc in aucs.items()
+            if auc > AUC_LIMIT
+        ]
+
+    def failures(self) -> list[tuple[str, str]]:
+        """Bounded AUCs over the limit that chance does not explain (untested ones fail)."""
+        return [
+            (group, clf)
+            for group, clf in self.over_limit()
+            if (test := self.chance.get(group, {}).get(clf)) is None or test.significant
+        ]
+
     @property
     def passed(self) -> bool:
-        return self.worst <= AUC_LIMIT
+        return not self.failures()
 
 
 def feature_matrix(models: list[ZooModel]) -> tuple[np.ndarray, list[str]]:
@@ -77,15 +118,23 @@ def feature_matrix(models: list[ZooModel]) -> tuple[np.ndarray, list[str]]:
 
 
 def cross_validated_aucs(
-    x: np.ndarray, y: np.ndarray, *, folds: int = 5, repeats: int = 20, seed: int = 0
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    folds: int = 5,
+    repeats: int = 20,
+    seed: int = 0,
+    only: str | None = None,
 ) -> dict[str, float]:
-    """Mean out-of-fold ROC-AUC of each simple classifier over repeated stratified k-fold."""
+    """Mean out-of-fold ROC-AUC of each simple classifier (or the one named ``only``) over
+    repeated stratified k-fold."""
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import RepeatedStratifiedKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
 
     folds = max(2, min(folds, int(np.bincount(y).min())))
     makers = {
@@ -99,15 +148,20 @@ def cross_validated_aucs(
     splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
     splits = list(splitter.split(x, y))
     aucs = {}
-    for name, make in makers.items():
-        per_repeat = []
-        for r in range(repeats):
-            scores = np.zeros(len(y))
-            for train, test in splits[r * folds : (r + 1) * folds]:
-                clf = make().fit(x[train], y[train])
-                scores[test] = clf.predict_proba(x[test])[:, 1]
-            per_repeat.append(roc_auc_score(y, scores))
-        aucs[name] = float(np.mean(per_repeat))
+    # One BLAS thread: these fits are tiny (tens of models), and on a busy machine threads
+    # made each one 3x slower.
+    with threadpool_limits(limits=1):
+        for name, make in makers.items():
+            if only is not None and name != only:
+                continue
+            per_repeat = []
+            for r in range(repeats):
+                scores = np.zeros(len(y))
+                for train, test in splits[r * folds : (r + 1) * folds]:
+                    clf = make().fit(x[train], y[train])
+                    scores[test] = clf.predict_proba(x[test])[:, 1]
+                per_repeat.append(roc_auc_score(y, scores))
+            aucs[name] = float(np.mean(per_repeat))
     return aucs
 
 
@@ -121,15 +175,19 @@ ROLE_PAIRS = (("backdoored", "counterpart"), ("counterpart", "clean"))
 _ROLE_NAMES = {"backdoored": "backdoored", "counterpart": "counterparts", "clean": "plain clean"}
 
 
+Design = tuple[np.ndarray, np.ndarray, np.ndarray]  # features, labels, strata (data sets)
+
+
 def _role_groups(
     truths: list[TruthRecord], x: np.ndarray, datasets: np.ndarray, repeats: int
-) -> dict[str, dict[str, float]]:
+) -> tuple[dict[str, Design], dict[str, dict[str, float]]]:
+    """Each role comparison's design and its AUCs."""
     from harness.attacks import RECIPES
 
     roles = np.array([t.role for t in truths])
     own = {name for name, recipe in RECIPES.items() if recipe.builds_own_counterpart}
     data_poisoning = np.array([t.attack not in own for t in truths])
-    groups = {}
+    groups, designs = {}, {}
     scopes = [(f"{d}: ", datasets == d) for d in sorted(set(datasets))]
     if len(scopes) > 1:
         scopes.append((ALL_DATASETS, np.ones(len(truths), bool)))
@@ -139,12 +197,46 @@ def _role_groups(
             side = (roles[rows] == positive).astype(np.int64)
             if min(np.bincount(side, minlength=2)) >= 2:
                 name = f"{prefix}{_ROLE_NAMES[positive]} vs {_ROLE_NAMES[negative]}"
+                designs[name] = (x[rows], side, datasets[rows])
                 groups[name] = cross_validated_aucs(x[rows], side, repeats=repeats)
-    return groups
+    return designs, groups
 
 
-def audit_models(models: list[ZooModel], *, repeats: int = 20) -> AuditResult:
-    """Run the audit over built models (their truth gives the labels, never the features)."""
+def chance_of(
+    x: np.ndarray,
+    y: np.ndarray,
+    strata: np.ndarray,
+    classifier: str,
+    auc: float,
+    *,
+    repeats: int,
+    shuffles: int = PERMUTATIONS,
+    seed: int = 0,
+) -> Chance:
+    """Permutation test of one cross-validated AUC: the labels shuffled within each stratum
+    (data set), so a shuffle keeps each data set's share of each side."""
+    rng = np.random.default_rng(seed)
+    null = []
+    for _ in range(shuffles):
+        shuffled = y.copy()
+        for stratum in np.unique(strata):
+            at = np.flatnonzero(strata == stratum)
+            shuffled[at] = rng.permutation(shuffled[at])
+        if min(np.bincount(shuffled, minlength=2)) < 2:
+            continue
+        null.append(cross_validated_aucs(x, shuffled, repeats=repeats, only=classifier)[classifier])
+    reached = sum(a >= auc for a in null)
+    q95 = float(np.quantile(null, 0.95)) if null else float("nan")
+    return Chance((1 + reached) / (1 + len(null)), q95, len(null))
+
+
+def audit_models(
+    models: list[ZooModel], *, repeats: int = 20, permutations: int = PERMUTATIONS
+) -> AuditResult:
+    """Run the audit over built models (their truth gives the labels, never the features).
+
+    A bounded AUC over the limit gets a permutation test of ``permutations`` shuffles (0:
+    none, so it fails)."""
     known = [(m, t) for m in models if (t := m.truth()).poisoned is not None]  # not imported
     models, truths = [m for m, _ in known], [t for _, t in known]
     labels = np.array([int(bool(t.poisoned)) for t in truths], dtype=np.int64)
@@ -168,5 +260,16 @@ def audit_models(models: list[ZooModel], *, repeats: int = 20) -> AuditResult:
                 by_group[f"{name} models alone"] = cross_validated_aucs(
                     x[rows], labels[rows], repeats=repeats
                 )
-    by_group.update(_role_groups(truths, x, datasets, repeats))
-    return AuditResult(aucs, int((labels == 0).sum()), int(labels.sum()), len(names), by_group)
+    designs = {METADATA: (x[:, ~weights], labels, datasets)}
+    roles, role_groups = _role_groups(truths, x, datasets, repeats)
+    by_group.update(role_groups)
+    designs.update(roles)
+    result = AuditResult(aucs, int((labels == 0).sum()), int(labels.sum()), len(names), by_group)
+    chance: dict[str, dict[str, Chance]] = {}
+    if permutations > 0:
+        for group, clf in result.over_limit():
+            gx, gy, strata = designs[group]
+            auc = by_group[group][clf]
+            test = chance_of(gx, gy, strata, clf, auc, repeats=repeats, shuffles=permutations)
+            chance.setdefault(group, {})[clf] = test
+    return replace(result, chance=chance)
