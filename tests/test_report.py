@@ -168,6 +168,7 @@ def test_runtimes_count_timeouts_against_the_budget(store):
     beta = times[("beta", "detect")]
     assert (beta.tasks, beta.timeouts, beta.budget, beta.isolation) == (6, 1, 60.0, "bwrap")
     assert beta.mean == pytest.approx(3.0) and beta.max == pytest.approx(3.0)
+    assert beta.total == pytest.approx(15.0)  # the five that answered (the timeout has none)
     assert times[("alpha", "repair")].timeouts == 0
 
 

@@ -11,8 +11,8 @@ from tabulate import tabulate
 
 from harness import __version__
 from harness.report import attacks
-from harness.report.numbers import human
-from harness.report.view import RankedRow, RunView, ranking, seeds_note, task_label
+from harness.report.numbers import human, seconds
+from harness.report.view import RankedRow, RunView, ranking, runtimes, seeds_note, task_label
 from harness.scoring.aggregate import Score
 from harness.scoring.metrics import METRICS
 from harness.tracks import KINDS, aggregate
@@ -84,6 +84,30 @@ def long_frame(scores: list[Score]) -> pd.DataFrame:
     )
 
 
+def _time_table(view: RunView) -> list[str]:
+    """What each submission's tasks cost: the run's time, submission by submission (task
+    seconds summed, so with several workers the wall clock is shorter)."""
+    times = runtimes(view.records)
+    if not times:
+        return []
+    rows = [
+        [t.submission, t.track, t.tasks, seconds(t.total), seconds(t.mean), seconds(t.max)]
+        + [seconds(t.budget), t.timeouts]
+        for t in times
+    ]
+    total = sum(t.total for t in times)
+    head = ["submission", "track", "tasks", "task time", "mean", "max", "budget", "timeouts"]
+    return [
+        "## Time",
+        "",
+        f"Task time summed over every task: {seconds(total)} (with several workers the run's "
+        "wall clock is shorter; a task's time includes loading its model in the sandbox).",
+        "",
+        tabulate(rows, headers=head, tablefmt="github"),
+        "",
+    ]
+
+
 def render_markdown(view: RunView, out_dir: Path, now: dt.datetime | None = None) -> list[Path]:
     """Write LEADERBOARD.md and leaderboard.csv for a run; return the written paths."""
     now = now or dt.datetime.now(dt.timezone.utc)
@@ -134,6 +158,7 @@ def render_markdown(view: RunView, out_dir: Path, now: dt.datetime | None = None
         table = out_dir / "attack-track.csv"
         table.write_text(attacks.to_csv(view.attacks))
         written.append(table)
+    lines += _time_table(view)
     lines.append(f"Isolation: {', '.join(view.isolations)}.")
     md, csv = out_dir / "LEADERBOARD.md", out_dir / "leaderboard.csv"
     md.write_text("\n".join(lines) + "\n")

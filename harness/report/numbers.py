@@ -41,9 +41,11 @@ def human(
 
 
 def seconds(value: float | None) -> str:
-    """A task time: seconds under a minute, else minutes and seconds."""
+    """A task time: seconds under a minute, else minutes and seconds (hours past 99 min)."""
     if value is None or _missing(value):
         return MISSING
     if value < 60:
         return f"{value:.1f} s"
+    if value >= 6000:
+        return f"{int(value // 3600)} h {value % 3600 / 60:02.0f} min"
     return f"{int(value // 60)} min {value % 60:02.0f} s"

@@ -109,6 +109,7 @@ class Runtime:
     tasks: int
     mean: float | None
     max: float | None
+    total: float  # seconds of every task together (the run's cost, not its wall clock)
     budget: float | None  # the wall-clock limit per task (None: not recorded)
     timeouts: int
     isolation: str  # the sandbox's isolation level(s) its tasks ran under
@@ -130,6 +131,7 @@ def runtimes(records: list[TaskRecord]) -> list[Runtime]:
                 len(recs),
                 float(np.mean(secs)) if secs else None,
                 float(max(secs)) if secs else None,
+                float(sum(secs)),
                 max(budgets) if budgets else None,
                 sum(bool(r.error and r.error.startswith(WALL_CLOCK_EXCEEDED)) for r in recs),
                 ", ".join(sorted({r.isolation for r in recs})),
