@@ -10,6 +10,8 @@ or a run killed at any point and started again, does every task exactly once.
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -38,6 +40,9 @@ class RunProgress(Protocol):
 
     def task_done(self, sub: str, model: str, track: str, res: TaskResult) -> None:
         """One task is stored."""
+
+    def note(self, text: str) -> None:
+        """A line about the run that is not a task (a learned detector's configure step)."""
 
 
 @dataclass
@@ -125,7 +130,8 @@ def run_plans(
     summary = RunSummary(run_id)
     jobs = plan_jobs(plans, models, run_id, results, summary, backend, limits, fuzz_budget, seeds)
     require_sound(list({j.model.id: j.model for j in jobs}.values()), profile)
-    jobs = configure_jobs(jobs, configure_on or profile, zoo, backend, limits)
+    note = progress.note if progress else None
+    jobs = configure_jobs(jobs, configure_on or profile, zoo, backend, limits, note)
     if progress:
         progress.planned(sum(len(j.tracks) for j in jobs), summary.skipped)
     executor = executor or InProcess()
@@ -142,11 +148,12 @@ def configure_jobs(
     zoo: ZooStore,
     backend: str,
     limits: SandboxLimits | None,
+    note: Callable[[str], None] | None = None,
 ) -> list[ModelJob]:
     """Run the configure step of every learned detector with tasks to do (once, before
     its tasks: ``harness.configure``) over ``profile``'s training split, and give its jobs
-    the output, or the failure. A training split that holds a model the jobs evaluate is
-    refused: the detector would have seen that model's truth."""
+    the output, or the failure (each outcome told to ``note``). A training split that holds
+    a model the jobs evaluate is refused: the detector would have seen that model's truth."""
     specs = {j.spec.name: j.spec for j in jobs if j.spec.configure}
     if specs:
         try:
@@ -160,9 +167,18 @@ def configure_jobs(
                 f"evaluates ({', '.join(shared[:3])}): a learned detector would see their truth",
                 fix="configure on a profile whose training split is disjoint from the run's models",
             )
-    outcomes = {
-        name: ensure_configured(spec, profile, zoo, backend, limits) for name, spec in specs.items()
-    }
+    outcomes = {}
+    for name, spec in specs.items():
+        start = time.perf_counter()
+        outcomes[name] = outcome = ensure_configured(spec, profile, zoo, backend, limits)
+        if note is not None:
+            took = time.perf_counter() - start
+            where = f"on {profile!r}'s training split"
+            note(
+                f"{name}: configure failed {where}: {outcome.error}"
+                if outcome.error
+                else f"{name}: configured {where} in {took:.1f} s ({outcome.folder})"
+            )
     out = []
     for job in jobs:
         done = outcomes.get(job.spec.name)

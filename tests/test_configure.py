@@ -45,13 +45,35 @@ def _detections(store: ResultsStore, name: str) -> dict[str, dict]:
     }
 
 
+class _Notes:
+    """A run's progress lines (harness.runner.RunProgress), kept."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def planned(self, todo: int, skipped: int) -> None:
+        pass
+
+    def task_done(self, *args: object) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        self.lines.append(text)
+
+
 def test_meta_weights_configures_once_and_scores_the_evaluation_split(split_zoo, tmp_path, backend):
     from harness.paths import harness_home
 
     spec = load_submission(REPO / "submissions" / "meta-weights")
     store = ResultsStore(tmp_path / "results.sqlite")
-    summary = run_submissions([spec], PROFILE, [Track.DETECT], store, backend=backend)
+    notes = _Notes()
+    summary = run_submissions(
+        [spec], PROFILE, [Track.DETECT], store, backend=backend, progress=notes
+    )
     assert summary.failed == 0, [r.error for r in store.tasks(PROFILE)]
+    assert [n.split(" in ")[0] for n in notes.lines] == [
+        f"meta-weights: configured on {PROFILE!r}'s training split"
+    ]
     scores = _detections(store, "meta-weights")
     assert set(scores) == {m.id for m in split_zoo} - TRAIN
     assert all(0.0 <= o["score"] <= 1.0 for o in scores.values())

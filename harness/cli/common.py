@@ -227,6 +227,9 @@ class TaskProgress:
         error = res.error if res.status != "ok" else None
         self.reporter.item(f"{sub} {track} {model}", res.seconds, error)
 
+    def note(self, text: str) -> None:
+        self.reporter.note(text)
+
 
 def results_store(db: Path | None) -> Any:
     """The results store at ``db``, or the default one under $HARNESS_HOME."""
