@@ -172,6 +172,20 @@ def test_runtimes_count_timeouts_against_the_budget(store):
     assert times[("alpha", "repair")].timeouts == 0
 
 
+def test_an_entry_that_has_not_run_on_every_model_is_named_as_incomplete(store, tmp_path):
+    assert load_run(store, "r1").incomplete() == []  # every entry answered all six models
+    store.write_task(task("delta", "m-patch", "detect", {"score": 0.9}))
+    view = load_run(store, "r1")
+    assert [str(c) for c in view.incomplete()] == ["delta detect: 1 of 6 models"]
+    md, _ = render_markdown(view, tmp_path, now=NOW)
+    assert "**Incomplete run: delta detect: 1 of 6 models." in md.read_text()
+    render_site(view, tmp_path / "site")
+    assert (
+        "Incomplete run: delta detect: 1 of 6 models"
+        in (tmp_path / "site" / "index.html").read_text()
+    )
+
+
 # -- the Markdown ------------------------------------------------------------------------------
 def test_markdown_tables_match_the_golden_file(store, tmp_path):
     md, csv = render_markdown(load_run(store, "r1"), tmp_path, now=NOW)

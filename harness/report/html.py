@@ -47,6 +47,7 @@ table.matrix tr.section td { text-align: left; background: #f6f7f9; font-weight:
 table.text td { white-space: normal; max-width: 460px; text-align: left; }
 .failed { color: #a93226; }
 .note { color: #55606b; font-size: 12px; }
+.warning { background: #fff4e0; border-left: 4px solid #d08a00; padding: 6px 10px; }
 figure { display: inline-block; margin: 4px 10px 10px 0; vertical-align: top; }
 figure img { max-width: 100%; border: 1px solid #d5dae0; background: #fff; }
 figcaption { font-size: 11px; color: #55606b; }

@@ -12,7 +12,15 @@ from tabulate import tabulate
 from harness import __version__
 from harness.report import attacks
 from harness.report.numbers import human, seconds
-from harness.report.view import RankedRow, RunView, ranking, runtimes, seeds_note, task_label
+from harness.report.view import (
+    RankedRow,
+    RunView,
+    incomplete_note,
+    ranking,
+    runtimes,
+    seeds_note,
+    task_label,
+)
 from harness.scoring.aggregate import Score
 from harness.scoring.metrics import METRICS
 from harness.tracks import KINDS, aggregate
@@ -122,6 +130,8 @@ def render_markdown(view: RunView, out_dir: Path, now: dt.datetime | None = None
         "ranked. Metric definitions: docs/METRICS.md." + seeds_note(view.seeds),
         "",
     ]
+    if gaps := view.incomplete():
+        lines += [f"**{incomplete_note(gaps)}**", ""]
     lines += _tables(view.scores, "##")
     frames = [long_frame(view.scores).assign(dataset="all")]
     if len(view.datasets) > 1:

@@ -28,6 +28,7 @@ from harness.report.view import (
     Runtime,
     RunView,
     first,
+    incomplete_note,
     ranking,
     runtimes,
     seeds_note,
@@ -316,8 +317,10 @@ class Site:
 
     def index(self) -> None:
         rank_html = "".join(self._compact_ranking(k, rows) for k, rows in self.rankings)
+        gaps = incomplete_note(self.view.incomplete())
         top = (
-            '<div class="first">'
+            (f'<p class="warning"><strong>{esc(gaps)}</strong></p>' if gaps else "")
+            + '<div class="first">'
             f'<section class="card"><h2>Rankings</h2>{rank_html or "<p>No scores yet.</p>"}'
             '<p class="note">Best first by each track\'s primary metric (AUC ↑, filter AUC ↑, '
             "DER ↑, activation rate ↑), ties by the second. Oracle entries are not ranked."

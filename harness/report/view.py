@@ -185,6 +185,30 @@ def first(records: list[TaskRecord]) -> list[TaskRecord]:
     return [r for r in records if r.seed == 0]
 
 
+@dataclass(frozen=True)
+class Coverage:
+    """How many of a run's models one entry's track has a stored task for."""
+
+    submission: str
+    track: str
+    models: int
+    of: int
+
+    def __str__(self) -> str:
+        return f"{self.submission} {self.track}: {self.models} of {self.of} models"
+
+
+def incomplete_note(gaps: list[Coverage]) -> str:
+    """One sentence for a report's head when some entries have not run on every model."""
+    if not gaps:
+        return ""
+    return (
+        "Incomplete run: " + "; ".join(map(str, gaps)) + ". Their scores cover fewer "
+        "models than the others', so their ranks do not compare; `harness run` with the "
+        "same run id finishes it."
+    )
+
+
 @dataclass
 class RunView:
     """A run as its reports show it. ``records`` are the entries' tasks, every replicate
@@ -241,6 +265,20 @@ class RunView:
     @property
     def isolations(self) -> list[str]:
         return sorted({r.isolation for r in self.records})
+
+    def incomplete(self) -> list[Coverage]:
+        """Each entry's track that answered fewer of the run's models than the run holds (a
+        run stopped part-way, or an entry added later): its scores cover other models than
+        the rest, so its rank does not compare with theirs."""
+        total = len(self.model_ids)
+        answered: dict[tuple[str, str], set[str]] = {}
+        for r in self.primary:
+            answered.setdefault((r.submission, r.track), set()).add(r.model_id)
+        return [
+            Coverage(sub, track, len(models), total)
+            for (sub, track), models in sorted(answered.items())
+            if len(models) < total
+        ]
 
     def rankings(self) -> list[tuple[TrackKind, list[RankedRow]]]:
         """Every track that has scores, with its rows."""
