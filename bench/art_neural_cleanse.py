@@ -19,8 +19,10 @@ does) installs it.
 
     .venv/bin/python bench/art_neural_cleanse.py [--profile demo] [--art-steps 1000]
 
-Writes bench/results/art_neural_cleanse.{json,md} and prints the Markdown table. Nothing
-is asserted. At ART's defaults (1000 passes per label) a 10-class MNIST model takes over
+Writes bench/results/art_neural_cleanse.{json,md} and prints the Markdown table; each
+model's row is kept under bench/results/art_neural_cleanse.partial/ as soon as it is
+measured, so a killed run measures only the models still missing (``--fresh``: all).
+Nothing is asserted. At ART's defaults (1000 passes per label) a 10-class MNIST model takes over
 an hour on one core of this machine.
 """
 
@@ -117,19 +119,30 @@ def main() -> None:
     parser.add_argument("--profile", default="demo")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--art-steps", type=int, default=None, help="ART's steps (default 1000)")
+    parser.add_argument("--fresh", action="store_true", help="measure again models measured before")
     args = parser.parse_args()
+    out = REPO / "bench" / "results"
+    steps = args.art_steps or 1000
+    # At ART's defaults a model takes over an hour, so each model's row is kept as soon as
+    # it is measured and a rerun (after a kill) measures only the models still missing.
+    done = out / "art_neural_cleanse.partial"
+    done.mkdir(parents=True, exist_ok=True)
     rows = []
     for model_id in args.models.split(","):
+        kept = done / f"{args.profile}.{model_id}.steps{steps}.json"
+        if kept.is_file() and not args.fresh:
+            rows.append(json.loads(kept.read_text()))
+            print(model_id, "measured before:", kept, flush=True)
+            continue
         model, clean, targets = load(args.profile, model_id)
         ours = harness_nc(model, clean)
         print(model_id, "harness", ours["seconds"], ours["flagged"], flush=True)
         theirs = art_nc(model, clean, args.art_steps)
         print(model_id, "art", theirs["seconds"], theirs["flagged"], flush=True)
-        rows.append({"model": model_id, "targets": targets, "harness": ours, "art": theirs})
+        row = {"model": model_id, "targets": targets, "harness": ours, "art": theirs}
+        kept.write_text(json.dumps(row, indent=2))
+        rows.append(row)
     measured = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    out = REPO / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    steps = args.art_steps or 1000
     (out / "art_neural_cleanse.json").write_text(
         json.dumps(
             {"profile": args.profile, "measured": measured, "art_steps": steps, "rows": rows},
