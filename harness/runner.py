@@ -80,10 +80,12 @@ def run_submissions(
     command: str | None = None,
     seeds: int = 1,
     configure_on: str | None = None,
+    retry_timeouts: bool = False,
 ) -> RunSummary:
     """Execute every missing (submission, model, track, seed) task and store it;
     ``command`` (what the user typed) is kept with the run for its reports; learned
-    detectors configure on ``configure_on``'s training split (default: ``profile``'s)."""
+    detectors configure on ``configure_on``'s training split (default: ``profile``'s);
+    ``retry_timeouts`` runs again the tasks stored as over their wall-clock limit."""
     plans = [Plan(spec, tracks, model_ids) for spec in specs]
     return run_plans(
         plans,
@@ -99,6 +101,7 @@ def run_submissions(
         command=command,
         seeds=seeds,
         configure_on=configure_on,
+        retry_timeouts=retry_timeouts,
     )
 
 
@@ -117,10 +120,12 @@ def run_plans(
     command: str | None = None,
     seeds: int = 1,
     configure_on: str | None = None,
+    retry_timeouts: bool = False,
 ) -> RunSummary:
     """Every missing task of ``plans`` under replicates 0 .. ``seeds``-1, as jobs of one
     submission on one model, on ``executor`` (default: in this process); each task is
-    stored as soon as its job is back, by this process alone."""
+    stored as soon as its job is back, by this process alone. With ``retry_timeouts`` a
+    task stored as over its wall-clock limit is missing too (its record is replaced)."""
     backend = resolve_backend(backend)  # fail fast on a backend that cannot run here
     zoo = zoo or ZooStore()
     models = of_split(profile, zoo.models(profile), EVAL, zoo)  # the training split is never scored
@@ -128,7 +133,9 @@ def run_plans(
     zoo.migrate_stale(models)  # a cache from before format 2 leaks its build time
     results.ensure_run(run_id, profile, zoo.zoo_hash(profile), command)
     summary = RunSummary(run_id)
-    jobs = plan_jobs(plans, models, run_id, results, summary, backend, limits, fuzz_budget, seeds)
+    jobs = plan_jobs(
+        plans, models, run_id, results, summary, backend, limits, fuzz_budget, seeds, retry_timeouts
+    )
     require_sound(list({j.model.id: j.model for j in jobs}.values()), profile)
     note = progress.note if progress else None
     jobs = configure_jobs(jobs, configure_on or profile, zoo, backend, limits, note)
@@ -199,6 +206,7 @@ def plan_jobs(
     limits: SandboxLimits | None,
     fuzz_budget: int,
     seeds: int = 1,
+    retry_timeouts: bool = False,
 ) -> list[ModelJob]:
     """The jobs still to do: replicate by replicate (a run stopped half-way has whole
     replicates first), then submission by submission, each submission's models in the
@@ -216,7 +224,14 @@ def plan_jobs(
                     k.name
                     for k in kinds
                     if not results.done(
-                        run_id, spec.name, spec.content_hash, m.id, m.hash, k.name, seed
+                        run_id,
+                        spec.name,
+                        spec.content_hash,
+                        m.id,
+                        m.hash,
+                        k.name,
+                        seed,
+                        retry_timeouts=retry_timeouts,
                     )
                 )
                 summary.skipped += len(kinds) - len(todo)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
+from harness.sandbox.limits import WALL_CLOCK_EXCEEDED
 from harness.store_recover import damaged, is_damage
 
 #: Free space under which a store's "disk I/O error" is taken for a full disk.
@@ -364,11 +365,17 @@ class ResultsStore:
         model_hash: str,
         track: str,
         seed: int = 0,
+        *,
+        retry_timeouts: bool = False,
     ) -> bool:
+        """Whether this task is stored; with ``retry_timeouts`` a task stored as failed by
+        its wall-clock limit counts as not done (a busy machine's timeouts, run again)."""
+        timed_out = "AND NOT (status = 'failed' AND error LIKE ?)" if retry_timeouts else ""
+        keys = (run_id, submission, submission_hash, model_id, model_hash, track, seed)
         row = self.conn.execute(
             "SELECT 1 FROM tasks WHERE run_id=? AND submission=? AND submission_hash=? AND "
-            "model_id=? AND model_hash=? AND track=? AND seed=?",
-            (run_id, submission, submission_hash, model_id, model_hash, track, seed),
+            f"model_id=? AND model_hash=? AND track=? AND seed=? {timed_out}",
+            (*keys, f"{WALL_CLOCK_EXCEEDED}%") if retry_timeouts else keys,
         ).fetchone()
         return row is not None
 

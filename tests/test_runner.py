@@ -182,3 +182,41 @@ def test_the_training_split_is_released_with_its_truth_and_never_run(tmp_path, t
     run_submissions([null], "tiny-split", [Track.DETECT], store, backend=backend)
     ran = {r.model_id for r in store.tasks("tiny-split")}
     assert ran == {e.id for e in tiny.entries} - train
+
+
+def test_timeouts_run_again_only_when_asked_and_other_failures_never(tmp_path, tiny_zoo, backend):
+    """On the arch-b model hang-and-hog hangs (a timeout, here at 3 s) and crash-on-b
+    raises; --retry-timeouts runs the timeout alone again, replacing its record."""
+    from harness.sandbox.limits import SandboxLimits
+
+    specs = [
+        load_submission(REPO / "tests" / "submissions" / name)
+        for name in ("hang_and_hog", "crash_on_b")
+    ]
+    store = ResultsStore(tmp_path / "results.sqlite")
+    limits = SandboxLimits(wall_seconds=3.0, memory_gb=1.5)
+
+    def run(**kw):
+        return run_submissions(
+            specs, "tiny", [Track.DETECT], store, backend=backend,
+            model_ids=["mnist-clean-b-s2-v1"], limits=limits, **kw,
+        )  # fmt: skip
+
+    def finished(name: str) -> float:
+        query = "SELECT finished FROM tasks WHERE submission = ?"
+        with sqlite3.connect(tmp_path / "results.sqlite") as conn:
+            return conn.execute(query, (name,)).fetchone()[0]
+
+    first = run()
+    assert (first.done, first.failed) == (2, 2)
+    errors = {r.submission: r.error or "" for r in store.tasks("tiny")}
+    assert errors["hang-and-hog"].startswith("wall-clock limit of 3 s exceeded")
+    assert not errors["crash-on-b"].startswith("wall-clock")
+    again = run()
+    assert (again.done, again.skipped) == (0, 2)
+    stamps = {name: finished(name) for name in errors}
+    retried = run(retry_timeouts=True)
+    assert (retried.done, retried.skipped) == (1, 1)
+    assert len(store.tasks("tiny")) == 2  # replaced, not added
+    assert finished("hang-and-hog") > stamps["hang-and-hog"]
+    assert finished("crash-on-b") == stamps["crash-on-b"]

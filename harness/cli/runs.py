@@ -152,6 +152,14 @@ def run(
             "evaluates.",
         ),
     ] = None,
+    retry_timeouts: Annotated[
+        bool,
+        typer.Option(
+            "--retry-timeouts",
+            help="Run again the tasks stored as over their wall-clock limit (a busy machine's "
+            "timeouts); their records are replaced. Other failures stay as they are.",
+        ),
+    ] = False,
 ) -> None:
     """Run submissions against every model of a built zoo; resumes where it stopped.
 
@@ -197,6 +205,7 @@ def run(
             command=command_line(),
             seeds=seeds,
             configure_on=configure_on,
+            retry_timeouts=retry_timeouts,
         )
     out.print(
         f"run {summary.run_id}: {summary.done} tasks done ({summary.failed} failed), "

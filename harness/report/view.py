@@ -14,7 +14,7 @@ import numpy as np
 
 from harness.attack_track.score import AttackRow, attack_rows
 from harness.errors import HarnessError
-from harness.sandbox.client import WALL_CLOCK_EXCEEDED
+from harness.sandbox.limits import WALL_CLOCK_EXCEEDED
 from harness.scoring.aggregate import Score
 from harness.scoring.metrics import METRICS
 from harness.store import ResultsStore, TaskRecord

@@ -21,12 +21,15 @@ from typing import Any
 
 from harness.sandbox import cgroup, protocol
 from harness.sandbox.backends import WorkerDirs, bwrap_command, process_command, resolve_backend
-from harness.sandbox.limits import SandboxLimits, apply_rlimits, nproc_fallback
+from harness.sandbox.limits import (
+    WALL_CLOCK_EXCEEDED,
+    SandboxLimits,
+    apply_rlimits,
+    nproc_fallback,
+)
 from harness.sandbox.output import OutputMonitor
 
 POLL_SECONDS = 0.2
-#: How the error of a task stopped at its time budget begins (reports count these).
-WALL_CLOCK_EXCEEDED = "wall-clock limit of"
 #: Requests that run submission code for a result: their stderr is bracketed by marks, read
 #: to the end mark before the reply is used, and whatever they leave running is killed.
 MARKED_OPS = ("run", "poison")

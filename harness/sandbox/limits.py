@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 GIB = 1 << 30
+#: How the error of a task stopped at its time budget begins (reports count these, and
+#: `harness run --retry-timeouts` runs them again).
+WALL_CLOCK_EXCEEDED = "wall-clock limit of"
 
 
 @dataclass(frozen=True)
