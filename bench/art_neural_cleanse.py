@@ -120,7 +120,14 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--art-steps", type=int, default=None, help="ART's steps (default 1000)")
     parser.add_argument("--fresh", action="store_true", help="measure again models measured before")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="TensorFlow threads, for both (default 1)"
+    )
     args = parser.parse_args()
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     out = REPO / "bench" / "results"
     steps = args.art_steps or 1000
     # At ART's defaults a model takes over an hour, so each model's row is kept as soon as
@@ -145,7 +152,13 @@ def main() -> None:
     measured = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     (out / "art_neural_cleanse.json").write_text(
         json.dumps(
-            {"profile": args.profile, "measured": measured, "art_steps": steps, "rows": rows},
+            {
+                "profile": args.profile,
+                "measured": measured,
+                "art_steps": steps,
+                "threads": args.threads,
+                "rows": rows,
+            },
             indent=2,
         )
     )
