@@ -99,6 +99,14 @@ SchedulerOpt = Annotated[
         help="Run on an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (docs/SCALING.md).",
     ),
 ]
+RetryTimeoutsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--retry-timeouts",
+        help="Run again the tasks stored as over their wall-clock limit (a busy machine's "
+        "timeouts); their records are replaced. Other failures stay as they are.",
+    ),
+]
 
 
 def user_errors(fn: F) -> F:

@@ -18,6 +18,7 @@ from harness.cli.common import (
     RenderRunOpt,
     Reporter,
     ReportOutOpt,
+    RetryTimeoutsOpt,
     SchedulerOpt,
     TaskProgress,
     WorkersOpt,
@@ -152,14 +153,7 @@ def run(
             "evaluates.",
         ),
     ] = None,
-    retry_timeouts: Annotated[
-        bool,
-        typer.Option(
-            "--retry-timeouts",
-            help="Run again the tasks stored as over their wall-clock limit (a busy machine's "
-            "timeouts); their records are replaced. Other failures stay as they are.",
-        ),
-    ] = False,
+    retry_timeouts: RetryTimeoutsOpt = False,
 ) -> None:
     """Run submissions against every model of a built zoo; resumes where it stopped.
 
@@ -332,6 +326,7 @@ def reproduce_cmd(
             "results: a figure's task already there is not run again (make demo does this).",
         ),
     ] = None,
+    retry_timeouts: RetryTimeoutsOpt = False,
 ) -> None:
     """Run the reference defenses where the papers report a figure; print paper vs ours.
 
@@ -357,6 +352,7 @@ def reproduce_cmd(
             executor=executor,
             run_id=run_id,
             command=command_line(),
+            retry_timeouts=retry_timeouts,
         )
     text = markdown(figures, command_line())
     target = write or repo_root() / "docs" / "REPRODUCTION.md"

@@ -62,11 +62,13 @@ def reproduce(
     executor: Executor | None = None,
     run_id: str | None = None,
     command: str = "harness reproduce",
+    retry_timeouts: bool = False,
 ) -> list[FigureResult]:
     """Run what the chosen figures need on ``profile`` and measure them, under
     ``run_id`` (default ``reproduce-<profile>``; the run of a ``harness run`` of the
     reference submissions on ``profile`` lends the tasks it already holds). The figures
-    are kept with the run, for its report, as measured by ``command``."""
+    are kept with the run, for its report, as measured by ``command``; ``retry_timeouts``
+    runs again the tasks stored as over their wall-clock limit."""
     unknown = sorted(set(only or []) - set(FIGURES))
     if unknown:
         from harness.errors import HarnessError
@@ -102,6 +104,7 @@ def reproduce(
         fuzz_budget=fuzz_budget,
         executor=executor,
         command=command,
+        retry_timeouts=retry_timeouts,
     )
     results = Results(store.tasks(run_id, seed=0), models)  # figures: the first seed
     figures = []
