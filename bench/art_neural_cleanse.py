@@ -176,6 +176,11 @@ def main() -> None:
             f"| {a['seconds']:.1f} | {a['flagged']} ({mark[right(a['flagged'], r['targets'])]}) "
             f"| {a['mad']:.2f} | {a['seconds'] / h['seconds']:.0f}x |"
         )
+    table += [
+        "",
+        f"Profile `{args.profile}`, TensorFlow on {args.threads} thread(s) for both, "
+        f"measured {measured}.",
+    ]
     (out / "art_neural_cleanse.md").write_text("\n".join(table) + "\n")
     print("\n".join(table))
 

@@ -50,8 +50,9 @@ SECTIONS = {
         "`bench/art_neural_cleanse.py`: the reference submission's `detect` "
         "(submissions/neural-cleanse, in-process) beside the Adversarial Robustness "
         "Toolbox's `KerasNeuralCleanse` (ART 1.20, its defaults unless the table says "
-        "otherwise) on the same `demo` MNIST patch BadNet and clean model, with the same "
-        "clean split: time to a verdict, the labels each flags, and whether that is right.",
+        "otherwise) on the same MNIST patch BadNet and clean model (profile under the "
+        "table), with the same clean split, on the same TensorFlow threads: time to a "
+        "verdict, the labels each flags, and whether that is right.",
     ),
     "predict_throughput": (
         "Predictions inside the sandbox",
