@@ -301,7 +301,10 @@ def zoo_audit(
 
     try:
         result = audit_models(
-            ZooStore().models(profile), repeats=repeats, permutations=permutations
+            ZooStore().models(profile),
+            repeats=repeats,
+            permutations=permutations,
+            note=lambda text: err.print(text, highlight=False),
         )
     except ValueError as exc:
         raise ZooError(str(exc), fix="audit a profile with more models (e.g. full)") from None

@@ -25,6 +25,7 @@ audit only when chance rarely reaches it (p < ``ALPHA``). Both numbers are print
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -231,12 +232,16 @@ def chance_of(
 
 
 def audit_models(
-    models: list[ZooModel], *, repeats: int = 20, permutations: int = PERMUTATIONS
+    models: list[ZooModel],
+    *,
+    repeats: int = 20,
+    permutations: int = PERMUTATIONS,
+    note: Callable[[str], None] | None = None,
 ) -> AuditResult:
     """Run the audit over built models (their truth gives the labels, never the features).
 
     A bounded AUC over the limit gets a permutation test of ``permutations`` shuffles (0:
-    none, so it fails)."""
+    none, so it fails); ``note`` hears when one starts (it takes minutes)."""
     known = [(m, t) for m in models if (t := m.truth()).poisoned is not None]  # not imported
     models, truths = [m for m, _ in known], [t for _, t in known]
     labels = np.array([int(bool(t.poisoned)) for t in truths], dtype=np.int64)
@@ -270,6 +275,9 @@ def audit_models(
         for group, clf in result.over_limit():
             gx, gy, strata = designs[group]
             auc = by_group[group][clf]
+            if note is not None:
+                note(f"{group}: {clf} {auc:.3f} is over {AUC_LIMIT}; testing it against "
+                     f"{permutations} label shuffles")  # fmt: skip
             test = chance_of(gx, gy, strata, clf, auc, repeats=repeats, shuffles=permutations)
             chance.setdefault(group, {})[clf] = test
     return replace(result, chance=chance)
