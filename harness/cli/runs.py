@@ -271,7 +271,9 @@ def results(
         bool,
         typer.Option("--per-model", help="Add one object per zoo model and metric."),
     ] = False,
-    run_id: Annotated[str | None, typer.Option("--run-id")] = None,
+    run_id: Annotated[
+        str | None, typer.Option("--run-id", help="Run to print (default: the latest).")
+    ] = None,
     db: DbOpt = None,
 ) -> None:
     """Print every aggregate score of a run (a table, or JSON objects with --json)."""

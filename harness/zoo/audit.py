@@ -35,7 +35,8 @@ from harness.zoo.records import TruthRecord
 from harness.zoo.store import ZooModel
 
 AUC_LIMIT = 0.6
-#: A bounded AUC over the limit fails when fewer than this share of label shuffles reach it.
+#: A bounded AUC over the limit fails when its permutation p-value, (1 + shuffles reaching
+#: it) / (1 + shuffles), is under this (with 39 shuffles: when no shuffle reaches it).
 ALPHA = 0.05
 PERMUTATIONS = 39  # so p can go down to 1/40 = 0.025, well under ALPHA
 METADATA = "metadata alone"
