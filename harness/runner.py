@@ -128,25 +128,28 @@ def run_plans(
     task stored as over its wall-clock limit is missing too (its record is replaced)."""
     backend = resolve_backend(backend)  # fail fast on a backend that cannot run here
     zoo = zoo or ZooStore()
-    models = of_split(profile, zoo.models(profile), EVAL, zoo)  # the training split is never scored
     run_id = run_id or profile
-    zoo.migrate_stale(models)  # a cache from before format 2 leaks its build time
-    results.ensure_run(run_id, profile, zoo.zoo_hash(profile), command)
-    summary = RunSummary(run_id)
-    jobs = plan_jobs(
-        plans, models, run_id, results, summary, backend, limits, fuzz_budget, seeds, retry_timeouts
-    )
-    require_sound(list({j.model.id: j.model for j in jobs}.values()), profile)
-    note = progress.note if progress else None
-    jobs = configure_jobs(jobs, configure_on or profile, zoo, backend, limits, note)
-    if progress:
-        progress.planned(sum(len(j.tracks) for j in jobs), summary.skipped)
-    executor = executor or InProcess()
-    try:
-        execute(jobs, executor, results, summary, progress)
-    finally:
-        executor.broadcast(close_runners)
-    return summary
+    with results.run_lock(run_id):  # one coordinator per run: no task runs twice
+        # The training split is never scored.
+        models = of_split(profile, zoo.models(profile), EVAL, zoo)
+        zoo.migrate_stale(models)  # a cache from before format 2 leaks its build time
+        results.ensure_run(run_id, profile, zoo.zoo_hash(profile), command)
+        summary = RunSummary(run_id)
+        jobs = plan_jobs(
+            plans, models, run_id, results, summary, backend, limits, fuzz_budget, seeds,
+            retry_timeouts,
+        )  # fmt: skip
+        require_sound(list({j.model.id: j.model for j in jobs}.values()), profile)
+        note = progress.note if progress else None
+        jobs = configure_jobs(jobs, configure_on or profile, zoo, backend, limits, note)
+        if progress:
+            progress.planned(sum(len(j.tracks) for j in jobs), summary.skipped)
+        executor = executor or InProcess()
+        try:
+            execute(jobs, executor, results, summary, progress)
+        finally:
+            executor.broadcast(close_runners)
+        return summary
 
 
 def configure_jobs(

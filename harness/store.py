@@ -15,6 +15,8 @@ outcome (its per-model scores) as JSON. ``schema_version`` says how a row was wr
 from __future__ import annotations
 
 import errno
+import fcntl
+import hashlib
 import json
 import shutil
 import sqlite3
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
+from harness.errors import HarnessError
 from harness.sandbox.limits import WALL_CLOCK_EXCEEDED
 from harness.store_recover import damaged, is_damage
 
@@ -241,6 +244,29 @@ class ResultsStore:
 
     def close(self) -> None:
         self.conn.close()
+
+    @contextmanager
+    def run_lock(self, run_id: str) -> Iterator[None]:
+        """Hold run ``run_id`` of this store for one coordinator: a second `harness run`
+        (or reproduce, grade, attack run) of the same run would plan the same missing
+        tasks and run each twice. Refused at once, in one line, while another holds it;
+        the kernel drops the lock when its holder dies, so a killed run leaves none."""
+        digest = hashlib.sha256(run_id.encode()).hexdigest()[:16]
+        path = self.path.parent / f".{self.path.name}.run-{digest}.lock"
+        with open(path, "a") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise HarnessError(
+                    f"another process is running run {run_id!r} of this results store",
+                    fix="wait for it to finish (or stop it); the same command then resumes "
+                    "the run, or choose another --run-id",
+                    path=self.path,
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

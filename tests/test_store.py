@@ -285,3 +285,24 @@ def test_a_store_keyed_before_seeds_keeps_its_rows_as_seed_0_and_takes_other_see
     assert store.done("old", **key, track=old.track, seed=1)
     store.close()
     assert len(ResultsStore(path).tasks("old")) == 2  # reopening rekeys nothing again
+
+
+def test_one_coordinator_per_run_a_second_is_refused_in_one_line(tmp_path):
+    """Two `harness run`s of one run would plan the same missing tasks and run each twice."""
+    from harness.api import Track
+    from harness.errors import HarnessError
+    from harness.runner import run_submissions
+
+    store = ResultsStore(tmp_path / "results.sqlite")
+    other = ResultsStore(tmp_path / "results.sqlite")  # another process's handle
+    with store.run_lock("r1"):
+        refused = pytest.raises(HarnessError, match="another process is running run 'r1'")
+        with refused as err, other.run_lock("r1"):
+            pass
+        assert "fix: wait for it to finish" in str(err.value) and "\n" not in str(err.value)
+        with other.run_lock("r2"):  # another run of the same store is free
+            pass
+        with pytest.raises(HarnessError, match="running run 'r1'"):
+            run_submissions([], "tiny", [Track.DETECT], other, backend="process", run_id="r1")
+    with other.run_lock("r1"):  # released when its holder is done
+        pass
