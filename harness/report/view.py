@@ -204,8 +204,8 @@ def incomplete_note(gaps: list[Coverage]) -> str:
         return ""
     return (
         "Incomplete run: " + "; ".join(map(str, gaps)) + ". Their scores cover fewer "
-        "models than the others', so their ranks do not compare; `harness run` with the "
-        "same run id finishes it."
+        "models than the others', so their ranks do not compare (a run stopped part-way "
+        "finishes when its command is given again)."
     )
 
 
