@@ -175,6 +175,16 @@ def sweep(parent: Path) -> int:
     return removed
 
 
+def nice_weight() -> int | None:
+    """The scheduler weight of this process's nice value (the kernel's table: 1024 at nice 0,
+    1.25x less per step, 15 at 19), or None at nice 0. A sandbox's group competes with the
+    rest of the machine as one entity of the default weight whatever the nice value of the
+    process that made it, so a niced run (a long leaderboard beside someone's tests) gives
+    its groups this weight to stay niced."""
+    niceness = os.nice(0)
+    return None if niceness == 0 else max(2, round(1024 / 1.25**niceness))
+
+
 def create(max_processes: int, cpus: float) -> WorkerGroup | None:
     """A fresh group capped at ``max_processes`` tasks (processes and threads) and ``cpus``
     cores, or None where this process may not create cgroups. A hierarchy that refuses one
@@ -203,8 +213,24 @@ def create(max_processes: int, cpus: float) -> WorkerGroup | None:
                 applied[controller] = number
             except OSError:
                 continue
+        if "cpu" in mount.controllers and (weight := nice_weight()) is not None:
+            _set_weight(folder, mount.version, weight)
         folders.append(folder)
     if "pids" not in applied:
         WorkerGroup(folders, applied).remove()
         return None
     return WorkerGroup(folders, applied)
+
+
+def _set_weight(folder: Path, version: int, weight: int) -> None:
+    """Write a CFS weight (1024 = nice 0) as the hierarchy spells it: cpu.shares in v1,
+    cpu.weight (100 = nice 0, 1-10000) in v2. A refusal leaves the default weight."""
+    key, value = (
+        ("cpu.shares", weight) if version == 1 else ("cpu.weight", round(weight * 100 / 1024))
+    )
+    if version == 2:
+        value = min(10_000, max(1, value))
+    try:
+        (folder / key).write_text(str(value))
+    except OSError:
+        pass
