@@ -9,10 +9,11 @@ import pytest
 
 from harness.sandbox import cgroup
 
-#: Make a group at nice N, print the CPU weight it got (v1 cpu.shares or v2 cpu.weight).
+#: Raise the niceness by N, make a group, print the niceness and the CPU weight the group
+#: got (v1 cpu.shares or v2 cpu.weight).
 PROBE = """
 import os, sys
-os.nice(int(sys.argv[1]))
+niceness = os.nice(int(sys.argv[1]))
 from harness.sandbox import cgroup
 group = cgroup.create(64, 1.0)
 if group is None:
@@ -22,26 +23,31 @@ try:
     for folder in group.folders:
         for key in ("cpu.shares", "cpu.weight"):
             if (folder / key).is_file():
-                print(key, (folder / key).read_text().strip())
+                print(niceness, key, (folder / key).read_text().strip())
 finally:
     group.remove()
 """
+#: The kernel's weight at nice 0 in each hierarchy's unit.
+DEFAULT = {"cpu.shares": 1024, "cpu.weight": 100}
 
 
-def _weight(niceness: int) -> tuple[str, int] | None:
+def _weight(more: int) -> tuple[int, str, int] | None:
     out = subprocess.run(
-        [sys.executable, "-c", PROBE, str(niceness)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", PROBE, str(more)], capture_output=True, text=True, check=True
     ).stdout.split()
-    return None if out == ["none"] or not out else (out[0], int(out[1]))
+    return None if out == ["none"] or not out else (int(out[0]), out[1], int(out[2]))
 
 
 def test_a_niced_process_makes_niced_groups():
     if not any("cpu" in m.controllers for m in cgroup.mounts()):
         pytest.skip("no cgroup cpu controller here")
-    plain, niced = _weight(0), _weight(10)
-    if plain is None or niced is None:
+    probes = [_weight(0), _weight(10)]
+    if None in probes:
         pytest.skip("this process may not create cgroups")
-    key, default = plain
-    assert default == {"cpu.shares": 1024, "cpu.weight": 100}[key]
-    # nice 10 weighs 110 in the kernel's table (1024 / 1.25**10, rounded)
-    assert niced == (key, {"cpu.shares": 110, "cpu.weight": 11}[key])
+    for niceness, key, weight in filter(None, probes):
+        # the kernel's table: 1024 at nice 0, 1.25x less per step (110 at nice 10)
+        expected = round(1024 / 1.25**niceness)
+        if key == "cpu.weight":
+            expected = round(expected * 100 / 1024)
+        assert weight == (DEFAULT[key] if niceness == 0 else expected), (niceness, key)
+    assert probes[1] is not None and probes[1][0] >= 10  # the second group was made niced

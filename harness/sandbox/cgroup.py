@@ -176,8 +176,8 @@ def sweep(parent: Path) -> int:
 
 
 def nice_weight() -> int | None:
-    """The scheduler weight of this process's nice value (the kernel's table: 1024 at nice 0,
-    1.25x less per step, 15 at 19), or None at nice 0. A sandbox's group competes with the
+    """The scheduler weight of this process's nice value (as the kernel's table: 1024 at nice 0,
+    about 1.25x less per step, 15 at 19), or None at nice 0. A sandbox's group competes with the
     rest of the machine as one entity of the default weight whatever the nice value of the
     process that made it, so a niced run (a long leaderboard beside someone's tests) gives
     its groups this weight to stay niced."""
