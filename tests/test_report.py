@@ -114,6 +114,7 @@ def test_numbers_are_formatted_as_people_read_them():
     assert human("der", None) == "-" and human("auc", math.nan) == "-"
     assert human("auc", 0.7, math.nan, math.nan) == "0.700"
     assert seconds(3.21) == "3.2 s" and seconds(125) == "2 min 05 s" and seconds(None) == "-"
+    assert seconds(119.7) == "2 min 00 s" and seconds(7199) == "2 h 00 min"
     assert human("auc", 0.8, 0.6, 0.9, spread=0.0412) == "0.800 ± 0.041 [0.60, 0.90]"
     assert human("ca", 0.9, spread=0.012) == "90.0 % ± 1.2"
 

@@ -47,5 +47,7 @@ def seconds(value: float | None) -> str:
     if value < 60:
         return f"{value:.1f} s"
     if value >= 6000:
-        return f"{int(value // 3600)} h {value % 3600 / 60:02.0f} min"
-    return f"{int(value // 60)} min {value % 60:02.0f} s"
+        minutes = round(value / 60)
+        return f"{minutes // 60} h {minutes % 60:02d} min"
+    whole = round(value)  # whole seconds first, so 119.7 s reads 2 min 00 s, not 1 min 60 s
+    return f"{whole // 60} min {whole % 60:02d} s"

@@ -193,6 +193,7 @@ def create(max_processes: int, cpus: float) -> WorkerGroup | None:
     folders: list[Path] = []
     applied: dict[str, int] = {}
     quota = max(1000, int(cpus * CPU_PERIOD_US))
+    weight = nice_weight()
     for mount in mounts():
         sweep(mount.own)
         folder = mount.own / name
@@ -213,7 +214,7 @@ def create(max_processes: int, cpus: float) -> WorkerGroup | None:
                 applied[controller] = number
             except OSError:
                 continue
-        if "cpu" in mount.controllers and (weight := nice_weight()) is not None:
+        if "cpu" in mount.controllers and weight is not None:
             _set_weight(folder, mount.version, weight)
         folders.append(folder)
     if "pids" not in applied:
@@ -225,11 +226,10 @@ def create(max_processes: int, cpus: float) -> WorkerGroup | None:
 def _set_weight(folder: Path, version: int, weight: int) -> None:
     """Write a CFS weight (1024 = nice 0) as the hierarchy spells it: cpu.shares in v1,
     cpu.weight (100 = nice 0, 1-10000) in v2. A refusal leaves the default weight."""
-    key, value = (
-        ("cpu.shares", weight) if version == 1 else ("cpu.weight", round(weight * 100 / 1024))
-    )
-    if version == 2:
-        value = min(10_000, max(1, value))
+    if version == 1:
+        key, value = "cpu.shares", weight
+    else:
+        key, value = "cpu.weight", min(10_000, max(1, round(weight * 100 / 1024)))
     try:
         (folder / key).write_text(str(value))
     except OSError:

@@ -84,10 +84,14 @@ class HandIn:
     augment_rate: float
     augment_share: float
     labels_changed: float  # share of the training set
-    images_changed: float
     #: Per image: changed by the hand-in (a pixel moved, or the label); the harness's noise
     #: goes on the others.
     changed: np.ndarray
+
+    @property
+    def images_changed(self) -> float:
+        """The share of the training set the hand-in changed."""
+        return float(np.mean(self.changed)) if len(self.changed) else 0.0
 
     @property
     def targets(self) -> list[int]:
@@ -183,16 +187,16 @@ def read_poisoned(
     )
     relabelled = float(np.mean(y != y_train)) if n else 0.0
     moved = np.abs(x.reshape(n, -1) - x_train.reshape(n, -1).astype(np.float32)).max(axis=1)
-    changed_mask = (moved > limits.changed_tolerance) | (y != y_train)
-    changed = float(np.mean(changed_mask)) if n else 0.0
+    changed = (moved > limits.changed_tolerance) | (y != y_train)
+    share = float(np.mean(changed)) if n else 0.0
     if relabelled > limits.max_label_share:
         raise OutputError(
             f"poison() relabelled {relabelled:.1%} of the training set; the track allows "
             f"{limits.max_label_share:.0%}"
         )
-    if changed > limits.max_image_share:
+    if share > limits.max_image_share:
         raise OutputError(
-            f"poison() changed {changed:.1%} of the training images; the track allows "
+            f"poison() changed {share:.1%} of the training images; the track allows "
             f"{limits.max_image_share:.0%} (the noise augmentation is the harness's: set "
             "augment_share instead)"
         )
@@ -204,7 +208,6 @@ def read_poisoned(
         _share(result.get("augment_share"), "augment_share"),
         relabelled,
         changed,
-        changed_mask,
     )
 
 

@@ -84,11 +84,6 @@ class AuditResult:
         keep = {METADATA, *(pooled or pipeline)}
         return {name: aucs for name, aucs in self.by_group.items() if name in keep}
 
-    @property
-    def worst(self) -> float:
-        """The highest bounded AUC (0.5 when nothing is bounded)."""
-        return max((max(a.values()) for a in self.bounded().values()), default=0.5)
-
     def over_limit(self) -> list[tuple[str, str]]:
         """The bounded (group, classifier) pairs whose AUC is over the limit."""
         return [
@@ -180,16 +175,16 @@ _ROLE_NAMES = {"backdoored": "backdoored", "counterpart": "counterparts", "clean
 Design = tuple[np.ndarray, np.ndarray, np.ndarray]  # features, labels, strata (data sets)
 
 
-def _role_groups(
-    truths: list[TruthRecord], x: np.ndarray, datasets: np.ndarray, repeats: int
-) -> tuple[dict[str, Design], dict[str, dict[str, float]]]:
-    """Each role comparison's design and its AUCs."""
+def _role_designs(
+    truths: list[TruthRecord], x: np.ndarray, datasets: np.ndarray
+) -> dict[str, Design]:
+    """Each role comparison's models as a design: their features, sides and data sets."""
     from harness.attacks import RECIPES
 
     roles = np.array([t.role for t in truths])
     own = {name for name, recipe in RECIPES.items() if recipe.builds_own_counterpart}
     data_poisoning = np.array([t.attack not in own for t in truths])
-    groups, designs = {}, {}
+    designs = {}
     scopes = [(f"{d}: ", datasets == d) for d in sorted(set(datasets))]
     if len(scopes) > 1:
         scopes.append((ALL_DATASETS, np.ones(len(truths), bool)))
@@ -200,8 +195,7 @@ def _role_groups(
             if min(np.bincount(side, minlength=2)) >= 2:
                 name = f"{prefix}{_ROLE_NAMES[positive]} vs {_ROLE_NAMES[negative]}"
                 designs[name] = (x[rows], side, datasets[rows])
-                groups[name] = cross_validated_aucs(x[rows], side, repeats=repeats)
-    return designs, groups
+    return designs
 
 
 def chance_of(
@@ -266,10 +260,10 @@ def audit_models(
                 by_group[f"{name} models alone"] = cross_validated_aucs(
                     x[rows], labels[rows], repeats=repeats
                 )
-    designs = {METADATA: (x[:, ~weights], labels, datasets)}
-    roles, role_groups = _role_groups(truths, x, datasets, repeats)
-    by_group.update(role_groups)
-    designs.update(roles)
+    roles = _role_designs(truths, x, datasets)
+    for name, (gx, gy, _) in roles.items():
+        by_group[name] = cross_validated_aucs(gx, gy, repeats=repeats)
+    designs = {METADATA: (x[:, ~weights], labels, datasets), **roles}
     result = AuditResult(aucs, int((labels == 0).sum()), int(labels.sum()), len(names), by_group)
     chance: dict[str, dict[str, Chance]] = {}
     if permutations > 0:
