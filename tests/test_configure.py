@@ -80,6 +80,7 @@ def test_meta_weights_configures_once_and_scores_the_evaluation_split(split_zoo,
     kept = list((harness_home() / "configured").glob("*/weights.npz"))
     fitted = [p for p in kept if int(np.load(p)["models"]) == 2]
     assert fitted and int(np.load(fitted[0])["backdoored"]) == 1
+    assert np.load(fitted[0])["families"].tolist() == ["28x28x1/10"]  # both MNIST nets
     stamp = fitted[0].stat().st_mtime_ns
     again = run_submissions([spec], PROFILE, [Track.DETECT], store, backend=backend, run_id="again")
     assert again.failed == 0 and fitted[0].stat().st_mtime_ns == stamp  # configured once
@@ -136,3 +137,26 @@ def test_a_learned_detector_configures_on_another_profile_but_never_on_the_run_s
     assert summary.done == len(toy_zoo) and summary.failed == 0, [
         r.error for r in store.tasks("toy")
     ]
+
+
+def test_meta_weights_standardises_a_model_within_its_family_and_an_unseen_one_over_all():
+    """A feature is read in its architecture family's units: an MNIST net by the MNIST
+    training models' spread, a family the training split never held by the whole split's."""
+    from refsubs import entry_class
+
+    from harness.api import CleanData
+
+    detector = entry_class("meta-weights")()
+    width = 3
+    detector._fit = {
+        "mean": np.zeros(width),
+        "scale": np.full(width, 10.0),
+        "families": np.array(["28x28x1/10"]),
+        "family_mean": np.array([[1.0, 2.0, 3.0]]),
+        "family_scale": np.array([[0.5, 0.5, 0.5]]),
+    }
+    vector = np.array([2.0, 2.0, 2.0])
+    mnist = CleanData(np.zeros((2, 28, 28, 1), np.float32), np.zeros(2, np.int64), 10)
+    faces = CleanData(np.zeros((2, 55, 47, 3), np.float32), np.zeros(2, np.int64), 1283)
+    np.testing.assert_allclose(detector._standardise(vector, mnist), [2.0, 0.0, -2.0])
+    np.testing.assert_allclose(detector._standardise(vector, faces), [0.2, 0.2, 0.2])

@@ -23,6 +23,13 @@ compare):
 - a patch probe: ``probe_images`` clean images with a random ``patch`` x ``patch`` block of
   random values: the share sent to the commonest label other than their own.
 
+Weight statistics differ between architectures (a 1283-class face net's kernels are not an
+MNIST net's), so each feature is standardised within its architecture before the one
+regression is fitted: per *family* (input shape and number of labels) where the training
+split holds at least two models of that family, over the whole split otherwise, as MNTD
+fits a meta-classifier per task. A model of a family the split never showed is
+standardised with the whole split's numbers.
+
 The target label answered is the label with the largest column-norm z-score.
 """
 
@@ -78,6 +85,17 @@ def _kernel_shapes(model: Any) -> tuple[list[float], list[float]]:
         stds.append(std)
         kurts.append(float(((w - w.mean()) ** 4).mean() / max(std**4, 1e-24) - 3.0))
     return stds, kurts
+
+
+def family(clean: CleanData) -> str:
+    """The architecture family a model belongs to: its input shape and number of labels."""
+    return "x".join(str(int(d)) for d in clean.input_shape) + f"/{int(clean.num_classes)}"
+
+
+def _moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scale = x.std(axis=0)
+    scale[scale < 1e-12] = 1.0
+    return x.mean(axis=0), scale
 
 
 class MetaWeights:
@@ -168,21 +186,33 @@ class MetaWeights:
         """Features of every training model, a logistic regression fitted on them."""
         from sklearn.linear_model import LogisticRegression
 
-        rows, labels = [], []
+        rows, labels, families = [], [], []
         for item in training_models(training_dir):
-            vector, _ = self.features(item.load(), item.clean())
+            clean = item.clean()
+            vector, _ = self.features(item.load(), clean)
             rows.append(vector)
             labels.append(int(item.poisoned))
-        x, y = np.array(rows), np.array(labels)
-        mean, scale = x.mean(axis=0), x.std(axis=0)
-        scale[scale < 1e-12] = 1.0
+            families.append(family(clean))
+        x, y = np.array(rows).reshape(len(rows), len(FEATURES)), np.array(labels)
+        mean, scale = _moments(x) if len(x) else (np.zeros(len(FEATURES)), np.ones(len(FEATURES)))
+        names = sorted({f for f in families if families.count(f) >= 2})
+        moments = [_moments(x[[f == name for f in families]]) for name in names]
+        family_mean = np.array([m for m, _ in moments]).reshape(len(names), len(FEATURES))
+        family_scale = np.array([s for _, s in moments]).reshape(len(names), len(FEATURES))
+        standard = x.copy()
+        for i, name in enumerate(families):
+            if name in names:
+                k = names.index(name)
+                standard[i] = (x[i] - family_mean[k]) / family_scale[k]
+            else:
+                standard[i] = (x[i] - mean) / scale
         if len(set(labels)) < 2:  # one class only: answer its share
             coef, intercept = np.zeros(len(FEATURES)), np.array([0.0])
             prior = float(np.mean(y)) if len(y) else 0.5
             intercept[0] = np.log(max(prior, 1e-6) / max(1 - prior, 1e-6))
         else:
             fit = LogisticRegression(C=self.regularization, max_iter=1000)
-            fit.fit((x - mean) / scale, y)
+            fit.fit(standard, y)
             coef, intercept = fit.coef_[0], fit.intercept_
         np.savez(
             out_dir / "weights.npz",
@@ -190,6 +220,9 @@ class MetaWeights:
             scale=scale,
             coef=coef,
             intercept=intercept,
+            families=np.array(names, dtype=str),
+            family_mean=family_mean,
+            family_scale=family_scale,
             features=np.array(FEATURES),
             models=np.array(len(y)),
             backdoored=np.array(int(y.sum())),
@@ -201,14 +234,25 @@ class MetaWeights:
             folder = configured_dir()
             if folder is None:
                 raise RuntimeError("meta-weights needs its configure step (configure = true)")
+            keys = ("mean", "scale", "coef", "intercept", "families", "family_mean", "family_scale")
             with np.load(folder / "weights.npz") as npz:
-                self._fit = {k: npz[k] for k in ("mean", "scale", "coef", "intercept")}
+                self._fit = {k: npz[k] for k in keys}
         return self._fit
+
+    def _standardise(self, vector: np.ndarray, clean: CleanData) -> np.ndarray:
+        """The vector in its family's units (the whole split's for an unseen family)."""
+        fit = self._weights()
+        names = [str(n) for n in fit["families"]]
+        name = family(clean)
+        if name in names:
+            k = names.index(name)
+            return (vector - fit["family_mean"][k]) / fit["family_scale"][k]
+        return (vector - fit["mean"]) / fit["scale"]
 
     def detect(self, model: Any, clean: CleanData) -> Detection:
         fit = self._weights()
         vector, target = self.features(model, clean)
-        z = float(((vector - fit["mean"]) / fit["scale"]) @ fit["coef"] + fit["intercept"][0])
+        z = float(self._standardise(vector, clean) @ fit["coef"] + fit["intercept"][0])
         score = 1.0 / (1.0 + np.exp(-max(-50.0, min(50.0, z))))
         return Detection(
             score=float(score),
