@@ -22,10 +22,10 @@ from typing import Any
 from harness.sandbox import cgroup, protocol
 from harness.sandbox.backends import WorkerDirs, bwrap_command, process_command, resolve_backend
 from harness.sandbox.limits import (
-    WALL_CLOCK_EXCEEDED,
     SandboxLimits,
     apply_rlimits,
     nproc_fallback,
+    timeout_reason,
 )
 from harness.sandbox.output import OutputMonitor
 
@@ -83,6 +83,37 @@ def tree_memory_bytes(root: int) -> int:
                 continue
         return total
     return sum(_pss_bytes(pid) for pid in pids)
+
+
+def tree_schedule(root: int) -> dict[int, tuple[int, int]]:
+    """Per thread of a process and its descendants: (ns it ran on a CPU, ns it waited in a
+    run queue for one), from ``/proc/<pid>/task/<tid>/schedstat``. Threads that have ended
+    are gone from it, so compare two readings thread by thread."""
+    out: dict[int, tuple[int, int]] = {}
+    for pid in _descendants(root):
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                ran, waited = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[:2]
+                out[int(tid)] = (int(ran), int(waited))
+            except (OSError, ValueError):
+                continue
+    return out
+
+
+def schedule_since(
+    before: dict[int, tuple[int, int]], now: dict[int, tuple[int, int]]
+) -> tuple[float, float]:
+    """Seconds (ran, waited) the threads in ``now`` spent since ``before`` was read."""
+    ran = waited = 0
+    for tid, (r, w) in now.items():
+        r0, w0 = before.get(tid, (0, 0))
+        ran += max(0, r - r0)
+        waited += max(0, w - w0)
+    return ran / 1e9, waited / 1e9
 
 
 def _pss_bytes(pid: int) -> int:
@@ -311,6 +342,7 @@ class SandboxWorker:
         if message.get("op") in MARKED_OPS:
             message = {**message, "mark": secrets.token_hex(8), "wipe": self.wipe_dirs}
             self.monitor.start_task(message["mark"])
+        before = tree_schedule(self.proc.pid)  # type: ignore[union-attr]
         try:
             protocol.send(self.proc.stdin, message)  # type: ignore[union-attr, arg-type]
         except (OSError, ValueError) as exc:
@@ -321,10 +353,9 @@ class SandboxWorker:
         try:
             reply = self.replies.get(timeout=timeout)
         except queue.Empty:
+            ran, waited = schedule_since(before, tree_schedule(self.proc.pid))  # type: ignore[union-attr]
             self.kill()
-            raise WorkerFailure(
-                f"{WALL_CLOCK_EXCEEDED} {timeout:g} s exceeded", self.monitor.text()
-            ) from None
+            raise WorkerFailure(timeout_reason(timeout, ran, waited), self.monitor.text()) from None
         if reply is None:
             self.kill()
             raise WorkerFailure(self.monitor.breach or self._exit_reason(), self.monitor.text())

@@ -11,6 +11,23 @@ GIB = 1 << 30
 #: How the error of a task stopped at its time budget begins (reports count these, and
 #: `harness run --retry-timeouts` runs them again).
 WALL_CLOCK_EXCEEDED = "wall-clock limit of"
+#: A timed-out task that spent at least this share of its budget waiting for a CPU was
+#: starved by other work on the machine, not slow on its own.
+STARVED_SHARE = 0.25
+
+
+def timeout_reason(budget: float, ran: float, waited: float) -> str:
+    """The error of a task stopped at its wall-clock ``budget``, with the seconds its
+    threads ran on a CPU and waited in the run queue for one: a starved task (a busy machine,
+    a niced run beside other work) is told apart from a slow or sleeping one, and the fix
+    for it named."""
+    head = f"{WALL_CLOCK_EXCEEDED} {budget:g} s exceeded"
+    if waited >= STARVED_SHARE * budget:
+        return (
+            f"{head} (it ran {ran:.0f} s and waited {waited:.0f} s for a CPU: the machine was "
+            "busy; run again with --retry-timeouts when it is not)"
+        )
+    return f"{head} (it ran {ran:.0f} s on a CPU)"
 
 
 @dataclass(frozen=True)

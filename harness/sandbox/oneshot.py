@@ -17,8 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.sandbox.backends import WorkerDirs, bwrap_command, process_command, resolve_backend
-from harness.sandbox.client import POLL_SECONDS, confine, tree_memory_bytes
-from harness.sandbox.limits import SandboxLimits
+from harness.sandbox.client import (
+    POLL_SECONDS,
+    confine,
+    schedule_since,
+    tree_memory_bytes,
+    tree_schedule,
+)
+from harness.sandbox.limits import SandboxLimits, timeout_reason
 
 OUTPUT_BYTES = 1 << 20
 
@@ -72,9 +78,11 @@ def _police(proc: subprocess.Popen[bytes], limits: SandboxLimits, logs: list[Pat
     deadline = time.monotonic() + limits.wall_seconds
     rss_cap = limits.memory_gb * (1 << 30)
     breach = None
+    before = tree_schedule(proc.pid)
     while proc.poll() is None:
         if time.monotonic() > deadline:
-            breach = f"wall-clock limit of {limits.wall_seconds:g} s exceeded"
+            ran, waited = schedule_since(before, tree_schedule(proc.pid))
+            breach = timeout_reason(limits.wall_seconds, ran, waited)
         elif tree_memory_bytes(proc.pid) > rss_cap:
             breach = f"memory limit of {limits.memory_gb:g} GiB exceeded"
         elif sum(p.stat().st_size for p in logs) > limits.max_output_bytes:
