@@ -9,6 +9,9 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+import pytest
 
 from harness.sandbox.client import schedule_since, tree_schedule
 from harness.sandbox.limits import WALL_CLOCK_EXCEEDED, timeout_reason
@@ -26,6 +29,10 @@ def test_a_starved_task_is_named_as_such_and_its_fix_given():
     assert sleeper.endswith("(it ran 0 s on a CPU)")
 
 
+@pytest.mark.skipif(
+    not Path("/proc/self/schedstat").is_file(),
+    reason="kernel without schedstat (CONFIG_SCHED_INFO)",
+)
 def test_a_process_tree_s_run_and_wait_times_are_read_from_every_thread():
     """Two spinners pinned to one CPU under a shell: each runs about half the time and waits
     the other half; the reading covers the shell's children, not only the shell."""
