@@ -37,7 +37,8 @@ demo: setup
 	$(HARNESS) report --run-id demo --out $(DEMO_OUT)
 	@echo "Report: $(abspath $(DEMO_OUT))/index.html (open it in a browser); Markdown: $(DEMO_OUT)/LEADERBOARD.md, $(DEMO_OUT)/REPRODUCTION.md"
 
-# The committed leaderboard (leaderboard/LEADERBOARD.md, leaderboard.csv): every reference
+# The committed leaderboard (leaderboard/: index.html with its plots and pages,
+# LEADERBOARD.md, leaderboard.csv): every reference
 # submission on every track it takes over the `full` zoo's 111 evaluation models, and
 # meta-weights configured on its 22 training models. Hours on a 2-core machine (the
 # leaderboard's Time section says how many); it resumes where it stopped, and
@@ -45,7 +46,7 @@ demo: setup
 leaderboard-full: setup
 	$(HARNESS) zoo build --profile full
 	$(HARNESS) run $(addprefix submissions/,$(REFERENCE) meta-weights) --profile full --tracks detect,filter,repair,fuzz --run-id full --retry-timeouts
-	$(HARNESS) leaderboard --run-id full --out leaderboard
+	$(HARNESS) report --run-id full --out leaderboard
 
 # Both tiers: the unit tests and the integration tests (tiny zoos, the bwrap sandbox), on
 # TEST_WORKERS pytest-xdist workers (default: one and a half per core, at most 4: each
