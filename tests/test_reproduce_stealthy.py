@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.reproduce import FIGURES
+from harness.reproduce import FIGURES, markdown
 from harness.reproduce.base import Results
 from harness.reproduce.figures import (
     DEEPINSPECT,
@@ -31,6 +31,7 @@ class _Truth:
 @dataclass
 class _Card:
     dataset: str = "mnist"
+    input_shape: list[int] = field(default_factory=lambda: [28, 28, 1])
 
 
 @dataclass
@@ -53,7 +54,7 @@ def _detection(sub: str, model: str, index: float) -> TaskRecord:
     return TaskRecord(
         "r", sub, "h", False, model, "mh", "detect", "ok",
         {"score": 0.9 if flagged else 0.2, "target_labels": [2],
-         "extra": {"anomaly_index": [index, 0.1], "l1_norms": [10.0, 20.0, 5.0, 40.0]}},
+         "extra": {"anomaly_index": [0.1, 0.2, index, 0.0], "l1_norms": [10.0, 20.0, 5.0, 40.0]}},
         {"score": 0.9 if flagged else 0.2}, None, None, 1.0, "bwrap",
         ModelFacts(True, "backdoored", "mnist", "random_trigger", (2,)),
     )  # fmt: skip
@@ -88,6 +89,16 @@ def test_each_setting_is_a_row_with_each_detectors_evasion_share():
     z36 = rows["stealthy-evasion-mnist-random-z36-r0.6"]
     assert "NC (authors' settings) evaded 1/4" in z36.measured
     assert "DeepInspect: not run" in z36.measured and z36.holds is None
+    # per instance: the measurements that say why each evades or not
+    assert rec.details[-10].startswith("| rec-0 | 98.0 % | 99.0 % | 36 px (4.6 %) | ")
+    assert rec.details[-10].endswith(
+        "| index 3.00, mask 0.33x, flagged | index 3.00, mask 0.33x, flagged "
+        "| index 0.50, mask 0.33x, evaded |"
+    )
+    assert z36.details[-4].endswith("| index 1.00, mask 0.33x, evaded | not run |")
+    assert "## stealthy-evasion-mnist-random-z36-r0.6: per instance" in markdown(
+        list(rows.values()), "harness reproduce"
+    )
 
 
 def test_a_profile_without_stealthy_models_says_so_and_the_variants_differ_only_in_settings():

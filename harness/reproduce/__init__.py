@@ -125,4 +125,8 @@ def markdown(figures: list[FigureResult], command: str) -> str:
     table = tabulate(
         rows, headers=["figure", "source", "paper", "measured", "holds"], tablefmt="github"
     )
-    return f"# Reproduction\n\nMade by `{command}`.\n\n{table}\n"
+    text = f"# Reproduction\n\nMade by `{command}`.\n\n{table}\n"
+    for f in figures:
+        if f.details:
+            text += f"\n## {f.name}: per instance\n\n" + "\n".join(f.details) + "\n"
+    return text

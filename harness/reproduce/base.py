@@ -46,9 +46,14 @@ class FigureResult:
     paper: str
     measured: str
     holds: bool | None  # None: the profile has no model to measure it on
+    #: Markdown lines measured per instance, printed under the table (not kept in the store)
+    details: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The figure's row (its per-instance lines are for the Markdown only)."""
+        row = dataclasses.asdict(self)
+        row.pop("details")
+        return row
 
 
 class Results:

@@ -273,26 +273,84 @@ def stealthy_evasion(res: Results) -> list[FigureResult]:
             if paper_nc is None or deepinspect is None
             else paper_nc >= need and deepinspect >= 0.5
         )
-        rows.append(FigureResult(_setting_name(setting), src, paper, "; ".join(parts), holds))
+        name = _setting_name(setting)
+        details = _instances(res, ids)
+        rows.append(FigureResult(name, src, paper, "; ".join(parts), holds, details))
     return rows
 
 
+def _instances(res: Results, ids: list[str]) -> tuple[str, ...]:
+    """A setting's instances one per row, the measurements that say why each evades or not:
+    its trigger's share of the image and, per detector, the true target's anomaly index,
+    its reversed mask's L1 norm over the median label's, and the verdict."""
+    head = "| instance | CA | ASR | trigger | " + " | ".join(
+        label for _, label in EVASION_DETECTORS
+    )
+    lines = [head + " |", "|" + "---|" * (4 + len(EVASION_DETECTORS))]
+    for model_id in sorted(ids):
+        model = res.models[model_id]
+        truth = model.truth()
+        height, width = model.card().input_shape[:2]
+        size = truth.trigger_sizes[0] if truth.trigger_sizes else None
+        trigger = f"{size} px ({100 * size / (height * width):.1f} %)" if size else "-"
+        cells = [model_id, percent(truth.ca), percent(truth.asr), trigger]
+        for variant, _ in EVASION_DETECTORS:
+            rec = next(
+                (
+                    r
+                    for r in res.records
+                    if r.submission == variant
+                    and r.model_id == model_id
+                    and r.track == Track.DETECT.value
+                ),
+                None,
+            )
+            cells.append(_verdict(rec, truth.targets))
+        lines.append("| " + " | ".join(cells) + " |")
+    return (
+        "Per detector: the true target's anomaly index; its reversed mask's L1 norm over the "
+        "median label's; flagged (score over 0.5) or evaded.",
+        "",
+        *lines,
+    )
+
+
+def _verdict(rec: TaskRecord | None, targets: list[int]) -> str:
+    if rec is None:
+        return "not run"
+    if rec.status != "ok":
+        return "failed"
+    parts = []
+    index = (rec.outputs.get("extra") or {}).get("anomaly_index")
+    if targets and isinstance(index, list) and len(index) > targets[0]:
+        parts.append(f"index {float(index[targets[0]]):.2f}")
+    ratio = _norm_ratio(rec, targets)
+    if ratio is not None:
+        parts.append(f"mask {ratio:.2f}x")
+    parts.append("flagged" if _flagged(rec) else "evaded")
+    return ", ".join(parts)
+
+
+def _norm_ratio(rec: TaskRecord, targets: list[int]) -> float | None:
+    """The true target's reversed-mask L1 norm over the median label's (below 1: the
+    target's trigger is smaller than most, what the outlier test looks for), from the norms
+    a detector reported (Neural Cleanse's ``l1_norms``, DeepInspect's ``l1``)."""
+    norms = (rec.outputs.get("extra") or {}).get("l1_norms")
+    norms = norms if norms is not None else (rec.outputs.get("extra") or {}).get("l1")
+    if not isinstance(norms, list) or not targets or len(norms) <= max(targets):
+        return None
+    values = np.asarray([float(v) for v in norms])
+    median = float(np.median(values))
+    return float(values[targets[0]]) / median if median > 0 else None
+
+
 def _target_norm_ratio(res: Results, recs: list[TaskRecord]) -> float | None:
-    """The mean over instances of the true target's reversed-mask L1 norm over the median
-    label's (below 1: the target's trigger is smaller than most, what the outlier test
-    looks for), from the norms a detector reported (Neural Cleanse's ``l1_norms``,
-    DeepInspect's ``l1``)."""
-    ratios = []
-    for r in recs:
-        extra = r.outputs.get("extra") or {}
-        norms = extra.get("l1_norms", extra.get("l1"))
-        targets = res.models[r.model_id].truth().targets
-        if not isinstance(norms, list) or not targets or len(norms) <= max(targets):
-            continue
-        values = np.asarray([float(v) for v in norms])
-        median = float(np.median(values))
-        if median > 0:
-            ratios.append(float(values[targets[0]]) / median)
+    """The mean over instances of ``_norm_ratio``."""
+    ratios = [
+        ratio
+        for r in recs
+        if (ratio := _norm_ratio(r, res.models[r.model_id].truth().targets)) is not None
+    ]
     return float(np.mean(ratios)) if ratios else None
 
 
