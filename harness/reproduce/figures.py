@@ -287,6 +287,9 @@ def _instances(res: Results, ids: list[str]) -> tuple[str, ...]:
         label for _, label in EVASION_DETECTORS
     )
     lines = [head + " |", "|" + "---|" * (4 + len(EVASION_DETECTORS))]
+    detections = {
+        (r.submission, r.model_id): r for r in res.records if r.track == Track.DETECT.value
+    }
     for model_id in sorted(ids):
         model = res.models[model_id]
         truth = model.truth()
@@ -295,17 +298,7 @@ def _instances(res: Results, ids: list[str]) -> tuple[str, ...]:
         trigger = f"{size} px ({100 * size / (height * width):.1f} %)" if size else "-"
         cells = [model_id, percent(truth.ca), percent(truth.asr), trigger]
         for variant, _ in EVASION_DETECTORS:
-            rec = next(
-                (
-                    r
-                    for r in res.records
-                    if r.submission == variant
-                    and r.model_id == model_id
-                    and r.track == Track.DETECT.value
-                ),
-                None,
-            )
-            cells.append(_verdict(rec, truth.targets))
+            cells.append(_verdict(detections.get((variant, model_id)), truth.targets))
         lines.append("| " + " | ".join(cells) + " |")
     return (
         "Per detector: the true target's anomaly index; its reversed mask's L1 norm over the "
@@ -335,8 +328,8 @@ def _norm_ratio(rec: TaskRecord, targets: list[int]) -> float | None:
     """The true target's reversed-mask L1 norm over the median label's (below 1: the
     target's trigger is smaller than most, what the outlier test looks for), from the norms
     a detector reported (Neural Cleanse's ``l1_norms``, DeepInspect's ``l1``)."""
-    norms = (rec.outputs.get("extra") or {}).get("l1_norms")
-    norms = norms if norms is not None else (rec.outputs.get("extra") or {}).get("l1")
+    extra = rec.outputs.get("extra") or {}
+    norms = extra.get("l1_norms", extra.get("l1"))
     if not isinstance(norms, list) or not targets or len(norms) <= max(targets):
         return None
     values = np.asarray([float(v) for v in norms])

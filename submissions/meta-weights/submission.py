@@ -98,6 +98,16 @@ def _moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(axis=0), scale
 
 
+def _standardise(vector: np.ndarray, name: str, units: dict[str, np.ndarray]) -> np.ndarray:
+    """``vector`` in the units of family ``name`` (the whole split's for a family it held
+    fewer than two models of): the same for the training rows and the model in hand."""
+    names = [str(n) for n in units["families"]]
+    if name in names:
+        k = names.index(name)
+        return (vector - units["family_mean"][k]) / units["family_scale"][k]
+    return (vector - units["mean"]) / units["scale"]
+
+
 class MetaWeights:
     #: the fitted regression (configured_dir()/weights.npz), read on first use
     _fit: dict[str, np.ndarray] | None = None
@@ -197,32 +207,27 @@ class MetaWeights:
         mean, scale = _moments(x) if len(x) else (np.zeros(len(FEATURES)), np.ones(len(FEATURES)))
         names = sorted({f for f in families if families.count(f) >= 2})
         moments = [_moments(x[[f == name for f in families]]) for name in names]
-        family_mean = np.array([m for m, _ in moments]).reshape(len(names), len(FEATURES))
-        family_scale = np.array([s for _, s in moments]).reshape(len(names), len(FEATURES))
-        standard = x.copy()
-        for i, name in enumerate(families):
-            if name in names:
-                k = names.index(name)
-                standard[i] = (x[i] - family_mean[k]) / family_scale[k]
-            else:
-                standard[i] = (x[i] - mean) / scale
+        units = {
+            "mean": mean,
+            "scale": scale,
+            "families": np.array(names, dtype=str),
+            "family_mean": np.array([m for m, _ in moments]).reshape(len(names), len(FEATURES)),
+            "family_scale": np.array([s for _, s in moments]).reshape(len(names), len(FEATURES)),
+        }
+        standard = np.array([_standardise(v, f, units) for v, f in zip(x, families, strict=True)])
         if len(set(labels)) < 2:  # one class only: answer its share
             coef, intercept = np.zeros(len(FEATURES)), np.array([0.0])
             prior = float(np.mean(y)) if len(y) else 0.5
             intercept[0] = np.log(max(prior, 1e-6) / max(1 - prior, 1e-6))
         else:
             fit = LogisticRegression(C=self.regularization, max_iter=1000)
-            fit.fit(standard, y)
+            fit.fit(standard.reshape(len(y), len(FEATURES)), y)
             coef, intercept = fit.coef_[0], fit.intercept_
         np.savez(
             out_dir / "weights.npz",
-            mean=mean,
-            scale=scale,
+            **units,
             coef=coef,
             intercept=intercept,
-            families=np.array(names, dtype=str),
-            family_mean=family_mean,
-            family_scale=family_scale,
             features=np.array(FEATURES),
             models=np.array(len(y)),
             backdoored=np.array(int(y.sum())),
@@ -239,20 +244,10 @@ class MetaWeights:
                 self._fit = {k: npz[k] for k in keys}
         return self._fit
 
-    def _standardise(self, vector: np.ndarray, clean: CleanData) -> np.ndarray:
-        """The vector in its family's units (the whole split's for an unseen family)."""
-        fit = self._weights()
-        names = [str(n) for n in fit["families"]]
-        name = family(clean)
-        if name in names:
-            k = names.index(name)
-            return (vector - fit["family_mean"][k]) / fit["family_scale"][k]
-        return (vector - fit["mean"]) / fit["scale"]
-
     def detect(self, model: Any, clean: CleanData) -> Detection:
         fit = self._weights()
         vector, target = self.features(model, clean)
-        z = float(self._standardise(vector, clean) @ fit["coef"] + fit["intercept"][0])
+        z = float(_standardise(vector, family(clean), fit) @ fit["coef"] + fit["intercept"][0])
         score = 1.0 / (1.0 + np.exp(-max(-50.0, min(50.0, z))))
         return Detection(
             score=float(score),
