@@ -48,9 +48,17 @@ def load(profile: str, model_id: str) -> tuple[Any, Any, list[int]]:
     import keras
 
     from harness.api import CleanData
+    from harness.errors import ZooError
+    from harness.zoo.builder import build_entries
+    from harness.zoo.spec import load_profile
     from harness.zoo.store import ZooStore
 
-    m = ZooStore().model(profile, model_id)
+    # Only the models measured are built (or taken from the cache by spec hash), not the
+    # whole profile: on a fresh machine the benchmark trains two models, not twenty.
+    entries = [e for e in load_profile(profile).entries if e.id == model_id]
+    if not entries:
+        raise ZooError(f"no model {model_id!r} in the profile {profile!r}", fix="see --models")
+    (m,) = build_entries(entries, ZooStore())
     card = m.card()
     model = keras.models.load_model(m.public_dir / "model.keras", compile=False)
     with np.load(m.public_dir / "clean_val.npz") as npz:
@@ -109,6 +117,20 @@ def art_nc(model: Any, clean: Any, steps: int | None) -> dict[str, Any]:
     }
 
 
+def processor() -> str:
+    """The CPU model the row was measured on: rows kept from an earlier run may come from
+    another machine, and the table says so."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
 def right(flagged: list[int], targets: list[int]) -> bool:
     """A backdoored model: its targets flagged and nothing else; a clean one: nothing."""
     return sorted(flagged) == sorted(targets)
@@ -146,7 +168,13 @@ def main() -> None:
         print(model_id, "harness", ours["seconds"], ours["flagged"], flush=True)
         theirs = art_nc(model, clean, args.art_steps)
         print(model_id, "art", theirs["seconds"], theirs["flagged"], flush=True)
-        row = {"model": model_id, "targets": targets, "harness": ours, "art": theirs}
+        row = {
+            "model": model_id,
+            "targets": targets,
+            "harness": ours,
+            "art": theirs,
+            "processor": processor(),
+        }
         kept.write_text(json.dumps(row, indent=2))
         rows.append(row)
     measured = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
@@ -164,8 +192,8 @@ def main() -> None:
     )
     table = [
         f"| model | true targets | harness (s) | harness flags | ART, {steps} steps (s) "
-        "| ART flags | ART's MAD | speed-up |",
-        "|---|---|---|---|---|---|---|---|",
+        "| ART flags | ART's MAD | speed-up | CPU |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         h, a = r["harness"], r["art"]
@@ -174,7 +202,8 @@ def main() -> None:
             f"| {r['model']} | {r['targets'] or 'none (clean)'} | {h['seconds']:.1f} "
             f"| {h['flagged']} ({mark[right(h['flagged'], r['targets'])]}) "
             f"| {a['seconds']:.1f} | {a['flagged']} ({mark[right(a['flagged'], r['targets'])]}) "
-            f"| {a['mad']:.2f} | {a['seconds'] / h['seconds']:.0f}x |"
+            f"| {a['mad']:.2f} | {a['seconds'] / h['seconds']:.0f}x "
+            f"| {r.get('processor', 'not recorded')} |"
         )
     table += [
         "",
