@@ -52,7 +52,9 @@ SECTIONS = {
         "Toolbox's `KerasNeuralCleanse` (ART 1.20, its defaults unless the table says "
         "otherwise) on the same MNIST patch BadNet and clean model (profile under the "
         "table), with the same clean split, on the same TensorFlow threads: time to a "
-        "verdict, the labels each flags, and whether that is right.",
+        "verdict, the labels each flags, and whether that is right. At ART's defaults a "
+        "model takes hours, so `make bench` reuses a row measured before (each row names "
+        "the processor it ran on); `--fresh` measures again.",
     ),
     "predict_throughput": (
         "Predictions inside the sandbox",
