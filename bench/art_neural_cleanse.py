@@ -17,7 +17,7 @@ right (a backdoored model's target flagged and nothing else; nothing on a clean 
 ART is not a dependency of the harness: ``pip install -e '.[bench]'`` (what `make bench`
 does) installs it.
 
-    .venv/bin/python bench/art_neural_cleanse.py [--profile demo] [--art-steps 1000]
+    .venv/bin/python bench/art_neural_cleanse.py [--profile default] [--art-steps 1000] [--fresh]
 
 Writes bench/results/art_neural_cleanse.{json,md} and prints the Markdown table; each
 model's row is kept under bench/results/art_neural_cleanse.partial/ as soon as it is
@@ -138,7 +138,7 @@ def right(flagged: list[int], targets: list[int]) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--profile", default="demo")
+    parser.add_argument("--profile", default="default")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--art-steps", type=int, default=None, help="ART's steps (default 1000)")
     parser.add_argument("--fresh", action="store_true", help="measure again models measured before")
