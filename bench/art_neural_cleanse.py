@@ -55,9 +55,13 @@ def load(profile: str, model_id: str) -> tuple[Any, Any, list[int]]:
 
     # Only the models measured are built (or taken from the cache by spec hash), not the
     # whole profile: on a fresh machine the benchmark trains two models, not twenty.
-    entries = [e for e in load_profile(profile).entries if e.id == model_id]
+    every = load_profile(profile).entries
+    entries = [e for e in every if e.id == model_id]
     if not entries:
-        raise ZooError(f"no model {model_id!r} in the profile {profile!r}", fix="see --models")
+        known = ", ".join(e.id for e in every)
+        raise ZooError(
+            f"no model {model_id!r} in the profile {profile!r}", fix=f"--models from: {known}"
+        )
     (m,) = build_entries(entries, ZooStore())
     card = m.card()
     model = keras.models.load_model(m.public_dir / "model.keras", compile=False)
@@ -215,4 +219,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from harness.errors import HarnessError
+
+    try:
+        main()
+    except HarnessError as exc:  # an unknown profile or model id: one line, no traceback
+        sys.exit(f"art_neural_cleanse: {exc}")

@@ -147,8 +147,8 @@ def test_meta_weights_standardises_a_model_within_its_family_and_an_unseen_one_o
 
     from harness.api import CleanData
 
-    standardise = sys.modules[entry_class("meta-weights").__module__]._standardise
-    family = sys.modules[entry_class("meta-weights").__module__].family
+    module = sys.modules[entry_class("meta-weights").__module__]
+    standardise, family = module._standardise, module.family
     width = 3
     units = {
         "mean": np.zeros(width),
