@@ -308,7 +308,13 @@ def test_a_split_is_checked_and_never_changes_a_models_address(tmp_path):
         load_profile(_write(tmp_path, text.replace('"train"', '"test"')))
 
 
-STEALTHY_PARTS = ("stealthy-headline", "stealthy-headline-r05", "stealthy-masks", "stealthy-faces")
+STEALTHY_PARTS = (
+    "stealthy-headline",
+    "stealthy-headline-r05",
+    "stealthy-masks-r05",
+    "stealthy-masks-r06",
+    "stealthy-faces",
+)
 
 
 def test_the_stealthy_profiles_repeat_each_setting_ten_times_and_share_their_models():
