@@ -108,3 +108,16 @@ def test_a_profile_without_stealthy_models_says_so_and_the_variants_differ_only_
     assert variants[NC_ORIGINAL.name].folder == variants[NC_STEALTHY.name].folder
     assert variants[NC_ORIGINAL.name].params["steps"] == 1000
     assert ("random_trigger", "synthfaces") in variants[DEEPINSPECT.name].kinds
+
+
+def test_the_one_instance_random_trigger_row_points_at_the_protocol():
+    from harness.reproduce.figures import NC, nc_random_trigger_evades
+
+    random = {f"z36-{i}": _Model("random_trigger", {"mask_size": 36}) for i in range(10)}
+    one = nc_random_trigger_evades(Results([_detection(NC.name, "z36-0", 3.18)], random))  # type: ignore[arg-type]
+    assert one.measured.startswith("evades in 0/1 instances (index 3.18); too few instances")
+    assert "stealthy-evasion" in one.measured and one.holds is False
+    ten = [_detection(NC.name, f"z36-{i}", 1.0 if i < 6 else 3.0) for i in range(10)]
+    row = nc_random_trigger_evades(Results(ten, random))  # type: ignore[arg-type]
+    assert row.measured.startswith("evades in 6/10") and "too few" not in row.measured
+    assert row.holds is True
