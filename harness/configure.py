@@ -23,7 +23,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.paths import harness_home, remove_scratch, scratch_dir
+from harness.paths import harness_home, scratch_dir
 from harness.sandbox.client import SandboxWorker, WorkerFailure
 from harness.sandbox.limits import SandboxLimits
 from harness.submission.manifest import SubmissionSpec
@@ -144,7 +144,7 @@ def configure_on(
         return Configured(error=f"configure: {exc.reason}")
     finally:
         worker.stop()
-        remove_scratch(workdir)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _keep(written: Path, final: Path) -> None:

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import shutil
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.configure import COMPLETE
-from harness.paths import harness_home, remove_scratch, scratch_dir
+from harness.paths import harness_home, scratch_dir
 from harness.sandbox.limits import SandboxLimits
 from harness.submission.manifest import SubmissionSpec, content_hash
 from harness.task import SubmissionRunner, TaskResult
@@ -192,7 +193,7 @@ def _close(entry: tuple[SubmissionRunner, Path]) -> None:
     try:
         runner.close()
     finally:
-        remove_scratch(workdir)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def close_runners() -> None:

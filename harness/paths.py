@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import shutil
@@ -49,59 +48,30 @@ def default_results_db() -> Path:
 
 # -- scratch folders ---------------------------------------------------------------------
 # A sandbox's work folder (its inbox and scratch, bind-mounted into bubblewrap) lives under
-# the system's temporary directory for as long as the harness process that made it needs
-# it. A process that ends normally removes its folders; one that is killed (SIGKILL, the
-# OOM killer, a Dask nanny restarting its worker) cannot. So the owner holds an exclusive
-# flock(2) on the folder's ``.owner`` file while the folder is in use, and the next harness
-# process to make a folder removes those whose lock it can take: the kernel drops a lock
-# when the last process holding it dies, whatever the process ids or PID namespaces (a
-# container sharing /tmp, a recycled pid). The pid in the name is for people reading /tmp.
-_SCRATCH = re.compile(r"^harness-.+-p\d+-[A-Za-z0-9_]+$")
-_OWNER = ".owner"
-_HELD: dict[Path, int] = {}  # this process's folders and their lock's descriptor
+# the system's temporary directory for as long as the process that made it. A process that
+# ends normally removes its folders; one that is killed (SIGKILL, the OOM killer, a Dask
+# nanny restarting its worker) cannot, so each folder is named for its owner's process id
+# and the next harness process to make one removes those whose owner is gone, as the
+# sandbox does with the control groups of killed processes.
+_SCRATCH = re.compile(r"^harness-.+-p(\d+)-[A-Za-z0-9_]+$")
 
 
 def scratch_dir(kind: str) -> Path:
-    """A fresh folder ``harness-<kind>-p<pid>-XXXXXXXX`` in the temporary directory, owned
-    by this process until :func:`remove_scratch` (after removing the folders that killed
-    harness processes left there)."""
+    """A fresh folder ``harness-<kind>-p<pid>-XXXXXXXX`` in the temporary directory, after
+    removing the folders a killed harness process left there."""
     sweep_scratch()
-    folder = Path(tempfile.mkdtemp(prefix=f"harness-{kind}-p{os.getpid()}-"))
-    fd = os.open(folder / _OWNER, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    _HELD[folder] = fd
-    return folder
-
-
-def remove_scratch(folder: Path) -> None:
-    """Remove a :func:`scratch_dir` folder and let go of its lock."""
-    shutil.rmtree(folder, ignore_errors=True)
-    fd = _HELD.pop(folder, None)
-    if fd is not None:
-        os.close(fd)
+    return Path(tempfile.mkdtemp(prefix=f"harness-{kind}-p{os.getpid()}-"))
 
 
 def sweep_scratch(parent: Path | None = None) -> int:
-    """Remove the scratch folders no live process owns; how many. A folder without its
-    lock file yet (being made this instant) is left alone."""
+    """Remove the scratch folders of harness processes that no longer exist; how many."""
     removed = 0
     for folder in Path(parent or tempfile.gettempdir()).glob("harness-*-p*-*"):
-        if _SCRATCH.match(folder.name) is None or folder in _HELD:
+        match = _SCRATCH.match(folder.name)
+        if match is None or Path(f"/proc/{match.group(1)}").exists():
             continue
-        try:
-            fd = os.open(folder / _OWNER, os.O_RDWR | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)  # its owner is alive
-            continue
-        try:
-            shutil.rmtree(folder, ignore_errors=True)
-            removed += not folder.exists()
-        finally:
-            os.close(fd)
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += not folder.exists()
     return removed
 
 
@@ -112,4 +82,4 @@ def scratch(kind: str) -> Iterator[Path]:
     try:
         yield folder
     finally:
-        remove_scratch(folder)
+        shutil.rmtree(folder, ignore_errors=True)

@@ -11,6 +11,7 @@ instance or hand-in.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import time
 from dataclasses import dataclass, replace
 
@@ -21,7 +22,7 @@ from harness.attack_track import ATTACK_PREFIX
 from harness.attack_track.recipe import TrainRecipe
 from harness.attacks.base import Backdoor
 from harness.data import Dataset
-from harness.paths import remove_scratch, scratch_dir
+from harness.paths import scratch_dir
 from harness.sandbox.client import SandboxWorker, WorkerFailure
 from harness.sandbox.limits import SandboxLimits
 from harness.store import AttackInstance
@@ -100,7 +101,7 @@ def poison_in_sandbox(
         return Poisoning(status="failed", error=exc.reason, stderr_tail=exc.stderr[-4000:] or None)
     finally:
         worker.stop()
-        remove_scratch(workdir)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def object_hash(spec: SubmissionSpec, entry: ZooEntry, role: str) -> str:
