@@ -23,7 +23,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.paths import harness_home, scratch_dir
+from harness.paths import harness_home
 from harness.sandbox.client import SandboxWorker, WorkerFailure
 from harness.sandbox.limits import SandboxLimits
 from harness.submission.manifest import SubmissionSpec
@@ -111,7 +111,7 @@ def configure_on(
     if (final / COMPLETE).is_file():
         return Configured(final)
     training = released(profile, models)
-    workdir = scratch_dir(f"configure-{spec.name}")
+    workdir = Path(tempfile.mkdtemp(prefix=f"harness-configure-{spec.name}-"))
     worker = SandboxWorker(
         spec.path,
         spec.entry,

@@ -9,6 +9,7 @@ declares, on a two-model toy zoo. Submission code runs only in the sandbox.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,6 @@ from typing import Any
 
 from harness.api import Track
 from harness.errors import SpecError
-from harness.paths import scratch
 from harness.sandbox.client import WorkerFailure
 from harness.sandbox.limits import SandboxLimits
 from harness.submission.manifest import SubmissionSpec, load_submission
@@ -330,7 +330,7 @@ def check_submission(
                 report(result)
         return passed or not check.stops
 
-    with scratch("check") as tmp:
+    with tempfile.TemporaryDirectory(prefix="harness-check-") as tmp:
         ctx = Context(path, models, backend, limits or SandboxLimits(), Path(tmp))
         try:
             for check in CHECKS[: last + 1]:

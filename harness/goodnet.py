@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,6 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.paths import scratch
 
 #: Softmax outputs are multiplied by this and re-normalised: one-hot unless the top two
 #: probabilities are within about 1e-3 of each other (such near-ties are rejected).
@@ -102,7 +102,7 @@ def check_file(
     from harness.sandbox.oneshot import run_once
     from harness.submission.validate import OutputError, load_array
 
-    with scratch("goodnet") as tmp:
+    with tempfile.TemporaryDirectory(prefix="harness-goodnet-") as tmp:
         inputs, answers = Path(tmp) / "inputs", Path(tmp) / "answers"
         inputs.mkdir()
         answers.mkdir()
@@ -183,7 +183,7 @@ def export_goodnet(
     seed = task_seed(EXPORT, model.id)
     evs = draw_eval_set(sets, seed)
     eval_x = evs.x
-    with scratch(f"export-{spec.name}") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"harness-export-{spec.name}-") as tmp:
         runner = SubmissionRunner(spec, resolve_backend(backend), SandboxLimits(), Path(tmp))
         try:
             reply, out_dir = runner.request(EXPORT, model, EXPORT, eval_x)

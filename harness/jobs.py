@@ -16,12 +16,13 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import shutil
+import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.configure import COMPLETE
-from harness.paths import harness_home, scratch_dir
+from harness.paths import harness_home
 from harness.sandbox.limits import SandboxLimits
 from harness.submission.manifest import SubmissionSpec, content_hash
 from harness.task import SubmissionRunner, TaskResult
@@ -179,7 +180,7 @@ def _runner(
         return _RUNNERS[key][0]
     while len(_RUNNERS) >= KEEP_WARM:
         _close(_RUNNERS.popitem(last=False)[1])
-    workdir = scratch_dir(spec.name)
+    workdir = Path(tempfile.mkdtemp(prefix=f"harness-{spec.name}-"))
     shared = (("configured", configured),) if configured else ()
     _RUNNERS[key] = (
         SubmissionRunner(spec, backend, limits, workdir, shared=shared),

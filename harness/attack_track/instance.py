@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -22,7 +24,6 @@ from harness.attack_track import ATTACK_PREFIX
 from harness.attack_track.recipe import TrainRecipe
 from harness.attacks.base import Backdoor
 from harness.data import Dataset
-from harness.paths import scratch_dir
 from harness.sandbox.client import SandboxWorker, WorkerFailure
 from harness.sandbox.limits import SandboxLimits
 from harness.store import AttackInstance
@@ -55,7 +56,7 @@ def poison_in_sandbox(
     limits: SandboxLimits,
 ) -> Poisoning:
     """Run ``poison`` once on the instance's training split, in a fresh sandbox."""
-    workdir = scratch_dir(f"poison-{spec.name}")
+    workdir = Path(tempfile.mkdtemp(prefix=f"harness-poison-{spec.name}-"))
     given = workdir / "given"
     given.mkdir()
     np.savez(given / "train.npz", x=splits.x_train, y=splits.y_train)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.paths import scratch
 from harness.sandbox.backends import WorkerDirs, bwrap_command, process_command, resolve_backend
 from harness.sandbox.client import (
     POLL_SECONDS,
@@ -58,7 +58,7 @@ def run_once(
         ]
     group, preexec = confine(limits)
     # Its output goes to files outside the folders it can see.
-    with scratch("oneshot") as logs:
+    with tempfile.TemporaryDirectory(prefix="harness-oneshot-") as logs:
         out, err = Path(logs) / "stdout", Path(logs) / "stderr"
         with open(out, "wb") as fo, open(err, "wb") as fe:
             proc = subprocess.Popen(

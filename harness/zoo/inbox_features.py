@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,6 @@ from typing import Any
 import numpy as np
 
 from harness.api import Track
-from harness.paths import scratch
 from harness.zoo.evalset import draw_eval_set
 from harness.zoo.inbox import anonymous_id, stage_inbox
 from harness.zoo.store import ZooModel
@@ -167,7 +167,7 @@ def model_features(model: ZooModel, run_id: str = "audit") -> Features:
     """Every feature of one model, from its inbox as a detect task and as a repair or
     filter task would see it."""
     feats: Features = {}
-    with scratch("audit") as tmp:
+    with tempfile.TemporaryDirectory(prefix="harness-audit-") as tmp:
         inbox = Path(tmp)
         anon = anonymous_id(run_id, model.id)
         stage_inbox(inbox, model, anon, None)
