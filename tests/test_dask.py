@@ -168,6 +168,7 @@ def test_scheduler_on_loopback_without_shared_disk(
 
     from harness.cluster import open_executor
     from harness.zoo.build_jobs import build_profile_on
+    from harness.zoo.builder import BuildFailed
     from harness.zoo.spec import load_profile
 
     address, subs, coord_zoo, worker_home = loopback_cluster
@@ -178,6 +179,21 @@ def test_scheduler_on_loopback_without_shared_disk(
         toy = load_profile("toy")
         one = dataclasses.replace(toy, entries=toy.entries[:1])
         built = build_profile_on(executor, one, coord_zoo)
+        # A model that fails on the worker comes back as data: the build names it, once.
+        cannot = dataclasses.replace(
+            toy.entries[1],
+            id="cannot-take-v1",
+            train_size=1000,
+            epochs=1,
+            test_size=200,
+            val_per_class=5,
+            attack_params={"poison_rate": 0.002, "size": 3, "target": 0},
+        )
+        with pytest.raises(BuildFailed) as failed:
+            build_profile_on(executor, dataclasses.replace(toy, entries=(cannot,)), coord_zoo)
+        assert list(failed.value.failed) == ["cannot-take-v1"]
+        assert "did not take" in failed.value.failed["cannot-take-v1"]
+        assert not coord_zoo.has_object(cannot.spec_hash())
     _same_tasks(in_process, store)
     worker_zoo = ZooStore(worker_home / "zoo")
     received = {p.name for p in (worker_home / "submissions").iterdir()}

@@ -144,6 +144,49 @@ def test_backdoor_that_did_not_take_fails_the_build(tmp_path, harness_home):
     assert not list((tmp_path / "z" / "objects").iterdir())
 
 
+#: A clean model and a patch backdoor with two poisoned images, which cannot reach its
+#: 0.9 floor in one epoch (the test above), listed first so the build must go on past it.
+ONE_FAILS = """schema_version = 1
+name = "one-fails"
+description = "a backdoor that cannot take, then a clean model"
+[defaults]
+dataset = "mnist"
+epochs = 1
+train_size = 1000
+val_per_class = 5
+test_size = 200
+[[models]]
+id = "fails-patch-v1"
+attack = "badnets_patch"
+seed = 3
+attack_params = { poison_rate = 0.002, size = 3, target = 0 }
+[[models]]
+id = "builds-clean-v1"
+seed = 4
+"""
+
+
+def test_a_failed_model_does_not_stop_the_build(tmp_path):
+    # The build trains every other model, then ends with one line naming each failure.
+    env = {**os.environ, "HARNESS_HOME": str(tmp_path / "home"), "HARNESS_PROGRESS": "plain"}
+    (tmp_path / "one-fails.toml").write_text(ONE_FAILS)
+    command = [sys.executable, "-m", "harness.cli", "zoo", "build", "--workers", "1"]
+    command += ["--profile", str(tmp_path / "one-fails.toml")]
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode != 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert re.search(r"1 of 2 models failed to build \(fails-patch-v1: backdoor", last), last
+    assert "did not take" in last and "the rest (1) are built and cached" in last
+    assert "failed fails-patch-v1" in proc.stderr and "built builds-clean-v1" in proc.stderr
+    store = ZooStore(tmp_path / "home" / "zoo")
+    profile = load_profile(tmp_path / "one-fails.toml")
+    assert store.has_object(profile.entries[1].spec_hash())
+    assert not store.has_object(profile.entries[0].spec_hash())
+    with pytest.raises(ZooError, match="harness zoo build"):
+        store.models("one-fails")  # no index for a profile with a model missing
+
+
 def test_unbuilt_profile_is_a_clear_error(tmp_path):
     with pytest.raises(ZooError, match="harness zoo build --profile nothere"):
         ZooStore(tmp_path).models("nothere")

@@ -38,7 +38,9 @@ def zoo_build(
     """Train every model of a profile (cached by spec hash; a rebuild takes seconds).
 
     Models train one per worker process (--workers, default one per core) or on a Dask
-    cluster (--scheduler); the result does not depend on which worker trained what."""
+    cluster (--scheduler); the result does not depend on which worker trained what. A model
+    that fails (a backdoor under its ASR floor) does not stop the others: the build ends
+    with one error naming each failed model, and building again trains only those."""
     from harness.cluster import open_executor
     from harness.zoo.build_jobs import build_profile_on
     from harness.zoo.bundle import BUNDLE_FORMAT
@@ -51,8 +53,8 @@ def zoo_build(
 
         def done(entry: Any, status: str, seconds: float | None) -> None:
             counts[status] = counts.get(status, 0) + 1
-            if status == "built":
-                reporter.item(f"built {entry.id}", seconds)
+            if status in ("built", "failed"):  # why it failed: the error at the end
+                reporter.item(f"{status} {entry.id}", seconds)
             else:
                 reporter.note(f"{status} {entry.id}")
 

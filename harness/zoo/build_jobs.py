@@ -5,7 +5,9 @@ cached is one job: the worker trains it under the object's lock into the coordin
 store when it sees that very store (a shared ``HARNESS_HOME``, or the same host: the
 store's random id file tells), else into its own store, from which the coordinator then
 fetches the finished object. The coordinator writes the profile's index last, as the
-builder does.
+builder does. An entry that fails (a backdoor under its ASR floor) comes back as data, not
+as an exception, so the other workers' models are kept; the build ends with one error
+naming each failed entry (``BuildFailed``), as the builder's own loop does.
 
 (This module is outside the builder's code hash: scheduling does not change a model.)
 """
@@ -21,14 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.cluster import Executor, InProcess, quiet_tensorflow, worker_address
-from harness.zoo.builder import build_entries, build_profile
+from harness.errors import HarnessError
+from harness.zoo.builder import BuildFailed, build_entries, build_profile
 from harness.zoo.bundle import is_current
 from harness.zoo.spec import ZooEntry, ZooProfile
 from harness.zoo.splits import record as record_splits
 from harness.zoo.store import ZooModel, ZooStore
 from harness.zoo.transfer import pack_object, unpack_object
 
-#: Called once per entry: the entry, "built" / "cached" / "migrated", and the seconds
+#: Called once per entry: the entry, "built" / "cached" / "migrated" / "failed", the seconds
 #: its job took (None for what the coordinator found cached itself).
 BuildProgress = Callable[[ZooEntry, str, float | None], None]
 
@@ -65,9 +68,10 @@ class BuildJob:
 
 @dataclass(frozen=True)
 class BuildResult:
-    status: str
+    status: str  # "built", "cached", "migrated" or "failed"
     seconds: float
     worker: str | None
+    problem: str = ""  # why it failed
 
 
 def build_job(job: BuildJob) -> BuildResult:
@@ -76,13 +80,21 @@ def build_job(job: BuildJob) -> BuildResult:
     quiet_tensorflow()
     store = store_here(job.store_root, job.store_id)
     statuses: list[str] = []
-    build_entries(
-        [job.entry],
-        store,
-        force=job.force,
-        mnist_source=job.mnist_source,
-        on_done=lambda _, status: statuses.append(status),
-    )
+    try:
+        build_entries(
+            [job.entry],
+            store,
+            force=job.force,
+            mnist_source=job.mnist_source,
+            on_done=lambda _, status: statuses.append(status),
+        )
+    except HarnessError as exc:
+        problem = (
+            exc.failed.get(job.entry.id, exc.problem)
+            if isinstance(exc, BuildFailed)
+            else exc.problem
+        )
+        return BuildResult("failed", time.perf_counter() - start, worker_address(), problem)
     return BuildResult(statuses[-1], time.perf_counter() - start, worker_address())
 
 
@@ -114,8 +126,14 @@ def build_profile_on(
                 on_done(entry, "cached", None)
         else:
             jobs.append(BuildJob(entry, str(store.root), store_id(store), force, mnist_source))
+    failed: dict[str, str] = {}
     for job, res in executor.map_unordered(build_job, jobs):
         spec_hash = job.entry.spec_hash()
+        if res.status == "failed":
+            failed[job.entry.id] = res.problem
+            if on_done:
+                on_done(job.entry, res.status, res.seconds)
+            continue
         if not store.has_object(spec_hash):  # built where this host cannot see it
             data = executor.run_on(
                 res.worker, packed_object, str(store.root), store_id(store), spec_hash
@@ -123,6 +141,11 @@ def build_profile_on(
             unpack_object(store, spec_hash, data)
         if on_done:
             on_done(job.entry, res.status, res.seconds)
+    if failed:
+        order = [e.id for e in profile.entries]
+        raise BuildFailed(
+            dict(sorted(failed.items(), key=lambda kv: order.index(kv[0]))), len(order)
+        )
     pairs = [(e.id, e.spec_hash()) for e in profile.entries]
     store.write_index(profile.name, pairs)
     record_splits(profile, store)

@@ -2,8 +2,9 @@
 
 Each entry is cached by its spec hash (which covers the entry and the code that decides its
 weights, ``harness.zoo.training`` and the recipe), so building a profile again only trains
-what changed. A backdoored entry whose ASR stays below its floor fails the build instead of
-polluting the zoo.
+what changed. A backdoored entry whose ASR stays below its floor fails instead of polluting
+the zoo; the build goes on with the other entries and ends with one error naming each entry
+that failed (``BuildFailed``), so one bad seed costs only its own model.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from harness import __version__
 from harness.data import Dataset, load_dataset
+from harness.errors import HarnessError, ZooError
 from harness.zoo.bundle import is_current, migrate
 from harness.zoo.objects import PrivatePart, card_of, write_object
 from harness.zoo.records import TruthRecord
@@ -77,8 +79,9 @@ def build_entry(entry: ZooEntry, data: Dataset, store: ZooStore) -> ZooModel:
     )
 
 
-#: Called once per entry with what happened to it: "built", "cached" or "migrated" (a
-#: cached model whose public bundle was rewritten in the current format, see bundle.py).
+#: Called once per entry with what happened to it: "built", "cached", "migrated" (a
+#: cached model whose public bundle was rewritten in the current format, see bundle.py) or
+#: "failed" (a user-fixable problem, e.g. a backdoor under its ASR floor).
 ProgressFn = Callable[[ZooEntry, str], None]
 
 
@@ -113,9 +116,13 @@ def build_entries(
     Processes that build into one store share the work: each entry is built under its
     object lock (ZooStore.object_lock), an entry another process is building is passed
     over and picked up again once that process is done (by then it is cached), so two
-    builds of one list started together each train about half of it."""
+    builds of one list started together each train about half of it.
+
+    An entry that fails with a user-fixable problem does not stop the others: each is
+    built, then ``BuildFailed`` names every entry that failed."""
     datasets: dict[str, Dataset] = {}
     done: dict[int, ZooModel] = {}
+    failed: dict[str, str] = {}
     pending = list(enumerate(entries))
     while pending:
         busy = []
@@ -124,7 +131,10 @@ def build_entries(
                 if not held:
                     busy.append((i, entry))
                     continue
-                done[i], status = _build_or_reuse(entry, store, datasets, force, mnist_source)
+                try:
+                    done[i], status = _build_or_reuse(entry, store, datasets, force, mnist_source)
+                except HarnessError as exc:
+                    failed[entry.id], status = exc.problem, "failed"
             if on_done:
                 on_done(entry, status)
         if busy and len(busy) == len(pending):
@@ -132,7 +142,27 @@ def build_entries(
             with store.object_lock(busy[0][1].spec_hash(), wait=True):
                 pass
         pending = busy
+    if failed:
+        raise BuildFailed(failed, len(entries))
     return [done[i] for i in range(len(entries))]
+
+
+class BuildFailed(ZooError):
+    """Some entries of a build failed; every other one was built (and is cached)."""
+
+    def __init__(self, failed: dict[str, str], total: int) -> None:
+        self.failed = dict(failed)
+        self.total = total
+        each = "; ".join(f"{model_id}: {problem}" for model_id, problem in failed.items())
+        super().__init__(
+            f"{len(failed)} of {total} models failed to build ({each}); the rest "
+            f"({total - len(failed)}) are built and cached",
+            fix="give each failed entry what it lacks in the profile (more epochs or poisoned "
+            "images, or its own asr_floor) and build again: only those train",
+        )
+
+    def __reduce__(self) -> tuple:
+        return (BuildFailed, (self.failed, self.total))
 
 
 def _build_or_reuse(
