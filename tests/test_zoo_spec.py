@@ -291,12 +291,32 @@ def test_instances_repeat_a_setting_under_consecutive_seeds(tmp_path):
         ("m-random-i03-v1", 42),
         ("c", 0),
     ]
-    assert len({e.spec_hash for e in entries[:3]}) == 3
+    assert len({e.spec_hash() for e in entries[:3]}) == 3
     assert all(e.attack_params == {"mask_size": 16, "target": 2} for e in entries[:3])
     with pytest.raises(SpecError, match=r"needs \{i\}"):
         load_profile(_write(tmp_path, text.replace("-i{i}", "")))
     with pytest.raises(SpecError, match="instances must be an integer"):
         load_profile(_write(tmp_path, text.replace("instances = 3", "instances = 0")))
+
+
+def test_a_failed_seed_is_replaced_past_the_range_and_moves_only_its_instance(tmp_path):
+    text = (
+        'schema_version = 1\n[[models]]\nid = "m-random-i{i}-v1"\nattack = "random_trigger"\n'
+        "seed = 40\ninstances = 4\nattack_params = { mask_size = 16, target = 2 }\n"
+    )
+    before = load_profile(_write(tmp_path, text)).entries
+    # 41 failed, and so did 44, its first replacement: the instance gets 45.
+    after = load_profile(_write(tmp_path, text + "failed_seeds = [41, 44]\n")).entries
+    assert [(e.id, e.seed) for e in after] == [
+        ("m-random-i01-v1", 40),
+        ("m-random-i02-v1", 45),
+        ("m-random-i03-v1", 42),
+        ("m-random-i04-v1", 43),
+    ]
+    moved = [a.id for a, b in zip(after, before, strict=True) if a.spec_hash() != b.spec_hash()]
+    assert moved == ["m-random-i02-v1"]
+    with pytest.raises(SpecError, match="failed_seeds must be a list of seeds"):
+        load_profile(_write(tmp_path, text + 'failed_seeds = "41"\n'))
 
 
 def test_a_split_is_checked_and_never_changes_a_models_address(tmp_path):

@@ -333,7 +333,12 @@ def _entry(
 def _expand_instances(models: Any, path: Path) -> list[Any]:
     """``instances = N`` in a ``[[models]]`` table stands for N models of the same settings
     (an experiment repeated, as Xiong et al. repeat each attack setting 10 times): ids from
-    the table's id with ``{i}`` replaced by 1 .. N (two digits), seeds ``seed + i - 1``."""
+    the table's id with ``{i}`` replaced by 1 .. N (two digits), seeds ``seed + i - 1``.
+
+    ``failed_seeds = [...]`` lists seeds whose backdoor missed its ASR floor: an attacker
+    ships only backdoors that take (Xiong et al. require "a high success rate"), so the
+    instance that would have one gets the next seed past the table's range (``seed + N``,
+    then on) that is not listed either. Only that instance's model changes."""
     if not isinstance(models, list):
         raise SpecError("[[models]] must be a list of tables", path=path, fix="write [[models]]")
     out: list[Any] = []
@@ -358,8 +363,20 @@ def _expand_instances(models: Any, path: Path) -> list[Any]:
                 fix='write id = "mnist-random-z36-i{i}-v1"',
             )
         seed = raw.get("seed", 0)
+        failed = raw.pop("failed_seeds", [])
+        if not isinstance(failed, list) or not all(
+            isinstance(f, int) and not isinstance(f, bool) for f in failed
+        ):
+            raise SpecError(
+                f"[[models]] #{index + 1}: failed_seeds must be a list of seeds, not {failed!r}",
+                path=path,
+                fix="write failed_seeds = [1102]",
+            )
+        spare = (s for s in itertools.count(seed + n) if s not in failed)
         for i in range(1, n + 1):
-            out.append({**raw, "id": model_id.replace("{i}", f"{i:02d}"), "seed": seed + i - 1})
+            this = seed + i - 1
+            this = next(spare) if this in failed else this
+            out.append({**raw, "id": model_id.replace("{i}", f"{i:02d}"), "seed": this})
     return out
 
 
