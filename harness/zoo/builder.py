@@ -158,7 +158,8 @@ class BuildFailed(ZooError):
             f"{len(failed)} of {total} models failed to build ({each}); the rest "
             f"({total - len(failed)}) are built and cached",
             fix="give each failed entry what it lacks in the profile (more epochs or poisoned "
-            "images, or its own asr_floor) and build again: only those train",
+            "images, its own asr_floor, or list a repeated setting's seed in failed_seeds) and "
+            "build again: only those train",
         )
 
     def __reduce__(self) -> tuple:
