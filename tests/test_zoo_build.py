@@ -187,6 +187,19 @@ def test_a_failed_model_does_not_stop_the_build(tmp_path):
         store.models("one-fails")  # no index for a profile with a model missing
 
 
+def test_build_failed_groups_models_by_problem_and_crosses_processes():
+    import pickle
+
+    from harness.zoo.builder import BuildFailed
+
+    exc = BuildFailed({"a-v1": "ASR low", "b-v1": "ASR low", "c-v1": "other"}, 5)
+    assert "3 of 5 models failed to build (a-v1, b-v1: ASR low; c-v1: other)" in exc.line()
+    assert "the rest (2) are built and cached" in exc.line() and "failed_seeds" in exc.fix
+    back = pickle.loads(pickle.dumps(exc))  # as it comes back from a Dask worker
+    assert isinstance(back, BuildFailed) and back.failed == exc.failed
+    assert back.line() == exc.line()
+
+
 def test_unbuilt_profile_is_a_clear_error(tmp_path):
     with pytest.raises(ZooError, match="harness zoo build --profile nothere"):
         ZooStore(tmp_path).models("nothere")

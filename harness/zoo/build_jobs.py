@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.cluster import Executor, InProcess, quiet_tensorflow, worker_address
-from harness.errors import HarnessError
 from harness.zoo.builder import BuildFailed, build_entries, build_profile
 from harness.zoo.bundle import is_current
 from harness.zoo.spec import ZooEntry, ZooProfile
@@ -88,12 +87,8 @@ def build_job(job: BuildJob) -> BuildResult:
             mnist_source=job.mnist_source,
             on_done=lambda _, status: statuses.append(status),
         )
-    except HarnessError as exc:
-        problem = (
-            exc.failed.get(job.entry.id, exc.problem)
-            if isinstance(exc, BuildFailed)
-            else exc.problem
-        )
+    except BuildFailed as exc:  # its own failure; a data set that cannot be read stops all
+        problem = exc.failed[job.entry.id]
         return BuildResult("failed", time.perf_counter() - start, worker_address(), problem)
     return BuildResult(statuses[-1], time.perf_counter() - start, worker_address())
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from harness import __version__
 from harness.data import Dataset, load_dataset
-from harness.errors import HarnessError, ZooError
+from harness.errors import ZooError
 from harness.zoo.bundle import is_current, migrate
 from harness.zoo.objects import PrivatePart, card_of, write_object
 from harness.zoo.records import TruthRecord
@@ -118,8 +118,9 @@ def build_entries(
     over and picked up again once that process is done (by then it is cached), so two
     builds of one list started together each train about half of it.
 
-    An entry that fails with a user-fixable problem does not stop the others: each is
-    built, then ``BuildFailed`` names every entry that failed."""
+    An entry that fails on its own (``ZooError``: a backdoor under its ASR floor) does not
+    stop the others: each is built, then ``BuildFailed`` names every entry that failed. A
+    data set that cannot be read (``DataError``) stops the build at once."""
     datasets: dict[str, Dataset] = {}
     done: dict[int, ZooModel] = {}
     failed: dict[str, str] = {}
@@ -133,7 +134,7 @@ def build_entries(
                     continue
                 try:
                     done[i], status = _build_or_reuse(entry, store, datasets, force, mnist_source)
-                except HarnessError as exc:
+                except ZooError as exc:  # this entry's own failure (a data set's stops all)
                     failed[entry.id], status = exc.problem, "failed"
             if on_done:
                 on_done(entry, status)
@@ -153,7 +154,10 @@ class BuildFailed(ZooError):
     def __init__(self, failed: dict[str, str], total: int) -> None:
         self.failed = dict(failed)
         self.total = total
-        each = "; ".join(f"{model_id}: {problem}" for model_id, problem in failed.items())
+        by_problem: dict[str, list[str]] = {}
+        for model_id, problem in failed.items():
+            by_problem.setdefault(problem, []).append(model_id)
+        each = "; ".join(f"{', '.join(ids)}: {problem}" for problem, ids in by_problem.items())
         super().__init__(
             f"{len(failed)} of {total} models failed to build ({each}); the rest "
             f"({total - len(failed)}) are built and cached",
