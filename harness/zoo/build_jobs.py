@@ -136,11 +136,9 @@ def build_profile_on(
             unpack_object(store, spec_hash, data)
         if on_done:
             on_done(job.entry, res.status, res.seconds)
-    if failed:
-        order = [e.id for e in profile.entries]
-        raise BuildFailed(
-            dict(sorted(failed.items(), key=lambda kv: order.index(kv[0]))), len(order)
-        )
+    if failed:  # named in the profile's order, whichever worker finished first
+        in_order = {e.id: failed[e.id] for e in profile.entries if e.id in failed}
+        raise BuildFailed(in_order, len(profile.entries))
     pairs = [(e.id, e.spec_hash()) for e in profile.entries]
     store.write_index(profile.name, pairs)
     record_splits(profile, store)
