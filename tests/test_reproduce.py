@@ -72,3 +72,40 @@ def test_reproduce_shares_a_runs_results_instead_of_running_them_again(tiny_zoo,
     text = (board / "LEADERBOARD.md").read_text()
     assert "| strip " in text and "| fine-pruning@no-goodnet" not in text, text
     assert "Not ranked: 1 parameter variant(s)" in text and "fine-pruning@no-goodnet" in text
+
+
+def test_a_family_override_gets_its_own_spec_and_leaves_the_others_hash(
+    tiny_zoo, face_zoo, monkeypatch
+):
+    """A variant with overrides for one data set family (Neural Cleanse's authors' batch on
+    100-label faces) runs two specs: the family's own, and for every other family the spec
+    it had without the override, so the tasks stored for those stay valid."""
+    import dataclasses
+
+    from harness.api import Track
+    from harness.reproduce import FIGURES, figure_plans, variant_spec
+    from harness.reproduce.base import Variant
+    from harness.reproduce.figures import NC_ORIGINAL
+
+    plain = Variant(
+        "neural-cleanse@probe", "neural-cleanse", (Track.DETECT,), ("badnets_patch", "sunglasses"),
+        {"steps": 5}, dataset=("mnist", "synthfaces"),
+    )  # fmt: skip
+    probe = dataclasses.replace(plain, family_params={"synthfaces": {"values_per_step": 123}})
+    monkeypatch.setitem(FIGURES, "probe", ((probe,), lambda res: []))
+    plans = figure_plans(["probe"], [*tiny_zoo, *face_zoo])
+    by_hash = {p.spec.content_hash: p for p in plans}
+    assert len(plans) == 2 == len(by_hash)
+    mnist = by_hash[variant_spec(plain).content_hash]
+    faces = next(p for p in plans if p is not mnist)
+    assert mnist.model_ids == ["mnist-badnets-patch3-t0-v1"]
+    assert mnist.spec.params["values_per_step"] != 123 and mnist.spec.params["steps"] == 5
+    assert faces.model_ids == ["faces-sunglasses-t0-v1"]
+    assert faces.spec.params["values_per_step"] == 123 and faces.spec.params["steps"] == 5
+    assert {mnist.spec.name, faces.spec.name} == {"neural-cleanse@probe"}
+    # The authors' settings keep their MNIST hash (the tasks of the stealthy parts measured
+    # before faces had their own step).
+    unchanged = dataclasses.replace(NC_ORIGINAL, family_params={})
+    assert variant_spec(NC_ORIGINAL, family="mnist").content_hash == (
+        variant_spec(unchanged).content_hash
+    )

@@ -49,11 +49,11 @@ class _Model:
         return _Card(self.dataset)
 
 
-def _detection(sub: str, model: str, index: float) -> TaskRecord:
+def _detection(sub: str, model: str, index: float, labels: tuple[int, ...] = (2,)) -> TaskRecord:
     flagged = index > 2
     return TaskRecord(
         "r", sub, "h", False, model, "mh", "detect", "ok",
-        {"score": 0.9 if flagged else 0.2, "target_labels": [2],
+        {"score": 0.9 if flagged else 0.2, "target_labels": list(labels),
          "extra": {"anomaly_index": [0.1, 0.2, index, 0.0], "l1_norms": [10.0, 20.0, 5.0, 40.0]}},
         {"score": 0.9 if flagged else 0.2}, None, None, 1.0, "bwrap",
         ModelFacts(True, "backdoored", "mnist", "random_trigger", (2,)),
@@ -98,6 +98,22 @@ def test_each_setting_is_a_row_with_each_detectors_evasion_share():
     assert z36.details[-4].endswith("| index 1.00, mask 0.33x, evaded | not run |")
     assert "## stealthy-evasion-mnist-random-z36-r0.6: per instance" in markdown(
         list(rows.values()), "harness reproduce"
+    )
+
+
+def test_a_model_flagged_for_labels_it_was_not_attacked_on_says_which():
+    """On 100-label faces a detector can flag a model for labels the attack did not target:
+    the instance counts as flagged (the model-level verdict) and its row names the labels."""
+    models = {"rec": _Model("reconstructed_trigger", {"sampling_rate": 0.6})}
+    records = [
+        _detection(NC_ORIGINAL.name, "rec", 3.0, labels=(3, 0)),
+        _detection(NC_STEALTHY.name, "rec", 3.0),
+    ]
+    (row,) = stealthy_evasion(Results(records, models))  # type: ignore[arg-type]
+    assert "NC (authors' settings) evaded 0/1" in row.measured
+    assert row.details[-1].endswith(
+        "| index 3.00, mask 0.33x, flagged (label 3, 0) | index 3.00, mask 0.33x, flagged "
+        "| not run |"
     )
 
 

@@ -29,26 +29,51 @@ from harness.reproduce.base import (
 from harness.runner import Plan, RunProgress, run_plans
 from harness.store import ResultsStore
 from harness.submission.manifest import SubmissionSpec, load_submission
-from harness.zoo.store import ZooStore
+from harness.zoo.store import ZooModel, ZooStore
 
 __all__ = ["FIGURES", "FigureResult", "Variant", "markdown", "reproduce", "variant_spec"]
 
 
 # -- running ----------------------------------------------------------------------------------
-def variant_spec(v: Variant, root: Path = SUBMISSIONS) -> SubmissionSpec:
-    """The submission with the variant's overrides, stored under the variant's name; a
-    variant that is the submission as it is keeps its name and content hash, so the
-    results of a ``harness run`` of it count."""
+def variant_spec(v: Variant, root: Path = SUBMISSIONS, family: str | None = None) -> SubmissionSpec:
+    """The submission with the variant's overrides (for the models of data set ``family``),
+    stored under the variant's name; a variant that is the submission as it is keeps its
+    name and content hash, so the results of a ``harness run`` of it count."""
     spec = load_submission(root / v.folder)
-    if v.name == spec.name and not v.params and (spec.oracle or not v.oracle):
+    overrides = v.params_for(family)
+    if v.name == spec.name and not overrides and (spec.oracle or not v.oracle):
         return spec
-    params = {**spec.params, **v.params}
+    params = {**spec.params, **overrides}
     digest = hashlib.sha256(
         json.dumps([spec.content_hash, params, v.oracle], sort_keys=True).encode()
     ).hexdigest()[:16]
     return dataclasses.replace(
         spec, name=v.name, params=params, oracle=v.oracle or spec.oracle, content_hash=digest
     )
+
+
+def figure_plans(figures: list[str], models: list[ZooModel]) -> list[Plan]:
+    """What the figures need run: each variant once, on the models any of them asks for,
+    one plan per distinct submission spec (a data set family with overrides of its own,
+    ``Variant.family_params``, gets its own spec and content hash)."""
+    variants: dict[str, Variant] = {}
+    kinds: dict[str, set[tuple[str, str]]] = {}
+    for name in figures:
+        for v in FIGURES[name][0]:
+            variants.setdefault(v.name, v)
+            kinds.setdefault(v.name, set()).update(v.kinds)
+    plans = []
+    for v in variants.values():
+        by_family: dict[str, list[str]] = {}
+        for m in models:
+            if model_kind(m) in kinds[v.name]:
+                by_family.setdefault(model_kind(m)[1], []).append(m.id)
+        specs: dict[str, tuple[SubmissionSpec, list[str]]] = {}
+        for family, ids in by_family.items():
+            spec = variant_spec(v, family=family)
+            specs.setdefault(spec.content_hash, (spec, []))[1].extend(ids)
+        plans += [Plan(spec, list(v.tracks), ids) for spec, ids in specs.values()]
+    return plans
 
 
 def reproduce(
@@ -80,18 +105,7 @@ def reproduce(
     zoo = ZooStore()
     models = {m.id: m for m in zoo.models(profile)}
     run_id = run_id or f"reproduce-{profile}"
-    # A variant several figures need runs once, on the models any of them asks for.
-    variants: dict[str, Variant] = {}
-    kinds: dict[str, set[tuple[str, str]]] = {}
-    for name in chosen:
-        for v in FIGURES[name][0]:
-            variants.setdefault(v.name, v)
-            kinds.setdefault(v.name, set()).update(v.kinds)
-    plans = []
-    for v in variants.values():
-        ids = [m.id for m in models.values() if model_kind(m) in kinds[v.name]]
-        if ids:
-            plans.append(Plan(variant_spec(v), list(v.tracks), ids))
+    plans = figure_plans(chosen, list(models.values()))
     # Every variant's jobs in one run, so that all workers stay busy to the end.
     run_plans(
         plans,

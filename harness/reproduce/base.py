@@ -31,12 +31,19 @@ class Variant:
     params: dict[str, Any] = field(default_factory=dict)
     oracle: bool = False
     dataset: str | tuple[str, ...] = "mnist"  # the data set family (or families) of them
+    #: further overrides on one data set family's models only (its tasks then have their
+    #: own content hash; the other families' tasks keep theirs)
+    family_params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def kinds(self) -> set[tuple[str, str]]:
         """The (attack, data set family) pairs of the models it runs on (``model_kind``)."""
         sets = (self.dataset,) if isinstance(self.dataset, str) else self.dataset
         return {(a, d) for a in self.models for d in sets}
+
+    def params_for(self, family: str | None) -> dict[str, Any]:
+        """Its overrides on the models of one data set family."""
+        return {**self.params, **self.family_params.get(family or "", {})}
 
 
 @dataclass(frozen=True)

@@ -177,7 +177,11 @@ _BOTH_SETS = ("mnist", "synthfaces")
 #: after 5 mini-batches above (below) the 0.99 attack-success threshold, early stop after
 #: 25 mini-batches in which no best mask shrank by 1 %. Our reference's own settings
 #: (submissions/neural-cleanse: 200 steps, checks every 10, factor 1.5, no early stop)
-#: are cheaper; the table runs both.
+#: are cheaper; the table runs both. On 100-label faces every label is screened first
+#: (``harness.label_scan``) and 16 are optimised in full, each on 32 faces a step as the
+#: authors' batch is: a step bounded to 320 MNIST images' worth of values would leave 2
+#: faces per label, on which a lucky mini-batch passes the 0.99 threshold with a mask far
+#: too small and early stopping keeps it (measured: labels far from the target flagged).
 NC_ORIGINAL_PARAMS = {
     "steps": 1000,
     "batch_size": 32,
@@ -199,6 +203,7 @@ NC_ORIGINAL = Variant(
     STEALTHY,
     NC_ORIGINAL_PARAMS,
     dataset=_BOTH_SETS,
+    family_params={"synthfaces": {"values_per_step": 16 * 32 * 55 * 47 * 3}},
 )
 DEEPINSPECT = Variant("deepinspect", "deepinspect", _DETECT, STEALTHY, dataset=_BOTH_SETS)
 #: (variant, how the table names it), the paper's detector (NC as its authors set it) first.
@@ -311,7 +316,8 @@ def _instances(res: Results, ids: list[str]) -> tuple[str, ...]:
         lines.append("| " + " | ".join(cells) + " |")
     return (
         "Per detector: the true target's anomaly index; its reversed mask's L1 norm over the "
-        "median label's; flagged (score over 0.5) or evaded.",
+        "median label's; flagged (score over 0.5; the labels flagged where the target is "
+        "not among them) or evaded.",
         "",
         *lines,
     )
@@ -329,7 +335,12 @@ def _verdict(rec: TaskRecord | None, targets: list[int]) -> str:
     ratio = _norm_ratio(rec, targets)
     if ratio is not None:
         parts.append(f"mask {ratio:.2f}x")
-    parts.append("flagged" if _flagged(rec) else "evaded")
+    if not _flagged(rec):
+        parts.append("evaded")
+    elif set(targets) & set(rec.outputs["target_labels"]):
+        parts.append("flagged")
+    else:  # the model is flagged, for labels the attack did not target
+        parts.append(f"flagged (label {', '.join(map(str, rec.outputs['target_labels']))})")
     return ", ".join(parts)
 
 
