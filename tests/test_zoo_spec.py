@@ -333,7 +333,8 @@ STEALTHY_PARTS = (
     "stealthy-headline-r05",
     "stealthy-masks-r05",
     "stealthy-masks-r06",
-    "stealthy-faces",
+    "stealthy-faces-reconstructed",
+    "stealthy-faces-random",
 )
 
 
