@@ -110,7 +110,11 @@ def test_a_model_flagged_for_labels_it_was_not_attacked_on_says_which():
         _detection(NC_STEALTHY.name, "rec", 3.0),
     ]
     (row,) = stealthy_evasion(Results(records, models))  # type: ignore[arg-type]
-    assert "NC (authors' settings) evaded 0/1" in row.measured
+    authors = "NC (authors' settings) evaded 0/1 (index 3.00; target's mask 0.33 x the median"
+    assert f"{authors} label's; of the 1 flagged, 1 only for labels not attacked)" in row.measured
+    assert "NC (ours) evaded 0/1 (index 3.00; target's mask 0.33 x the median label's)" in (
+        row.measured
+    )
     assert row.details[-1].endswith(
         "| index 3.00, mask 0.33x, flagged (label 3, 0) | index 3.00, mask 0.33x, flagged "
         "| not run |"

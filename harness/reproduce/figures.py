@@ -275,9 +275,17 @@ def stealthy_evasion(res: Results) -> list[FigureResult]:
             evaded = sum(not _flagged(r) for r in recs)
             shares[variant] = evaded / len(recs)
             ratio = _target_norm_ratio(res, recs)
+            astray = sum(
+                _flagged_elsewhere(r, res.models[r.model_id].truth().targets) for r in recs
+            )
             parts.append(
                 f"{label} evaded {evaded}/{len(recs)} (index {_index_range(recs)}"
                 + (f"; target's mask {ratio:.2f} x the median label's" if ratio else "")
+                + (
+                    f"; of the {len(recs) - evaded} flagged, {astray} only for labels not attacked"
+                    if astray
+                    else ""
+                )
                 + ")"
             )
         paper_nc, deepinspect = shares[NC_ORIGINAL.name], shares[DEEPINSPECT.name]
@@ -323,6 +331,12 @@ def _instances(res: Results, ids: list[str]) -> tuple[str, ...]:
     )
 
 
+def _flagged_elsewhere(rec: TaskRecord, targets: list[int]) -> bool:
+    """Flagged, but for labels the attack did not target (a model-level detection that
+    did not find the backdoor: on 100-label faces some labels stand out naturally)."""
+    return _flagged(rec) and not set(targets) & set(rec.outputs["target_labels"])
+
+
 def _verdict(rec: TaskRecord | None, targets: list[int]) -> str:
     if rec is None:
         return "not run"
@@ -337,10 +351,10 @@ def _verdict(rec: TaskRecord | None, targets: list[int]) -> str:
         parts.append(f"mask {ratio:.2f}x")
     if not _flagged(rec):
         parts.append("evaded")
-    elif set(targets) & set(rec.outputs["target_labels"]):
-        parts.append("flagged")
-    else:  # the model is flagged, for labels the attack did not target
+    elif _flagged_elsewhere(rec, targets):
         parts.append(f"flagged (label {', '.join(map(str, rec.outputs['target_labels']))})")
+    else:
+        parts.append("flagged")
     return ", ".join(parts)
 
 
