@@ -62,12 +62,13 @@ def figure_plans(figures: list[str], models: list[ZooModel]) -> list[Plan]:
         for v in FIGURES[name][0]:
             variants.setdefault(v.name, v)
             kinds.setdefault(v.name, set()).update(v.kinds)
+    kind_of = {m.id: model_kind(m) for m in models}  # reads each model's card and truth once
     plans = []
     for v in variants.values():
         by_family: dict[str, list[str]] = {}
-        for m in models:
-            if model_kind(m) in kinds[v.name]:
-                by_family.setdefault(model_kind(m)[1], []).append(m.id)
+        for model_id, kind in kind_of.items():
+            if kind in kinds[v.name]:
+                by_family.setdefault(kind[1], []).append(model_id)
         specs: dict[str, tuple[SubmissionSpec, list[str]]] = {}
         for family, ids in by_family.items():
             spec = variant_spec(v, family=family)

@@ -13,6 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from harness.api import Track
+from harness.data.synthfaces import HEIGHT as FACE_HEIGHT
+from harness.data.synthfaces import WIDTH as FACE_WIDTH
+from harness.label_scan import ScanSettings
 from harness.reproduce.base import (
     CLEAN,
     FigureResult,
@@ -182,6 +185,8 @@ _BOTH_SETS = ("mnist", "synthfaces")
 #: authors' batch is: a step bounded to 320 MNIST images' worth of values would leave 2
 #: faces per label, on which a lucky mini-batch passes the 0.99 threshold with a mask far
 #: too small and early stopping keeps it (measured: labels far from the target flagged).
+#: the labels a many-label scan optimises in full: on faces each gets 32 images a step
+_FULL_LABELS = ScanSettings.candidates + ScanSettings.reference
 NC_ORIGINAL_PARAMS = {
     "steps": 1000,
     "batch_size": 32,
@@ -203,7 +208,9 @@ NC_ORIGINAL = Variant(
     STEALTHY,
     NC_ORIGINAL_PARAMS,
     dataset=_BOTH_SETS,
-    family_params={"synthfaces": {"values_per_step": 16 * 32 * 55 * 47 * 3}},
+    family_params={
+        "synthfaces": {"values_per_step": _FULL_LABELS * 32 * FACE_HEIGHT * FACE_WIDTH * 3}
+    },
 )
 DEEPINSPECT = Variant("deepinspect", "deepinspect", _DETECT, STEALTHY, dataset=_BOTH_SETS)
 #: (variant, how the table names it), the paper's detector (NC as its authors set it) first.
@@ -257,6 +264,7 @@ def stealthy_evasion(res: Results) -> list[FigureResult]:
             f"{100 * stated:.0f} % evade NC" if stated is not None else "most instances evade NC"
         ) + "; DeepInspect evaded too"
         truths = [res.models[i].truth() for i in ids]
+        targets = {i: t.targets for i, t in zip(ids, truths, strict=True)}
         asrs = [t.asr for t in truths if t.asr is not None]
         sizes = [s for t in truths for s in t.trigger_sizes]
         parts = [
@@ -275,9 +283,7 @@ def stealthy_evasion(res: Results) -> list[FigureResult]:
             evaded = sum(not _flagged(r) for r in recs)
             shares[variant] = evaded / len(recs)
             ratio = _target_norm_ratio(res, recs)
-            astray = sum(
-                _flagged_elsewhere(r, res.models[r.model_id].truth().targets) for r in recs
-            )
+            astray = sum(_flagged_elsewhere(r, targets[r.model_id]) for r in recs)
             parts.append(
                 f"{label} evaded {evaded}/{len(recs)} (index {_index_range(recs)}"
                 + (f"; target's mask {ratio:.2f} x the median label's" if ratio else "")
