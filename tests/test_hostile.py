@@ -200,12 +200,12 @@ class TestProcesses:
         assert all(tasks[("null", m)].status == "ok" for m in (A, B))
         # The machine stayed usable throughout: every process the probe started ran within
         # its 30 s timeout (an exhausted pid space fails the start outright), and wake-ups
-        # were never late by many seconds. How long a start takes is not asserted: on a
-        # loaded two-core machine beside the other test workers it is noise (measured
-        # 0.1-5.2 s with the bomb contained), so the contained bomb is told apart from a
-        # loose one by failures, not by seconds.
+        # were never late by seconds (measured worst: 0.1 s). How long a start takes is not
+        # asserted: on a loaded two-core machine beside the other test workers it is noise
+        # (measured 0.1-5.2 s with the bomb contained), so the contained bomb is told apart
+        # from a loose one by failures, not by seconds.
         assert probe.spawned > 20 and probe.failed == 0, vars(probe)
-        assert probe.worst_wake < 5.0, vars(probe)
+        assert probe.worst_wake < 2.0, vars(probe)
         print(f"probe: {probe.spawned} processes started, worst wake-up {probe.worst_wake:.3f} s "
               f"late, worst start {probe.worst_spawn:.3f} s")  # fmt: skip
 

@@ -174,6 +174,8 @@ def nc_random_trigger_evades(res: Results) -> FigureResult:
 RECONSTRUCTED = "reconstructed_trigger"
 STEALTHY = (RECONSTRUCTED, RANDOM)
 _BOTH_SETS = ("mnist", "synthfaces")
+#: the labels a many-label scan optimises in full: on faces each gets 32 images a step
+_FULL_LABELS = ScanSettings.candidates + ScanSettings.reference
 #: Neural Cleanse as Xiong et al. ran it, with the settings of its authors' implementation
 #: (the bolunwang/backdoor repository): 1000 steps of Adam at rate 0.1 on batches of 32
 #: images per label, the cost starting at 1e-3 and multiplied (divided) by 2 (2 ** 1.5)
@@ -185,8 +187,6 @@ _BOTH_SETS = ("mnist", "synthfaces")
 #: authors' batch is: a step bounded to 320 MNIST images' worth of values would leave 2
 #: faces per label, on which a lucky mini-batch passes the 0.99 threshold with a mask far
 #: too small and early stopping keeps it (measured: labels far from the target flagged).
-#: the labels a many-label scan optimises in full: on faces each gets 32 images a step
-_FULL_LABELS = ScanSettings.candidates + ScanSettings.reference
 NC_ORIGINAL_PARAMS = {
     "steps": 1000,
     "batch_size": 32,
