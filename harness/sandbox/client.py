@@ -20,8 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from harness.sandbox import cgroup, protocol
-from harness.sandbox.backends import WorkerDirs, bwrap_command, process_command, resolve_backend
+from harness.sandbox.backends import (
+    Launch,
+    WorkerDirs,
+    bwrap_command,
+    grant_read,
+    process_command,
+    resolve_backend,
+)
 from harness.sandbox.limits import (
+    GIB,
     SandboxLimits,
     apply_rlimits,
     nproc_fallback,
@@ -35,6 +43,8 @@ POLL_SECONDS = 0.2
 MARKED_OPS = ("run", "poison")
 #: Seconds to wait, after a reply, for the reader to reach the task's end mark on stderr.
 END_MARK_WAIT = 2.0
+#: The sandbox's own tmpfs mounts (bwrap): their files are memory the sandbox holds.
+TMPFS_MOUNTS = ("tmp", "dev/shm")
 
 
 class WorkerFailure(Exception):
@@ -46,7 +56,8 @@ class WorkerFailure(Exception):
         self.stderr = stderr
 
 
-def _descendants(root: int) -> list[int]:
+def _children_map() -> dict[int, list[int]]:
+    """Every process's children, from /proc."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -57,6 +68,11 @@ def _descendants(root: int) -> list[int]:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         children.setdefault(ppid, []).append(int(entry))
+    return children
+
+
+def _descendants(root: int) -> list[int]:
+    children = _children_map()
     found, stack = [], [root]
     while stack:
         pid = stack.pop()
@@ -83,6 +99,65 @@ def tree_memory_bytes(root: int) -> int:
                 continue
         return total
     return sum(_pss_bytes(pid) for pid in pids)
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def sandbox_init(outer: int) -> int | None:
+    """The sandbox's pid 1 (outside pid): the one child of the bwrap process ``outer``."""
+    kids = _children_map().get(outer, [])
+    return kids[0] if len(kids) == 1 else None
+
+
+def sandbox_core(outer: int) -> tuple[int, int, int] | None:
+    """bwrap ``outer``, the sandbox's pid 1 and the program bwrap started in it, once that
+    program runs (has left bwrap for its own executable), or None before. pid 1 forks that
+    program first of all, and nothing else runs in the sandbox until it does."""
+    children = _children_map()
+    inits = children.get(outer, [])
+    if len(inits) != 1:
+        return None
+    outer_name = _comm(outer)
+    started = [p for p in children.get(inits[0], []) if _comm(p) not in ("", outer_name)]
+    return (outer, inits[0], started[0]) if len(started) == 1 else None
+
+
+def tmpfs_bytes(init: int) -> int:
+    """What the sandbox of pid 1 ``init`` holds in its tmpfs mounts (/tmp, /dev/shm), read
+    through ``/proc/<init>/root``: memory no process's resident set shows. (A tmpfs file a
+    process also maps counts in both; the memory cap errs on the safe side.) 0 until bwrap
+    has moved pid 1 into the sandbox's root: before, that path is the host's /tmp."""
+    root = f"/proc/{init}/root"
+    try:
+        inside, host = os.stat(root), os.stat("/")
+    except OSError:
+        return 0
+    if (inside.st_dev, inside.st_ino) == (host.st_dev, host.st_ino):
+        return 0
+    total = 0
+    for mount in TMPFS_MOUNTS:
+        try:
+            if os.stat(f"{root}/{mount}").st_dev == inside.st_dev:
+                continue  # not mounted yet: a folder of the sandbox's root
+            st = os.statvfs(f"{root}/{mount}")
+        except OSError:
+            continue
+        total += (st.f_blocks - st.f_bfree) * st.f_frsize
+    return total
+
+
+def sandbox_memory_bytes(outer: int, init: int | None) -> int:
+    """Memory the sandbox of bwrap ``outer`` holds: its processes' and its tmpfs files'."""
+    return tree_memory_bytes(outer) + (tmpfs_bytes(init) if init else 0)
+
+
+def memory_reason(limits: SandboxLimits) -> str:
+    return f"memory limit of {limits.memory_gb:g} GiB exceeded"
 
 
 def tree_schedule(root: int) -> dict[int, tuple[int, int]]:
@@ -126,16 +201,20 @@ def _pss_bytes(pid: int) -> int:
     return 0
 
 
-def confine(limits: SandboxLimits) -> tuple[cgroup.WorkerGroup | None, Callable[[], None]]:
+def confine(
+    limits: SandboxLimits, launch: Launch
+) -> tuple[cgroup.WorkerGroup | None, Callable[[], None]]:
     """A fresh cgroup for a sandboxed process (None where none can be made) and the
-    function its child runs between fork and exec: join the group, set the rlimits, and
-    RLIMIT_NPROC where the group is missing or refuses it."""
-    group = cgroup.create(limits.max_processes, limits.threads)
-    nproc = nproc_fallback(limits.max_processes)
+    function its child runs between fork and exec: join the group (as root, while it still
+    may), set the rlimits, RLIMIT_NPROC where the group is missing or refuses it (counted
+    for the uid the process will run as), then drop root where ``launch`` says so."""
+    group = cgroup.create(limits.max_processes, limits.threads, int(limits.memory_gb * GIB))
+    nproc = nproc_fallback(limits.max_processes, launch.host_uid)
 
     def preexec() -> None:
         joined = group is not None and group.join()
         apply_rlimits(limits, None if joined else nproc)
+        launch.enter()
 
     return group, preexec
 
@@ -179,37 +258,49 @@ class SandboxWorker:
         self.inner: dict[str, str] = {}
         self.info: dict[str, Any] = {}
         self.group: cgroup.WorkerGroup | None = None
+        self.launch: Launch | None = None
+        #: bwrap, the sandbox's pid 1 and the worker (the worker alone without bwrap)
         self.core: frozenset[int] = frozenset()
+        #: wall seconds from sending the last request to its reply, timed by the harness
+        self.last_seconds: float | None = None
+        self.init: int | None = None  # the sandbox's pid 1, whose root shows its tmpfs
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> dict[str, Any]:
+        if self.alive:
+            self.kill()
+        self._drop_group()  # what a worker that died on its own left behind
+        self._close_launch()
         for d in (self.dirs.inbox, self.dirs.scratch):
             shutil.rmtree(d, ignore_errors=True)
             d.mkdir(parents=True)
         if self.backend == "bwrap":
-            argv, self.inner = bwrap_command(self.dirs, self.limits.threads, 1 << 30)
-            env = None
+            launch = bwrap_command(self.dirs, self.limits.threads, 1 << 30, self.limits.shm_bytes)
         else:
-            argv, self.inner, env = process_command(self.dirs, self.limits.threads)
+            launch = process_command(self.dirs, self.limits.threads)
+        self.launch, self.inner = launch, launch.inner
         self.monitor = OutputMonitor()
         self.replies = queue.Queue()
-        self.group, preexec = confine(self.limits)
+        self.core, self.init = frozenset(), None
+        self.group, preexec = confine(self.limits, launch)
         try:
             self.proc = subprocess.Popen(
-                argv,
+                launch.argv,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                env=env if env is not None else {},
-                cwd=self.dirs.scratch,
+                env=launch.env,
+                cwd=self.dirs.scratch if self.backend != "bwrap" else "/",
                 start_new_session=True,
                 preexec_fn=preexec,
             )
         except (OSError, subprocess.SubprocessError) as exc:
             self._drop_group()
+            self._close_launch()
             raise WorkerFailure(f"cannot start the worker: {exc}") from None
         for target in (self._read_replies, self._read_stderr, self._watch):
             threading.Thread(target=target, args=(self.proc,), daemon=True).start()
+        self.core = self._find_core(self.proc)
         reply = self.request(
             {
                 "op": "init",
@@ -219,10 +310,28 @@ class SandboxWorker:
             },
             self.limits.startup_seconds,
         )
-        # The worker's own processes (bwrap, its pid 1, Python); any other is a task's.
-        self.core = frozenset(self._tree())
+        # Whatever importing the submission started is no part of the worker.
+        if strays := self.reap():
+            self.monitor.add_note(f"harness: killed {strays} process(es) the import left running")
         self.info = reply
         return reply
+
+    def _find_core(self, proc: subprocess.Popen[bytes]) -> frozenset[int]:
+        """The worker's own processes, taken before any submission code runs (the worker
+        imports the submission when the init request comes): under bwrap, bwrap itself,
+        the sandbox's pid 1 and the worker; else the worker alone. Any other process of its
+        tree is a stray that :meth:`reap` kills. A worker that dies first leaves the init
+        request to say why."""
+        if self.backend != "bwrap":
+            return frozenset({proc.pid})
+        deadline = time.monotonic() + self.limits.startup_seconds
+        while proc.poll() is None and time.monotonic() < deadline:
+            core = sandbox_core(proc.pid)
+            if core is not None:
+                self.init = core[1]
+                return frozenset(core)
+            time.sleep(0.01)
+        return frozenset({proc.pid})
 
     def _tree(self) -> set[int]:
         """Every process of the worker: its descendants, and its cgroup's members (which
@@ -251,12 +360,18 @@ class SandboxWorker:
             self.group.remove()
             self.group = None
 
+    def _close_launch(self) -> None:
+        if self.launch is not None:
+            self.launch.close()
+            self.launch = None
+
     @property
     def wipe_dirs(self) -> list[str]:
         """Folders the worker empties when it moves to the next model: its scratch, and
-        /tmp where /tmp is the sandbox's own (never the host's, under `process`)."""
-        own_tmp = ["/tmp"] if self.backend == "bwrap" else []
-        return [self.inner["scratch"], *own_tmp]
+        /tmp and /dev/shm where they are the sandbox's own (never the host's, under
+        `process`)."""
+        own_tmpfs = ["/tmp", "/dev/shm"] if self.backend == "bwrap" else []
+        return [self.inner["scratch"], *own_tmpfs]
 
     @property
     def alive(self) -> bool:
@@ -285,6 +400,7 @@ class SandboxWorker:
         except subprocess.TimeoutExpired:
             pass
         self._drop_group()  # kills whatever escaped the process group first
+        self._close_launch()
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             try:
                 if stream:
@@ -313,11 +429,12 @@ class SandboxWorker:
                 return
 
     def _watch(self, proc: subprocess.Popen[bytes]) -> None:
-        rss_cap = self.limits.memory_gb * (1 << 30)
+        cap = self.limits.memory_gb * GIB
         tick = 0
         while proc.poll() is None:
-            if tree_memory_bytes(proc.pid) > rss_cap:
-                self._breach(proc, f"memory limit of {self.limits.memory_gb:g} GiB exceeded")
+            group = self.group
+            if sandbox_memory_bytes(proc.pid, self.init) > cap or (group and group.oom_kills()):
+                self._breach(proc, memory_reason(self.limits))
                 return
             tick += 1
             if tick % 10 == 0 and dir_bytes(self.dirs.scratch) > self.limits.max_scratch_bytes:
@@ -342,7 +459,10 @@ class SandboxWorker:
         if message.get("op") in MARKED_OPS:
             message = {**message, "mark": secrets.token_hex(8), "wipe": self.wipe_dirs}
             self.monitor.start_task(message["mark"])
+        if self.launch is not None and self.launch.host_uid is not None:
+            grant_read(self.dirs.inbox)  # staged by the harness, read by the sandbox's uid
         before = tree_schedule(self.proc.pid)  # type: ignore[union-attr]
+        sent = time.monotonic()
         try:
             protocol.send(self.proc.stdin, message)  # type: ignore[union-attr, arg-type]
         except (OSError, ValueError) as exc:
@@ -352,13 +472,18 @@ class SandboxWorker:
             ) from None
         try:
             reply = self.replies.get(timeout=timeout)
+            # Measured here, never taken from the reply: the worker shares the submission's
+            # process and could report any time it liked.
+            self.last_seconds = time.monotonic() - sent
         except queue.Empty:
             ran, waited = schedule_since(before, tree_schedule(self.proc.pid))  # type: ignore[union-attr]
             self.kill()
             raise WorkerFailure(timeout_reason(timeout, ran, waited), self.monitor.text()) from None
         if reply is None:
+            oom = memory_reason(self.limits) if self.group and self.group.oom_kills() else None
             self.kill()
-            raise WorkerFailure(self.monitor.breach or self._exit_reason(), self.monitor.text())
+            reason = self.monitor.breach or oom or self._exit_reason()
+            raise WorkerFailure(reason, self.monitor.text())
         if "mark" in message:
             # The worker wrote the task's end mark before its reply: let the reader reach it.
             self.monitor.ended.wait(END_MARK_WAIT)

@@ -37,11 +37,16 @@ class SandboxLimits:
     wall_seconds: float = 600.0  # per task (model); the whole process group is killed
     startup_seconds: float = 180.0  # importing TensorFlow and the submission
     cpu_seconds: int = 3600  # RLIMIT_CPU over the worker's life
-    memory_gb: float = 6.0  # resident set of the whole sandbox, enforced by a watchdog
+    #: the whole sandbox's memory (its processes and what its /tmp and /dev/shm hold),
+    #: enforced by a watchdog and, where a memory cgroup can be made, by the kernel
+    memory_gb: float = 6.0
     address_space_gb: float = 24.0  # RLIMIT_AS: TensorFlow reserves far more than it uses
     max_file_bytes: int = 2 * GIB  # RLIMIT_FSIZE
     max_output_bytes: int = 8 << 20  # stdout + stderr of the worker
     max_scratch_bytes: int = 4 * GIB  # size of the writable scratch dir
+    #: size of the sandbox's /dev/shm tmpfs (bwrap's --dev would make it half the machine's
+    #: memory); like /tmp it counts against ``memory_gb``
+    shm_bytes: int = 64 << 20
     threads: int = 1  # TensorFlow intra/inter-op threads; also the worker's CPU quota
     #: processes and threads of the worker's whole tree (a worker on one TensorFlow thread
     #: runs 8: bwrap, its pid 1 and 6 threads of Python and TensorFlow)
@@ -58,17 +63,24 @@ class SandboxLimits:
         )
 
 
-def nproc_fallback(max_processes: int) -> int | None:
+def nproc_fallback(max_processes: int, uid: int | None = None) -> int | None:
     """RLIMIT_NPROC for a worker that gets no pids cgroup, or None where it would not bind.
 
+    ``uid`` is the host uid the worker runs as (the sandbox's unprivileged uid when the
+    harness is root, ``harness.sandbox.backends.host_uid``); None for the harness's own.
     The kernel counts a user's processes per user namespace: inside the worker's own
     namespace the count is the worker's tree alone, but every namespace up to the first
-    counts too, where the harness's user already runs processes of its own. So the limit is
-    that count now plus the worker's allowance. Root is exempt from RLIMIT_NPROC (and the
-    sandbox's uid maps to root outside), so for root this returns None."""
-    uid = os.geteuid()
+    counts too, where that uid may already run processes. So the limit is that uid's count
+    now plus the worker's allowance. Root is exempt from RLIMIT_NPROC, so for a worker that
+    runs as root (the ``process`` backend under a root harness) this returns None."""
+    uid = os.geteuid() if uid is None else uid
     if uid == 0:
         return None
+    return _processes_of(uid) + max_processes
+
+
+def _processes_of(uid: int) -> int:
+    """Threads of every process whose real uid is ``uid`` (what RLIMIT_NPROC counts)."""
     mine = 0
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -84,7 +96,7 @@ def nproc_fallback(max_processes: int) -> int | None:
                     threads = line.split()[1]
             if uids == str(uid):
                 mine += int(threads or 1)
-    return mine + max_processes
+    return mine
 
 
 def apply_rlimits(limits: SandboxLimits, nproc: int | None = None) -> None:

@@ -16,15 +16,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.sandbox import cgroup
 from harness.sandbox.backends import WorkerDirs, bwrap_command, process_command, resolve_backend
 from harness.sandbox.client import (
     POLL_SECONDS,
     confine,
+    memory_reason,
+    sandbox_init,
+    sandbox_memory_bytes,
     schedule_since,
-    tree_memory_bytes,
     tree_schedule,
 )
-from harness.sandbox.limits import SandboxLimits, timeout_reason
+from harness.sandbox.limits import GIB, SandboxLimits, timeout_reason
 
 OUTPUT_BYTES = 1 << 20
 
@@ -48,43 +51,58 @@ def run_once(
     ``/scratch`` for ``answers``) under ``limits``; the wall clock is
     ``limits.wall_seconds``."""
     dirs = WorkerDirs(None, inputs, answers)
-    if resolve_backend(backend) == "bwrap":
-        argv, _ = bwrap_command(dirs, limits.threads, 256 << 20, program)
-        env: dict[str, str] = {}
+    isolated = resolve_backend(backend) == "bwrap"
+    if isolated:
+        launch = bwrap_command(dirs, limits.threads, 256 << 20, limits.shm_bytes, program)
     else:
-        argv, inner, env = process_command(dirs, limits.threads, program)
-        argv = [
-            a.replace("/inbox", inner["inbox"]).replace("/scratch", inner["scratch"]) for a in argv
+        launch = process_command(dirs, limits.threads, program)
+        inner = launch.inner
+        launch.argv = [
+            a.replace("/inbox", inner["inbox"]).replace("/scratch", inner["scratch"])
+            for a in launch.argv
         ]
-    group, preexec = confine(limits)
+    group, preexec = confine(limits, launch)
     # Its output goes to files outside the folders it can see.
     with tempfile.TemporaryDirectory(prefix="harness-oneshot-") as logs:
         out, err = Path(logs) / "stdout", Path(logs) / "stderr"
-        with open(out, "wb") as fo, open(err, "wb") as fe:
-            proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=fo, stderr=fe, env=env, cwd=answers,
-                start_new_session=True, preexec_fn=preexec,
-            )  # fmt: skip
-            breach = _police(proc, limits, [out, err])
-        if group is not None:
-            group.remove()
+        try:
+            with open(out, "wb") as fo, open(err, "wb") as fe:
+                proc = subprocess.Popen(
+                    launch.argv, stdin=subprocess.DEVNULL, stdout=fo, stderr=fe,
+                    env=launch.env, cwd="/" if isolated else answers, start_new_session=True,
+                    preexec_fn=preexec,
+                )  # fmt: skip
+                breach = _police(proc, limits, [out, err], group, isolated)
+        finally:
+            if group is not None:
+                group.remove()
+            launch.close()
         texts = [p.read_bytes()[-OUTPUT_BYTES:].decode("utf-8", "replace") for p in (out, err)]
     code = proc.returncode if proc.returncode is not None else -9
     return OneShot(code, texts[0], texts[1], breach)
 
 
-def _police(proc: subprocess.Popen[bytes], limits: SandboxLimits, logs: list[Path]) -> str | None:
-    """Wait for ``proc``; kill its process group at the first limit it breaks."""
+def _police(
+    proc: subprocess.Popen[bytes],
+    limits: SandboxLimits,
+    logs: list[Path],
+    group: cgroup.WorkerGroup | None,
+    isolated: bool,
+) -> str | None:
+    """Wait for ``proc``; kill its process group at the first limit it breaks (memory: its
+    processes and, under bwrap, its tmpfs files; or an OOM kill in its cgroup)."""
     deadline = time.monotonic() + limits.wall_seconds
-    rss_cap = limits.memory_gb * (1 << 30)
+    cap = limits.memory_gb * GIB
     breach = None
     before = tree_schedule(proc.pid)
+    init: int | None = None
     while proc.poll() is None:
+        init = init or (sandbox_init(proc.pid) if isolated else None)
         if time.monotonic() > deadline:
             ran, waited = schedule_since(before, tree_schedule(proc.pid))
             breach = timeout_reason(limits.wall_seconds, ran, waited)
-        elif tree_memory_bytes(proc.pid) > rss_cap:
-            breach = f"memory limit of {limits.memory_gb:g} GiB exceeded"
+        elif sandbox_memory_bytes(proc.pid, init) > cap or (group and group.oom_kills()):
+            breach = memory_reason(limits)
         elif sum(p.stat().st_size for p in logs) > limits.max_output_bytes:
             breach = f"output limit of {limits.max_output_bytes} bytes exceeded"
         if breach:
@@ -95,4 +113,6 @@ def _police(proc: subprocess.Popen[bytes], limits: SandboxLimits, logs: list[Pat
             proc.wait()
             break
         time.sleep(POLL_SECONDS)
+    if breach is None and group is not None and group.oom_kills():
+        breach = memory_reason(limits)  # killed at the cap between two looks
     return breach
