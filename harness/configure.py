@@ -5,19 +5,21 @@ over the profile's labelled training split (``harness zoo release``: public bund
 truth, mounted read-only at /training), before any of its tasks. What it writes to
 ``out_dir`` (in its scratch folder, under the scratch cap) is kept under
 ``$HARNESS_HOME/configured/<key>`` and mounted read-only at /configured for every task
-(``harness.api.configured_dir()``). The evaluation split's truth is never in the sandbox.
+(``harness.api.configured_dir()``): regular files and folders only, copied through
+``harness.sandbox.readback``, so an output that is (or holds) a symbolic link to a host
+folder fails the step instead of carrying that folder out. The evaluation split's truth is
+never in the sandbox.
 
 The key is the submission's content hash and the training models' content hashes: a
 second run, or a run on another profile with the same training split, reuses it. A
-configure step that fails (an exception, the wall clock, a limit) fails every task of the
-submission with its reason; no other submission's result is touched.
+configure step that fails (an exception, the wall clock, a limit, a refused output) fails
+every task of the submission with its reason; no other submission's result is touched.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from pathlib import Path
 from harness.paths import harness_home
 from harness.sandbox.client import SandboxWorker, WorkerFailure
 from harness.sandbox.limits import SandboxLimits
+from harness.sandbox.readback import Inside, ReadbackError, copy_folder
 from harness.submission.manifest import SubmissionSpec
 from harness.zoo.splits import TRAIN, of_split, write_release
 from harness.zoo.store import ZooModel, ZooStore
@@ -35,6 +38,8 @@ from harness.zoo.store import ZooModel, ZooStore
 CONFIGURE_CAP_SECONDS = 3600.0
 #: The file that marks a finished configure output or release (written last).
 COMPLETE = ".complete"
+#: The folder of the worker's scratch that its configure step writes to.
+CONFIGURED = "configured"
 
 
 @dataclass(frozen=True)
@@ -129,38 +134,37 @@ def configure_on(
             {
                 "op": "configure",
                 "training_dir": worker.inner["training"],
-                "out_dir": f"{worker.inner['scratch']}/configured",
+                "out_dir": f"{worker.inner['scratch']}/{CONFIGURED}",
                 "seed": int(key[:8], 16) % 2**31,
             },
             worker.limits.wall_seconds,
         )
         if not reply.get("ok"):
             return Configured(error=f"configure: {reply.get('error', 'failed')}")
-        written = worker.dirs.scratch / "configured"
         worker.stop()
-        _keep(written, final)
+        _keep(Inside(worker.dirs.scratch, (CONFIGURED,)), final)
         return Configured(final)
     except WorkerFailure as exc:
         return Configured(error=f"configure: {exc.reason}")
+    except ReadbackError as exc:
+        return Configured(error=str(exc))
     finally:
         worker.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _keep(written: Path, final: Path) -> None:
-    """Copy the configure output (plain files and folders only: no link leaves the
-    sandbox's view) to its cache folder, marked complete last."""
+def _keep(written: Inside, final: Path) -> None:
+    """Copy the configure output to its cache folder, marked complete last: regular files
+    and folders only, read through ``harness.sandbox.readback`` (a link, a FIFO or a device
+    anywhere in it, the output folder itself included, refuses the whole output with
+    ``ReadbackError``: no host file the sandbox points at is ever copied)."""
     staging = final.with_name(f".{final.name}-staging")
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for root, dirs, files in os.walk(written, followlinks=False):
-        here = Path(root)
-        (staging / here.relative_to(written)).mkdir(parents=True, exist_ok=True)
-        dirs[:] = [d for d in dirs if not (here / d).is_symlink()]
-        for name in files:
-            path = here / name
-            if path.is_file() and not path.is_symlink():
-                shutil.copyfile(path, staging / path.relative_to(written))
+    try:
+        copy_folder(written, staging, "configure output")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     (staging / COMPLETE).write_text("")
     shutil.rmtree(final, ignore_errors=True)
     staging.rename(final)

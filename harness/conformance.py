@@ -9,7 +9,9 @@ declares, on a two-model toy zoo. Submission code runs only in the sandbox.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,10 +51,12 @@ class Context:
     limits: SandboxLimits
     workdir: Path
     spec: SubmissionSpec | None = None
-    runner: SubmissionRunner | None = None
+    runner: TimedRunner | None = None
     reply: dict[str, Any] = field(default_factory=dict)
     kind: TrackKind | None = None
     results: list[TaskResult] = field(default_factory=list)
+    #: each of ``results``' wall time as the harness measured it (never the worker's word)
+    seconds: list[float] = field(default_factory=list)
     configured: Path | None = None  # a learned detector's configure output
 
 
@@ -100,10 +104,36 @@ def check_configures(ctx: Context) -> Outcome:
     return True, ""
 
 
-def check_worker_starts(ctx: Context) -> Outcome:
+#: The conformance runner's wall clock, as a multiple of the submission's budget: a task
+#: that overruns its budget is measured (and reported by check_time_budget) instead of
+#: being killed at the budget.
+OVERRUN = 2.0
+
+
+def new_runner(ctx: Context, folder: str) -> TimedRunner:
+    """A runner of the submission for the checks, in ``ctx.workdir / folder``: a fresh
+    worker (its own process, emptied scratch and /tmp) whose wall clock is ``OVERRUN``
+    times the submission's budget."""
     assert ctx.spec is not None
     shared = (("configured", ctx.configured),) if ctx.configured else ()
-    ctx.runner = SubmissionRunner(ctx.spec, ctx.backend, ctx.limits, ctx.workdir, shared=shared)
+    wall = OVERRUN * budget_seconds(ctx)
+    res = dataclasses.replace(ctx.spec.resources, wall_seconds_per_model=wall)
+    spec = dataclasses.replace(ctx.spec, resources=res)
+    workdir = ctx.workdir / folder
+    workdir.mkdir(parents=True, exist_ok=True)
+    limits = dataclasses.replace(ctx.limits, wall_seconds=wall)
+    return TimedRunner(spec, ctx.backend, limits, workdir, shared=shared)
+
+
+def budget_seconds(ctx: Context) -> float:
+    """The submission's wall-clock budget per task (its request, under the harness's cap)."""
+    assert ctx.spec is not None
+    return ctx.limits.capped(ctx.spec.resources.wall_seconds_per_model, None).wall_seconds
+
+
+def check_worker_starts(ctx: Context) -> Outcome:
+    assert ctx.spec is not None
+    ctx.runner = new_runner(ctx, "worker")
     try:
         ctx.reply = ctx.runner.worker.start()
     except WorkerFailure as exc:
@@ -162,19 +192,46 @@ def check_poisons(ctx: Context) -> Outcome:
     return got.hand_in is not None, f"{got.status}: {got.error}"
 
 
+class TimedRunner(SubmissionRunner):
+    """A runner that measures each worker call on the harness's side: staging the model,
+    the call and the reply, not the worker's start nor the harness's own scoring. (The
+    seconds a worker reports come from inside the sandbox: a submission can make them
+    anything.)"""
+
+    last_seconds: float = 0.0
+
+    def request(self, *args: Any, **kwargs: Any) -> tuple[dict[str, Any], Path]:
+        self._ensure()
+        start = time.monotonic()
+        try:
+            return super().request(*args, **kwargs)
+        finally:
+            self.last_seconds = time.monotonic() - start
+
+
+def timed_run(runner: TimedRunner, model: ZooModel, kind: TrackKind) -> tuple[TaskResult, float]:
+    """One check task and its wall time as the harness measured it."""
+    runner.last_seconds = 0.0
+    result = runner.run("check", model, kind)
+    return result, runner.last_seconds
+
+
 def check_outputs_valid(ctx: Context) -> Outcome:
     assert ctx.runner is not None and ctx.kind is not None
     kind, runner = ctx.kind, ctx.runner
-    ctx.results = [runner.run("check", m, kind) for m in ctx.models]
+    timed = [timed_run(runner, m, kind) for m in ctx.models]
+    ctx.results, ctx.seconds = [r for r, _ in timed], [t for _, t in timed]
     bad = [(m.id, r) for m, r in zip(ctx.models, ctx.results, strict=True) if r.status != "ok"]
     return not bad, "; ".join(f"{mid}: {r.error}" for mid, r in bad)
 
 
 def check_time_budget(ctx: Context) -> Outcome:
-    assert ctx.runner is not None
-    budget = ctx.runner.limits.wall_seconds
-    over = [r.seconds for r in ctx.results if (r.seconds or 0) > budget]
-    return not over, f"took {over} s"
+    """Each task's wall time as the harness measured it (staging the model, the call and
+    the reply) against the submission's budget."""
+    budget = budget_seconds(ctx)
+    over = [(m.id, took) for m, took in zip(ctx.models, ctx.seconds, strict=True) if took > budget]
+    said = [f"{mid} took {took:.1f} s (timed by the harness)" for mid, took in over]
+    return not over, f"{'; '.join(said)}; the budget is {budget:g} s"
 
 
 def check_weights_unchanged(ctx: Context) -> Outcome:
@@ -186,12 +243,24 @@ def check_weights_unchanged(ctx: Context) -> Outcome:
 
 
 def check_same_seed(ctx: Context) -> Outcome:
-    assert ctx.runner is not None and ctx.kind is not None
-    again = ctx.runner.run("check", ctx.models[0], ctx.kind)
+    """The first model's task again with the same seed, in a fresh worker: a new process
+    with emptied scratch and /tmp, so an answer cached in the submission's module, its
+    instance or its files cannot stand in for a deterministic one."""
+    assert ctx.kind is not None
+    fresh = new_runner(ctx, f"again-{ctx.kind.name}")
+    try:
+        again = fresh.run("check", ctx.models[0], ctx.kind)
+    finally:
+        fresh.close()
     where, keys = ctx.kind.same_seed.where, ctx.kind.same_seed.keys
     first = [getattr(ctx.results[0], where).get(k) for k in keys]
     second = [getattr(again, where).get(k) for k in keys]
-    return again.status == "ok" and first == second, "two runs with the same seed differ"
+    if again.status != "ok":
+        return False, f"the run again (a fresh worker) failed: {again.error}"
+    differ = [
+        f"{k} {a!r} then {b!r}" for k, a, b in zip(keys, first, second, strict=True) if a != b
+    ]
+    return not differ, f"two runs with the same seed differ: {'; '.join(differ)}"
 
 
 CHECKS: tuple[Check, ...] = (

@@ -100,6 +100,7 @@ def check_file(
     in the harness's process."""
     from harness.sandbox.limits import SandboxLimits
     from harness.sandbox.oneshot import run_once
+    from harness.sandbox.readback import Inside, ReadbackError, copy_file
     from harness.submission.validate import OutputError, load_array
 
     with tempfile.TemporaryDirectory(prefix="harness-goodnet-") as tmp:
@@ -125,10 +126,10 @@ def check_file(
         except (OutputError, ValueError, KeyError, IndexError, TypeError) as exc:
             raise HarnessError(f"the exported model's check gave no answer ({exc})") from None
         _refuse_off_by_one(outputs, preds, num_classes)
-        saved = answers / f"goodnet{out.suffix}"
-        if not saved.is_file() or saved.is_symlink():
-            raise HarnessError("the exported model's check wrote no model file")
-        shutil.copyfile(saved, out)
+        try:
+            copy_file(Inside(answers, (f"goodnet{out.suffix}",)), out, "the check's model file")
+        except ReadbackError as exc:
+            raise HarnessError(f"the exported model's check wrote no model file ({exc})") from None
     return preds
 
 
@@ -161,9 +162,10 @@ def export_goodnet(
     from harness.sandbox.backends import resolve_backend
     from harness.sandbox.client import WorkerFailure
     from harness.sandbox.limits import SandboxLimits
+    from harness.sandbox.readback import ReadbackError, copy_file
     from harness.submission.manifest import load_submission
     from harness.submission.validate import OutputError, reply_file, reply_object
-    from harness.task import SubmissionRunner, task_seed
+    from harness.task import SubmissionRunner, eval_seed
     from harness.tracks.repair import EXPORT, label_predictions, score_repair
     from harness.zoo.evalset import draw_eval_set
 
@@ -180,7 +182,7 @@ def export_goodnet(
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     card, sets = model.card(), model.test_sets()
-    seed = task_seed(EXPORT, model.id)
+    seed = eval_seed(EXPORT, model.id)
     evs = draw_eval_set(sets, seed)
     eval_x = evs.x
     with tempfile.TemporaryDirectory(prefix=f"harness-export-{spec.name}-") as tmp:
@@ -194,20 +196,21 @@ def export_goodnet(
                     fix="give the entry class an export() method returning a Keras model "
                     "(see docs/SUBMITTING.md)",
                 )
+            local = Path(tmp) / "exported.keras"
             try:
                 result = reply_object(reply.get("result"), "result")
                 produced = reply_file(result, "model", out_dir)
                 track_preds = label_predictions(
                     reply_file(result, "predictions", out_dir), len(eval_x), card.num_classes
                 )
-                if not produced.is_file() or produced.is_symlink():
-                    raise OutputError("the exported model file is missing")
+                try:  # a real file of the output folder, never what a link there points at
+                    copy_file(produced, local, "the exported model file")
+                except ReadbackError as exc:
+                    raise OutputError(str(exc)) from None
             except OutputError as exc:
                 raise HarnessError(
                     str(exc), path=submission, fix="fix predict() or export() (docs/SUBMITTING.md)"
                 ) from None
-            local = Path(tmp) / "exported.keras"
-            shutil.copyfile(produced, local)
         except WorkerFailure as exc:
             raise HarnessError(
                 f"{spec.name}'s sandbox worker failed: {exc.reason}",

@@ -406,7 +406,9 @@ class ResultsStore:
         return row is not None
 
     def write_task(self, rec: TaskRecord) -> None:
-        """Insert or replace one task in a single transaction."""
+        """Insert or replace one task in a single transaction; ``UnstorableTask`` (and
+        nothing written) when its outputs or scores are not JSON the store can write."""
+        outputs, scores = _task_json(rec.outputs, "outputs"), _task_json(rec.scores, "scores")
         with self._tx() as c:
             c.execute(
                 f"INSERT OR REPLACE INTO tasks ({_COLUMNS}) VALUES ({', '.join('?' * 24)})",
@@ -419,8 +421,8 @@ class ResultsStore:
                     rec.model_hash,
                     rec.track,
                     rec.status,
-                    json.dumps(rec.outputs),
-                    json.dumps(rec.scores),
+                    outputs,
+                    scores,
                     rec.error,
                     rec.stderr_tail,
                     rec.seconds,
@@ -462,6 +464,20 @@ class ResultsStore:
             (run_id, seed, seed),
         ).fetchall()
         return [_record(row) for row in rows]
+
+
+class UnstorableTask(ValueError):
+    """A task whose outputs or scores JSON cannot write (nested too deeply for the encoder,
+    or not JSON at all): the submission's doing, so the runner stores the task as failed."""
+
+
+def _task_json(value: dict[str, Any], what: str) -> str:
+    """``value`` as the JSON the store keeps, or ``UnstorableTask`` saying why not."""
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError, RecursionError) as exc:
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise UnstorableTask(f"its {what} cannot be stored as JSON ({reason})") from None
 
 
 def _record(r: tuple[Any, ...]) -> TaskRecord:

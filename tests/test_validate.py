@@ -102,7 +102,7 @@ def test_a_trigger_pattern_outside_the_input_range_is_refused(tmp_path):
 
 
 def test_missing_or_linked_output_files_are_refused(tmp_path):
-    with pytest.raises(OutputError, match="trigger mask file is missing"):
+    with pytest.raises(OutputError, match="trigger mask: .*/no.npy is missing"):
         detect_output(
             {"type": "Detection", "score": 0.5, "trigger": {"mask": "no.npy", "pattern": "no.npy"}},
             tmp_path,
@@ -112,7 +112,7 @@ def test_missing_or_linked_output_files_are_refused(tmp_path):
     real = tmp_path / "real.npy"
     np.save(real, np.zeros(3, np.int64))
     (tmp_path / "link.npy").symlink_to(real)  # e.g. a link to a file outside the scratch dir
-    with pytest.raises(OutputError, match="predictions file is missing"):
+    with pytest.raises(OutputError, match="predictions: link.npy is a symbolic link: links are"):
         label_predictions(tmp_path / "link.npy", 3, 10)
 
 
@@ -237,4 +237,4 @@ def test_a_reply_that_is_not_an_object_is_an_output_error(tmp_path):
         reply_object(["predictions.npy"], "result")
     with pytest.raises(OutputError, match="not a file name"):
         reply_file({"predictions": None}, "predictions", tmp_path)
-    assert reply_file({"x": "generated_x.npy"}, "x", tmp_path) == tmp_path / "generated_x.npy"
+    assert reply_file({"x": "generated_x.npy"}, "x", tmp_path).path == tmp_path / "generated_x.npy"

@@ -26,15 +26,20 @@ from harness.attacks.base import Backdoor
 from harness.data import Dataset
 from harness.sandbox.client import SandboxWorker, WorkerFailure
 from harness.sandbox.limits import SandboxLimits
+from harness.sandbox.readback import Inside
 from harness.store import AttackInstance
 from harness.submission.manifest import SubmissionSpec
-from harness.submission.validate import OutputError
+from harness.submission.validate import OutputError, reply_object
 from harness.tracks.attack import HandIn, read_poisoned, training_set
 from harness.zoo.objects import PrivatePart, card_of, write_object
 from harness.zoo.records import TruthRecord
 from harness.zoo.spec import ZooEntry
 from harness.zoo.store import ZooStore
 from harness.zoo.training import EntryTrainer, Splits, make_splits, predict_labels
+
+#: The folder of the worker's scratch its poisoned set is written to (read back through
+#: ``harness.sandbox.readback``: a link there, or in place of it, is refused).
+POISONED = "poisoned"
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ def poison_in_sandbox(
             {
                 "op": "poison",
                 "train_file": f"{worker.inner['given']}/train.npz",
-                "out_dir": f"{worker.inner['scratch']}/poisoned",
+                "out_dir": f"{worker.inner['scratch']}/{POISONED}",
                 "seed": seed,
             },
             capped.wall_seconds,
@@ -83,13 +88,12 @@ def poison_in_sandbox(
                 status="failed", error=str(reply.get("error"))[:1000], stderr_tail=tail
             )
         worker.stop()
-        result = reply.get("result")
-        if not isinstance(result, dict):
+        if not isinstance(reply.get("result"), dict):
             return Poisoning(status="invalid", error="the reply holds no result", stderr_tail=tail)
         try:
             hand_in = read_poisoned(
-                result,
-                worker.dirs.scratch / "poisoned",
+                reply_object(reply["result"], "result"),
+                Inside(worker.dirs.scratch, (POISONED,)),
                 splits.x_train,
                 splits.y_train,
                 data.num_classes,
@@ -190,6 +194,9 @@ class BuiltInstance:
     record: AttackInstance
     #: (model id, object hash) of the backdoored model and its counterpart, when built.
     objects: tuple[tuple[str, str], ...] = ()
+    #: the traceback of an unexpected exception that failed the instance (the operator's
+    #: log gets it; the record says only its type and message)
+    trace: str | None = None
 
 
 def build_instance(

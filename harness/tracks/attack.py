@@ -26,6 +26,7 @@ import numpy as np
 
 from harness.api import PoisonedSet, Track
 from harness.attacks.base import TriggerSpec
+from harness.sandbox.readback import Inside
 from harness.submission.validate import OutputError, load_array, reply_file
 from harness.tracks.base import jsonable_float, save_array
 
@@ -121,10 +122,10 @@ def _in_range(a: np.ndarray, lo: float, hi: float, what: str, slack: float) -> n
 
 
 def _trigger(
-    i: int, result: dict[str, Any], out: Path, shape: tuple[int, ...], lo: float, hi: float,
-    target: int, num_classes: int, limits: PoisonLimits,
+    i: int, result: dict[str, Any], out: Path | Inside, shape: tuple[int, ...], lo: float,
+    hi: float, target: int, num_classes: int, limits: PoisonLimits,
 ) -> TriggerSpec:  # fmt: skip
-    def file(key: str) -> Path:
+    def file(key: str) -> Inside:
         names = result.get(key)
         if not isinstance(names, list) or i >= len(names):
             raise OutputError(f"the reply lists no {key[:-1]} for trigger {i}")
@@ -147,7 +148,7 @@ def _trigger(
 
 def read_poisoned(
     result: dict[str, Any],
-    out: Path,
+    out: Path | Inside,
     x_train: np.ndarray,
     y_train: np.ndarray,
     num_classes: int,

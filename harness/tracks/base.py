@@ -224,6 +224,10 @@ class TrackKind(ABC):
     methods: ClassVar[tuple[str, ...]]
     #: False where the task may change the model it was given (a repair returns a new one).
     keeps_weights: ClassVar[bool] = True
+    #: True where the task hands the submission the model's poisoned test images (filter,
+    #: repair): a job runs such tasks after the others, so that no task of the same model
+    #: scored on what it makes (a fuzzer's inputs, a reconstructed trigger) can replay them.
+    shows_poisoned_inputs: ClassVar[bool] = False
     #: The per-model outcome a task stores.
     outcome: ClassVar[type[Outcome]]
     #: The zoo-level metrics, in the order they are reported ("failures" and

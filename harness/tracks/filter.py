@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness.api import Track
+from harness.sandbox.readback import Inside
 from harness.scoring import metrics as formulas
 from harness.submission.validate import OutputError, load_array, reply_file
 from harness.tracks.base import (
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from harness.zoo.store import ZooModel
 
 
-def input_scores(path: Path, expected: int) -> np.ndarray:
+def input_scores(path: Path | Inside, expected: int) -> np.ndarray:
     """Validate filter scores: one finite P(triggered) per input."""
     scores = load_array(path, "flag() scores").astype(np.float64)
     if scores.shape != (expected,):
@@ -79,6 +80,7 @@ class FilterTrack(TrackKind):
     name = Track.FILTER.value
     answers = (Track.FILTER,)
     methods = ("fit_filter", "flag")
+    shows_poisoned_inputs = True
     table = Table(
         "Input filtering",
         ("filter_auc", "far_at_1frr", "filter_tpr", "filter_frr", "failures"),

@@ -4,6 +4,12 @@ Scored as "BackFuzz: An Automated Backdoor Detection Tool" measures it: the back
 activation rate, the share of generated inputs the zoo's own copy of the model sends from
 their seed's label to that label's target. Clean models are measured against that
 report's all-to-all map y -> y+1, their false-positive baseline.
+
+A generated input is a fuzzed seed: it must lie within ``SEED_DISTANCE`` of the seed it
+names (the root-mean-square of their difference, as a share of the input range). Without
+that bound any image labelled ``t(y)`` passes for a "fuzzed" seed of label ``y``: the
+poisoned test images a filter task is shown, replayed with a seed of another label, score
+an activation rate near 1 without fuzzing anything.
 """
 
 from __future__ import annotations
@@ -15,9 +21,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness.api import Track
+from harness.sandbox.readback import Inside
 from harness.scoring import metrics as formulas
 from harness.submission.validate import OutputError, load_array, reply_file
 from harness.tracks.base import (
+    PREDICT_BATCH,
     Heat,
     Metric,
     Outcome,
@@ -39,7 +47,7 @@ if TYPE_CHECKING:
 
 def generated_inputs(
     result: dict[str, Any],
-    folder: Path,
+    folder: Path | Inside,
     input_shape: tuple[int, ...],
     input_range: tuple[float, float],
     budget: int,
@@ -71,6 +79,49 @@ def generated_inputs(
     if idx.size and (idx.min() < 0 or idx.max() >= n_seeds):
         raise OutputError(f"seed_index values must lie in 0..{n_seeds - 1} (indices into clean.x)")
     return np.clip(x.astype(np.float32), low, high), idx
+
+
+#: How far a generated input may lie from its seed, per data set family (``card.dataset``
+#: up to its first "-"): the root-mean-square of ``x_gen - x_seed`` over the input's values,
+#: as a share of the input range. Measured (docs/METRICS.md, "Fuzz track"): the reference
+#: BackFuzz reaches 0.094 on MNIST and 0.085 on SynthFaces (0.22 with its step raised to
+#: 0.05); a poisoned test image lies 0.082-0.23 (MNIST) and 0.108-0.22 (SynthFaces) from
+#: the nearest clean seed; the 3x3 BadNets patch stamped on an MNIST seed 0.107.
+SEED_DISTANCE = {"mnist": 0.125, "synthfaces": 0.1}
+#: The bound of a data set the table does not name (an imported zoo's).
+DEFAULT_SEED_DISTANCE = 0.1
+
+
+def seed_distance(dataset: str) -> float:
+    """The bound ``SEED_DISTANCE`` sets for ``dataset`` (a card's ``dataset``)."""
+    return SEED_DISTANCE.get(dataset.split("-", 1)[0], DEFAULT_SEED_DISTANCE)
+
+
+def near_seeds(
+    x: np.ndarray,
+    idx: np.ndarray,
+    seeds: np.ndarray,
+    input_range: tuple[float, float],
+    bound: float,
+) -> np.ndarray:
+    """Each generated input's distance from its seed (RMS, as a share of the input range);
+    ``OutputError`` when any lies beyond ``bound``: the reply is not fuzzing its seeds."""
+    low, high = input_range
+    dist = np.zeros(len(x))
+    for i in range(0, len(x), PREDICT_BATCH):  # in batches: a large budget stays small
+        part = slice(i, i + PREDICT_BATCH)
+        diff = x[part].astype(np.float64) - seeds[idx[part]].astype(np.float64)
+        dist[part] = np.sqrt(np.mean(diff.reshape(len(diff), -1) ** 2, axis=1))
+    dist /= max(high - low, 1e-12)
+    far = np.flatnonzero(dist > bound + 1e-6)
+    if far.size:
+        worst = int(far[np.argmax(dist[far])])
+        raise OutputError(
+            f"{far.size} of {len(x)} generated inputs lie farther from their seed than "
+            f"{bound:g} (RMS, share of the input range); input {worst} lies {dist[worst]:.3f} "
+            f"from clean.x[{int(idx[worst])}]: perturb the seed, do not replace it"
+        )
+    return dist
 
 
 @dataclass(frozen=True)
@@ -140,19 +191,24 @@ class FuzzTrack(TrackKind):
     ) -> Scored:
         card = model.card()
         with np.load(model.public_dir / "clean_val.npz") as npz:
-            seed_labels = npz["y"]
+            seeds, seed_labels = npz["x"], npz["y"]
+        input_range = (float(card.input_range[0]), float(card.input_range[1]))
         x, idx = generated_inputs(
             result,
             out_dir,
             tuple(card.input_shape),
-            (float(card.input_range[0]), float(card.input_range[1])),
+            input_range,
             int(inputs.request["budget"]),
             len(seed_labels),
         )
+        dist = near_seeds(x, idx, seeds, input_range, seed_distance(card.dataset))
         preds = predictor.labels(model, x) if len(x) else np.zeros(0, np.int64)
         outcome = score_fuzz(preds, seed_labels[idx], model.truth(), card.num_classes)
         changed = int(np.sum(preds != seed_labels[idx]))
-        return {"n_generated": int(len(x)), "label_changed": changed}, outcome
+        outputs: dict[str, Any] = {"n_generated": int(len(x)), "label_changed": changed}
+        if len(dist):
+            outputs["max_seed_distance"] = round(float(dist.max()), 4)
+        return outputs, outcome
 
 
 FUZZ = FuzzTrack()

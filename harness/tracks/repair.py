@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness.api import Track
+from harness.sandbox.readback import Inside
 from harness.scoring import metrics as formulas
 from harness.submission.validate import OutputError, load_array, reply_file
 from harness.tracks.base import (
@@ -63,7 +64,7 @@ REPAIR_MEANS = (
 EXPORT = "export"
 
 
-def label_predictions(path: Path, expected: int, num_classes: int) -> np.ndarray:
+def label_predictions(path: Path | Inside, expected: int, num_classes: int) -> np.ndarray:
     """Validate repair predictions: one integer label per input, in 0..N (N = rejected)."""
     preds = load_array(path, "predictions")
     if preds.shape != (expected,):
@@ -145,14 +146,10 @@ def score_repair(
 def unrepaired(
     model: ZooModel, evs: EvalSet, sets: TestSets, predictor: ModelPredictor
 ) -> tuple[float, float | None]:
-    """The zoo model's own (CA, ASR) on the rows of its test sets a repair task scores
-    (``evs``): the "before" of DER, from its labels on the whole sets (cached per model)."""
-    clean, poisoned = predictor.test_labels(model)
-    ca = float(np.mean(clean[evs.clean_rows] == sets.y[evs.clean_rows]))
-    if len(evs.poisoned_rows) == 0:
-        return ca, None
-    rows = evs.poisoned_rows
-    return ca, float(np.mean(poisoned[rows] == sets.y_tgt[rows]))
+    """The zoo model's own (CA, ASR) on the inputs a repair task handed out (``evs.x``,
+    renewed and quantised for the task): the "before" of DER, measured on exactly what
+    the repair answered."""
+    return evs.rates(predictor.labels(model, evs.x), sets)
 
 
 def export_call(
@@ -175,6 +172,7 @@ class RepairTrack(TrackKind):
     answers = (Track.REPAIR,)
     methods = ("repair", "predict")
     keeps_weights = False  # a repairer may fine-tune the model it was given
+    shows_poisoned_inputs = True
     table = Table(
         "Repair", (*REPAIR_MEANS, "ca_clean_models", "failures"), ("der", "ca_clean_models")
     )
