@@ -8,7 +8,6 @@ between jobs, ``harness.runner`` plans the jobs and stores what they return.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +20,9 @@ from harness.sandbox.limits import SandboxLimits
 from harness.submission import validate
 from harness.submission.manifest import SubmissionSpec
 from harness.tracks import RunOptions, TrackKind
-from harness.zoo.inbox import anonymous_id, stage_inbox
+from harness.zoo.inbox import stage_inbox
 from harness.zoo.predict import ModelPredictor
+from harness.zoo.runkey import RunKey, run_key
 from harness.zoo.store import ZooModel
 
 
@@ -45,15 +45,24 @@ def oracle_sample(model: ZooModel) -> np.ndarray:
     return model.test_sets().x_poisoned[:ORACLE_POISONED].astype(np.float32)
 
 
-def task_seed(run_id: str, model_id: str) -> int:
-    return int(hashlib.sha256(f"seed/{run_id}/{model_id}".encode()).hexdigest()[:8], 16) % 2**31
+def task_seed(run_id: str, model_id: str, key: RunKey | None = None) -> int:
+    """The seed a task hands its submission: keyed by the run's secret (``run_key``), so
+    that it names no model; the submission can read it back, so it draws nothing else."""
+    return (key or run_key(run_id)).task_seed(run_id, model_id)
+
+
+def eval_seed(run_id: str, model_id: str, key: RunKey | None = None) -> int:
+    """The seed of a task's evaluation inputs (``TrackKind.prepare``): from the same key
+    as ``task_seed`` under another purpose, and never sent to the sandbox."""
+    return (key or run_key(run_id)).eval_seed(run_id, model_id)
 
 
 def replicate_key(run_id: str, seed: int) -> str:
     """What a task's randomness is drawn from: the run id for replicate 0 (so a run of one
     seed is what it always was), the run id and the replicate for the others. The task
     seed, the evaluation samples a track draws and the model's anonymous id all follow it,
-    so each replicate is a fresh submission instance on a freshly named model."""
+    so each replicate is a fresh submission instance on a freshly named model (all of
+    them keyed by the run's one key, ``harness.zoo.runkey``)."""
     return run_id if seed == 0 else f"{run_id}#seed{seed}"
 
 
@@ -91,13 +100,21 @@ class SubmissionRunner:
             self.worker.stop()
             raise WorkerFailure(self.fatal, self.worker.monitor.text())
 
-    def run(self, run_id: str, model: ZooModel, kind: TrackKind, seed: int = 0) -> TaskResult:
-        """One task; ``seed`` is its replicate (``replicate_key``)."""
+    def run(
+        self,
+        run_id: str,
+        model: ZooModel,
+        kind: TrackKind,
+        seed: int = 0,
+        key: RunKey | None = None,
+    ) -> TaskResult:
+        """One task; ``seed`` is its replicate (``replicate_key``), ``key`` the run's key
+        (by default the one kept for ``run_id`` under ``$HARNESS_HOME``)."""
         if self.fatal:
             return self._failed(model, kind, self.fatal, "")
         try:
             self._ensure()
-            return self._run(replicate_key(run_id, seed), model, kind)
+            return self._run(replicate_key(run_id, seed), model, kind, key or run_key(run_id))
         except WorkerFailure as exc:
             return self._failed(model, kind, exc.reason, exc.stderr[-4000:])
 
@@ -108,13 +125,16 @@ class SubmissionRunner:
         call: str,
         eval_x: np.ndarray | None,
         extra: dict[str, Any] | None = None,
+        key: RunKey | None = None,
     ) -> tuple[dict[str, Any], Path]:
         """Start the worker if needed, stage one model's bundle (and ``eval_x``), make one
         worker call: (the worker's reply, the folder its output files are in). ``run_id``
-        is the replicate's key (``replicate_key``) for a replicate other than 0."""
+        is the replicate's key (``replicate_key``) for a replicate other than 0; ``key``
+        the run's key (by default the one kept for ``run_id``)."""
         self._ensure()
+        key = key or run_key(run_id)
         poisoned = oracle_sample(model) if self.spec.oracle else None
-        anon = anonymous_id(run_id, model.id)
+        anon = key.anonymous_id(run_id, model.id)
         stage_inbox(self.worker.dirs.inbox, model, anon, eval_x, poisoned)
         out_dir = self.worker.dirs.scratch / "out"
         shutil.rmtree(out_dir, ignore_errors=True)
@@ -124,7 +144,7 @@ class SubmissionRunner:
                 "op": "run",
                 "track": call,
                 "bundle": inbox,
-                "seed": task_seed(run_id, model.id),
+                "seed": key.task_seed(run_id, model.id),
                 # The card's anonymous id: the worker keeps one submission instance per model.
                 "model_key": anon,
                 "out_dir": f"{scratch}/out",
@@ -135,9 +155,11 @@ class SubmissionRunner:
         )
         return reply, out_dir
 
-    def _run(self, run_id: str, model: ZooModel, kind: TrackKind) -> TaskResult:
-        inputs = kind.prepare(model, task_seed(run_id, model.id), self.options)
-        reply, out_dir = self.request(run_id, model, kind.name, inputs.eval_x, inputs.request)
+    def _run(self, run_id: str, model: ZooModel, kind: TrackKind, key: RunKey) -> TaskResult:
+        # The inputs are drawn with the evaluation seed, never with the seed the submission
+        # is handed: with that one it could replay the draw and find its stamped inputs.
+        inputs = kind.prepare(model, key.eval_seed(run_id, model.id), self.options)
+        reply, out_dir = self.request(run_id, model, kind.name, inputs.eval_x, inputs.request, key)
         stderr = self.worker.monitor.text()[-4000:]
         if not reply.get("ok"):
             return self._failed(model, kind, str(reply.get("error", "unknown error")), stderr)
@@ -150,8 +172,7 @@ class SubmissionRunner:
             return self._failed(model, kind, f"invalid output: {exc}", stderr)
         if kind.keeps_weights:
             outputs["weights_changed"] = bool(reply.get("weights_changed"))
-        seconds = _seconds(reply.get("seconds"))
-        return TaskResult("ok", outputs, scores.to_json(), None, stderr, seconds)
+        return TaskResult("ok", outputs, scores.to_json(), None, stderr, self.worker.last_seconds)
 
     def _failed(self, model: ZooModel, kind: TrackKind, error: str, stderr: str) -> TaskResult:
         scores = kind.failed(model).to_json()
@@ -159,10 +180,3 @@ class SubmissionRunner:
 
     def close(self) -> None:
         self.worker.stop()
-
-
-def _seconds(value: Any) -> float | None:
-    """The task time the worker reports (it runs in the sandbox: checked like any output)."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return float(value)
-    return None

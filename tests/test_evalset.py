@@ -1,13 +1,15 @@
 """The inputs of a repair or filter task: same count for every model of a data set, no
-clean image next to its own stamped copy, answers mapped back to the right rows."""
+clean image next to its own stamped copy, answers mapped back to the right rows. (How the
+drawn rows are renewed before a submission sees them: tests/test_provenance.py.)"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from harness.zoo.evalset import draw_eval_set, second_part_size
+from harness.zoo.evalset import draw_eval_set, draw_rows, second_part_size
 from harness.zoo.inbox import anonymous_id, serving_order
+from harness.zoo.runkey import RunKey
 from harness.zoo.store import TestSets as Sets
 from harness.zoo.store import ZooModel
 
@@ -46,7 +48,7 @@ def test_every_model_gets_the_same_number_of_inputs(seed):
 @pytest.mark.parametrize("triggers", [1, 3])
 def test_no_source_image_appears_twice(triggers):
     sets = _sets(triggers)
-    evs = draw_eval_set(sets, seed=3)
+    evs = draw_rows(sets, seed=3)
     sources = evs.x[:, 0, 0, 0] % 1000.0
     assert len(np.unique(sources)) == len(sources)
     assert len(evs.poisoned_rows) == second_part_size(N)
@@ -55,7 +57,7 @@ def test_no_source_image_appears_twice(triggers):
 
 def test_a_model_without_a_trigger_gets_clean_filler_that_is_not_scored():
     sets = _sets(0)
-    evs = draw_eval_set(sets, seed=3)
+    evs = draw_rows(sets, seed=3)
     assert len(evs.poisoned_rows) == 0
     assert len(np.unique(evs.x[:, 0, 0, 0])) == len(evs.x)  # distinct clean images
     scored = evs.scored(sets)
@@ -64,7 +66,7 @@ def test_a_model_without_a_trigger_gets_clean_filler_that_is_not_scored():
 
 def test_answers_map_back_to_their_rows():
     sets = _sets(1)
-    evs = draw_eval_set(sets, seed=5)
+    evs = draw_rows(sets, seed=5)
     answers = evs.x[:, 0, 0, 0]  # an "answer" that is the input's own value
     clean, poisoned = evs.split(answers)
     np.testing.assert_array_equal(clean, sets.x[evs.clean_rows][:, 0, 0, 0])
@@ -80,9 +82,10 @@ def test_the_draw_is_seeded():
 
 def test_models_are_served_in_an_order_fixed_by_the_run_alone(tmp_path):
     models = [ZooModel(f"m{i}", f"h{i}", tmp_path) for i in range(12)]
-    order = serving_order("run-a", models)
-    assert serving_order("run-a", list(reversed(models))) == order
+    key = RunKey(b"k" * 32)
+    order = serving_order("run-a", models, key)
+    assert serving_order("run-a", list(reversed(models)), key) == order
     assert [m.id for m in order] != [m.id for m in models]
-    assert [m.id for m in serving_order("run-b", models)] != [m.id for m in order]
-    keys = [anonymous_id("run-a", m.id) for m in order]
-    assert keys == sorted(keys)
+    assert [m.id for m in serving_order("run-b", models, key)] != [m.id for m in order]
+    ids = [anonymous_id("run-a", m.id, key) for m in order]
+    assert ids == sorted(ids)

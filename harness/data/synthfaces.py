@@ -297,6 +297,25 @@ def generate(spec: FaceSpec, *, chunk: int = 2000) -> Dataset:
     return _dataset(spec, parts["train"], parts["test"])
 
 
+def identities(spec: FaceSpec) -> dict[str, np.ndarray]:
+    """The people of ``spec``, drawn from its seed as ``generate`` draws them first."""
+    return _identities(spec.identities, np.random.default_rng([spec.seed, spec.identities]))
+
+
+def draw_faces(
+    spec: FaceSpec, labels: np.ndarray, rng: np.random.Generator, *, chunk: int = 2000
+) -> np.ndarray:
+    """New images of the people ``labels`` of ``spec``, drawn from ``rng`` (in [0, 1],
+    uint8-rounded as the cached splits are): faces of the data set's identities that are
+    in none of its splits. A repair or filter task is handed these (``harness.zoo.evalset``),
+    so that its inputs cannot be drawn again from the public seed."""
+    ids = identities(spec)
+    who = np.asarray(labels, np.int64)
+    parts = [render(ids, who[i : i + chunk], rng) for i in range(0, len(who), chunk)]
+    images = np.concatenate(parts) if parts else np.zeros((0, HEIGHT, WIDTH, 3), np.float32)
+    return (np.round(images * 255) / 255).astype(np.float32)
+
+
 def _dataset(spec: FaceSpec, train, test) -> Dataset:  # noqa: ANN001
     return Dataset(
         name=spec.name,

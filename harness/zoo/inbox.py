@@ -3,14 +3,15 @@ anonymous id, and the order in which a submission's worker is served its models.
 
 A warm worker serves one submission every model of a run, so anything about a task that
 the submission can observe must not depend on the model's truth: the staged files (see
-``harness.zoo.bundle`` for how the bundle itself is written), the card's id (a hash of the
-run and the model id) and the serving order (by that anonymous id, so neither a profile's
-order, which lists clean models first, nor a call counter tells what a model is).
+``harness.zoo.bundle`` for how the bundle itself is written), the card's id and the serving
+order (by that anonymous id, so neither a profile's order, which lists clean models first,
+nor a call counter tells what a model is). Nor may the id name the model: it is an HMAC of
+the run and model ids under the run's secret key (``harness.zoo.runkey``), since both ids
+are public (the run id defaults to the profile's name, `harness grade`'s is "grade").
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections.abc import Sequence
@@ -20,19 +21,23 @@ from typing import TypeVar
 import numpy as np
 
 from harness.zoo.bundle import fix_mtimes
+from harness.zoo.runkey import RunKey, run_key
 from harness.zoo.store import ZooModel
 
 M = TypeVar("M", bound=ZooModel)
 
 
-def anonymous_id(run_id: str, model_id: str) -> str:
-    return "model-" + hashlib.sha256(f"{run_id}/{model_id}".encode()).hexdigest()[:10]
+def anonymous_id(run_id: str, model_id: str, key: RunKey | None = None) -> str:
+    """The id a model's staged card carries in a run (or replicate ``run_id``): keyed by
+    ``key``, by default the run's own (``run_key``, drawn on the run's first use)."""
+    return (key or run_key(run_id)).anonymous_id(run_id, model_id)
 
 
-def serving_order(run_id: str, models: Sequence[M]) -> list[M]:
+def serving_order(run_id: str, models: Sequence[M], key: RunKey | None = None) -> list[M]:
     """The models in the order a run serves them: sorted by their anonymous ids, a
-    shuffle fixed by the run id that knows nothing of the models' truth."""
-    return sorted(models, key=lambda m: anonymous_id(run_id, m.id))
+    shuffle fixed by the run's key that knows nothing of the models' truth."""
+    keyed = key or run_key(run_id)
+    return sorted(models, key=lambda m: keyed.anonymous_id(run_id, m.id))
 
 
 def staged_card(public_dir: Path, anon_id: str) -> str:

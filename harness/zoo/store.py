@@ -38,6 +38,10 @@ class TestSets:
     y_tgt: np.ndarray
     #: row of ``x`` each poisoned image was stamped from; None where unknown (imports)
     src_index: np.ndarray | None = None
+    #: the model's triggers, (mask, pattern) each; none for a clean or imported model
+    triggers: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
+    #: the data set the images come from (the card's): SynthFaces draws fresh faces
+    dataset: str = ""
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,9 @@ class ZooModel:
             x, y = _scaled(clean), clean["y"]
         with np.load(self.private_dir / "poisoned_test.npz") as pois:
             src = pois["src_index"] if "src_index" in pois.files else None
-            return TestSets(x, y, _scaled(pois), pois["y_src"], pois["y_tgt"], src)
+            xp, y_src, y_tgt = _scaled(pois), pois["y_src"], pois["y_tgt"]
+        triggers = tuple(self.triggers()) if len(y_src) else ()
+        return TestSets(x, y, xp, y_src, y_tgt, src, triggers, self.card().dataset)
 
     def triggers(self) -> list[tuple[np.ndarray, np.ndarray]]:
         with np.load(self.private_dir / "triggers.npz") as npz:
