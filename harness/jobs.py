@@ -27,6 +27,7 @@ from harness.sandbox.limits import SandboxLimits
 from harness.submission.manifest import SubmissionSpec, content_hash
 from harness.task import SubmissionRunner, TaskResult
 from harness.tracks import RunOptions, by_name
+from harness.zoo.runkey import RunKey
 from harness.zoo.store import ZooModel, ZooStore
 from harness.zoo.transfer import pack_folder, unpack_folder, unpack_object
 
@@ -54,6 +55,9 @@ class ModelJob:
     #: why its configure step failed (every task then fails with it)
     configured: str | None = None
     configure_error: str | None = None
+    #: the run's key (``harness.zoo.runkey``), read on the coordinator: a worker that shares
+    #: no disk with it derives the same anonymous ids and seeds
+    run_key: RunKey | None = field(default=None, repr=False)
 
     @property
     def wall_seconds(self) -> float:
@@ -101,9 +105,12 @@ def run_job(job: ModelJob) -> JobResult:
         return JobResult(
             [(name, _failed(model, name, job.configure_error)) for name in job.tracks], "none"
         )
-    runner = _runner(spec, job.limits, job.backend, configured)
+    runner = _runner(spec, job.limits, job.backend, configured, job.seed)
     runner.options = job.options
-    tasks = [(name, runner.run(job.run_id, model, by_name(name), job.seed)) for name in job.tracks]
+    tasks = [
+        (name, runner.run(job.run_id, model, by_name(name), job.seed, job.run_key))
+        for name in job.tracks
+    ]
     return JobResult(tasks, runner.isolation)
 
 
@@ -172,9 +179,25 @@ _RUNNERS: OrderedDict[tuple, tuple[SubmissionRunner, Path]] = OrderedDict()
 
 
 def _runner(
-    spec: SubmissionSpec, limits: SandboxLimits, backend: str, configured: Path | None = None
+    spec: SubmissionSpec,
+    limits: SandboxLimits,
+    backend: str,
+    configured: Path | None = None,
+    replicate: int = 0,
 ) -> SubmissionRunner:
-    key = (spec.name, spec.content_hash, str(spec.path), limits, backend, str(configured))
+    """The warm runner of a submission for one replicate. Each replicate gets a worker of
+    its own, so it is a fresh instance of the submission: module state (a cache of what an
+    earlier replicate's tasks saw) cannot carry over. Jobs come replicate by replicate, so
+    this costs one worker start per replicate."""
+    key = (
+        spec.name,
+        spec.content_hash,
+        str(spec.path),
+        limits,
+        backend,
+        str(configured),
+        replicate,
+    )
     if key in _RUNNERS:
         _RUNNERS.move_to_end(key)
         return _RUNNERS[key][0]

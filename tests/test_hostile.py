@@ -21,6 +21,7 @@ from hostile_cases import case_names, materialize
 
 from harness.api import Track
 from harness.runner import run_submissions
+from harness.sandbox.backends import host_uid
 from harness.sandbox.limits import SandboxLimits
 from harness.store import ResultsStore
 from harness.submission.manifest import load_submission
@@ -57,9 +58,14 @@ CASES: dict[str, Expect] = {
     "double_fork_daemon": Expect(status="ok", stderr="harness: killed", models=(A, B)),
     "detached_subprocess": Expect(status="ok", stderr="harness: killed", models=(A, B)),
     "signal_everyone": Expect(status="ok"),
+    "import_time_child": Expect(status="ok", models=(A, B)),
+    # the walls themselves
+    "root_mapping": Expect(status="ok", stderr="refused: Read-only file system"),
+    "read_data_package": Expect(status="ok"),
     # files and disks
     "leftovers": Expect(status="ok", models=(A, B)),
     "fill_tmp": Expect(status="ok", stderr="No space left on device"),
+    "shm_fill": Expect(status="ok", stderr="No space left on device", models=(A, B)),
     "fill_scratch": Expect(error="scratch disk limit of 33554432 bytes exceeded"),
     "file_too_large": Expect(status="ok", stderr="File too large"),
     "stdout_flood": Expect(error="output limit of 8388608 bytes exceeded"),
@@ -71,7 +77,7 @@ CASES: dict[str, Expect] = {
     "forged_length": Expect(error="protocol violation: announced message of"),
     "deep_json_on_the_wire": Expect(error="protocol violation: message is nested too deeply"),
     "pickled_npy": Expect(error="invalid output: trigger mask is not a plain numeric array"),
-    "symlinked_reply": Expect(error="invalid output: trigger mask file is missing"),
+    "symlinked_reply": Expect(error="trigger_mask.npy is a symbolic link: links are refused"),
     "escaping_file_name": Expect(error="not a file name in the output folder"),
     "string_trigger": Expect(error="invalid output: trigger mask has dtype <U3"),
     "object_trigger": Expect(error="Object arrays cannot be saved when allow_pickle=False"),
@@ -87,6 +93,17 @@ EXPORTS = (
     "export_malformed_file",
     "export_truncated_zip",
 )
+#: Cases of tests/hostile/ that need a run of their own shape, each run by the module named.
+ELSEWHERE = {
+    **dict.fromkeys(
+        ("configure_link", "linked_out", "linked_poisoned", "deep_extra", "far_fuzz",
+         "whole_image_trigger", "lying_clock", "cached_answers"),
+        "test_readback",
+    ),
+    "provenance_probe": "test_provenance",
+    "id_echo": "test_provenance",
+    "replicate_memory": "test_trust_boundary",
+}  # fmt: skip
 #: The hostile submissions that came before tests/hostile/ (tests/submissions/), each run
 #: by the test module named: counted with the cases above in docs/SECURITY.md.
 OLDER = {
@@ -99,11 +116,13 @@ OLDER = {
 
 
 def test_every_case_has_an_expectation_and_there_are_thirty_or_more():
-    assert sorted([*CASES, *EXPORTS]) == case_names()
+    assert sorted([*CASES, *EXPORTS, *ELSEWHERE]) == case_names()
+    for name, module in ELSEWHERE.items():
+        assert name in (REPO / "tests" / f"{module}.py").read_text(), (name, module)
     for name, module in OLDER.items():
         assert (REPO / "tests" / "submissions" / name).is_dir()
         assert name in (REPO / "tests" / f"{module}.py").read_text(), (name, module)
-    assert len(CASES) + len(EXPORTS) + len(OLDER) >= 30
+    assert len(CASES) + len(EXPORTS) + len(ELSEWHERE) + len(OLDER) >= 30
 
 
 def _run(tmp_path, names, limits=None, extra=(), **params):
@@ -154,6 +173,42 @@ def _tagged(tag: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def _status_field(pid: int, key: str) -> str | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{key}:"):
+                return line.split()[1]
+    except OSError:
+        pass
+    return None
+
+
+class UidWatch(threading.Thread):
+    """Looks, while a run goes on, at the host uid of every process named ``tag`` and of
+    its two ancestors (the sandbox's pid 1 and bwrap): what the kernel sees them as."""
+
+    def __init__(self, tag: str) -> None:
+        super().__init__(daemon=True)
+        self.tag = tag
+        self.stop = threading.Event()
+        self.uids: dict[int, str] = {}  # pid -> real uid on the host
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for pid in _tagged(self.tag):
+                chain = [pid]
+                for _ in range(2):
+                    parent = _status_field(chain[-1], "PPid")
+                    if parent is None:
+                        break
+                    chain.append(int(parent))
+                for member in chain:
+                    uid = _status_field(member, "Uid")
+                    if uid is not None:
+                        self.uids[member] = uid
+            time.sleep(0.02)
 
 
 class Probe(threading.Thread):
@@ -210,9 +265,9 @@ class TestProcesses:
               f"late, worst start {probe.worst_spawn:.3f} s")  # fmt: skip
 
     def test_processes_a_task_leaves_running_die_with_it(self, tmp_path, tiny_zoo):
-        tags = {
-            n: "hb" + secrets.token_hex(6) for n in ("double_fork_daemon", "detached_subprocess")
-        }
+        # A process a task leaves, and one the import started before the first task.
+        stray = ("double_fork_daemon", "detached_subprocess", "import_time_child")
+        tags = {n: "hb" + secrets.token_hex(6) for n in stray}
         tasks = _run(
             tmp_path, [*tags, "signal_everyone"], extra=[REPO / "submissions" / "null"],
             **{n: {"tag": t} for n, t in tags.items()},
@@ -223,6 +278,34 @@ class TestProcesses:
             assert _tagged(tag) == [], f"{name}'s process outlived its run"
         _check(tasks, "signal_everyone")
         assert all(tasks[("null", m)].status == "ok" for m in (A, B))
+
+
+class TestWalls:
+    def test_the_sandbox_is_no_root_and_sees_no_data_set(self, tmp_path, tiny_zoo):
+        tag = "hb" + secrets.token_hex(6)
+        watch = UidWatch(tag)
+        watch.start()
+        try:
+            tasks = _run(tmp_path, ["root_mapping", "read_data_package"], root_mapping={"tag": tag})
+        finally:
+            watch.stop.set()
+            watch.join()
+        (mapping,) = _check(tasks, "root_mapping")
+        assert mapping.outputs["score"] == 0.0  # /proc/sys refused the write
+        # The worker, the sandbox's pid 1 and bwrap, as the host sees them: the sandbox's
+        # unprivileged uid when the harness is root, else the harness's own; never root.
+        assert len(watch.uids) == 3, watch.uids
+        assert set(watch.uids.values()) == {str(host_uid() or os.geteuid())}, watch.uids
+        assert "0" not in watch.uids.values()
+        (data,) = _check(tasks, "read_data_package")
+        assert data.outputs["extra"]["found"] == []
+
+    def test_dev_shm_is_capped_counted_and_emptied(self, tmp_path, tiny_zoo):
+        tasks = _run(tmp_path, ["shm_fill"])
+        recs = _check(tasks, "shm_fill")
+        assert [r.outputs["extra"]["found"] for r in recs] == [[], []]
+        shm_mib = SandboxLimits().shm_bytes >> 20
+        assert all(r.outputs["extra"]["mib"] <= shm_mib for r in recs), recs[0].outputs
 
 
 class TestDisks:
