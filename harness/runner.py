@@ -10,10 +10,11 @@ or a run killed at any point and started again, does every task exactly once.
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from harness.api import DEFAULT_FUZZ_BUDGET, Track
 from harness.cluster import Executor, InProcess
@@ -22,11 +23,12 @@ from harness.errors import HarnessError
 from harness.jobs import ModelJob, close_runners, run_job
 from harness.sandbox.backends import resolve_backend
 from harness.sandbox.limits import SandboxLimits
-from harness.store import ModelFacts, ResultsStore, TaskRecord
+from harness.store import ModelFacts, ResultsStore, TaskRecord, UnstorableTask
 from harness.submission.manifest import SubmissionSpec, content_hash
 from harness.task import TaskResult
-from harness.tracks import RunOptions, tasks_for
+from harness.tracks import RunOptions, TrackKind, by_name, tasks_for
 from harness.zoo.inbox import serving_order
+from harness.zoo.runkey import run_key
 from harness.zoo.splits import EVAL, of_split
 from harness.zoo.store import ZooModel, ZooStore
 from harness.zoo.verify import require_sound
@@ -152,6 +154,41 @@ def run_plans(
         return summary
 
 
+#: What stops a whole run rather than one submission: the harness's own refusals, and the
+#: machine's (a full disk, an unreadable or locked store); the CLI says each in one line.
+OPERATOR_ERRORS = (HarnessError, OSError, sqlite3.Error)
+
+
+def run_isolated(
+    plans: list[Plan], profile: str, results: ResultsStore, **options: Any
+) -> tuple[RunSummary, dict[str, Exception]]:
+    """``run_plans``, where one submission's failure is its own: when the run raises
+    something other than an operator's error (``OPERATOR_ERRORS``: an unbuilt zoo, a
+    locked store, a full disk), it goes on plan by plan (the tasks stored so far are not
+    run again), and each plan that raises alone is set aside. (The summary of what ran,
+    the exception of each submission set aside, by name.)"""
+    run_id = options.pop("run_id", None) or profile
+    try:
+        return run_plans(plans, profile, results, run_id=run_id, **options), {}
+    except OPERATOR_ERRORS:
+        raise
+    except Exception as exc:  # noqa: BLE001 - which submission? run them one at a time
+        if len(plans) < 2:
+            return RunSummary(run_id), {plans[0].spec.name: exc} if plans else {}
+    total, failures = RunSummary(run_id), {}
+    for plan in plans:
+        try:
+            part = run_plans([plan], profile, results, run_id=run_id, **options)
+        except OPERATOR_ERRORS:
+            raise
+        except Exception as exc:  # noqa: BLE001 - this submission's failure alone
+            failures[plan.spec.name] = exc
+            continue
+        total.done, total.skipped = total.done + part.done, total.skipped + part.skipped
+        total.failed += part.failed
+    return total, failures
+
+
 def configure_jobs(
     jobs: list[ModelJob],
     profile: str,
@@ -213,16 +250,19 @@ def plan_jobs(
 ) -> list[ModelJob]:
     """The jobs still to do: replicate by replicate (a run stopped half-way has whole
     replicates first), then submission by submission, each submission's models in the
-    run's serving order; counts the tasks already stored in ``summary.skipped``."""
+    run's serving order; counts the tasks already stored in ``summary.skipped``. A job's
+    tasks run in registry order, but those that show the submission the model's poisoned
+    test images last (``job_order``)."""
     jobs = []
     limits = limits or SandboxLimits()
     options = RunOptions(fuzz_budget=fuzz_budget)
     folders = {id(plan): content_hash(plan.spec.path) for plan in plans}
+    key = run_key(run_id)  # drawn here, on the coordinator, and sent with every job
     for seed in range(seeds):
         for plan in plans:
-            spec, kinds = plan.spec, tasks_for(plan.spec.tracks, plan.tracks)
+            spec, kinds = plan.spec, job_order(tasks_for(plan.spec.tracks, plan.tracks))
             chosen = [m for m in models if plan.model_ids is None or m.id in set(plan.model_ids)]
-            for m in serving_order(run_id, chosen):
+            for m in serving_order(run_id, chosen, key):
                 todo = tuple(
                     k.name
                     for k in kinds
@@ -250,9 +290,19 @@ def plan_jobs(
                             backend,
                             folders[id(plan)],
                             seed=seed,
+                            run_key=key,
                         )
                     )
     return jobs
+
+
+def job_order(kinds: list[TrackKind]) -> list[TrackKind]:
+    """The order of one job's tasks: the registry's, but the tasks that show the submission
+    the model's poisoned test images (filter, repair) after every other. The tasks of one
+    job share a worker and an instance, so a fuzz task after a filter task could hand back
+    the filter's poisoned inputs as its own (activation rate near 1); before it, it has
+    never seen them."""
+    return sorted(kinds, key=lambda k: k.shows_poisoned_inputs)
 
 
 def execute(
@@ -272,33 +322,64 @@ def execute(
                 again.append(job.with_files(res.missing))
                 continue
             for name, task in res.tasks:
-                results.write_task(
-                    TaskRecord(
-                        job.run_id,
-                        job.spec.name,
-                        job.spec.content_hash,
-                        job.spec.oracle,
-                        job.model.id,
-                        job.model.hash,
-                        name,
-                        task.status,
-                        task.outputs,
-                        task.scores,
-                        task.error,
-                        task.stderr,
-                        task.seconds,
-                        res.isolation,
-                        model_facts(job.model),
-                        budget=job.wall_seconds,
-                        seed=job.seed,
-                    )
-                )
+                task = store_task(results, job, name, task, res.isolation)
                 summary.done += 1
                 summary.failed += task.status != "ok"
                 if progress:
                     label = job.model.id + (f" (seed {job.seed})" if job.seed else "")
                     progress.task_done(job.spec.name, label, name, task)
         pending = again
+
+
+def task_record(job: ModelJob, name: str, task: TaskResult, isolation: str) -> TaskRecord:
+    """The store's row of one task of ``job``."""
+    return TaskRecord(
+        job.run_id,
+        job.spec.name,
+        job.spec.content_hash,
+        job.spec.oracle,
+        job.model.id,
+        job.model.hash,
+        name,
+        task.status,
+        task.outputs,
+        task.scores,
+        task.error,
+        task.stderr,
+        task.seconds,
+        isolation,
+        model_facts(job.model),
+        budget=job.wall_seconds,
+        seed=job.seed,
+    )
+
+
+def store_task(
+    results: ResultsStore, job: ModelJob, name: str, task: TaskResult, isolation: str
+) -> TaskResult:
+    """Store one task; the task as stored. A task whose outputs the store cannot write
+    (``UnstorableTask``: what the submission returned defeats the JSON encoder) is stored
+    as that task's invalid output with the reason, never an error that stops the run (and
+    every other submission's tasks with it)."""
+    try:
+        results.write_task(task_record(job, name, task, isolation))
+        return task
+    except UnstorableTask as exc:
+        failed = TaskResult(
+            "failed",
+            scores=by_name(name).failed(job.model).to_json(),
+            error=f"invalid output: {exc}",
+            stderr=task.stderr,
+            seconds=task.seconds,
+        )
+        results.write_task(task_record(job, name, failed, isolation))
+        return failed
+
+
+def storable(text: str | None) -> str | None:
+    """A worker's text as the store can keep it: a lone surrogate (a JSON reply may hold
+    "\\ud800") is no UTF-8, and SQLite would refuse the task, and the run with it."""
+    return None if text is None else text.encode("utf-8", "replace").decode("utf-8")
 
 
 def model_facts(model: ZooModel) -> ModelFacts:

@@ -20,9 +20,21 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 REPO = Path(__file__).resolve().parent.parent
 HOSTILE = Path(__file__).resolve().parent / "submissions"
+
+# Hypothesis profiles for the property-based tests (marker `fuzz`): `ci`, what `make test`
+# runs: few examples, derandomized (the same ones every run, so a failure reproduces), no
+# deadline (a loaded machine must not fail them), no example database; `fuzz`, what `make
+# test-slow` selects with HYPOTHESIS_PROFILE=fuzz: thousands of random examples each.
+_SLOW_DATA = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
+settings.register_profile("ci", max_examples=25, derandomize=True, deadline=None,
+                          database=None, suppress_health_check=_SLOW_DATA)  # fmt: skip
+settings.register_profile("fuzz", max_examples=2000, deadline=None,
+                          suppress_health_check=_SLOW_DATA)  # fmt: skip
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 #: Fixtures that build a zoo or need the sandbox; using one makes a test an integration test.
 INTEGRATION_FIXTURES = frozenset({"tiny_zoo", "toy_zoo", "attack_zoo", "face_zoo", "backend"})
@@ -131,8 +143,11 @@ LONGEST_MODULES = (
     "test_hostile.py",
     "test_dask.py",
     "test_grade_batch.py",
+    "test_grade_hostile.py",
     "test_attack_track.py",
     "test_cli.py",
+    "test_provenance.py",
+    "test_readback.py",
     "test_goodnet.py",
     "test_ref_neural_cleanse.py",
     "test_import.py",

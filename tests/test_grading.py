@@ -17,11 +17,12 @@ import pytest
 
 from harness.api import Track
 from harness.grading.batch import Batch, HandIn
+from harness.grading.handins import student_id
 from harness.grading.outputs import duplicates, gradescope, same_outputs
 from harness.grading.points import Grade, LinePoints, add_ranks, grade_records
 from harness.grading.roster import RosterError, load_roster
 from harness.grading.rubric import LatePolicy, RubricError, load_rubric
-from harness.grading.unpack import Caps, UnpackError, student_id, unpack
+from harness.grading.unpack import Caps, UnpackError, unpack
 from harness.store import ModelFacts, TaskRecord
 from harness.submission.manifest import SubmissionSpec
 
@@ -247,14 +248,35 @@ def test_roster_errors_are_one_line(tmp_path):
     for text, says in [
         ("name\nA\n", "no id column"),
         ("id,name\na,A\na,B\n", "appears twice"),
-        ("id,extension_days\na,soon\n", "not a number of days"),
-        ("id,submitted\na,yesterday\n", "not an ISO date-time"),
         ("id,email\na,x\n", "unknown column"),
         ("id\n../evil\n", "characters a folder name cannot"),
     ]:
         path.write_text(text)
         with pytest.raises(RosterError, match=says):
             load_roster(path)
+
+
+def test_an_id_matches_whole():
+    """`$` matches before a final newline: an id is matched with fullmatch."""
+    from harness.grading.roster import is_student_id
+
+    assert is_student_id("alice") and is_student_id("a.b-c_d@e+f")
+    assert not any(map(is_student_id, ["alice\n", "alice\r", "-alice", "", "a/b", "a" * 101]))
+
+
+def test_a_roster_rows_bad_values_cost_that_student_alone(tmp_path):
+    """An extension or a time that is no number of days or date within bounds (1e300
+    days overflowed the late-days sum) is that row's error; the other rows are read."""
+    path = tmp_path / "roster.csv"
+    path.write_text(
+        "id,extension_days,submitted\na,soon,\nb,1e300,\nc,,yesterday\nd,,9999-12-31T23:59\n"
+        "e,2,2026-12-02T10:00:00+05:00\n"
+    )
+    got = load_roster(path)
+    assert "not a number of days" in str(got["a"].error) and "from 0 to 365" in str(got["b"].error)
+    assert "not an ISO date-time" in str(got["c"].error) and got["d"].error
+    assert got["e"].error is None and got["e"].extension_days == 2
+    assert all("\n" not in str(s.error) for s in got.values())
     path.write_text("id,name,extension_days,submitted\nalice,Alice A,1.5,2026-12-02T10:00:00\n")
     alice = load_roster(path)["alice"]
     assert alice.extension_days == 1.5 and alice.submitted and alice.submitted.tzinfo
@@ -351,3 +373,37 @@ def test_members_that_collide_are_refused(tmp_path):
     with pytest.raises(UnpackError, match="appears twice|cannot unpack"):
         unpack(twice, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_an_oracle_hand_in_is_refused_and_never_given_poisoned_samples(tmp_path):
+    """A student's manifest asking for the oracle's poisoned samples is refused with its
+    reason (they are for reference rows only), before any check or task runs."""
+    from harness.grading.batch import ORACLE_REFUSED, prepare
+
+    for sid, oracle in (("s1", "true"), ("s2", "false")):
+        folder = tmp_path / "in" / sid
+        folder.mkdir(parents=True)
+        (folder / "submission.toml").write_text(TOML.decode() + f"oracle = {oracle}\n")
+        (folder / "submission.py").write_text(
+            "class X:\n    def detect(self, model, clean):\n        return 0.5\n"
+        )
+    handins = prepare(sorted((tmp_path / "in").iterdir()), tmp_path / "out", {})
+    by_id = {h.student: h for h in handins}
+    assert by_id["s1"].error == ORACLE_REFUSED and "\n" not in ORACLE_REFUSED
+    assert by_id["s2"].error is None and by_id["s2"].spec and not by_id["s2"].spec.oracle
+
+
+def test_feedback_shows_times_in_utc_and_lines_read_well(tmp_path):
+    """A roster time given at +05:00 is shown converted to UTC, not relabelled; a per-model
+    line over all models with nothing run says "no model", not "no all model"."""
+    from harness.grading.outputs import feedback
+    from harness.grading.points import line_points
+    from harness.grading.rubric import Line, Scale
+
+    rubric = _rubric(tmp_path)
+    line = Line("any", Track.REPAIR, "ca", 5.0, Scale(linear=(0.5, 1.0)), True, "all")
+    assert line_points(line, [], []).detail == "no model was run on repair"
+    when = dt.datetime(2026, 12, 2, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=5)))
+    batch = Batch([HandIn("alice", Path("alice"), when)], {}, {}, {})
+    text = feedback(batch, rubric, Grade("alice"), tmp_path)
+    assert "Handed in 2026-12-02 05:00 UTC; due 2026-12-01 23:59 UTC." in text

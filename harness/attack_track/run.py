@@ -11,6 +11,7 @@ defense task already stored.
 from __future__ import annotations
 
 import hashlib
+import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
@@ -21,7 +22,7 @@ from harness.cluster import Executor, InProcess, quiet_tensorflow, worker_addres
 from harness.data import Dataset, load_dataset
 from harness.errors import HarnessError
 from harness.paths import harness_home
-from harness.runner import RunProgress, RunSummary, run_submissions
+from harness.runner import RunProgress, RunSummary, run_submissions, storable
 from harness.sandbox.limits import SandboxLimits
 from harness.store import AttackInstance, ResultsStore
 from harness.submission.manifest import SubmissionSpec, content_hash
@@ -58,6 +59,8 @@ class AttackRunSummary:
 
 #: Called after each instance: (hand-in name, instance, its record, reused?).
 InstanceFn = Callable[[str, int, AttackInstance, bool], None]
+#: Called with the traceback of an instance that failed unexpectedly: (who, traceback).
+TraceFn = Callable[[str, str], None]
 
 
 def _reusable(prev: AttackInstance | None, key: str, zoo: ZooStore, hashes: list[str]) -> bool:
@@ -90,7 +93,20 @@ _DATA: dict[str, Dataset] = {}
 
 def instance_job(job: InstanceJob) -> tuple[BuiltInstance, str | None]:
     """Build one instance on this worker: into the coordinator's zoo store when this host
-    shares it, else into its own (the coordinator then fetches the objects)."""
+    shares it, else into its own (the coordinator then fetches the objects). Anything an
+    instance raises is that instance's failure, not the run's."""
+    try:
+        return _build_on_worker(job)
+    except Exception as exc:  # noqa: BLE001 - the barrier: this hand-in's instance alone
+        message = str(exc).replace("\n", " ")[:300]
+        record = AttackInstance(
+            job.run_id, job.spec.name, job.spec.content_hash, job.instance, "failed",
+            error=f"the harness could not build this instance ({type(exc).__name__}: {message})",
+        )  # fmt: skip
+        return BuiltInstance(record, trace=traceback.format_exc()), worker_address()
+
+
+def _build_on_worker(job: InstanceJob) -> tuple[BuiltInstance, str | None]:
     quiet_tensorflow()
     spec = job.spec
     if not (spec.path.is_dir() and content_hash(spec.path) == job.folder_hash):
@@ -119,9 +135,11 @@ def build_attacks(
     executor: Executor | None = None,
     on_instance: InstanceFn | None = None,
     command: str | None = None,
+    on_trace: TraceFn | None = None,
 ) -> AttackRunSummary:
     """Build every missing instance of every hand-in (on ``executor``; this process is
-    the only writer of the results store) and write the run's zoo index."""
+    the only writer of the results store) and write the run's zoo index; an instance that
+    raised is failed, its traceback told to ``on_trace``."""
     if not 1 <= instances <= MAX_INSTANCES:
         raise HarnessError(
             f"--instances {instances} is out of range", fix=f"ask for 1 to {MAX_INSTANCES}"
@@ -167,7 +185,11 @@ def build_attacks(
                     worker, packed_object, str(zoo.root), store_id(zoo), spec_hash
                 )
                 unpack_object(zoo, spec_hash, data)
-        record = replace(built.record, attack_hash=instance_key(job.spec, recipe))
+        if built.trace and on_trace:
+            on_trace(f"{job.spec.name} #{job.instance}", built.trace)
+        record = replace(built.record, attack_hash=instance_key(job.spec, recipe),
+                         error=storable(built.record.error),
+                         stderr_tail=storable(built.record.stderr_tail))  # fmt: skip
         results.write_attack_instance(record)
         kept[(job.spec.name, job.instance)] = record
         summary.built += 1
@@ -206,13 +228,14 @@ def run_attack_track(
     executor: Executor | None = None,
     command: str | None = None,
     configure_on: str | None = None,
+    on_trace: TraceFn | None = None,
 ) -> AttackRunSummary:
     """The whole track: build the hand-ins' models, then run the defenses on them
     (learned detectors configured on ``configure_on``'s training split)."""
     zoo = zoo or ZooStore()
     summary = build_attacks(attacks, recipe, instances, results, run_id, backend=backend,
                             limits=limits, zoo=zoo, executor=executor, on_instance=on_instance,
-                            command=command)  # fmt: skip
+                            command=command, on_trace=on_trace)  # fmt: skip
     summary.defenses = run_submissions(
         defenses,
         summary.profile,

@@ -17,7 +17,10 @@ from harness.cli.common import (
     WorkersOpt,
     app,
     command_line,
+    go_on_without,
+    operator_log,
     out,
+    read_submissions,
     results_store,
     user_errors,
 )
@@ -77,17 +80,24 @@ def attack_run(
     from harness.attack_track.score import run_rows
     from harness.cluster import open_executor
     from harness.report.attacks import markdown
+    from harness.report.encode import terminal
     from harness.store import AttackInstance
-    from harness.submission.manifest import load_submission
 
     train = find_recipe(recipe)
-    attack_specs = [load_submission(p) for p in attacks]
-    defense_specs = [load_submission(Path(p)) for p in defenses.split(",") if p.strip()]
-    if not defense_specs:
+    folders = [Path(p) for p in defenses.split(",") if p.strip()]
+    if not folders:
         raise HarnessError("--defenses names no folder", fix="e.g. --defenses submissions/strip")
-    names = [s.name for s in attack_specs + defense_specs]
-    if len(set(names)) != len(names):
-        raise HarnessError(f"two submissions share a name: {names}", fix="rename one")
+    log = operator_log()
+    both, refused = read_submissions([*attacks, *folders], log)  # one name space for both
+    attack_specs = [s for s in both if s.path in {a.resolve() for a in attacks}]
+    defense_specs = [s for s in both if s not in attack_specs]
+    for spec in [s for s in attack_specs if Track.ATTACK not in s.tracks]:
+        attack_specs.remove(spec)
+        refused.append(HarnessError(
+            f"{spec.name} declare no {Track.ATTACK.value} track", path=spec.path,
+            fix=f'an attack hand-in has tracks = ["{Track.ATTACK.value}"] in submission.toml',
+        ))  # fmt: skip
+    go_on_without(refused, min(len(attack_specs), len(defense_specs)))
     store = results_store(db)
 
     def said(name: str, k: int, rec: AttackInstance, reused: bool) -> None:
@@ -96,7 +106,7 @@ def attack_run(
             line += f" (ASR {rec.asr or 0:.3f}, CA {rec.ca or 0:.3f})"
         else:
             line += f": {rec.error}"
-        out.print(line, highlight=False)
+        out.print(terminal(line), highlight=False, markup=False)
 
     with Reporter("tasks") as reporter, open_executor(workers, scheduler) as executor:
         summary = run_attack_track(
@@ -112,8 +122,9 @@ def attack_run(
             executor=executor,
             command=command_line(),
             configure_on=configure_on,
+            on_trace=lambda who, trace: log.write_text(who, "build", trace),
         )
-    out.print(markdown(run_rows(store, run_id)), highlight=False)
+    out.print(markdown(run_rows(store, run_id)), highlight=False, markup=False)
     d = summary.defenses
     out.print(
         f"run {run_id}: {summary.built} instances built, {summary.reused} reused, "

@@ -12,11 +12,10 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -27,6 +26,11 @@ from rich.progress import (
 )
 
 from harness.errors import HarnessError
+from harness.grading.barrier import FailureLog, reason_of
+from harness.report.encode import terminal, terminal_markup
+
+if TYPE_CHECKING:
+    from harness.submission.manifest import SubmissionSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 err = Console(stderr=True)
@@ -70,8 +74,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 BackendOpt = Annotated[
     str,
     typer.Option(
-        help="Sandbox backend: auto (bwrap where usable), "
-        "bwrap, or process (no isolation; never official)."
+        help="Sandbox backend: auto (bwrap; stops with one line where bwrap cannot run), "
+        "bwrap, or process (no isolation: only when named; never official)."
     ),
 ]
 DbOpt = Annotated[
@@ -111,7 +115,8 @@ RetryTimeoutsOpt = Annotated[
 
 def user_errors(fn: F) -> F:
     """Print a user-caused error (HarnessError, or an OS/SQLite error on a user path) as one
-    line on stderr and exit 2 (no traceback)."""
+    line on stderr and exit 2 (no traceback). The line may quote untrusted text (a
+    manifest's name, a roster's id): it goes through the terminal encoder."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -121,7 +126,7 @@ def user_errors(fn: F) -> F:
             line = exc.line()
         except (OSError, sqlite3.Error) as exc:  # unwritable output, full disk, locked store
             line = system_error(exc).line()
-        err.print(f"[red]error:[/red] {escape(line)}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {terminal_markup(line)}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -200,11 +205,17 @@ class Reporter:
         self.bar.update(self.task, total=todo, completed=0)
 
     def item(self, text: str, seconds: float | None = None, error: str | None = None) -> None:
-        """One item of work finished (``error``: it failed, and why)."""
+        """One item of work finished (``error``: it failed, and why: a worker's text, shown
+        through the terminal encoder)."""
         self.done += 1
-        self.bar.update(self.task, advance=1, description=text)
+        text = terminal(text)
+        self.bar.update(self.task, advance=1, description=terminal_markup(text))
         if error:
-            self.bar.console.print(f"[red]failed[/red] {text}: {error}", highlight=False)
+            self.bar.console.print(
+                f"[red]failed[/red] {terminal_markup(text)}: {terminal_markup(error)}",
+                highlight=False,
+                soft_wrap=True,  # one line per failure, however long (a log greps it)
+            )
         if not self.bar.disable:
             return
         elapsed = time.perf_counter() - self.start
@@ -212,12 +223,12 @@ class Reporter:
         line += f" · {self.done}/{self.todo or '?'} · {_clock(elapsed)} so far"
         if self.todo and self.done < self.todo:
             line += f" · ETA {_clock(elapsed / self.done * (self.todo - self.done))}"
-        err.print(line, highlight=False, soft_wrap=True)
+        err.print(line, highlight=False, soft_wrap=True, markup=False)
 
     def note(self, text: str) -> None:
-        """A line that is not an item of work (a cached model)."""
+        """A line that is not an item of work (a cached model, a configure step's error)."""
         if self.bar.disable:
-            err.print(text, highlight=False, soft_wrap=True)
+            err.print(terminal(text), highlight=False, soft_wrap=True, markup=False)
 
 
 class TaskProgress:
@@ -250,6 +261,59 @@ def results_store(db: Path | None) -> Any:
 def command_line() -> str:
     """The command as the user typed it (``harness`` and its arguments), for the records."""
     return shlex.join(["harness", *sys.argv[1:]])
+
+
+# -- one folder's failure is its own ----------------------------------------------------------
+def operator_log() -> FailureLog:
+    """The log of failures that were not the harness's own refusals (tracebacks), for the
+    commands that run many submissions: $HARNESS_HOME/logs/harness.log."""
+    from harness.paths import harness_home
+
+    return FailureLog(harness_home() / "logs" / "harness.log")
+
+
+def read_submissions(
+    paths: list[Path], log: FailureLog
+) -> tuple[list[SubmissionSpec], list[HarnessError]]:
+    """Each folder's manifest, behind a barrier: (the specs read, and a refusal for each
+    folder that could not be read or whose name another folder of the command already
+    holds). Nothing a folder holds stops the others."""
+    from harness.submission.manifest import load_submission
+
+    specs: list[SubmissionSpec] = []
+    refused: list[HarnessError] = []
+    for path in paths:
+        try:
+            spec = load_submission(path)
+        except HarnessError as exc:
+            refused.append(exc)
+            continue
+        except Exception as exc:  # noqa: BLE001 - the barrier: this folder's failure alone
+            log.write(str(path), "read", exc)
+            refused.append(HarnessError(reason_of(exc, "read", log), path=path))
+            continue
+        if spec.name in {s.name for s in specs}:
+            refused.append(
+                HarnessError(
+                    f"two submissions share the name {spec.name!r}", path=path, fix="rename one"
+                )  # fmt: skip
+            )
+            continue
+        specs.append(spec)
+    return specs, refused
+
+
+def go_on_without(refused: list[HarnessError], kept: int, what: str = "submission folders") -> None:
+    """Print each refusal as one line on stderr and go on with the ``kept`` others; with
+    none kept, stop: with the one refusal itself, or with a line after theirs."""
+    if not kept and len(refused) == 1:
+        raise refused[0]
+    for exc in refused:
+        err.print(f"[yellow]refused:[/yellow] {terminal_markup(exc.line())}", highlight=False,
+                  soft_wrap=True)  # fmt: skip
+    if not kept:
+        raise HarnessError(f"none of the {len(refused)} {what} can be used",
+                           fix="see the refusals above")  # fmt: skip
 
 
 # -- zoo ------------------------------------------------------------------------------------

@@ -27,7 +27,8 @@ def grade(
     handins: Annotated[
         Path,
         typer.Argument(
-            help="Folder of hand-ins: one folder, .zip or .tar.gz per student, named by id."
+            help="Folder of hand-ins: one folder or archive (.zip, .tar, .tar.gz, .tar.bz2, "
+            ".tar.xz) per student, named by id."
         ),
     ],
     rubric: Annotated[Path, typer.Option("--rubric", help="The rubric (TOML, docs/GRADING.md).")],
@@ -45,7 +46,9 @@ def grade(
     scheduler: SchedulerOpt = None,
 ) -> None:
     """Grade every hand-in on a zoo profile (the private final zoo: a name, or the path
-    of a profile TOML kept outside the repository) into one grading folder.
+    of a profile TOML kept outside the repository) into one grading folder. One bad
+    hand-in costs only its owner: it is refused with its reason, and the command exits
+    0 once it has graded everyone it could (tracebacks go to OUT/grading.log).
 
     Each hand-in is unpacked safely into OUT/students/ID/, checked with `harness
     submission check`, run in the bwrap sandbox (the process backend is refused), and
@@ -84,4 +87,11 @@ def grade(
     out.print(
         f"wrote {out_dir / 'grades.csv'}, {out_dir / 'summary.md'}, {out_dir / 'board.md'}",
         highlight=False,
+        markup=False,
     )
+    if batch.log and batch.log.entries:
+        out.print(
+            f"{batch.log.entries} unexpected failure(s): their tracebacks are in {batch.log.path}",
+            highlight=False,
+            markup=False,
+        )

@@ -25,7 +25,10 @@ from harness.cli.common import (
     app,
     command_line,
     export_app,
+    go_on_without,
+    operator_log,
     out,
+    read_submissions,
     results_store,
     sub_app,
     user_errors,
@@ -164,32 +167,29 @@ def run(
     on the defense's own randomness is measured (docs/METRICS.md, "Seeds")."""
     from harness.api import Track
     from harness.cluster import open_executor
-    from harness.runner import run_submissions
-    from harness.submission.manifest import load_submission
+    from harness.grading.barrier import reason_of
+    from harness.runner import Plan, run_isolated
     from harness.zoo.store import ZooStore
 
     try:
         wanted = [Track.parse(t) for t in tracks.split(",") if t.strip()]
     except ValueError as exc:
         raise HarnessError(str(exc), fix="e.g. --tracks detect,repair") from None
-    specs = [load_submission(p) for p in paths]
-    names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        raise HarnessError(f"two submissions share a name: {names}", fix="rename one")
-    attackers = [s.name for s in specs if set(s.tracks) == {Track.ATTACK}]
-    if attackers:
-        raise HarnessError(
-            f"{', '.join(attackers)} is an attack hand-in: it makes models, it does not "
-            "answer them",
-            fix="score it with `harness attack run HAND-IN --defenses ...`",
-        )
+    log = operator_log()
+    specs, refused = read_submissions(paths, log)
+    for spec in [s for s in specs if set(s.tracks) == {Track.ATTACK}]:
+        specs.remove(spec)
+        refused.append(HarnessError(
+            f"{spec.name} is an attack hand-in: it makes models, it does not answer them",
+            path=spec.path, fix="score it with `harness attack run HAND-IN --defenses ...`",
+        ))  # fmt: skip
+    go_on_without(refused, len(specs))
     ZooStore().models(profile)  # an unbuilt zoo is one line before any worker starts
     store = results_store(db)
     with Reporter("tasks") as reporter, open_executor(workers, scheduler) as executor:
-        summary = run_submissions(
-            specs,
+        summary, failures = run_isolated(
+            [Plan(spec, wanted) for spec in specs],
             profile,
-            wanted,
             store,
             backend=backend,
             run_id=run_id,
@@ -201,9 +201,14 @@ def run(
             configure_on=configure_on,
             retry_timeouts=retry_timeouts,
         )
+    for name, raised in failures.items():
+        log.write(name, "run", raised)
+        go_on_without([HarnessError(f"{name}: {reason_of(raised, 'run', log)}")], 1)
+    left_out = len(refused) + len(failures)
     out.print(
         f"run {summary.run_id}: {summary.done} tasks done ({summary.failed} failed), "
-        f"{summary.skipped} already in the store",
+        f"{summary.skipped} already in the store"
+        + (f"; {left_out} submission(s) refused or stopped (above)" if left_out else ""),
         highlight=False,
     )
     unknown = [m.id for m in ZooStore().models(profile) if m.truth().poisoned is None]

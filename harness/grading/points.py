@@ -65,8 +65,9 @@ def line_points(line: Line, records: list[TaskRecord], scores: list[Score]) -> L
         return LinePoints(line.name, line.points * share, line.points, value, detail)
     mine = [r for r in records if r.track == kind.name and _MODELS[line.models](r)]
     if not mine:
+        which = "" if line.models == "all" else f"{line.models} "
         return LinePoints(
-            line.name, 0.0, line.points, None, f"no {line.models} model was run on {kind.name}"
+            line.name, 0.0, line.points, None, f"no {which}model was run on {kind.name}"
         )
     shares, values, parts = [], [], []
     for r in sorted(mine, key=lambda r: r.model_id):

@@ -42,9 +42,11 @@ import tomllib
 from harness.api import Track
 from harness.errors import HarnessError
 from harness.scoring.metrics import METRICS
+from harness.submission.files import read_bounded
 from harness.tracks import kind_of
 
 MODEL_SETS = ("backdoored", "clean", "all")
+MAX_RUBRIC_BYTES = 1 << 20
 
 
 class RubricError(HarnessError):
@@ -141,9 +143,19 @@ def _keys(raw: dict[str, Any], allowed: set[str], where: str, path: Path) -> Non
         raise _err(path, f"unknown key {key!r} in {where}", hint)
 
 
+def _finite(raw: Any) -> bool:
+    """A TOML number that is a finite float (a 400-digit integer overflows one)."""
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        return False
+    try:
+        return math.isfinite(float(raw))
+    except OverflowError:
+        return False
+
+
 def _number(raw: Any, what: str, path: Path, *, positive: bool = False) -> float:
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
-        raise _err(path, f"{what} must be a number, not {raw!r}", f"e.g. {what} = 10")
+    if not _finite(raw):
+        raise _err(path, f"{what} must be a number, not {str(raw)[:40]!r}", f"e.g. {what} = 10")
     if positive and raw <= 0:
         raise _err(path, f"{what} must be above 0, not {raw!r}", f"e.g. {what} = 10")
     return float(raw)
@@ -256,6 +268,9 @@ def _late(raw: Any, path: Path) -> LatePolicy:
         raise _err(
             path, f"[late] due must be a TOML date-time, not {due!r}", "due = 2026-12-01T23:59:00Z"
         )
+    if not 1970 <= due.year <= 2999:  # a roster's extension (365 days at most) is added to it
+        raise _err(path, f"[late] due {due:%Y-%m-%d} is not a date from 1970 to 2999",
+                   "due = 2026-12-01T23:59:00Z")  # fmt: skip
     penalty = _number(raw.get("penalty"), "[late] penalty", path)
     if not 0.0 <= penalty <= 1.0:
         raise _err(
@@ -273,13 +288,19 @@ def load_rubric(path: Path) -> Rubric:
     """Read and check a rubric file."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(read_bounded(path, MAX_RUBRIC_BYTES).decode("utf-8"))
     except FileNotFoundError:
         raise _err(path, "no such rubric file", "give --rubric the path of a rubric.toml") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _err(path, f"cannot read the rubric ({exc})", "check the file") from None
+    except OSError as exc:
+        raise _err(path, f"cannot read the rubric ({exc.strerror})", "give a TOML file") from None
+    except UnicodeDecodeError as exc:
+        raise _err(path, f"cannot read the rubric ({exc.reason})", "save it as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise _err(path, f"invalid TOML: {exc}", "correct the syntax") from None
+    except (ValueError, RecursionError):  # a 5,000-digit integer; arrays nested too deep
+        raise _err(
+            path, "a number too long or arrays nested too deep", "correct the rubric"
+        ) from None
     _keys(raw, {"title", "line", "failures", "rank", "late"}, "the rubric", path)
     lines = raw.get("line", [])
     if not isinstance(lines, list) or not lines:

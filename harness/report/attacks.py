@@ -4,12 +4,12 @@ the run's report when it holds attack hand-ins)."""
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 from typing import Any
 
 from harness.attack_track.score import MAX_CA_DROP, MIN_ASR, AttackRow
+from harness.report.encode import csv_cell, html_text, md_text
 
 
 def _num(v: float | None, digits: int = 3) -> str:
@@ -60,7 +60,7 @@ RULE = (
 def markdown(rows: list[AttackRow]) -> str:
     header, body = table_cells(rows)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(c.replace("|", "/") for c in cells) + " |" for cells in body]
+    lines += ["| " + " | ".join(md_text(c) for c in cells) + " |" for cells in body]
     return "\n".join(["## Attack track", "", RULE, "", *lines, ""])
 
 
@@ -76,8 +76,8 @@ def to_csv(rows: list[AttackRow]) -> str:
     )  # fmt: skip
     for r in rows:
         w.writerow(
-            [r.attack, int(r.valid), r.reason or "", r.evasion, *(r.ci or (None, None)), r.asr,
-             r.ca, r.ca_drop, r.built, r.asked]
+            [csv_cell(r.attack), int(r.valid), csv_cell(r.reason or ""), r.evasion,
+             *(r.ci or (None, None)), r.asr, r.ca, r.ca_drop, r.built, r.asked]
             + [r.auc.get(d) for d in detectors]
             + [r.filter_auc.get(f) for f in filters]
         )  # fmt: skip
@@ -107,12 +107,12 @@ def to_json(rows: list[AttackRow]) -> str:
 def html_table(rows: list[AttackRow]) -> str:
     """The table as an HTML fragment (the report's stylesheet styles it)."""
     header, body = table_cells(rows)
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    head = "".join(f"<th>{html_text(h)}</th>" for h in header)
     trs = []
     for r, cells in zip(rows, body, strict=True):
         cls = "" if r.valid else ' class="invalid"'
-        trs.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+        trs.append(f"<tr{cls}>" + "".join(f"<td>{html_text(c)}</td>" for c in cells) + "</tr>")
     return (
-        f'<section id="attack-track"><h2>Attack track</h2><p>{html.escape(RULE)}</p>'
+        f'<section id="attack-track"><h2>Attack track</h2><p>{html_text(RULE)}</p>'
         f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(trs)}</tbody></table></section>"
     )

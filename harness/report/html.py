@@ -7,8 +7,9 @@ loads nothing from outside.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable, Sequence
+
+from harness.report.encode import html_text
 
 STYLE = """
 * { box-sizing: border-box; }
@@ -56,7 +57,8 @@ code { font-size: 12px; }
 
 
 def esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    """Text for HTML (``harness.report.encode.html_text``: every writer's one encoder)."""
+    return html_text(value)
 
 
 def link(href: str, text: str) -> str:

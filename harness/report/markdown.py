@@ -11,6 +11,7 @@ from tabulate import tabulate
 
 from harness import __version__
 from harness.report import attacks
+from harness.report.encode import csv_cell, md_text
 from harness.report.numbers import human, seconds
 from harness.report.view import (
     RankedRow,
@@ -32,7 +33,7 @@ def arrow(metric: str) -> str:
 
 
 def entry_name(row: RankedRow) -> str:
-    return row.submission + (" (oracle)" if row.oracle else "")
+    return row.submission + (" (oracle, unofficial)" if row.oracle else "")
 
 
 def cell(row: RankedRow, metric: str) -> str:
@@ -158,8 +159,9 @@ def render_markdown(view: RunView, out_dir: Path, now: dt.datetime | None = None
         ]
     if view.failures:
         lines += ["## Failed tasks", ""]
-        lines += [
-            f"- `{r.submission}` / `{task_label(r)}` / {r.track}: {r.error}" for r in view.failures
+        lines += [  # names are checked (NAME_RE, zoo ids); a worker's error goes through md_text
+            f"- `{r.submission}` / `{task_label(r)}` / {r.track}: {md_text(r.error)}"
+            for r in view.failures
         ]
         lines.append("")
     written = []
@@ -171,6 +173,9 @@ def render_markdown(view: RunView, out_dir: Path, now: dt.datetime | None = None
     lines += _time_table(view)
     lines.append(f"Isolation: {', '.join(view.isolations)}.")
     md, csv = out_dir / "LEADERBOARD.md", out_dir / "leaderboard.csv"
-    md.write_text("\n".join(lines) + "\n")
-    pd.concat(frames, ignore_index=True).to_csv(csv, index=False)
+    md.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    table = pd.concat(frames, ignore_index=True)
+    for column in ("submission", "track", "metric", "dataset"):  # text cells; numbers stay
+        table[column] = table[column].map(csv_cell)
+    table.to_csv(csv, index=False)
     return [md, csv, *written]
