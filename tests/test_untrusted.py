@@ -82,7 +82,7 @@ def _no_control(text: str, keep: str = "") -> bool:
 @given(untrusted)
 def test_every_encoder_leaves_nothing_that_injects(text):
     cell, md, term, html = csv_cell(text), md_text(text), terminal(text), html_text(text)
-    assert not cell.startswith(FORMULA_START) and _no_control(cell)
+    assert not cell.startswith(FORMULA_START) and _no_control(cell) and not HTML_TAG.search(cell)
     assert _no_control(md) and "\n" not in md and not HTML_TAG.search(md)
     assert not re.search(r"(?<!\\)\|", md.replace("\\\\", ""))  # every pipe escaped
     assert not re.match(r"\s*([-+=>#]|\d+[.)])", md)  # nothing starts a block
@@ -589,6 +589,7 @@ def _csv_cells_safe(path: Path) -> None:
     for row in csv.reader(io.StringIO(text)):
         for cell in row:
             assert not cell.startswith(FORMULA_START), (path, cell)
+            assert not HTML_TAG.search(cell), (path, cell)
 
 
 def _md_safe(path: Path) -> None:

@@ -9,8 +9,9 @@ encoder of its format here, never through its own:
 - ``plain``: one line of printable text, the base of the others: control and bidi-override
   characters removed, line breaks folded into spaces, lone surrogates (the bytes of a
   name that is not UTF-8) shown as U+FFFD, so that writing it as UTF-8 cannot fail;
-- ``csv_cell``: ``plain``, and a cell that begins with ``= + - @`` tab or CR is prefixed
-  with ``'`` (OWASP's CSV-injection guidance), so a spreadsheet shows it as text;
+- ``csv_cell``: ``plain``, a ``<`` that would open an HTML tag as ``&lt;``, and a cell that
+  begins with ``= + - @`` tab or CR prefixed with ``'`` (OWASP's CSV-injection guidance),
+  so a spreadsheet shows it as text;
 - ``md_text``: ``plain`` with HTML (``& < >``) as entities and Markdown's syntax escaped
   (table pipes, emphasis, links, code, headings and list markers at the start);
 - ``terminal`` / ``terminal_markup``: ``plain`` (no escape sequence reaches the
@@ -51,6 +52,10 @@ _MD = str.maketrans(
 _MD_START = re.compile(r"^([-+=])|^(\d+)([.)])")
 
 
+#: A ``<`` that opens an HTML tag, comment or declaration (``0.05 < 0.9`` stays as it is).
+_TAG_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
+
+
 def plain(value: object) -> str:
     """``value`` as one line of printable text (the base of every encoder here)."""
     text = _SURROGATE.sub("\ufffd", str(value))
@@ -58,8 +63,9 @@ def plain(value: object) -> str:
 
 
 def csv_cell(value: object) -> str:
-    """A CSV cell a spreadsheet cannot read as a formula."""
-    text = plain(value)
+    """A CSV cell a spreadsheet cannot read as a formula, and a viewer that renders cells as
+    HTML (a course site's table, a Git host's CSV view) cannot read as markup."""
+    text = _TAG_OPEN.sub("&lt;", plain(value))
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
