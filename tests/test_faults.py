@@ -119,7 +119,7 @@ def _stored(db: Path) -> int:
 
 def _dask_workers(root: int) -> list[int]:
     """Processes under ``root`` that are Dask worker processes (spawned by its nannies)."""
-    from harness.sandbox.client import _descendants
+    from harness.sandbox.watch import descendants as _descendants
 
     found = []
     for pid in _descendants(root)[1:]:

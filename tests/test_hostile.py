@@ -21,8 +21,8 @@ from hostile_cases import case_names, materialize
 
 from harness.api import Track
 from harness.runner import run_submissions
-from harness.sandbox.backends import host_uid
 from harness.sandbox.limits import SandboxLimits
+from harness.sandbox.rootless import host_uid
 from harness.store import ResultsStore
 from harness.submission.manifest import load_submission
 

@@ -17,6 +17,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("harness", "harness.api", "harness.errors", "harness.paths", "harness.cluster"),
     ("harness.data", "harness.reverse", "harness.pruning", "harness.sandbox.protocol",
      "harness.sandbox.limits", "harness.sandbox.cgroup", "harness.sandbox.output",
+     "harness.sandbox.rootless", "harness.sandbox.watch",
      "harness.sandbox", "harness.scoring.metrics",
      "harness.submission", "harness.store", "harness.store_recover"),
     ("harness.attacks", "harness.label_scan"),

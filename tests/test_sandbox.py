@@ -13,7 +13,7 @@ from conftest import HOSTILE, REPO
 
 from harness.api import Track
 from harness.errors import HarnessError
-from harness.sandbox import backends, cgroup
+from harness.sandbox import backends, cgroup, rootless
 from harness.sandbox.limits import SandboxLimits, nproc_fallback
 from harness.sandbox.oneshot import run_once
 from harness.store import ResultsStore
@@ -217,22 +217,22 @@ def test_only_an_explicit_process_backend_runs_hand_ins_unisolated(monkeypatch):
 
 
 def test_a_root_harness_names_an_unprivileged_host_uid(monkeypatch):
-    monkeypatch.setattr(backends.os, "geteuid", lambda: 0)
-    monkeypatch.delenv(backends.SANDBOX_UID_ENV, raising=False)
-    assert backends.host_uid() == 65534
-    monkeypatch.setenv(backends.SANDBOX_UID_ENV, "4321")
-    assert backends.host_uid() == 4321
+    monkeypatch.setattr(rootless.os, "geteuid", lambda: 0)
+    monkeypatch.delenv(rootless.SANDBOX_UID_ENV, raising=False)
+    assert rootless.host_uid() == 65534
+    monkeypatch.setenv(rootless.SANDBOX_UID_ENV, "4321")
+    assert rootless.host_uid() == 4321
     for bad in ("0", "-1", "nobody"):
-        monkeypatch.setenv(backends.SANDBOX_UID_ENV, bad)
+        monkeypatch.setenv(rootless.SANDBOX_UID_ENV, bad)
         with pytest.raises(HarnessError) as caught:
-            backends.host_uid()
+            rootless.host_uid()
         assert "\n" not in caught.value.line() and "fix:" in caught.value.line()
 
 
 def test_an_ordinary_user_runs_the_sandbox_as_itself(monkeypatch):
-    monkeypatch.setattr(backends.os, "geteuid", lambda: 1000)
-    monkeypatch.setenv(backends.SANDBOX_UID_ENV, "0")  # ignored: nothing to drop
-    assert backends.host_uid() is None
+    monkeypatch.setattr(rootless.os, "geteuid", lambda: 1000)
+    monkeypatch.setenv(rootless.SANDBOX_UID_ENV, "0")  # ignored: nothing to drop
+    assert rootless.host_uid() is None
 
 
 def test_rlimit_nproc_counts_the_uid_the_sandbox_runs_as():

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.sandbox.client import schedule_since, tree_schedule
 from harness.sandbox.limits import WALL_CLOCK_EXCEEDED, timeout_reason
+from harness.sandbox.watch import schedule_since, tree_schedule
 
 SPIN = "import time\nt = time.monotonic()\nwhile time.monotonic() - t < 1.5: pass"
 

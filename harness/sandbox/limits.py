@@ -67,7 +67,7 @@ def nproc_fallback(max_processes: int, uid: int | None = None) -> int | None:
     """RLIMIT_NPROC for a worker that gets no pids cgroup, or None where it would not bind.
 
     ``uid`` is the host uid the worker runs as (the sandbox's unprivileged uid when the
-    harness is root, ``harness.sandbox.backends.host_uid``); None for the harness's own.
+    harness is root, ``harness.sandbox.rootless.host_uid``); None for the harness's own.
     The kernel counts a user's processes per user namespace: inside the worker's own
     namespace the count is the worker's tree alone, but every namespace up to the first
     counts too, where that uid may already run processes. So the limit is that uid's count

@@ -18,16 +18,15 @@ from pathlib import Path
 
 from harness.sandbox import cgroup
 from harness.sandbox.backends import WorkerDirs, bwrap_command, process_command, resolve_backend
-from harness.sandbox.client import (
-    POLL_SECONDS,
-    confine,
+from harness.sandbox.client import POLL_SECONDS, confine
+from harness.sandbox.limits import GIB, SandboxLimits, timeout_reason
+from harness.sandbox.watch import (
     memory_reason,
     sandbox_init,
     sandbox_memory_bytes,
     schedule_since,
     tree_schedule,
 )
-from harness.sandbox.limits import GIB, SandboxLimits, timeout_reason
 
 OUTPUT_BYTES = 1 << 20
 
