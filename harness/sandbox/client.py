@@ -107,7 +107,6 @@ class SandboxWorker:
         self.replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.monitor = OutputMonitor()
         self.inner: dict[str, str] = {}
-        self.info: dict[str, Any] = {}
         self.group: cgroup.WorkerGroup | None = None
         self.launch: Launch | None = None
         #: bwrap, the sandbox's pid 1 and the worker (the worker alone without bwrap)
@@ -164,7 +163,6 @@ class SandboxWorker:
         # Whatever importing the submission started is no part of the worker.
         if strays := self.reap():
             self.monitor.add_note(f"harness: killed {strays} process(es) the import left running")
-        self.info = reply
         return reply
 
     def _find_core(self, proc: subprocess.Popen[bytes]) -> frozenset[int]:
@@ -352,13 +350,6 @@ class SandboxWorker:
             hint = " (CPU-time limit)" if name in ("SIGXCPU",) else ""
             return f"worker killed by {name}{hint}"
         return f"worker exited with code {code}"
-
-    def outside(self, inner_path: str) -> Path:
-        """Host path of a file the worker named inside its scratch dir."""
-        rel = Path(inner_path)
-        if rel.is_absolute():
-            rel = rel.relative_to(self.inner["scratch"])
-        return self.dirs.scratch / rel
 
 
 def _wait_gone(pids: set[int], *, timeout: float) -> None:

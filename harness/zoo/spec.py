@@ -163,16 +163,6 @@ class ZooProfile:
     entries: tuple[ZooEntry, ...]
     path: Path
 
-    def entry(self, model_id: str) -> ZooEntry:
-        for e in self.entries:
-            if e.id == model_id:
-                return e
-        raise SpecError(
-            f"no model {model_id!r} in profile {self.name!r}",
-            path=self.path,
-            fix=_hint(model_id, [e.id for e in self.entries]),
-        )
-
 
 ENTRY_KEYS = {f.name for f in fields(ZooEntry)}
 TOP_KEYS = {"schema_version", "name", "description", "defaults", "draw", "models"}

@@ -200,6 +200,3 @@ class ZooStore:
                 return m
         ids = ", ".join(m.id for m in self.models(profile))
         raise ZooError(f"no model {model_id!r} in the {profile!r} zoo", fix=f"known ids: {ids}")
-
-    def built_profiles(self) -> list[str]:
-        return sorted(p.stem for p in (self.root / "profiles").glob("*.json"))
