@@ -316,5 +316,8 @@ class TestDamage:
         assert _harness(home, "zoo", "verify", "--profile", "tiny").returncode == 0
         done = subprocess.run(_cmd(db), env=_env(home), capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-3000:]
-        # Retraining one model on one thread gives its weights back to float rounding at most.
-        _assert_same_as(ref, db, tolerance=1e-3)
+        # Retraining one model on one thread gives its weights back to float rounding at most,
+        # and that can flip an input lying on a decision boundary: a CI run saw the rebuilt
+        # clean model answer one of the 500 scored inputs otherwise (CA 0.966 vs 0.968). Two
+        # flipped inputs are allowed; anything lost or duplicated still shows.
+        _assert_same_as(ref, db, tolerance=2.5 / 500)
