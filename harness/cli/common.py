@@ -219,7 +219,7 @@ class Reporter:
         if not self.bar.disable:
             return
         elapsed = time.perf_counter() - self.start
-        line = text if seconds is None else f"{text} in {seconds:.1f} s"
+        line = terminal(text) if seconds is None else f"{terminal(text)} in {seconds:.1f} s"
         line += f" · {self.done}/{self.todo or '?'} · {_clock(elapsed)} so far"
         if self.todo and self.done < self.todo:
             line += f" · ETA {_clock(elapsed / self.done * (self.todo - self.done))}"

@@ -1,5 +1,5 @@
-"""Untrusted text, encoded for each output format in one place (docs/SECURITY.md, "Untrusted
-text in outputs"; docs/DESIGN section 14).
+"""Untrusted text, encoded for each output format in one place (docs/SECURITY.md, "Hand-ins
+as data"; for CSV, OWASP's "CSV Injection" guidance).
 
 Untrusted is every string that came from a hand-in, a roster, an archive's member table, a
 model file or a worker: names, ids, reasons, errors, stderr tails, manifest fields. Every
