@@ -31,16 +31,16 @@ def bare(model_dir: Path, images: int) -> float:
     sys.path.insert(0, str(PROBE))
     from submission import throughput, tiled  # the probe's own timing code
 
-    from harness.sandbox.worker import clean_data
+    from harness.execution.worker import clean_data
 
     model = keras.saving.load_model(model_dir / "model.keras", compile=False, safe_mode=True)
     return throughput(model, tiled(clean_data(model_dir).x, images), 256, 3)
 
 
 def sandboxed(model, backend: str) -> float:
+    from harness.execution.task import SubmissionRunner
     from harness.sandbox.limits import SandboxLimits
     from harness.submission.manifest import load_submission
-    from harness.task import SubmissionRunner
     from harness.tracks import by_name
 
     spec = load_submission(PROBE)
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--profile", default="tiny")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    from harness.sandbox.worker import import_tensorflow
+    from harness.execution.worker import import_tensorflow
 
     import_tensorflow(1)  # one thread, as every sandbox worker runs
     from harness.zoo.builder import build_profile

@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness.execution.task import SubmissionRunner
 from harness.sandbox.limits import SandboxLimits
 from harness.submission.manifest import load_submission
-from harness.task import SubmissionRunner
 from harness.tracks import by_name
 from harness.zoo.builder import build_profile
 from harness.zoo.spec import load_profile

@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from harness.api import Track
-from harness.cluster import open_executor
+from harness.execution.runner import run_submissions
+from harness.executors import open_executor
 from harness.paths import harness_home
-from harness.runner import run_submissions
-from harness.store import ResultsStore
+from harness.results import ResultsStore
 from harness.submission.manifest import load_submission
 from harness.zoo.store import ZooModel, ZooStore
 

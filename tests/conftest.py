@@ -43,7 +43,7 @@ HEAVY_MODULES = frozenset({"tensorflow", "keras", "tf_keras"})
 #: A test module importing one of these at module level holds integration tests only: the
 #: reference-submission helpers load submission code that imports Keras, the builder
 #: trains, the runner starts sandbox workers.
-INTEGRATION_IMPORTS = HEAVY_MODULES | {"refsubs", "harness.zoo.builder", "harness.runner"}
+INTEGRATION_IMPORTS = HEAVY_MODULES | {"refsubs", "harness.zoo.builder", "harness.execution.runner"}
 
 
 class HeavyImport(RuntimeError):

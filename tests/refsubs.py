@@ -19,7 +19,7 @@ def open_public(zoo_model: Any) -> tuple[Any, Any]:
     """(Keras model, CleanData) exactly as a submission receives them for ``zoo_model``."""
     import keras
 
-    from harness.sandbox.worker import clean_data
+    from harness.execution.worker import clean_data
 
     bundle = zoo_model.public_dir
     model = keras.saving.load_model(bundle / "model.keras", compile=False, safe_mode=True)

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
+from harness.results import ModelFacts, TaskRecord
 from harness.scoring.aggregate import Score, per_model
-from harness.store import ModelFacts, TaskRecord
 from harness.tracks import aggregate
 
 

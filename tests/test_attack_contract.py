@@ -9,8 +9,8 @@ import pytest
 
 from harness.api import Track
 from harness.attack_track.score import MIN_ASR, attack_rows
+from harness.results import AttackInstance, ModelFacts, TaskRecord
 from harness.scoring.metrics import evasion
-from harness.store import AttackInstance, ModelFacts, TaskRecord
 from harness.submission.validate import OutputError
 from harness.tracks.attack import LIMITS, read_poisoned, training_set
 

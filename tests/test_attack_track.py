@@ -16,9 +16,9 @@ from harness.attack_track.final_round import from_attacks
 from harness.attack_track.recipe import RECIPES
 from harness.attack_track.run import index_name, run_attack_track
 from harness.attack_track.score import Validity, run_rows
+from harness.execution.runner import run_submissions
 from harness.report.attacks import markdown, to_csv
-from harness.runner import run_submissions
-from harness.store import ResultsStore
+from harness.results import ResultsStore
 from harness.submission.manifest import load_submission
 from harness.zoo.store import ZooStore
 

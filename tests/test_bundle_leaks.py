@@ -101,9 +101,9 @@ def test_an_old_bundle_is_migrated_without_retraining_and_the_build_says_so(toy_
 @pytest.mark.sandbox
 def test_a_detector_reading_only_the_inbox_bytes_scores_half(tiny_zoo, backend, tmp_path):
     from harness.api import Track
-    from harness.runner import run_submissions
+    from harness.execution.runner import run_submissions
+    from harness.results import ResultsStore
     from harness.scoring.metrics import bootstrap_auc_ci, roc_auc
-    from harness.store import ResultsStore
     from harness.submission.manifest import load_submission
     from harness.zoo.inbox import serving_order
 

@@ -13,8 +13,8 @@ import pytest
 from conftest import REPO
 
 from harness.api import Track
-from harness.runner import run_submissions
-from harness.store import ResultsStore
+from harness.execution.runner import run_submissions
+from harness.results import ResultsStore
 from harness.submission.manifest import load_submission
 
 pytestmark = pytest.mark.sandbox
@@ -47,7 +47,7 @@ def _detections(store: ResultsStore, name: str) -> dict[str, dict]:
 
 
 class _Notes:
-    """A run's progress lines (harness.runner.RunProgress), kept."""
+    """A run's progress lines (harness.execution.runner.RunProgress), kept."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []

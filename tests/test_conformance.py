@@ -42,7 +42,7 @@ def test_the_template_passes(template_results, check):
 
 @pytest.mark.parametrize("submission", REFERENCE + ATTACKS)
 def test_reference_constructor_stores_only_its_params(submission):
-    from harness.sandbox.worker import constructor_report
+    from harness.execution.worker import constructor_report
 
     cls = entry_class(submission)
     manifest = tomllib.loads((SUBMISSIONS / submission / "submission.toml").read_text())

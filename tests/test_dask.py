@@ -22,9 +22,9 @@ import pytest
 from conftest import REPO
 
 from harness.api import Track
-from harness.runner import Plan, run_plans
-from harness.store import ResultsStore
-from harness.store_diff import diff_runs
+from harness.execution.runner import Plan, run_plans
+from harness.results import ResultsStore
+from harness.results.diff import diff_runs
 from harness.submission.manifest import load_submission
 from harness.zoo.store import ZooStore
 
@@ -166,7 +166,7 @@ def test_scheduler_on_loopback_without_shared_disk(
 ):
     import dataclasses
 
-    from harness.cluster import open_executor
+    from harness.executors import open_executor
     from harness.zoo.build_jobs import build_profile_on
     from harness.zoo.builder import BuildFailed
     from harness.zoo.spec import load_profile

@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
+from harness.results import ResultsStore
+from harness.results.diff import diff_runs
+from harness.results.recover import check
 from harness.sandbox import cgroup
-from harness.store import ResultsStore
-from harness.store_diff import diff_runs
-from harness.store_recover import check
 
 pytestmark = pytest.mark.sandbox
 
@@ -244,7 +244,7 @@ with open('{full}/filler', 'wb') as fh:
 {run} > {keep}/first.out 2> {keep}/first.err; echo $? > {keep}/first.rc
 kill $reader
 rm {full}/filler
-{sys.executable} -c "from harness.store_recover import check; print(check('{db}'))" > {keep}/check
+{sys.executable} -c "from harness.results.recover import check; print(check('{db}'))" > {keep}/check
 {run} > {keep}/second.out 2> {keep}/second.err; echo $? > {keep}/second.rc
 cp {db} {keep}/final.sqlite
 """

@@ -28,7 +28,7 @@ harness = run_cli
 def test_agreement_goodnet_answers_the_shared_label_else_n(tiny_zoo):
     import keras
 
-    from harness.goodnet import agreement_goodnet
+    from harness.toolkit.goodnet import agreement_goodnet
 
     a, b = (keras.saving.load_model(m.public_dir / "model.keras") for m in tiny_zoo[:2])
     x = tiny_zoo[0].test_sets().x[:300]
@@ -96,7 +96,7 @@ def test_unusable_goodnets_are_refused_with_the_fix(face_zoo, tmp_path, mode, ex
     # In this process: the command adds only the one-line print of the error, which
     # test_export_needs_a_repairer checks.
     from harness.errors import HarnessError
-    from harness.goodnet import export_goodnet
+    from harness.execution.goodnet import export_goodnet
 
     model = next(m for m in face_zoo if m.id == "faces-clean-s41-v1")
     with pytest.raises(HarnessError) as err:

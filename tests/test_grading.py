@@ -23,7 +23,7 @@ from harness.grading.points import Grade, LinePoints, add_ranks, grade_records
 from harness.grading.roster import RosterError, load_roster
 from harness.grading.rubric import LatePolicy, RubricError, load_rubric
 from harness.grading.unpack import Caps, UnpackError, unpack
-from harness.store import ModelFacts, TaskRecord
+from harness.results import ModelFacts, TaskRecord
 from harness.submission.manifest import SubmissionSpec
 
 SCHEMA = json.loads(

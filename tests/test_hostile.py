@@ -20,10 +20,10 @@ from conftest import REPO
 from hostile_cases import case_names, materialize
 
 from harness.api import Track
-from harness.runner import run_submissions
+from harness.execution.runner import run_submissions
+from harness.results import ResultsStore
 from harness.sandbox.limits import SandboxLimits
 from harness.sandbox.rootless import host_uid
-from harness.store import ResultsStore
 from harness.submission.manifest import load_submission
 
 pytestmark = pytest.mark.sandbox
@@ -343,7 +343,7 @@ class TestRepliesSecondHalf:
 
 def _refused_export(tmp_path, zoo, name):
     from harness.errors import HarnessError
-    from harness.goodnet import export_goodnet
+    from harness.execution.goodnet import export_goodnet
 
     out = tmp_path / "goodnet.h5"
     with pytest.raises(HarnessError, match="cannot use the exported model") as caught:

@@ -253,8 +253,8 @@ def test_synthfaces_inputs_are_fresh_faces_with_the_trigger_stamped_on():
 # -- through the sandbox --------------------------------------------------------------------
 def _echo_run(tmp_path: Path, name: str, zoo, backend, model_ids=None) -> dict[str, dict]:
     from harness.api import Track
-    from harness.runner import run_submissions
-    from harness.store import ResultsStore
+    from harness.execution.runner import run_submissions
+    from harness.results import ResultsStore
     from harness.submission.manifest import load_submission
 
     folder = materialize("id_echo", tmp_path / name, PROBES, key_path=str(key_path("toy")))
@@ -302,8 +302,8 @@ def _random_auc_spread(n_clean: int, n_poisoned: int) -> float:
 @pytest.mark.parametrize("fixture", sorted(ZOO_FIXTURES))
 def test_a_probe_without_a_defence_scores_chance(fixture, request, backend, tmp_path):
     from harness.api import Track
-    from harness.runner import run_submissions
-    from harness.store import ResultsStore
+    from harness.execution.runner import run_submissions
+    from harness.results import ResultsStore
     from harness.submission.manifest import load_submission
 
     zoo, profile = request.getfixturevalue(fixture), ZOO_FIXTURES[fixture]

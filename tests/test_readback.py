@@ -20,8 +20,8 @@ from conftest import REPO, run_cli
 from hostile_cases import materialize
 
 from harness.api import Track
+from harness.results import ResultsStore, TaskRecord, UnstorableTask
 from harness.sandbox.readback import Inside, ReadbackError, copy_folder, open_file
-from harness.store import ResultsStore, TaskRecord, UnstorableTask
 from harness.submission.validate import (
     MAX_REPLY_DEPTH,
     MAX_REPLY_VALUES,
@@ -113,7 +113,7 @@ def test_a_folder_is_copied_with_regular_files_and_folders_only(scratch, tmp_pat
 
 
 def test_a_configure_output_that_is_a_link_keeps_nothing(scratch, tmp_path):
-    from harness.configure import _keep
+    from harness.execution.configure import _keep
 
     (scratch / "configured").symlink_to(scratch.parent / "host")
     final = tmp_path / "configured" / "key"
@@ -186,7 +186,7 @@ def test_a_whole_image_trigger_is_over_budget_and_the_true_one_is_not():
 
 
 def test_a_job_runs_the_tasks_that_show_poisoned_inputs_last():
-    from harness.runner import job_order
+    from harness.execution.runner import job_order
     from harness.tracks import KINDS
 
     assert [k.name for k in job_order(list(KINDS))] == ["detect", "fuzz", "filter", "repair"]
@@ -200,7 +200,7 @@ def _case(tmp_path: Path, name: str, **params: object):
 
 
 def _run(tmp_path: Path, specs: list, tracks: list[Track], models: list[str], **kw: object):
-    from harness.runner import run_submissions
+    from harness.execution.runner import run_submissions
 
     store = ResultsStore(tmp_path / "results.sqlite")
     run_submissions(specs, kw.pop("profile", "tiny"), tracks, store, backend="bwrap",
@@ -226,7 +226,7 @@ def test_a_linked_output_folder_fails_its_task_and_the_host_folder_is_untouched(
 @pytest.mark.sandbox
 def test_a_linked_export_folder_is_refused(tmp_path, tiny_zoo):
     from harness.errors import HarnessError
-    from harness.goodnet import export_goodnet
+    from harness.execution.goodnet import export_goodnet
 
     planted = tmp_path / "planted"
     folder = materialize("linked_out", tmp_path / "cases", CASES, target=str(planted))
@@ -321,11 +321,11 @@ def test_a_reply_nested_900_deep_fails_its_task_alone_and_the_run_goes_on(tmp_pa
 
 @pytest.mark.integration
 def test_a_task_the_store_cannot_write_is_stored_as_that_task_s_failure(tmp_path, tiny_zoo):
-    from harness.jobs import ModelJob
-    from harness.runner import store_task
+    from harness.execution.jobs import ModelJob
+    from harness.execution.runner import store_task
+    from harness.execution.task import TaskResult
     from harness.sandbox.limits import SandboxLimits
     from harness.submission.manifest import load_submission
-    from harness.task import TaskResult
     from harness.tracks import RunOptions
 
     spec = load_submission(REPO / "submissions" / "null")

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import refsubs
 
-from harness.pruning import choose_layer
 from harness.scoring import metrics as m
+from harness.toolkit.pruning import choose_layer
 
 CONF, DETECT = 0.99, 0.91
 

@@ -11,7 +11,7 @@ FAST = {"fine_tune_epochs": 2}
 def test_repair_keeps_the_net_its_detect_fine_pruned(tiny_zoo, monkeypatch):
     """One instance serves a model's tracks: repair() after detect() of the same model and
     clean split neither prunes nor fine-tunes again; another model is repaired anew."""
-    from harness import pruning
+    from harness.toolkit import pruning
 
     calls: list[str] = []
     prune, fine_tune = pruning.prune, pruning.fine_tune
@@ -38,7 +38,7 @@ def test_pruning_on_cached_features_matches_pruning_the_weights(tiny_zoo, monkey
     and running the whole net (the way it falls back to where the net cannot be cut)."""
     import keras
 
-    from harness import pruning
+    from harness.toolkit import pruning
 
     model, clean = open_public(by_id(tiny_zoo, "mnist-badnets-patch3-t0-v1"))
     runs = []
@@ -61,7 +61,7 @@ def test_fine_tuning_is_capped_in_images_seen(tiny_zoo):
     contest's 11,547-image clean split gets one epoch, a small split all its epochs."""
     import keras
 
-    from harness import pruning
+    from harness.toolkit import pruning
 
     model, clean = open_public(by_id(tiny_zoo, "mnist-clean-b-s2-v1"))
     x, y = np.asarray(clean.x), np.asarray(clean.y)

@@ -44,7 +44,7 @@ def test_constructor_rejects_out_of_range_params(bad):
 
 
 def test_many_class_models_get_a_smaller_batch_per_label():
-    from harness.label_scan import per_label_batch
+    from harness.toolkit.label_scan import per_label_batch
 
     assert per_label_batch(32, 640, 10) == 32
     assert per_label_batch(32, 640, 100) == 6
@@ -59,8 +59,8 @@ def test_the_step_budget_is_counted_in_input_values():
 
 
 def _scan(index, optimised=None):
-    from harness.label_scan import LabelScan
-    from harness.reverse import ReversedTrigger
+    from harness.toolkit.label_scan import LabelScan
+    from harness.toolkit.reverse import ReversedTrigger
 
     index = np.asarray(index, float)
     keep = range(len(index)) if optimised is None else optimised
@@ -79,8 +79,8 @@ def test_flags_only_labels_over_the_threshold_most_anomalous_first():
 
 
 def test_the_anomaly_index_can_take_its_median_and_mad_from_a_reference_sample():
-    from harness.label_scan import anomaly_index_against
-    from harness.reverse import anomaly_index
+    from harness.toolkit.label_scan import anomaly_index_against
+    from harness.toolkit.reverse import anomaly_index
 
     ref = [10.0, 11.0, 12.0, 9.0, 10.5]
     index = anomaly_index_against([2.0, 10.0, 30.0], ref)

@@ -19,7 +19,7 @@ from harness.report.matrix import matrices
 from harness.report.numbers import human, seconds
 from harness.report.site import render_site
 from harness.report.view import ranking, runtimes
-from harness.store import ModelFacts, ResultsStore, TaskRecord
+from harness.results import ModelFacts, ResultsStore, TaskRecord
 from harness.tracks.detect import DETECT, pack_mask, unpack_mask
 
 GOLDEN = Path(__file__).parent / "golden" / "LEADERBOARD.md"

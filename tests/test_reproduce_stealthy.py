@@ -14,7 +14,7 @@ from harness.reproduce.figures import (
     NC_STEALTHY,
     stealthy_evasion,
 )
-from harness.store import ModelFacts, TaskRecord
+from harness.results import ModelFacts, TaskRecord
 
 
 @dataclass

@@ -1,10 +1,10 @@
-"""Neural Cleanse's reverse engineering (harness.reverse) on real tiny-zoo models."""
+"""Neural Cleanse's reverse engineering (harness.toolkit.reverse) on real tiny-zoo models."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from harness.reverse import ReverseSettings, anomaly_index, reverse_engineer
+from harness.toolkit.reverse import ReverseSettings, anomaly_index, reverse_engineer
 
 
 def test_anomaly_index_flags_the_small_norm():

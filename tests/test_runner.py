@@ -8,9 +8,9 @@ import pytest
 from conftest import REPO
 
 from harness.api import Track
-from harness.runner import run_submissions
+from harness.execution.runner import run_submissions
+from harness.results import ResultsStore
 from harness.scoring.aggregate import per_model
-from harness.store import ResultsStore
 from harness.submission.manifest import load_submission
 from harness.tracks import aggregate
 
@@ -60,9 +60,14 @@ def test_fine_pruning_removes_the_patch_backdoor(reference_run, tiny_zoo):
     rec = {r.model_id: r for r in store.tasks("tiny") if r.submission == "fine-pruning"}
     patch = rec["mnist-badnets-patch3-t0-v1"].scores
     assert patch["asr"] < patch["asr_before"] / 2 and patch["der"] > 0.7, patch
+    # Fine-pruning stops pruning once clean-split accuracy fell by max_accuracy_drop
+    # (0.05) and GoodNet answers N where the repaired and original nets disagree, so a
+    # clean model keeps most, not all, of its accuracy: measured drops 0.029-0.054 over
+    # six seeds of both clean models on one machine, 0.066 on another. 0.10 still fails a
+    # repair that breaks the model.
     for model in tiny_zoo:
         if model.id in THREE and not model.truth().poisoned:
-            assert rec[model.id].scores["ca"] > model.truth().ca - 0.06
+            assert rec[model.id].scores["ca"] > model.truth().ca - 0.10
 
 
 def test_rates_partition_on_every_task(reference_run):

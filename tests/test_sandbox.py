@@ -13,10 +13,10 @@ from conftest import HOSTILE, REPO
 
 from harness.api import Track
 from harness.errors import HarnessError
+from harness.results import ResultsStore
 from harness.sandbox import backends, cgroup, rootless
 from harness.sandbox.limits import SandboxLimits, nproc_fallback
 from harness.sandbox.oneshot import run_once
-from harness.store import ResultsStore
 from harness.submission.manifest import load_submission
 
 sandbox = pytest.mark.sandbox
@@ -33,7 +33,9 @@ def _copy_with_params(tmp_path, name, params_toml):
 
 
 def _run(tmp_path, folder, backend, tracks=(Track.DETECT,), model_ids=None):
-    from harness.runner import run_submissions  # here: the unit tests below run without it
+    from harness.execution.runner import (
+        run_submissions,  # here: the unit tests below run without it
+    )
 
     store = ResultsStore(tmp_path / "results.sqlite")
     run_submissions(

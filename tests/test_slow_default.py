@@ -7,8 +7,8 @@ import pytest
 from conftest import REPO
 
 from harness.api import Track
-from harness.runner import run_submissions
-from harness.store import ResultsStore
+from harness.execution.runner import run_submissions
+from harness.results import ResultsStore
 from harness.submission.manifest import load_submission
 from harness.tracks import aggregate
 from harness.zoo.builder import build_profile

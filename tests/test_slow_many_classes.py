@@ -18,7 +18,7 @@ PROFILE = "faces-1283"
 
 
 def test_every_reference_submission_answers_within_budget_on_1283_classes(tmp_path, backend):
-    from harness.store import ResultsStore
+    from harness.results import ResultsStore
     from harness.submission.manifest import load_submission
 
     run_cli("zoo", "build", "--profile", PROFILE, check=True)
@@ -38,6 +38,6 @@ def test_every_reference_submission_answers_within_budget_on_1283_classes(tmp_pa
         budget = load_submission(REPO / "submissions" / name).resources.wall_seconds_per_model
         took = [r.seconds or 0.0 for r in records if r.submission == name]
         assert took and max(took) < budget, (name, took, budget)
-    # Neural Cleanse screens the 1283 labels first (harness.label_scan.scan_labels).
+    # Neural Cleanse screens the 1283 labels first (harness.toolkit.label_scan.scan_labels).
     nc = [r for r in records if r.submission == "neural-cleanse" and r.track == "detect"]
     assert nc and all(r.outputs["extra"]["screened"] for r in nc)

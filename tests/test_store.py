@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from harness import __version__
-from harness.store import SCHEMA_VERSION, ModelFacts, ResultsStore, TaskRecord
+from harness.results import SCHEMA_VERSION, ModelFacts, ResultsStore, TaskRecord
 
 
 def record(**changes) -> TaskRecord:
@@ -124,7 +124,7 @@ def test_tasks_survive_reopening_and_two_writers_share_the_file(tmp_path):
 
 
 def test_store_diff_names_every_changed_task_and_nothing_else(tmp_path, capsys):
-    from harness.store_diff import diff_runs, main
+    from harness.results.diff import diff_runs, main
 
     same = record()
     a = [same, record(model_id="m2", scores={"der": 0.75})]
@@ -190,7 +190,7 @@ def test_a_version_1_store_reads_with_its_facts_moved_out_of_the_scores(tmp_path
 def test_store_diff_compares_a_version_1_row_on_the_facts_it_kept():
     from dataclasses import replace
 
-    from harness.store_diff import diff_runs
+    from harness.results.diff import diff_runs
 
     new = record()
     old = replace(new, facts=ModelFacts(poisoned=True, dataset="mnist"), schema_version=1)
@@ -224,7 +224,8 @@ def _many_tasks(path, n):
 
 
 def test_a_damaged_store_refuses_to_open_and_recovery_keeps_what_is_readable(tmp_path):
-    from harness.store_recover import StoreDamaged, check, recover
+    from harness.results import StoreDamaged
+    from harness.results.recover import check, recover
 
     path = tmp_path / "results.sqlite"
     _many_tasks(path, 400)
@@ -245,7 +246,7 @@ def test_a_damaged_store_refuses_to_open_and_recovery_keeps_what_is_readable(tmp
 
 
 def test_only_a_damaged_file_counts_as_damage():
-    from harness.store_recover import is_damage
+    from harness.results.damage import is_damage
 
     assert is_damage(sqlite3.DatabaseError("database disk image is malformed"))
     for other in (sqlite3.OperationalError("database is locked"), sqlite3.IntegrityError("x")):
@@ -291,7 +292,7 @@ def test_one_coordinator_per_run_a_second_is_refused_in_one_line(tmp_path):
     """Two `harness run`s of one run would plan the same missing tasks and run each twice."""
     from harness.api import Track
     from harness.errors import HarnessError
-    from harness.runner import run_submissions
+    from harness.execution.runner import run_submissions
 
     store = ResultsStore(tmp_path / "results.sqlite")
     other = ResultsStore(tmp_path / "results.sqlite")  # another process's handle

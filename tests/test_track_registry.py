@@ -26,7 +26,7 @@ NOT_TRACK_NAMES = {
     ("cli/common.py", "export"): "the `harness export` command group",
     ("cli/zoo.py", "target"): "`--poisoned-labels target`: a label kind of imported data",
     ("zoo/importer.py", "target"): "a label kind of imported poisoned data",
-    ("store.py", "attack"): "the attack family column of a task's model",
+    ("results/schema.py", "attack"): "the attack family column of a task's model",
     ("zoo/report.py", "attack"): "the attack family of a zoo model",
     ("zoo/splits.py", "attack"): "the attack family in a released model's truth",
     ("report/site.py", "attack"): "the attack family of a zoo model",

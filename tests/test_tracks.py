@@ -10,8 +10,8 @@ from conftest import HOSTILE
 from refsubs import by_id
 
 from harness.api import Track
-from harness.runner import run_submissions
-from harness.store import ResultsStore
+from harness.execution.runner import run_submissions
+from harness.results import ResultsStore
 from harness.submission.manifest import load_submission
 from harness.tracks import aggregate
 

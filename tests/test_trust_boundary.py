@@ -7,8 +7,8 @@ import pytest
 from hostile_cases import materialize
 
 from harness.api import Track
-from harness.runner import run_submissions
-from harness.store import ResultsStore
+from harness.execution.runner import run_submissions
+from harness.results import ResultsStore
 from harness.submission.manifest import load_submission
 
 pytestmark = pytest.mark.sandbox

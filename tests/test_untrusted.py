@@ -543,7 +543,7 @@ def test_a_worker_reply_is_a_message_or_a_protocol_error(body):
 def test_a_task_error_that_is_no_utf8_is_stored(tmp_path):
     """A reply's JSON may hold "\\ud800": the store cannot keep a lone surrogate, so the
     runner makes it storable (it stopped the run before)."""
-    from harness.runner import storable
+    from harness.execution.runner import storable
 
     assert storable("a\ud800b") == "a?b" and storable(None) is None
 
@@ -629,7 +629,7 @@ def test_every_grading_output_is_safe_and_holds_no_forged_line(made):
 def test_a_runs_leaderboard_holds_task_errors_as_text(error, model):
     from harness.report.markdown import render_markdown
     from harness.report.view import load_run
-    from harness.store import ModelFacts, ResultsStore, TaskRecord
+    from harness.results import ModelFacts, ResultsStore, TaskRecord
 
     facts = ModelFacts(True, "backdoored", "mnist", "badnets_patch", (0,))
     with tempfile.TemporaryDirectory() as tmp:

@@ -11,7 +11,7 @@ from harness.attack_track.run import index_name
 from harness.attack_track.score import VALID, Validity, run_rows
 from harness.errors import HarnessError
 from harness.paths import zoo_specs_dir
-from harness.store import ResultsStore
+from harness.results import ResultsStore
 from harness.zoo.store import ZooStore
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")

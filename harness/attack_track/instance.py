@@ -24,10 +24,10 @@ from harness.attack_track import ATTACK_PREFIX
 from harness.attack_track.recipe import TrainRecipe
 from harness.attacks.base import Backdoor
 from harness.data import Dataset
+from harness.results import AttackInstance
 from harness.sandbox.client import SandboxWorker, WorkerFailure
 from harness.sandbox.limits import SandboxLimits
 from harness.sandbox.readback import Inside
-from harness.store import AttackInstance
 from harness.submission.manifest import SubmissionSpec
 from harness.submission.validate import OutputError, reply_object
 from harness.tracks.attack import HandIn, read_poisoned, training_set

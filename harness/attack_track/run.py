@@ -2,7 +2,7 @@
 
 The run's models (each hand-in's backdoored models and counterparts) form a zoo index of
 their own, ``attack-track-<run id>``: the defenses run on it through the ordinary runner
-(``harness.runner``: sandbox, Dask, resume), under the same run id, so ``harness report``
+(``harness.execution.runner``: sandbox, Dask, resume), under the same run id, so ``harness report``
 shows them like any run and the attack x defense matrix has a row per hand-in. A rerun
 skips every instance already built from the same hand-in content and recipe, and every
 defense task already stored.
@@ -18,13 +18,13 @@ from dataclasses import asdict, dataclass, replace
 from harness.api import Track
 from harness.attack_track.instance import BuiltInstance, build_instance, object_hash
 from harness.attack_track.recipe import TrainRecipe
-from harness.cluster import Executor, InProcess, quiet_tensorflow, worker_address
 from harness.data import Dataset, load_dataset
 from harness.errors import HarnessError
+from harness.execution.runner import RunProgress, RunSummary, run_submissions, storable
+from harness.executors import Executor, InProcess, quiet_tensorflow, worker_address
 from harness.paths import harness_home
-from harness.runner import RunProgress, RunSummary, run_submissions, storable
+from harness.results import AttackInstance, ResultsStore
 from harness.sandbox.limits import SandboxLimits
-from harness.store import AttackInstance, ResultsStore
 from harness.submission.manifest import SubmissionSpec, content_hash
 from harness.zoo.build_jobs import packed_object, store_here, store_id
 from harness.zoo.store import ZooStore

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from harness.api import Track
+from harness.results import AttackInstance, ResultsStore, TaskRecord
 from harness.scoring.metrics import ca_drop, evasion, fill_missing_scores, roc_auc
-from harness.store import AttackInstance, ResultsStore, TaskRecord
 
 MIN_ASR = 0.97
 MAX_CA_DROP = 1.0  # points

@@ -9,7 +9,7 @@ is not abnormally small. The paper's MNIST settings are the defaults: 6000 poiso
 images, the whole remaining training set augmented, sampling rate 0.6, target 2, z = 36.
 
 - ``reconstructed_trigger`` (Algorithm 1): train a clean model, reverse-engineer the
-  target's trigger on it with Neural Cleanse (``harness.reverse``), poison with that trigger.
+  target's trigger on it with Neural Cleanse (``harness.toolkit.reverse``), poison with that trigger.
 - ``random_trigger`` (Algorithm 2): a mask of z random pixels and a uniform random pattern.
 """
 
@@ -73,7 +73,7 @@ def reconstructed_trigger(
     """Algorithm 1: Neural Cleanse's trigger for ``target`` on a clean model of the same
     architecture, trained by the attacker on the same data. Mask values below
     ``mask_threshold`` are zeroed so the trigger has a definite support."""
-    from harness.reverse import ReverseSettings, reverse_engineer
+    from harness.toolkit.reverse import ReverseSettings, reverse_engineer
 
     _check(sampling_rate, augment_share, poison_count)
     x, y, trainer = ctx.require_training("reconstructed_trigger")

@@ -78,10 +78,10 @@ def attack_run(
     from harness.attack_track.recipe import recipe as find_recipe
     from harness.attack_track.run import run_attack_track
     from harness.attack_track.score import run_rows
-    from harness.cluster import open_executor
+    from harness.executors import open_executor
     from harness.report.attacks import markdown
     from harness.report.encode import terminal
-    from harness.store import AttackInstance
+    from harness.results import AttackInstance
 
     train = find_recipe(recipe)
     folders = [Path(p) for p in defenses.split(",") if p.strip()]

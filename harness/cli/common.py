@@ -134,7 +134,7 @@ def user_errors(fn: F) -> F:
 
 def system_error(exc: OSError | sqlite3.Error) -> HarnessError:
     """An operating-system or SQLite error as the one line a user reads."""
-    from harness.store_recover import is_damage
+    from harness.results.damage import is_damage
 
     where = getattr(exc, "filename", None)
     text = str(getattr(exc, "strerror", None) or exc)
@@ -232,7 +232,7 @@ class Reporter:
 
 
 class TaskProgress:
-    """The runner's progress callbacks (``harness.runner.RunProgress``) on a Reporter."""
+    """The runner's progress callbacks (``harness.execution.runner.RunProgress``) on a Reporter."""
 
     def __init__(self, reporter: Reporter) -> None:
         self.reporter = reporter
@@ -253,7 +253,7 @@ class TaskProgress:
 def results_store(db: Path | None) -> Any:
     """The results store at ``db``, or the default one under $HARNESS_HOME."""
     from harness.paths import default_results_db
-    from harness.store import ResultsStore
+    from harness.results import ResultsStore
 
     return ResultsStore(db or default_results_db())
 

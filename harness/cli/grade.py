@@ -56,7 +56,7 @@ def grade(
     results.json, summary.md for the instructor (duplicates, identical outputs, failures)
     and the public board.md / board.csv under pseudonyms. Run it again to resume; with a
     changed rubric it re-scores from OUT/results.sqlite without running any hand-in."""
-    from harness.cluster import open_executor
+    from harness.executors import open_executor
     from harness.grading.batch import grade_batch
     from harness.grading.outputs import write_outputs
     from harness.grading.roster import load_roster

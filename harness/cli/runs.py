@@ -96,7 +96,7 @@ def export_goodnet_cmd(
     """Repair one zoo model with a submission (in the sandbox) and write its GoodNet as a
     single Keras file that plain `keras.models.load_model` loads and that answers N for
     rejected inputs, so the CSAW-HackML grader (load, argmax, accuracy) can score it."""
-    from harness.goodnet import export_goodnet
+    from harness.execution.goodnet import export_goodnet
     from harness.zoo.store import ZooStore
 
     model = ZooStore().model(profile, model_id)
@@ -166,9 +166,9 @@ def run(
     With --seeds K each task runs K times under different seeds, so a score's dependence
     on the defense's own randomness is measured (docs/METRICS.md, "Seeds")."""
     from harness.api import Track
-    from harness.cluster import open_executor
+    from harness.execution.runner import Plan, run_isolated
+    from harness.executors import open_executor
     from harness.grading.barrier import reason_of
-    from harness.runner import Plan, run_isolated
     from harness.zoo.store import ZooStore
 
     try:
@@ -342,7 +342,7 @@ def reproduce_cmd(
     Cleanse, Xiong et al.'s attacks on it, Fine-Pruning, STRIP, the CSAW-HackML decision
     GoodNet), with the paper's number, ours and whether the claim holds; see
     docs/REPRODUCTION.md."""
-    from harness.cluster import open_executor
+    from harness.executors import open_executor
     from harness.paths import repo_root
     from harness.reproduce import markdown, reproduce
 

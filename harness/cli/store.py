@@ -23,7 +23,7 @@ def _path(db: Path | None) -> Path:
 @user_errors
 def store_check(db: DbOpt = None) -> None:
     """Run SQLite's consistency check on the store; exit 1 if it is damaged."""
-    from harness.store_recover import check
+    from harness.results.recover import check
 
     path = _path(db)
     if not path.is_file():
@@ -42,7 +42,7 @@ def store_recover(db: DbOpt = None) -> None:
     """Copy every readable row of a damaged store into a fresh one at the same path (the
     damaged file is kept beside it as NAME.damaged-TIME); rerunning your commands then
     redoes only the tasks that were lost."""
-    from harness.store_recover import check, recover
+    from harness.results.recover import check, recover
 
     path = _path(db)
     if path.is_file() and not check(path):

@@ -41,7 +41,7 @@ def zoo_build(
     cluster (--scheduler); the result does not depend on which worker trained what. A model
     that fails (a backdoor under its ASR floor) does not stop the others: the build ends
     with one error naming each failed model, and building again trains only those."""
-    from harness.cluster import open_executor
+    from harness.executors import open_executor
     from harness.zoo.build_jobs import build_profile_on
     from harness.zoo.bundle import BUNDLE_FORMAT
     from harness.zoo.spec import load_profile

@@ -27,17 +27,17 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from harness.cluster import Executor, InProcess
 from harness.errors import HarnessError
+from harness.execution.runner import Plan, RunProgress, run_isolated
+from harness.executors import Executor, InProcess
 from harness.grading.barrier import FailureLog, attempt, grading_log, reason_of
 from harness.grading.handins import discover, handed_in, student_id
 from harness.grading.points import Grade, LinePoints, add_ranks, grade_records, rank_metric
 from harness.grading.roster import Student, is_student_id
 from harness.grading.rubric import Rubric
 from harness.grading.unpack import unpack
-from harness.runner import Plan, RunProgress, run_isolated
+from harness.results import ResultsStore, TaskRecord
 from harness.sandbox.backends import resolve_backend
-from harness.store import ResultsStore, TaskRecord
 from harness.submission.manifest import SubmissionSpec, load_submission
 from harness.tracks import KINDS
 

@@ -11,8 +11,8 @@ import numpy as np
 
 from harness.grading.rubric import Line, Rubric
 from harness.report.numbers import human
+from harness.results import TaskRecord
 from harness.scoring.aggregate import Score
-from harness.store import TaskRecord
 from harness.tracks import aggregate, kind_of
 from harness.tracks.base import OVER
 

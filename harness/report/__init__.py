@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.report.view import RunView, load_run, resolve_run
-from harness.store import ResultsStore
+from harness.results import ResultsStore
 
 __all__ = ["RunView", "load_run", "render_leaderboard", "render_report", "resolve_run"]
 

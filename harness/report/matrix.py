@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from harness.attack_track import ATTACK_PREFIX
 from harness.attacks.registry import GROUPS, RECIPES
 from harness.report.view import RunView
-from harness.store import TaskRecord
+from harness.results import TaskRecord
 from harness.tracks import KINDS, aggregate_kind
 from harness.tracks.base import Heat, TrackKind
 

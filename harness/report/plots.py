@@ -16,8 +16,8 @@ import numpy as np
 
 from harness.report.matrix import Family, Matrix
 from harness.report.numbers import human
+from harness.results import TaskRecord
 from harness.scoring import metrics as formulas
-from harness.store import TaskRecord
 from harness.tracks.detect import DETECT, unpack_mask
 from harness.tracks.fuzz import FUZZ
 from harness.tracks.repair import REPAIR

@@ -34,8 +34,8 @@ from harness.report.view import (
     seeds_note,
     task_label,
 )
+from harness.results import TaskRecord
 from harness.scoring.metrics import METRICS
-from harness.store import TaskRecord
 from harness.tracks import KINDS, TrackKind, aggregate
 from harness.tracks.detect import DETECT
 from harness.tracks.fuzz import FUZZ

@@ -14,10 +14,10 @@ import numpy as np
 
 from harness.attack_track.score import AttackRow, attack_rows
 from harness.errors import HarnessError
+from harness.results import ResultsStore, TaskRecord
 from harness.sandbox.limits import WALL_CLOCK_EXCEEDED
 from harness.scoring.aggregate import Score
 from harness.scoring.metrics import METRICS
-from harness.store import ResultsStore, TaskRecord
 from harness.submission.manifest import is_variant
 from harness.tracks import KINDS, TrackKind, aggregate
 

@@ -16,7 +16,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from harness.cluster import Executor
+from harness.execution.runner import Plan, RunProgress, run_plans
+from harness.executors import Executor
 from harness.reproduce import figures as _figures  # noqa: F401 - importing registers them
 from harness.reproduce.base import (
     FIGURES,
@@ -26,8 +27,7 @@ from harness.reproduce.base import (
     Variant,
     model_kind,
 )
-from harness.runner import Plan, RunProgress, run_plans
-from harness.store import ResultsStore
+from harness.results import ResultsStore
 from harness.submission.manifest import SubmissionSpec, load_submission
 from harness.zoo.store import ZooModel, ZooStore
 

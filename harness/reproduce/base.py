@@ -13,7 +13,7 @@ import numpy as np
 
 from harness.api import Track
 from harness.paths import repo_root
-from harness.store import TaskRecord
+from harness.results import TaskRecord
 from harness.zoo.store import ZooModel
 
 SUBMISSIONS = repo_root() / "submissions"

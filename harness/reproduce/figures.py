@@ -15,7 +15,6 @@ import numpy as np
 from harness.api import Track
 from harness.data.synthfaces import HEIGHT as FACE_HEIGHT
 from harness.data.synthfaces import WIDTH as FACE_WIDTH
-from harness.label_scan import ScanSettings
 from harness.reproduce.base import (
     CLEAN,
     FigureResult,
@@ -27,7 +26,8 @@ from harness.reproduce.base import (
     not_measured,
     percent,
 )
-from harness.store import TaskRecord
+from harness.results import TaskRecord
+from harness.toolkit.label_scan import ScanSettings
 
 # -- BackFuzz ---------------------------------------------------------------------------------
 A2A = "badnets_pixel_a2a"
@@ -183,7 +183,7 @@ _FULL_LABELS = ScanSettings.candidates + ScanSettings.reference
 #: 25 mini-batches in which no best mask shrank by 1 %. Our reference's own settings
 #: (submissions/neural-cleanse: 200 steps, checks every 10, factor 1.5, no early stop)
 #: are cheaper; the table runs both. On 100-label faces every label is screened first
-#: (``harness.label_scan``) and 16 are optimised in full, each on 32 faces a step as the
+#: (``harness.toolkit.label_scan``) and 16 are optimised in full, each on 32 faces a step as the
 #: authors' batch is: a step bounded to 320 MNIST images' worth of values would leave 2
 #: faces per label, on which a lucky mini-batch passes the 0.99 threshold with a mask far
 #: too small and early stopping keeps it (measured: labels far from the target flagged).

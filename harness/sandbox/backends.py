@@ -197,7 +197,7 @@ def _package_root() -> Path:
 
 
 def worker_argv() -> list[str]:
-    return [sys.executable, "-s", "-B", "-m", "harness.sandbox.worker"]
+    return [sys.executable, "-s", "-B", "-m", "harness.execution.worker"]
 
 
 def _prefixes() -> list[Path]:

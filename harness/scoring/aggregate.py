@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.store import TaskRecord
+from harness.results import TaskRecord
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,7 @@ class SubmissionSpec:
     oracle: bool = False
     content_hash: str = ""
     #: a learned detector: ``configure(training_dir, out_dir)`` runs first, once, over the
-    #: profile's labelled training split (harness/configure.py)
+    #: profile's labelled training split (harness/execution/configure.py)
     configure: bool = False
 
     @property

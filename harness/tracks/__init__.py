@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from harness.api import Track
+from harness.results import TaskRecord
 from harness.scoring.aggregate import Score, by_seed, over_seeds
-from harness.store import TaskRecord
 from harness.tracks import attack
 from harness.tracks.base import RunOptions, TaskInputs, TrackKind, WorkerCall
 from harness.tracks.detect import DETECT

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import numpy as np
 
 from harness.api import DEFAULT_FUZZ_BUDGET, Track
+from harness.results import TaskRecord
 from harness.scoring.aggregate import Score, mean_of
 from harness.scoring.metrics import METRICS
-from harness.store import TaskRecord
 from harness.zoo.evalset import draw_eval_set
 
 if TYPE_CHECKING:

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness.api import Track
+from harness.results import TaskRecord
 from harness.sandbox.readback import Inside
 from harness.scoring import metrics as formulas
 from harness.scoring.aggregate import Score
-from harness.store import TaskRecord
 from harness.submission.validate import OutputError, load_array, reply_file, reply_object
 from harness.tracks.base import (
     Heat,

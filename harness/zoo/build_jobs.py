@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.cluster import Executor, InProcess, quiet_tensorflow, worker_address
+from harness.executors import Executor, InProcess, quiet_tensorflow, worker_address
 from harness.zoo.builder import BuildFailed, build_entries, build_profile
 from harness.zoo.bundle import is_current
 from harness.zoo.spec import ZooEntry, ZooProfile

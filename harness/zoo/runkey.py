@@ -37,7 +37,7 @@ from harness.paths import harness_home
 ENV_KEY = "HARNESS_RUN_KEY"
 KEY_BYTES = 32
 MIN_ENV_BYTES = 16
-#: A replicate's run id (``harness.task.replicate_key``): it shares its run's key.
+#: A replicate's run id (``harness.execution.task.replicate_key``): it shares its run's key.
 _REPLICATE = re.compile(r"#seed\d+$")
 
 

@@ -46,6 +46,9 @@ SPLITS = ("eval", "train")
 #: What a model is, for dealing training settings: each role gets the same mix.
 ROLES = ("clean", "counterpart", "backdoored")
 _IMPORT = re.compile(r"^\s*from harness\.([\w.]+) import", re.MULTILINE)
+#: Modules that moved without changing, under the path they were hashed by before: a
+#: move alone builds the same model, so it must not rebuild the zoo.
+_MOVED = {"toolkit/reverse.py": "reverse.py"}
 
 
 def _package_root() -> Path:
@@ -91,8 +94,8 @@ def build_code_hash(
         rels += _module_closure(RECIPES[attack].build.__module__)
         if counterpart and not RECIPES[attack].builds_own_counterpart:
             rels += _module_closure("harness.attacks.counterpart")
-    for rel in sorted(set(rels)):
-        digest.update(rel.encode())
+    for rel in sorted(set(rels), key=lambda r: _MOVED.get(r, r)):
+        digest.update(_MOVED.get(rel, rel).encode())
         digest.update((root / rel).read_bytes())
     if arch in ARCHITECTURES:
         digest.update(inspect.getsource(ARCHITECTURES[arch]).encode())

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from harness import pruning
 from harness.api import CleanData
+from harness.toolkit import pruning
 
 #: Letters of the decision table: answer the BadNet's label, the repaired net's, or N.
 ORIGINAL, REPAIRED, REJECT = "O", "R", "N"

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from harness.api import CleanData, Detection
-from harness.reverse import anomaly_index
+from harness.toolkit.reverse import anomaly_index
 
 #: Labels measured together in ``DeepInspect._measure`` (eval_noise x eval_images stamped
 #: images each: 64 labels x 64 = 4096 images at the defaults).

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from harness import pruning
 from harness.api import CleanData, Detection, fingerprint
+from harness.toolkit import pruning
 
 MODES = ("fine-prune", "prune-only", "fine-tune-only")
 
@@ -152,7 +152,7 @@ class FinePruning:
     def export(self):
         """The GoodNet as one standard-layer Keras model with N+1 outputs (for the
         contest's grader; `harness export goodnet`)."""
-        from harness.goodnet import agreement_goodnet
+        from harness.toolkit.goodnet import agreement_goodnet
 
         if not self.goodnet:
             raise ValueError("export needs goodnet = true: the grader expects N+1 outputs")

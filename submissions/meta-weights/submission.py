@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from harness.api import CleanData, Detection, configured_dir, training_models
-from harness.reverse import anomaly_index
+from harness.toolkit.reverse import anomaly_index
 
 FEATURES = (
     "norm_z_top",

@@ -1,11 +1,11 @@
 """Neural Cleanse (Wang, Yao, Shan, Li, Viswanath, Zheng, Zhao; IEEE S&P 2019).
 
 1. Reverse-engineer, for every label k, the smallest trigger (mask m_k, pattern p_k) that
-   sends the clean split to k: ``harness.reverse.reverse_engineer``, all labels in one
+   sends the clean split to k: ``harness.toolkit.reverse.reverse_engineer``, all labels in one
    batched graph. Beyond ``full_labels`` labels (a 1283-identity face model), as the paper
    does on YouTube Face: a short optimisation of every label, then the full one for the
    ``candidates`` smallest triggers and a random sample of ``reference`` other labels,
-   whose norms give the outlier test its median and MAD (``harness.label_scan.scan_labels``).
+   whose norms give the outlier test its median and MAD (``harness.toolkit.label_scan.scan_labels``).
 2. Outlier test on the masks' L1 norms: anomaly index = (median - L1) / (1.4826 * MAD); a
    label below the median with index > ``threshold`` (2 in the paper) is flagged as a target.
 3. Repair by unlearning: fine-tune a copy of the model on the clean split where a share of
@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from harness.api import CleanData, Detection, Trigger, fingerprint
-from harness.label_scan import LabelScan, ScanSettings, scan_labels
-from harness.reverse import ReversedTrigger, ReverseSettings
+from harness.toolkit.label_scan import LabelScan, ScanSettings, scan_labels
+from harness.toolkit.reverse import ReversedTrigger, ReverseSettings
 
 
 class NeuralCleanse:

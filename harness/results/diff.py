@@ -1,6 +1,6 @@
 """Compare the task records of two results stores: what differs between two runs.
 
-``python -m harness.store_diff A.sqlite B.sqlite [--run RUN] [--tolerance T]`` prints every
+``python -m harness.results.diff A.sqlite B.sqlite [--run RUN] [--tolerance T]`` prints every
 (submission, model, track) whose status, model facts, stored outputs or scores differ, and
 exits 1 when any does. Times, stderr, versions and the report's pictures are not compared;
 a score stored as null and one left out are the same (both mean "not measured"). Used to
@@ -17,7 +17,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from harness.store import ModelFacts, ResultsStore, TaskRecord
+from harness.results import ModelFacts, ResultsStore, TaskRecord
 
 Key = tuple[str, str, str]
 
@@ -79,7 +79,7 @@ def diff_runs(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.store_diff", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m harness.results.diff", description=__doc__)
     parser.add_argument("first", type=Path)
     parser.add_argument("second", type=Path)
     parser.add_argument("--run", help="run id in both stores (default: each one's latest)")

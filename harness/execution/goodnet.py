@@ -1,14 +1,13 @@
-"""CSAW-HackML GoodNets as single Keras files: build one, export one, check one.
+"""CSAW-HackML GoodNets as single Keras files: export one, check one.
 
 The contest's grader loads a model with plain ``keras.models.load_model``, takes the argmax
 and prints accuracy; a GoodNet answers N (the class count) for inputs it rejects. So an
 exported GoodNet must be built from standard Keras layers only (no Lambda, no custom
 class) and have N+1 outputs, the last meaning "rejected".
 
-- ``agreement_goodnet(bad, repaired)`` builds the decision of the CSAW-HackML 2020 course
-  project report (Liao Hu, "Final Project Report", NYU EL-GY-9163) "the repaired net's
-  label where it agrees with the BadNet, else N" from standard layers, for submissions
-  to return from their ``export()`` method.
+- ``harness.toolkit.goodnet.agreement_goodnet(bad, repaired)`` builds one such GoodNet
+  (the decision of the CSAW-HackML 2020 course project report) for submissions to return
+  from their ``export()`` method.
 - ``export_goodnet(...)`` runs a submission's ``repair`` and ``export`` in the sandbox
   on one zoo model, then checks the file in a fresh interpreter that knows no custom code,
   exactly as the grader would load it, and scores its answers on the model's test sets.
@@ -28,48 +27,8 @@ import numpy as np
 
 from harness.errors import HarnessError
 
-#: Softmax outputs are multiplied by this and re-normalised: one-hot unless the top two
-#: probabilities are within about 1e-3 of each other (such near-ties are rejected).
-SHARPNESS = 1e4
 #: Wall clock of the grader's-view check of an exported file (one load, one prediction).
 CHECK_SECONDS = 600.0
-
-
-def _renamed(model: Any, name: str) -> Any:
-    """A copy of a functional or sequential model under another name (nested models in
-    one file need distinct names)."""
-    config = model.get_config()
-    config["name"] = name
-    copy = type(model).from_config(config)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
-def agreement_goodnet(bad: Any, repaired: Any, name: str = "goodnet") -> Any:
-    """The CSAW-HackML course report's GoodNet from standard layers: argmax = the shared
-    label where both nets agree (after sharpening their softmax to one-hot), else N =
-    rejected."""
-    import keras
-    from keras import layers
-
-    inputs = keras.Input(tuple(bad.inputs[0].shape[1:]), name="image")
-    sharp = []
-    for net, label in ((_renamed(bad, "badnet"), "bad"), (_renamed(repaired, "repaired"), "good")):
-        p = layers.Rescaling(SHARPNESS, name=f"{label}_sharpen")(net(inputs))
-        sharp.append(layers.Activation("softmax", name=f"{label}_onehot")(p))
-    agree = layers.Multiply(name="agree")(sharp)  # one-hot where the labels agree, else ~0
-    reject = layers.Dense(
-        1,
-        kernel_initializer="zeros",
-        name="rejected",
-    )(agree)
-    outputs = layers.Concatenate(name="output")([agree, reject])
-    model = keras.Model(inputs, outputs, name=name)
-    n = int(agree.shape[-1])
-    model.get_layer("rejected").set_weights(
-        [np.full((n, 1), -1.0, np.float32), np.ones(1, np.float32)]
-    )  # 1 - sum(agree): about 1 where they disagree, about 0 where they agree
-    return model
 
 
 # -- the check the contest's grader would do ------------------------------------------------
@@ -117,7 +76,7 @@ def check_file(
             last = done.breach or (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise HarnessError(
                 f"plain keras.models.load_model cannot use the exported model: {last[:300]}",
-                fix="build the GoodNet from standard Keras layers (harness.goodnet."
+                fix="build the GoodNet from standard Keras layers (harness.execution.goodnet."
                 "agreement_goodnet does), without Lambda layers or custom classes",
             )
         try:
@@ -141,7 +100,7 @@ def _refuse_off_by_one(outputs: int, preds: np.ndarray, n: int) -> None:
             f"the exported model has {outputs} outputs for {n} classes{said}: the contest's "
             f"grader expects N+1 = {n + 1} outputs, label N = {n} meaning rejected",
             fix=f"return a model whose last ({n + 1}th) output means rejected, "
-            "e.g. harness.goodnet.agreement_goodnet(bad, repaired)",
+            "e.g. harness.toolkit.goodnet.agreement_goodnet(bad, repaired)",
         )
 
 
@@ -159,13 +118,13 @@ def export_goodnet(
     """Repair ``model`` (a ZooModel) with the submission in the sandbox, take its
     ``export()``, check the file the grader's way and write it to ``out``."""
     from harness.api import Track
+    from harness.execution.task import SubmissionRunner, eval_seed
     from harness.sandbox.backends import resolve_backend
     from harness.sandbox.client import WorkerFailure
     from harness.sandbox.limits import SandboxLimits
     from harness.sandbox.readback import ReadbackError, copy_file
     from harness.submission.manifest import load_submission
     from harness.submission.validate import OutputError, reply_file, reply_object
-    from harness.task import SubmissionRunner, eval_seed
     from harness.tracks.repair import EXPORT, label_predictions, score_repair
     from harness.zoo.evalset import draw_eval_set
 

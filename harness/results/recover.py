@@ -17,31 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.results.store import ResultsStore
 
 #: Tables copied by a recovery, in an order that keeps references valid.
 TABLES = ("runs", "tasks", "figures", "attack_instances")
 #: Rows a recovery reads at once; a range that hits a damaged page is split down to rows.
 CHUNK = 256
-
-
-class StoreDamaged(HarnessError):
-    """The results store's file is not a readable SQLite database."""
-
-
-def damaged(path: Path, exc: BaseException) -> StoreDamaged:
-    return StoreDamaged(
-        f"the results store is damaged ({exc})",
-        path=path,
-        fix=f"`harness store recover --db {path}` keeps every readable row (the damaged "
-        "file is kept beside it), then rerun your command: it redoes only what is missing",
-    )
-
-
-def is_damage(exc: BaseException) -> bool:
-    """Is this SQLite error a damaged file (rather than a busy, locked or full one)?"""
-    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(
-        exc, sqlite3.OperationalError | sqlite3.IntegrityError | sqlite3.ProgrammingError
-    )
 
 
 def check(path: Path) -> list[str]:
@@ -68,7 +49,6 @@ class Recovery:
 def recover(path: Path) -> Recovery:
     """Move the damaged store aside and write a fresh one at ``path`` holding every row
     that can still be read from it."""
-    from harness.store import ResultsStore
 
     if not path.is_file():
         raise HarnessError("no results store here", path=path, fix="check --db")

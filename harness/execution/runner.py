@@ -1,7 +1,7 @@
 """Run submissions x zoo x tracks and store every task's scores: the coordinator.
 
-A run is cut into jobs, one submission's tasks on one model (``harness.jobs``), handed to
-an executor (``harness.cluster``: in this process, or on Dask) and stored as each job comes
+A run is cut into jobs, one submission's tasks on one model (``harness.execution.jobs``), handed to
+an executor (``harness.executors``: in this process, or on Dask) and stored as each job comes
 back, by this process alone. Each task is written to the results store once, atomically;
 tasks already in the store (same submission and model content) are skipped, so a rerun,
 or a run killed at any point and started again, does every task exactly once.
@@ -17,15 +17,15 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from harness.api import DEFAULT_FUZZ_BUDGET, Track
-from harness.cluster import Executor, InProcess
-from harness.configure import ensure_configured, training_split
 from harness.errors import HarnessError
-from harness.jobs import ModelJob, close_runners, run_job
+from harness.execution.configure import ensure_configured, training_split
+from harness.execution.jobs import ModelJob, close_runners, run_job
+from harness.execution.task import TaskResult
+from harness.executors import Executor, InProcess
+from harness.results import ModelFacts, ResultsStore, TaskRecord, UnstorableTask
 from harness.sandbox.backends import resolve_backend
 from harness.sandbox.limits import SandboxLimits
-from harness.store import ModelFacts, ResultsStore, TaskRecord, UnstorableTask
 from harness.submission.manifest import SubmissionSpec, content_hash
-from harness.task import TaskResult
 from harness.tracks import RunOptions, TrackKind, by_name, tasks_for
 from harness.zoo.inbox import serving_order
 from harness.zoo.runkey import run_key
@@ -198,7 +198,7 @@ def configure_jobs(
     note: Callable[[str], None] | None = None,
 ) -> list[ModelJob]:
     """Run the configure step of every learned detector with tasks to do (once, before
-    its tasks: ``harness.configure``) over ``profile``'s training split, and give its jobs
+    its tasks: ``harness.execution.configure``) over ``profile``'s training split, and give its jobs
     the output, or the failure (each outcome told to ``note``). A training split that holds
     a model the jobs evaluate is refused: the detector would have seen that model's truth."""
     specs = {j.spec.name: j.spec for j in jobs if j.spec.configure}

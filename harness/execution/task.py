@@ -2,8 +2,8 @@
 track, score the reply.
 
 A :class:`SubmissionRunner` holds one warm sandbox worker for one submission and serves it
-model after model (restarting it after a crash); ``harness.jobs`` keeps runners warm
-between jobs, ``harness.runner`` plans the jobs and stores what they return.
+model after model (restarting it after a crash); ``harness.execution.jobs`` keeps runners warm
+between jobs, ``harness.execution.runner`` plans the jobs and stores what they return.
 """
 
 from __future__ import annotations

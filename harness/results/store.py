@@ -1,15 +1,9 @@
 """The results store: SQLite in WAL mode; one row per task, each written once, atomically.
 
-A task is (run, submission, model, track, seed). It counts as done when a row exists for
-the same submission content hash and model content hash, so `harness run` resumes after
-any interruption and reruns only what changed. ``seed`` is the task's replicate: 0 for
-every run, 1 .. K-1 for the extra seeds of ``harness run --seeds K`` (each replicate draws
-its own task seed, so a defense's randomness is measured, not hidden).
-
-Each row carries the facts about its model that the views need (``ModelFacts``: backdoored
-or not, its role, data set, attack, targets) in columns of their own, and the track's
-outcome (its per-model scores) as JSON. ``schema_version`` says how a row was written:
-1 kept the facts inside the scores JSON; such rows are read into the current form.
+A task counts as done when a row exists for the same submission content hash and model
+content hash, so `harness run` resumes after any interruption and reruns only what
+changed. The rows are typed in ``harness.results.records``, the tables in
+``harness.results.schema``.
 """
 
 from __future__ import annotations
@@ -23,175 +17,30 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness import __version__
 from harness.errors import HarnessError
+from harness.results.damage import damaged, is_damage
+from harness.results.records import (
+    AttackInstance,
+    TaskRecord,
+    task_json,
+    task_record,
+)
+from harness.results.schema import (
+    COLUMNS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    add_columns,
+    add_seed_key,
+    needs_seed_key,
+)
 from harness.sandbox.limits import WALL_CLOCK_EXCEEDED
-from harness.store_recover import damaged, is_damage
 
 #: Free space under which a store's "disk I/O error" is taken for a full disk.
 LOW_SPACE_BYTES = 1 << 20
-
-#: The form rows are written in (see the module docstring).
-SCHEMA_VERSION = 2
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    profile TEXT NOT NULL,
-    zoo_hash TEXT NOT NULL,
-    created REAL NOT NULL,
-    updated REAL NOT NULL,
-    harness_version TEXT NOT NULL,
-    commands TEXT NOT NULL DEFAULT '[]'
-);
-CREATE TABLE IF NOT EXISTS tasks (
-    run_id TEXT NOT NULL REFERENCES runs(run_id),
-    submission TEXT NOT NULL,
-    submission_hash TEXT NOT NULL,
-    oracle INTEGER NOT NULL DEFAULT 0,
-    model_id TEXT NOT NULL,
-    model_hash TEXT NOT NULL,
-    track TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
-    outputs TEXT NOT NULL,
-    scores TEXT NOT NULL,
-    error TEXT,
-    stderr_tail TEXT,
-    seconds REAL,
-    isolation TEXT NOT NULL,
-    harness_version TEXT NOT NULL,
-    finished REAL NOT NULL,
-    poisoned INTEGER,
-    role TEXT,
-    dataset TEXT,
-    attack TEXT,
-    targets TEXT NOT NULL DEFAULT '[]',
-    schema_version INTEGER NOT NULL DEFAULT 1,
-    budget REAL,
-    seed INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (run_id, submission, model_id, track, seed)
-);
-CREATE TABLE IF NOT EXISTS figures (
-    run_id TEXT NOT NULL REFERENCES runs(run_id),
-    name TEXT NOT NULL,
-    source TEXT NOT NULL,
-    paper TEXT NOT NULL,
-    measured TEXT NOT NULL,
-    holds INTEGER,
-    command TEXT NOT NULL,
-    written REAL NOT NULL,
-    PRIMARY KEY (run_id, name)
-);
-CREATE TABLE IF NOT EXISTS attack_instances (
-    run_id TEXT NOT NULL REFERENCES runs(run_id),
-    attack TEXT NOT NULL,
-    attack_hash TEXT NOT NULL,
-    instance INTEGER NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('ok', 'invalid', 'failed')),
-    error TEXT,
-    stderr_tail TEXT,
-    model_id TEXT,
-    counterpart_id TEXT,
-    ca REAL,
-    counterpart_ca REAL,
-    asr REAL,
-    labels_changed REAL,
-    images_changed REAL,
-    seconds REAL,
-    finished REAL NOT NULL,
-    PRIMARY KEY (run_id, attack, instance)
-);
-"""
-
-#: Columns added after the first release, for stores written before them: the model facts
-#: of schema version 2; then each task's time budget and the commands that wrote a run
-#: (nullable or defaulted, so older rows read as they are).
-_ADDED = {
-    "tasks": {
-        "poisoned": "INTEGER",
-        "role": "TEXT",
-        "dataset": "TEXT",
-        "attack": "TEXT",
-        "targets": "TEXT NOT NULL DEFAULT '[]'",
-        "schema_version": "INTEGER NOT NULL DEFAULT 1",
-        "budget": "REAL",
-    },
-    "runs": {"commands": "TEXT NOT NULL DEFAULT '[]'"},
-}
-
-_COLUMNS = (
-    "run_id, submission, submission_hash, oracle, model_id, model_hash, track, status, "
-    "outputs, scores, error, stderr_tail, seconds, isolation, harness_version, finished, "
-    "poisoned, role, dataset, attack, targets, schema_version, budget, seed"
-)
-
-
-@dataclass(frozen=True)
-class ModelFacts:
-    """What the harness knew about a task's model when it ran (its truth and card)."""
-
-    poisoned: bool | None = None  # None: truth unknown (an imported model)
-    role: str | None = None  # backdoored, counterpart, clean; None when unknown
-    dataset: str | None = None
-    attack: str | None = None
-    targets: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True)
-class TaskRecord:
-    run_id: str
-    submission: str
-    submission_hash: str
-    oracle: bool
-    model_id: str
-    model_hash: str
-    track: str
-    status: str
-    outputs: dict[str, Any]
-    scores: dict[str, Any]
-    error: str | None
-    stderr_tail: str | None
-    seconds: float | None
-    isolation: str
-    facts: ModelFacts = field(default_factory=ModelFacts)
-    schema_version: int = SCHEMA_VERSION
-    budget: float | None = None  # the task's wall-clock limit in seconds, when recorded
-    seed: int = 0  # the replicate (``harness run --seeds K``: 0 .. K-1)
-
-
-def _facts_of_version_1(scores: dict[str, Any]) -> tuple[ModelFacts, dict[str, Any]]:
-    """A version-1 row kept ``poisoned`` and ``dataset`` among its scores: move them out.
-    Its role, attack and targets were not stored."""
-    scores = dict(scores)
-    poisoned, dataset = scores.pop("poisoned", None), scores.pop("dataset", None)
-    return ModelFacts(poisoned=poisoned, dataset=dataset), scores
-
-
-@dataclass(frozen=True)
-class AttackInstance:
-    """One instance of an attack hand-in (the attack track): its poisoned model and clean
-    counterpart, or why there are none. ``status`` "invalid": the poisoned set broke the
-    contract or its limits; "failed": the hand-in crashed or ran out of time."""
-
-    run_id: str
-    attack: str
-    attack_hash: str
-    instance: int
-    status: str
-    error: str | None = None
-    stderr_tail: str | None = None
-    model_id: str | None = None
-    counterpart_id: str | None = None
-    ca: float | None = None
-    counterpart_ca: float | None = None
-    asr: float | None = None
-    labels_changed: float | None = None
-    images_changed: float | None = None
-    seconds: float | None = None
 
 
 class ResultsStore:
@@ -217,30 +66,18 @@ class ResultsStore:
 
     def _add_columns(self) -> None:
         """Bring a store written by an older version to its columns (rows keep theirs)."""
-        missing = []
-        for table, columns in _ADDED.items():
-            have = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
-            missing += [(table, n, kind) for n, kind in columns.items() if n not in have]
+        missing = add_columns(self.conn)
         if missing:
             with self._tx() as c:
                 for table, name, kind in missing:
                     c.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     def _add_seed_key(self) -> None:
-        """A store written before seeds were a dimension keys its tasks without one: copy
-        them into a table keyed by seed too, each as replicate 0 (SQLite cannot change a
-        table's primary key in place). One transaction: the old table or the new, whole."""
-        have = {row[1] for row in self.conn.execute("PRAGMA table_info(tasks)")}
-        if "seed" in have:
-            return
-        create = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS tasks") :]
-        create = create[: create.index(");") + 2]
-        old = _COLUMNS.removesuffix(", seed")
-        with self._tx() as c:
-            c.execute("ALTER TABLE tasks RENAME TO tasks_before_seeds")
-            c.execute(create)
-            c.execute(f"INSERT INTO tasks ({old}, seed) SELECT {old}, 0 FROM tasks_before_seeds")
-            c.execute("DROP TABLE tasks_before_seeds")
+        """A store written before seeds were a dimension keys its tasks without one: one
+        transaction makes the old table the new, whole (``schema.add_seed_key``)."""
+        if needs_seed_key(self.conn):
+            with self._tx() as c:
+                add_seed_key(c)
 
     def close(self) -> None:
         self.conn.close()
@@ -408,10 +245,10 @@ class ResultsStore:
     def write_task(self, rec: TaskRecord) -> None:
         """Insert or replace one task in a single transaction; ``UnstorableTask`` (and
         nothing written) when its outputs or scores are not JSON the store can write."""
-        outputs, scores = _task_json(rec.outputs, "outputs"), _task_json(rec.scores, "scores")
+        outputs, scores = task_json(rec.outputs, "outputs"), task_json(rec.scores, "scores")
         with self._tx() as c:
             c.execute(
-                f"INSERT OR REPLACE INTO tasks ({_COLUMNS}) VALUES ({', '.join('?' * 24)})",
+                f"INSERT OR REPLACE INTO tasks ({COLUMNS}) VALUES ({', '.join('?' * 24)})",
                 (
                     rec.run_id,
                     rec.submission,
@@ -463,47 +300,4 @@ class ResultsStore:
             "WHERE run_id=? AND (? IS NULL OR seed=?) ORDER BY submission, track, model_id, seed",
             (run_id, seed, seed),
         ).fetchall()
-        return [_record(row) for row in rows]
-
-
-class UnstorableTask(ValueError):
-    """A task whose outputs or scores JSON cannot write (nested too deeply for the encoder,
-    or not JSON at all): the submission's doing, so the runner stores the task as failed."""
-
-
-def _task_json(value: dict[str, Any], what: str) -> str:
-    """``value`` as the JSON the store keeps, or ``UnstorableTask`` saying why not."""
-    try:
-        return json.dumps(value)
-    except (TypeError, ValueError, RecursionError) as exc:
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise UnstorableTask(f"its {what} cannot be stored as JSON ({reason})") from None
-
-
-def _record(r: tuple[Any, ...]) -> TaskRecord:
-    scores, version = json.loads(r[9]), int(r[19])
-    if version == 1:
-        facts, scores = _facts_of_version_1(scores)
-    else:
-        poisoned = None if r[14] is None else bool(r[14])
-        facts = ModelFacts(poisoned, r[15], r[16], r[17], tuple(json.loads(r[18])))
-    return TaskRecord(
-        r[0],
-        r[1],
-        r[2],
-        bool(r[3]),
-        r[4],
-        r[5],
-        r[6],
-        r[7],
-        json.loads(r[8]),
-        scores,
-        r[10],
-        r[11],
-        r[12],
-        r[13],
-        facts,
-        version,
-        r[20],
-        int(r[21]),
-    )
+        return [task_record(row) for row in rows]

@@ -3,7 +3,7 @@
 Prune a convolutional layer's channels in increasing order of their mean activation on
 clean data until clean accuracy has fallen by a set amount, then fine-tune on clean data
 with the pruned channels held at zero. Submissions import it (the harness is mounted
-read-only in the sandbox): ``from harness.pruning import choose_layer, prune, fine_tune``.
+read-only in the sandbox): ``from harness.toolkit.pruning import choose_layer, prune, fine_tune``.
 Every function works on the network it is given; pass a copy to keep the original.
 """
 

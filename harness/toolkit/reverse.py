@@ -15,7 +15,7 @@ for k checks in a row, as Neural Cleanse's own implementation stops early. All l
 pass over K x B stamped images per step), which is what makes it affordable on a CPU.
 
 Shared by the reconstructed-trigger attack (Xiong et al. 2020, Algorithm 1) and by defenses; a
-submission can ``from harness.reverse import reverse_engineer``.
+submission can ``from harness.toolkit.reverse import reverse_engineer``.
 """
 
 from __future__ import annotations

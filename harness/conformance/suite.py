@@ -1,0 +1,193 @@
+"""`harness submission check`: the conformance suite, the checks in the order they run.
+
+Like scikit-learn's ``check_estimator``: each check tests one property of the contract and
+says how to fix a failure; ``CHECKS`` lists them in order, and
+``check_submission(..., only=[...])`` runs a selection (the checks a selected one needs
+still run first, unreported). The per-track checks run once for every task the submission
+declares, on a two-model toy zoo.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from harness.conformance.checks import (
+    Check,
+    CheckResult,
+    Context,
+    Report,
+    check_configures,
+    check_constructor_stores_params,
+    check_declares_a_track,
+    check_entry_resolves,
+    check_manifest,
+    check_methods_exist,
+    check_outputs_valid,
+    check_params_bind,
+    check_poisons,
+    check_same_seed,
+    check_time_budget,
+    check_weights_unchanged,
+    check_worker_starts,
+)
+from harness.sandbox.limits import SandboxLimits
+from harness.tracks import KINDS, PRODUCERS, tasks_for
+from harness.zoo.store import ZooModel
+
+CHECKS: tuple[Check, ...] = (
+    Check(
+        "check_manifest",
+        "submission.toml valid",
+        "see the message; docs/SUBMITTING.md lists every key",
+        check_manifest,
+    ),
+    Check(
+        "check_declares_a_track",
+        "declares a runnable track",
+        f"declare at least one of {', '.join(repr(n) for n in [k.name for k in KINDS] + [t.value for t in PRODUCERS])}",
+        check_declares_a_track,
+    ),
+    Check(
+        "check_configures",
+        "configure step runs (learned detectors)",
+        "make configure(training_dir, out_dir) finish within [resources] configure_seconds",
+        check_configures,
+    ),
+    Check(
+        "check_worker_starts",
+        "worker starts",
+        "make the module importable with only numpy, tensorflow and keras",
+        check_worker_starts,
+    ),
+    Check(
+        "check_entry_resolves",
+        "entry resolves",
+        "define the class named by entry = 'module:Class' in submission.toml",
+        check_entry_resolves,
+    ),
+    Check(
+        "check_params_bind",
+        "params match the constructor",
+        "make [params] keys keyword arguments of __init__, with values it accepts",
+        check_params_bind,
+    ),
+    Check(
+        "check_constructor_stores_params",
+        "constructor only stores its parameters",
+        "in __init__ store each parameter unchanged as self.<name> and nothing else; "
+        "build state in the track methods (class attributes may give defaults)",
+        check_constructor_stores_params,
+        stops=False,
+    ),
+    Check(
+        "check_methods_exist",
+        "track methods exist",
+        "implement them or drop the track from tracks = [...]",
+        check_methods_exist,
+    ),
+    Check(
+        "check_poisons",
+        "attack: poisoned set within the track's limits",
+        "return a harness.api.PoisonedSet as docs/ATTACK-TRACK.md describes (same length as "
+        "the training set, in its range, within the limits on changed images and labels)",
+        check_poisons,
+    ),
+    Check(
+        "check_outputs_valid",
+        "{track}: outputs valid on every model",
+        "return what harness/api.py documents for this track (types, ranges, no NaN)",
+        check_outputs_valid,
+        per_track=True,
+    ),
+    Check(
+        "check_time_budget",
+        "{track}: time budget kept",
+        "speed up or raise resources.wall_seconds_per_model",
+        check_time_budget,
+        per_track=True,
+        stops=False,
+    ),
+    Check(
+        "check_weights_unchanged",
+        "{track}: input model's weights unchanged",
+        "work on a copy: keras.models.clone_model(model) + set_weights",
+        check_weights_unchanged,
+        per_track=True,
+        stops=False,
+    ),
+    Check(
+        "check_same_seed",
+        "{track}: same seed, same result",
+        "draw randomness from keras/numpy/tf seeded generators, not time or os.urandom",
+        check_same_seed,
+        per_track=True,
+        stops=False,
+    ),
+)
+NAMES = tuple(c.name for c in CHECKS)
+
+
+def _chosen(only: Iterable[str] | None) -> set[str]:
+    chosen = set(NAMES if only is None else only)
+    unknown = sorted(chosen - set(NAMES))
+    if unknown:
+        raise ValueError(f"unknown check(s) {unknown}; choose from {', '.join(NAMES)}")
+    return chosen
+
+
+def check_submission(
+    path: Path,
+    models: list[ZooModel],
+    *,
+    backend: str = "auto",
+    limits: SandboxLimits | None = None,
+    report: Report | None = None,
+    only: Iterable[str] | None = None,
+) -> list[CheckResult]:
+    """Run the checks (``only``: a selection of CHECKS' names) and return their results;
+    a failed check whose later ones could not run stops the suite there."""
+    chosen = _chosen(only)
+    last = max(NAMES.index(n) for n in chosen)
+    results: list[CheckResult] = []
+
+    def run(check: Check, ctx: Context) -> bool:
+        outcome = check.run(ctx)
+        if outcome is None:
+            return True
+        passed, message = outcome[0], outcome[1]
+        fix = outcome[2] if len(outcome) == 3 else check.fix
+        if check.name in chosen:
+            track = ctx.kind.name if ctx.kind else ""
+            result = CheckResult(
+                check.title.format(track=track),
+                passed,
+                "" if passed else message,
+                "" if passed else fix,
+                check.name,
+            )
+            results.append(result)
+            if report:
+                report(result)
+        return passed or not check.stops
+
+    with tempfile.TemporaryDirectory(prefix="harness-check-") as tmp:
+        ctx = Context(path, models, backend, limits or SandboxLimits(), Path(tmp))
+        try:
+            for check in CHECKS[: last + 1]:
+                if check.per_track:
+                    break
+                if not run(check, ctx):
+                    return results
+            per_track = [c for c in CHECKS[: last + 1] if c.per_track]
+            if per_track and ctx.spec is not None:
+                for kind in tasks_for(ctx.spec.tracks, ctx.spec.tracks):
+                    ctx.kind, ctx.results = kind, []
+                    for check in per_track:
+                        if not run(check, ctx):
+                            break
+        finally:
+            if ctx.runner is not None:
+                ctx.runner.close()
+    return results
