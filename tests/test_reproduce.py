@@ -85,7 +85,7 @@ def test_a_family_override_gets_its_own_spec_and_leaves_the_others_hash(
     from harness.api import Track
     from harness.reproduce import FIGURES, figure_plans, variant_spec
     from harness.reproduce.base import Variant
-    from harness.reproduce.figures import NC_ORIGINAL
+    from harness.reproduce.stealthy import NC_ORIGINAL
 
     plain = Variant(
         "neural-cleanse@probe", "neural-cleanse", (Track.DETECT,), ("badnets_patch", "sunglasses"),

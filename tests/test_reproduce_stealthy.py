@@ -8,7 +8,7 @@ from typing import Any
 
 from harness.reproduce import FIGURES, markdown
 from harness.reproduce.base import Results
-from harness.reproduce.figures import (
+from harness.reproduce.stealthy import (
     DEEPINSPECT,
     NC_ORIGINAL,
     NC_STEALTHY,

@@ -1,8 +1,12 @@
-"""Zoo specs: a TOML profile lists entries (dataset, architecture, attack, training, seed)."""
+"""Zoo specs: a TOML profile lists entries (dataset, architecture, attack, training, seed).
+
+Here: ``ZooEntry`` and its content address (with the hash of the code that builds it),
+the dealing of drawn training settings, and ``load_profile``. The checks and expansions
+of the profile's raw TOML tables (unknown keys, ``[draw]``, ``instances``) are in
+``harness.zoo.spec_tables``."""
 
 from __future__ import annotations
 
-import difflib
 import functools
 import hashlib
 import itertools
@@ -16,6 +20,13 @@ import tomllib
 
 from harness.errors import SpecError
 from harness.paths import zoo_specs_dir
+from harness.zoo.spec_tables import (
+    LR_SCHEDULES,
+    check_draw,
+    check_keys,
+    expand_instances,
+    hint,
+)
 
 SCHEMA_VERSION = 1
 #: Bump to rebuild every zoo even where the code hash below did not change.
@@ -40,7 +51,6 @@ _PLUMBING = frozenset(
 #: Entry keys added after schema 1, with their defaults: they enter the spec hash only when
 #: an entry sets them, so adding an option rebuilds no model.
 _ADDED_LATER: dict[str, Any] = {"lr_schedule": "constant"}
-LR_SCHEDULES = ("constant", "cosine")
 #: The splits a profile's models are in (``ZooEntry.split``).
 SPLITS = ("eval", "train")
 #: What a model is, for dealing training settings: each role gets the same mix.
@@ -169,64 +179,6 @@ class ZooProfile:
 
 ENTRY_KEYS = {f.name for f in fields(ZooEntry)}
 TOP_KEYS = {"schema_version", "name", "description", "defaults", "draw", "models"}
-#: Training settings a profile may draw per model (``[draw.<dataset>]``) instead of fixing.
-DRAWABLE = ("epochs", "batch_size", "learning_rate", "lr_schedule", "train_size")
-
-
-def _hint(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1)
-    return f"did you mean {close[0]!r}?" if close else f"choose from: {', '.join(options)}"
-
-
-def _check_keys(keys: set[str], allowed: set[str], where: str, path: Path) -> None:
-    for key in sorted(keys - allowed):
-        raise SpecError(
-            f"unknown key {key!r} in {where}", path=path, fix=_hint(key, sorted(allowed))
-        )
-
-
-def _check_draw(draw: Any, path: Path) -> dict[str, dict[str, list[Any]]]:
-    """``[draw.<dataset>]`` tables: each drawable setting -> a non-empty list of choices."""
-    if not isinstance(draw, dict) or not all(isinstance(t, dict) for t in draw.values()):
-        raise SpecError(
-            "[draw] must hold one table per data set",
-            path=path,
-            fix="write [draw.mnist] with lists, e.g. epochs = [4, 5, 6]",
-        )
-    for dataset, table in draw.items():
-        _check_keys(set(table), set(DRAWABLE), f"[draw.{dataset}]", path)
-        for key, choices in table.items():
-            if not isinstance(choices, list) or not choices:
-                raise SpecError(
-                    f"[draw.{dataset}] {key} must be a non-empty list of choices",
-                    path=path,
-                    fix=f"write {key} = [a, b, ...]",
-                )
-            if not all(_valid_choice(key, c) for c in choices):
-                raise SpecError(
-                    f"[draw.{dataset}] {key} has an invalid choice in {choices}",
-                    path=path,
-                    fix=_CHOICE_FIX[key],
-                )
-    return draw
-
-
-_CHOICE_FIX = {
-    "epochs": "epochs are positive integers",
-    "batch_size": "batch sizes are positive integers",
-    "train_size": "train sizes are integers, 0 for the whole pool",
-    "learning_rate": "learning rates are positive numbers",
-    "lr_schedule": f"choose from: {', '.join(LR_SCHEDULES)}",
-}
-
-
-def _valid_choice(key: str, value: Any) -> bool:
-    if key == "lr_schedule":
-        return value in LR_SCHEDULES
-    if key == "learning_rate":
-        return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
-    is_int = isinstance(value, int) and not isinstance(value, bool)
-    return is_int and (value >= 0 if key == "train_size" else value > 0)
 
 
 def _rank(*parts: str) -> int:
@@ -274,7 +226,7 @@ def _entry(
     index: int,
     draw: dict[str, dict[str, list[Any]]] | None = None,
 ) -> ZooEntry:
-    _check_keys(set(raw), ENTRY_KEYS, f"[[models]] #{index + 1}", path)
+    check_keys(set(raw), ENTRY_KEYS, f"[[models]] #{index + 1}", path)
     merged = {**defaults, **raw}
     if "id" not in merged:
         raise SpecError(
@@ -323,56 +275,6 @@ def _entry(
     return entry
 
 
-def _expand_instances(models: Any, path: Path) -> list[Any]:
-    """``instances = N`` in a ``[[models]]`` table stands for N models of the same settings
-    (an experiment repeated, as Xiong et al. repeat each attack setting 10 times): ids from
-    the table's id with ``{i}`` replaced by 1 .. N (two digits), seeds ``seed + i - 1``.
-
-    ``failed_seeds = [...]`` lists seeds whose backdoor missed its ASR floor: an attacker
-    ships only backdoors that take (Xiong et al. require "a high success rate"), so the
-    instance that would have one gets the next seed past the table's range (``seed + N``,
-    then on) that is not listed either. Only that instance's model changes."""
-    if not isinstance(models, list):
-        raise SpecError("[[models]] must be a list of tables", path=path, fix="write [[models]]")
-    out: list[Any] = []
-    for index, raw in enumerate(models):
-        if not isinstance(raw, dict) or "instances" not in raw:
-            out.append(raw)
-            continue
-        raw = dict(raw)
-        n = raw.pop("instances")
-        model_id = str(raw.get("id", ""))
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise SpecError(
-                f"[[models]] #{index + 1}: instances must be an integer >= 1, not {n!r}",
-                path=path,
-                fix="write instances = 10",
-            )
-        if "{i}" not in model_id:
-            raise SpecError(
-                f"[[models]] #{index + 1}: an id with instances needs {{i}} where the "
-                f"instance number goes, not {model_id!r}",
-                path=path,
-                fix='write id = "mnist-random-z36-i{i}-v1"',
-            )
-        seed = raw.get("seed", 0)
-        failed = raw.pop("failed_seeds", [])
-        if not isinstance(failed, list) or not all(
-            isinstance(f, int) and not isinstance(f, bool) for f in failed
-        ):
-            raise SpecError(
-                f"[[models]] #{index + 1}: failed_seeds must be a list of seeds, not {failed!r}",
-                path=path,
-                fix="write failed_seeds = [1102]",
-            )
-        spare = (s for s in itertools.count(seed + n) if s not in failed)
-        for i in range(1, n + 1):
-            this = seed + i - 1
-            this = next(spare) if this in failed else this
-            out.append({**raw, "id": model_id.replace("{i}", f"{i:02d}"), "seed": this})
-    return out
-
-
 def load_profile(name_or_path: str | Path) -> ZooProfile:
     """Read ``models_zoo/<name>.toml`` (or a path to a TOML file) into a ZooProfile."""
     path = Path(name_or_path)
@@ -381,13 +283,13 @@ def load_profile(name_or_path: str | Path) -> ZooProfile:
     if not path.is_file():
         known = sorted(p.stem for p in zoo_specs_dir().glob("*.toml"))
         raise SpecError(
-            f"no zoo profile {str(name_or_path)!r}", path=path, fix=_hint(str(name_or_path), known)
+            f"no zoo profile {str(name_or_path)!r}", path=path, fix=hint(str(name_or_path), known)
         )
     try:
         raw = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SpecError(f"invalid TOML: {exc}", path=path, fix="correct the syntax") from None
-    _check_keys(set(raw), TOP_KEYS, "the profile", path)
+    check_keys(set(raw), TOP_KEYS, "the profile", path)
     if raw.get("schema_version") != SCHEMA_VERSION:
         raise SpecError(
             f"schema_version must be {SCHEMA_VERSION}",
@@ -395,10 +297,10 @@ def load_profile(name_or_path: str | Path) -> ZooProfile:
             fix=f"add schema_version = {SCHEMA_VERSION}",
         )
     defaults = raw.get("defaults", {})
-    _check_keys(set(defaults), ENTRY_KEYS - {"id"}, "[defaults]", path)
+    check_keys(set(defaults), ENTRY_KEYS - {"id"}, "[defaults]", path)
     name = raw.get("name", path.stem)
-    draw = _check_draw(raw.get("draw", {}), path)
-    raws = _expand_instances(raw.get("models", []), path)
+    draw = check_draw(raw.get("draw", {}), path)
+    raws = expand_instances(raw.get("models", []), path)
     entries = tuple(_entry(m, defaults, path, i, draw) for i, m in enumerate(raws))
     if not entries:
         raise SpecError("the profile lists no [[models]]", path=path, fix="add [[models]] tables")
