@@ -16,6 +16,7 @@ from harness.attack_track.final_round import from_attacks
 from harness.attack_track.recipe import RECIPES
 from harness.attack_track.run import index_name, run_attack_track
 from harness.attack_track.score import Validity, run_rows
+from harness.execution.config import RunConfig
 from harness.execution.runner import run_submissions
 from harness.report.attacks import markdown, to_csv
 from harness.results import ResultsStore
@@ -64,8 +65,8 @@ def _hostile(badnets, tmp_path, backend):
     hostile = [load_submission(materialize(n, tmp_path / "cases", HOSTILE)) for n in EXPECTED]
     null = load_submission(REPO / "submissions" / "null")
     store = ResultsStore(tmp_path / "results.sqlite")
-    summary = run_attack_track([*hostile, badnets], [null], TINY, 1, store, "hostile",
-                               backend=backend)  # fmt: skip
+    summary = run_attack_track([*hostile, badnets], [null], TINY, 1, store,
+                               RunConfig(backend=backend, run_id="hostile"))  # fmt: skip
     instances = {i.attack: i for i in store.attack_instances("hostile")}
     for name, (status, words) in EXPECTED.items():
         got = instances[f"hostile-{name.replace('_', '-')}"]
@@ -93,7 +94,8 @@ def _track(badnets, tmp_path, backend):
     null = load_submission(REPO / "submissions" / "null")
     strip = load_submission(REPO / "submissions" / "strip")
     store = ResultsStore(tmp_path / "results.sqlite")
-    first = run_attack_track([badnets], [null, strip], TINY, 2, store, "t", backend=backend)
+    config = RunConfig(backend=backend, run_id="t")
+    first = run_attack_track([badnets], [null, strip], TINY, 2, store, config)
     assert first.built == 2 and first.defenses is not None and first.defenses.failed == 0
     zoo = ZooStore()
     models = {m.id: m for m in zoo.models(index_name("t"))}
@@ -114,7 +116,7 @@ def _track(badnets, tmp_path, backend):
     assert row.filter_auc["strip"] > 0.5  # STRIP tells stamped inputs from clean ones
     assert "attack-badnets-patch" in to_csv([row])
 
-    again = run_attack_track([badnets], [null, strip], TINY, 2, store, "t", backend=backend)
+    again = run_attack_track([badnets], [null, strip], TINY, 2, store, config)
     assert again.built == 0 and again.reused == 2
     assert again.defenses is not None and again.defenses.done == 0
 
@@ -129,5 +131,5 @@ def _track(badnets, tmp_path, backend):
     taken, n = from_attacks(store, "t", "final-test", 1, rule=Validity(0.0, 100.0))
     assert taken == ["attack-badnets-patch"] and n == 4
     final = ResultsStore(tmp_path / "final.sqlite")
-    done = run_submissions([null], "final-test", [Track.DETECT], final, backend=backend)
+    done = run_submissions([null], "final-test", [Track.DETECT], final, RunConfig(backend=backend))
     assert done.done == 4 and done.failed == 0

@@ -101,6 +101,7 @@ def test_an_old_bundle_is_migrated_without_retraining_and_the_build_says_so(toy_
 @pytest.mark.sandbox
 def test_a_detector_reading_only_the_inbox_bytes_scores_half(tiny_zoo, backend, tmp_path):
     from harness.api import Track
+    from harness.execution.config import RunConfig
     from harness.execution.runner import run_submissions
     from harness.results import ResultsStore
     from harness.scoring.metrics import bootstrap_auc_ci, roc_auc
@@ -109,7 +110,7 @@ def test_a_detector_reading_only_the_inbox_bytes_scores_half(tiny_zoo, backend, 
 
     store = ResultsStore(tmp_path / "results.sqlite")
     spec = load_submission(HOSTILE / "inbox_bytes")
-    run_submissions([spec], "tiny", [Track.DETECT, Track.FILTER], store, backend=backend)
+    run_submissions([spec], "tiny", [Track.DETECT, Track.FILTER], store, RunConfig(backend=backend))
     tasks = store.tasks("tiny")
     assert all(r.status == "ok" and r.isolation == "bwrap" for r in tasks), [r.error for r in tasks]
     detect = {r.model_id: r for r in tasks if r.track == "detect"}

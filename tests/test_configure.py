@@ -13,6 +13,7 @@ import pytest
 from conftest import REPO
 
 from harness.api import Track
+from harness.execution.config import RunConfig
 from harness.execution.runner import run_submissions
 from harness.results import ResultsStore
 from harness.submission.manifest import load_submission
@@ -69,7 +70,7 @@ def test_meta_weights_configures_once_and_scores_the_evaluation_split(split_zoo,
     store = ResultsStore(tmp_path / "results.sqlite")
     notes = _Notes()
     summary = run_submissions(
-        [spec], PROFILE, [Track.DETECT], store, backend=backend, progress=notes
+        [spec], PROFILE, [Track.DETECT], store, RunConfig(backend=backend), progress=notes
     )
     assert summary.failed == 0, [r.error for r in store.tasks(PROFILE)]
     assert [n.split(" in ")[0] for n in notes.lines] == [
@@ -83,7 +84,9 @@ def test_meta_weights_configures_once_and_scores_the_evaluation_split(split_zoo,
     assert fitted and int(np.load(fitted[0])["backdoored"]) == 1
     assert np.load(fitted[0])["families"].tolist() == ["28x28x1/10"]  # both MNIST nets
     stamp = fitted[0].stat().st_mtime_ns
-    again = run_submissions([spec], PROFILE, [Track.DETECT], store, backend=backend, run_id="again")
+    again = run_submissions(
+        [spec], PROFILE, [Track.DETECT], store, RunConfig(backend=backend, run_id="again")
+    )
     assert again.failed == 0 and fitted[0].stat().st_mtime_ns == stamp  # configured once
 
 
@@ -93,7 +96,9 @@ def test_configure_sees_the_training_split_alone_and_tasks_cannot_change_its_out
     spec = load_submission(REPO / "tests" / "submissions" / "configure_snoop")
     store = ResultsStore(tmp_path / "results.sqlite")
     null = load_submission(REPO / "submissions" / "null")
-    summary = run_submissions([spec, null], PROFILE, [Track.DETECT], store, backend=backend)
+    summary = run_submissions(
+        [spec, null], PROFILE, [Track.DETECT], store, RunConfig(backend=backend)
+    )
     assert summary.failed == 0, [r.error for r in store.tasks(PROFILE)]
     reports = _detections(store, "configure-snoop")
     assert set(reports) == {m.id for m in split_zoo} - TRAIN == set(_detections(store, "null"))
@@ -114,7 +119,9 @@ def test_a_configure_step_without_a_training_split_fails_its_tasks_alone(
     null = load_submission(REPO / "submissions" / "null")
     store = ResultsStore(tmp_path / "results.sqlite")
     two = ["mnist-clean-b-s2-v1", "mnist-badnets-patch3-t0-v1"]
-    run_submissions([spec, null], "tiny", [Track.DETECT], store, backend=backend, model_ids=two)
+    run_submissions(
+        [spec, null], "tiny", [Track.DETECT], store, RunConfig(backend=backend), model_ids=two
+    )
     records = store.tasks("tiny")
     mine = [r for r in records if r.submission == "meta-weights"]
     assert len(mine) == 2 and all(r.status == "failed" for r in mine)
@@ -131,10 +138,10 @@ def test_a_learned_detector_configures_on_another_profile_but_never_on_the_run_s
     spec = load_submission(REPO / "submissions" / "meta-weights")
     store = ResultsStore(tmp_path / "results.sqlite")
     with pytest.raises(HarnessError, match="a learned detector would see their truth"):
-        run_submissions([spec], "tiny", [Track.DETECT], store, backend=backend,
-                        configure_on=PROFILE)  # fmt: skip
-    summary = run_submissions([spec], "toy", [Track.DETECT], store, backend=backend,
-                              configure_on=PROFILE)  # fmt: skip
+        run_submissions([spec], "tiny", [Track.DETECT], store,
+                        RunConfig(backend=backend, configure_on=PROFILE))  # fmt: skip
+    summary = run_submissions([spec], "toy", [Track.DETECT], store,
+                              RunConfig(backend=backend, configure_on=PROFILE))  # fmt: skip
     assert summary.done == len(toy_zoo) and summary.failed == 0, [
         r.error for r in store.tasks("toy")
     ]

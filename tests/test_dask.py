@@ -22,6 +22,7 @@ import pytest
 from conftest import REPO
 
 from harness.api import Track
+from harness.execution.config import RunConfig
 from harness.execution.runner import Plan, run_plans
 from harness.results import ResultsStore
 from harness.results.diff import diff_runs
@@ -47,7 +48,7 @@ def _plans(root: Path) -> list[Plan]:
 @pytest.fixture(scope="module")
 def in_process(tmp_path_factory, tiny_zoo, backend) -> ResultsStore:
     store = ResultsStore(tmp_path_factory.mktemp("inproc") / "results.sqlite")
-    run_plans(_plans(REPO / "submissions"), "tiny", store, backend=backend)
+    run_plans(_plans(REPO / "submissions"), "tiny", store, RunConfig(backend=backend))
     return store
 
 
@@ -174,7 +175,7 @@ def test_scheduler_on_loopback_without_shared_disk(
     address, subs, coord_zoo, worker_home = loopback_cluster
     store = ResultsStore(tmp_path / "results.sqlite")
     with open_executor(scheduler=address) as executor:
-        run_plans(_plans(subs), "tiny", store, backend=backend, executor=executor)
+        run_plans(_plans(subs), "tiny", store, RunConfig(backend=backend), executor=executor)
         # The worker trains a toy model into its own store; the coordinator fetches it.
         toy = load_profile("toy")
         one = dataclasses.replace(toy, entries=toy.entries[:1])

@@ -253,6 +253,7 @@ def test_synthfaces_inputs_are_fresh_faces_with_the_trigger_stamped_on():
 # -- through the sandbox --------------------------------------------------------------------
 def _echo_run(tmp_path: Path, name: str, zoo, backend, model_ids=None) -> dict[str, dict]:
     from harness.api import Track
+    from harness.execution.config import RunConfig
     from harness.execution.runner import run_submissions
     from harness.results import ResultsStore
     from harness.submission.manifest import load_submission
@@ -260,7 +261,7 @@ def _echo_run(tmp_path: Path, name: str, zoo, backend, model_ids=None) -> dict[s
     folder = materialize("id_echo", tmp_path / name, PROBES, key_path=str(key_path("toy")))
     store = ResultsStore(tmp_path / name / "results.sqlite")
     run_submissions(
-        [load_submission(folder)], "toy", [Track.DETECT], store, backend=backend,
+        [load_submission(folder)], "toy", [Track.DETECT], store, RunConfig(backend=backend),
         model_ids=model_ids,
     )  # fmt: skip
     seen = {r.model_id: r.outputs["extra"] for r in store.tasks("toy") if r.status == "ok"}
@@ -302,6 +303,7 @@ def _random_auc_spread(n_clean: int, n_poisoned: int) -> float:
 @pytest.mark.parametrize("fixture", sorted(ZOO_FIXTURES))
 def test_a_probe_without_a_defence_scores_chance(fixture, request, backend, tmp_path):
     from harness.api import Track
+    from harness.execution.config import RunConfig
     from harness.execution.runner import run_submissions
     from harness.results import ResultsStore
     from harness.submission.manifest import load_submission
@@ -309,7 +311,9 @@ def test_a_probe_without_a_defence_scores_chance(fixture, request, backend, tmp_
     zoo, profile = request.getfixturevalue(fixture), ZOO_FIXTURES[fixture]
     spec = load_submission(materialize("provenance_probe", tmp_path, PROBES))
     store = ResultsStore(tmp_path / "results.sqlite")
-    run_submissions([spec], profile, [Track.FILTER, Track.REPAIR], store, backend=backend)
+    run_submissions(
+        [spec], profile, [Track.FILTER, Track.REPAIR], store, RunConfig(backend=backend)
+    )
     tasks = store.tasks(profile)
     assert len(tasks) == 2 * len(zoo) and all(r.status == "ok" for r in tasks), [
         (r.model_id, r.error) for r in tasks if r.status != "ok"

@@ -200,11 +200,13 @@ def _case(tmp_path: Path, name: str, **params: object):
 
 
 def _run(tmp_path: Path, specs: list, tracks: list[Track], models: list[str], **kw: object):
+    from harness.execution.config import RunConfig
     from harness.execution.runner import run_submissions
 
     store = ResultsStore(tmp_path / "results.sqlite")
-    run_submissions(specs, kw.pop("profile", "tiny"), tracks, store, backend="bwrap",
-                    model_ids=models, run_id="readback", **kw)  # type: ignore[arg-type]  # fmt: skip
+    profile = str(kw.pop("profile", "tiny"))
+    config = RunConfig(backend="bwrap", run_id="readback", **kw)  # type: ignore[arg-type]
+    run_submissions(specs, profile, tracks, store, config, model_ids=models)
     return {(r.submission, r.model_id, r.track): r for r in store.tasks("readback")}
 
 

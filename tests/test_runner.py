@@ -8,6 +8,7 @@ import pytest
 from conftest import REPO
 
 from harness.api import Track
+from harness.execution.config import RunConfig
 from harness.execution.runner import run_submissions
 from harness.results import ResultsStore
 from harness.scoring.aggregate import per_model
@@ -27,11 +28,10 @@ def _run_reference(store, backend):
     null, fine_pruning = (
         load_submission(REPO / "submissions" / n) for n in ("null", "fine-pruning")
     )
+    config = RunConfig(backend=backend)
     return (
-        run_submissions([null], "tiny", BOTH, store, backend=backend, model_ids=THREE),
-        run_submissions(
-            [fine_pruning], "tiny", [Track.REPAIR], store, backend=backend, model_ids=THREE
-        ),
+        run_submissions([null], "tiny", BOTH, store, config, model_ids=THREE),
+        run_submissions([fine_pruning], "tiny", [Track.REPAIR], store, config, model_ids=THREE),
     )
 
 
@@ -99,7 +99,9 @@ def test_a_models_tasks_share_one_instance_and_the_next_model_gets_a_fresh_one(
     store = ResultsStore(tmp_path / "results.sqlite")
     spec = load_submission(REPO / "tests" / "submissions" / "per_model_state")
     two = THREE[:2]
-    summary = run_submissions([spec], "tiny", BOTH, store, backend=backend, model_ids=two)
+    summary = run_submissions(
+        [spec], "tiny", BOTH, store, RunConfig(backend=backend), model_ids=two
+    )
     assert summary.failed == 0
     repairs = [r for r in store.tasks("tiny") if r.track == Track.REPAIR.value]
     assert sorted(r.model_id for r in repairs) == sorted(two)
@@ -118,9 +120,9 @@ def test_seeds_run_each_task_under_its_own_seed_and_add_only_missing_replicates(
     state = load_submission(REPO / "tests" / "submissions" / "per_model_state")
     two = THREE[:2]
     single = ResultsStore(tmp_path / "single.sqlite")
-    run_submissions([seeded], "tiny", BOTH, single, backend=backend, model_ids=two)
+    run_submissions([seeded], "tiny", BOTH, single, RunConfig(backend=backend), model_ids=two)
     first = run_submissions(
-        [seeded, state], "tiny", BOTH, store, backend=backend, model_ids=two, seeds=2
+        [seeded, state], "tiny", BOTH, store, RunConfig(backend=backend, seeds=2), model_ids=two
     )
     assert (first.done, first.failed) == (2 * (2 + 4), 0)
     records = store.tasks("tiny")
@@ -134,7 +136,9 @@ def test_seeds_run_each_task_under_its_own_seed_and_add_only_missing_replicates(
     }
     repairs = [r for r in records if r.track == Track.REPAIR.value]
     assert len(repairs) == 4 and all(r.scores["dtr_clean"] == 1.0 for r in repairs)
-    more = run_submissions([seeded], "tiny", BOTH, store, backend=backend, model_ids=two, seeds=3)
+    more = run_submissions(
+        [seeded], "tiny", BOTH, store, RunConfig(backend=backend, seeds=3), model_ids=two
+    )
     assert (more.done, more.skipped) == (2, 4)
     assert sorted({r.seed for r in store.tasks("tiny", seed=2)}) == [2]
     failures = _score(store, "seeded-score", "failures")
@@ -184,7 +188,7 @@ def test_the_training_split_is_released_with_its_truth_and_never_run(tmp_path, t
         release("tiny-split", tmp_path / "eval", split="eval")
     store = ResultsStore(tmp_path / "results.sqlite")
     null = load_submission(REPO / "submissions" / "null")
-    run_submissions([null], "tiny-split", [Track.DETECT], store, backend=backend)
+    run_submissions([null], "tiny-split", [Track.DETECT], store, RunConfig(backend=backend))
     ran = {r.model_id for r in store.tasks("tiny-split")}
     assert ran == {e.id for e in tiny.entries} - train
 
@@ -203,8 +207,8 @@ def test_timeouts_run_again_only_when_asked_and_other_failures_never(tmp_path, t
 
     def run(**kw):
         return run_submissions(
-            specs, "tiny", [Track.DETECT], store, backend=backend,
-            model_ids=["mnist-clean-b-s2-v1"], limits=limits, **kw,
+            specs, "tiny", [Track.DETECT], store, RunConfig(backend=backend, limits=limits, **kw),
+            model_ids=["mnist-clean-b-s2-v1"],
         )  # fmt: skip
 
     def finished(name: str) -> float:

@@ -7,6 +7,7 @@ import pytest
 from conftest import REPO
 
 from harness.api import Track
+from harness.execution.config import RunConfig
 from harness.execution.runner import run_submissions
 from harness.results import ResultsStore
 from harness.submission.manifest import load_submission
@@ -28,7 +29,12 @@ def test_default_zoo_reference_figures(tmp_path, backend):
     # The face models' tasks (fine-pruning: about 2 minutes each) run in `make demo`; the
     # reference figures below are the MNIST ones.
     run_submissions(
-        specs, "default", [Track.DETECT, Track.REPAIR], store, backend=backend, model_ids=mnist
+        specs,
+        "default",
+        [Track.DETECT, Track.REPAIR],
+        store,
+        RunConfig(backend=backend),
+        model_ids=mnist,
     )
     scores = {(s.submission, s.metric): s.value for s in aggregate(store.tasks("default"))}
     assert math.isclose(scores[("null", "ce")], math.log(2), abs_tol=1e-9)

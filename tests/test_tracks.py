@@ -10,6 +10,7 @@ from conftest import HOSTILE
 from refsubs import by_id
 
 from harness.api import Track
+from harness.execution.config import RunConfig
 from harness.execution.runner import run_submissions
 from harness.results import ResultsStore
 from harness.submission.manifest import load_submission
@@ -29,7 +30,7 @@ def known_run(tmp_path_factory, tiny_zoo, backend):
     store = ResultsStore(tmp_path_factory.mktemp("db") / "results.sqlite")
     tracks = [Track.DETECT, Track.FILTER, Track.FUZZ]
     summary = run_submissions(
-        [load_submission(folder)], "tiny", tracks, store, backend=backend, fuzz_budget=60
+        [load_submission(folder)], "tiny", tracks, store, RunConfig(backend=backend, fuzz_budget=60)
     )
     assert summary.failed == 0, [r.error for r in store.tasks("tiny") if r.error]
     return {(r.model_id, r.track): r for r in store.tasks("tiny")}, store
@@ -96,7 +97,12 @@ def test_broken_fuzz_outputs_fail_with_the_reason(mode, says, tmp_path, tiny_zoo
     spec = dataclasses.replace(spec, params={"mode": mode}, content_hash=mode)
     store = ResultsStore(tmp_path / "results.sqlite")
     run_submissions(
-        [spec], "tiny", [Track.FUZZ], store, backend=backend, model_ids=[PATCH], fuzz_budget=60
+        [spec],
+        "tiny",
+        [Track.FUZZ],
+        store,
+        RunConfig(backend=backend, fuzz_budget=60),
+        model_ids=[PATCH],
     )
     (rec,) = store.tasks("tiny")
     assert rec.status == "failed" and says in rec.error, rec.error
@@ -108,7 +114,11 @@ def test_oracle_submissions_get_poisoned_samples_only_of_backdoored_models(
 ):
     store = ResultsStore(tmp_path / "results.sqlite")
     run_submissions(
-        [load_submission(HOSTILE / "oracle_peek")], "tiny", [Track.DETECT], store, backend=backend
+        [load_submission(HOSTILE / "oracle_peek")],
+        "tiny",
+        [Track.DETECT],
+        store,
+        RunConfig(backend=backend),
     )
     for rec in store.tasks("tiny"):
         poisoned = by_id(tiny_zoo, rec.model_id).truth().poisoned

@@ -7,6 +7,7 @@ import pytest
 from hostile_cases import materialize
 
 from harness.api import Track
+from harness.execution.config import RunConfig
 from harness.execution.runner import run_submissions
 from harness.results import ResultsStore
 from harness.submission.manifest import load_submission
@@ -20,8 +21,8 @@ def test_each_replicate_is_a_fresh_worker(tmp_path, tiny_zoo):
     spec = load_submission(materialize("replicate_memory", tmp_path / "cases"))
     store = ResultsStore(tmp_path / "results.sqlite")
     run_submissions(
-        [spec], "tiny", [Track.DETECT], store, backend="bwrap", model_ids=[A],
-        run_id="replicates", seeds=2,
+        [spec], "tiny", [Track.DETECT], store,
+        RunConfig(backend="bwrap", run_id="replicates", seeds=2), model_ids=[A],
     )  # fmt: skip
     tasks = store.tasks("replicates")
     assert sorted(t.seed for t in tasks) == [0, 1]

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import traceback
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from typing import Protocol
 
 from harness.api import Track
 from harness.attack_track.instance import BuiltInstance, build_instance, object_hash
 from harness.attack_track.recipe import TrainRecipe
 from harness.data import Dataset, load_dataset
 from harness.errors import HarnessError
-from harness.execution.runner import RunProgress, RunSummary, run_submissions, storable
+from harness.execution.config import RunConfig
+from harness.execution.runner import Plan, RunProgress, RunSummary, run_plans, storable
 from harness.executors import Executor, InProcess, quiet_tensorflow, worker_address
 from harness.paths import harness_home
 from harness.results import AttackInstance, ResultsStore
@@ -57,10 +58,24 @@ class AttackRunSummary:
     defenses: RunSummary | None = None
 
 
-#: Called after each instance: (hand-in name, instance, its record, reused?).
-InstanceFn = Callable[[str, int, AttackInstance, bool], None]
-#: Called with the traceback of an instance that failed unexpectedly: (who, traceback).
-TraceFn = Callable[[str, str], None]
+class AttackProgress(RunProgress, Protocol):
+    """What an attack-track run reports as it goes: the defenses' tasks (``RunProgress``),
+    and each instance as it is built or reused."""
+
+    def instance_done(
+        self, attack: str, instance: int, record: AttackInstance, reused: bool
+    ) -> None:
+        """One instance of hand-in ``attack`` is built (or ``reused`` from the store)."""
+
+    def trace(self, who: str, text: str) -> None:
+        """The traceback ``text`` of an instance that failed unexpectedly (``who``: the
+        hand-in and instance)."""
+
+
+def _run_id(config: RunConfig) -> str:
+    if not config.run_id:
+        raise ValueError("an attack-track run is named: set RunConfig.run_id")
+    return config.run_id
 
 
 def _reusable(prev: AttackInstance | None, key: str, zoo: ZooStore, hashes: list[str]) -> bool:
@@ -127,19 +142,16 @@ def build_attacks(
     recipe: TrainRecipe,
     instances: int,
     results: ResultsStore,
-    run_id: str,
+    config: RunConfig,
     *,
-    backend: str,
-    limits: SandboxLimits | None = None,
     zoo: ZooStore | None = None,
     executor: Executor | None = None,
-    on_instance: InstanceFn | None = None,
-    command: str | None = None,
-    on_trace: TraceFn | None = None,
+    progress: AttackProgress | None = None,
 ) -> AttackRunSummary:
-    """Build every missing instance of every hand-in (on ``executor``; this process is
-    the only writer of the results store) and write the run's zoo index; an instance that
-    raised is failed, its traceback told to ``on_trace``."""
+    """Build every missing instance of every hand-in under ``config.run_id`` (on
+    ``executor``, in ``config.backend`` under ``config.limits``; this process is the only
+    writer of the results store) and write the run's zoo index; each instance is told to
+    ``progress``, and an instance that raised is failed, its traceback told to it too."""
     if not 1 <= instances <= MAX_INSTANCES:
         raise HarnessError(
             f"--instances {instances} is out of range", fix=f"ask for 1 to {MAX_INSTANCES}"
@@ -150,10 +162,11 @@ def build_attacks(
             f"{', '.join(not_attacks)} declare no {Track.ATTACK.value} track",
             fix=f'an attack hand-in has tracks = ["{Track.ATTACK.value}"] in submission.toml',
         )
+    run_id = _run_id(config)
     zoo = zoo or ZooStore()
     executor = executor or InProcess()
     profile = index_name(run_id)
-    results.ensure_run(run_id, profile, "", command)
+    results.ensure_run(run_id, profile, "", config.command)
     summary = AttackRunSummary(run_id, profile)
     have = {(i.attack, i.instance): i for i in results.attack_instances(run_id)}
     order: list[tuple[SubmissionSpec, int, list[str]]] = []
@@ -173,11 +186,12 @@ def build_attacks(
             if prev is not None and _reusable(prev, key, zoo, hashes):
                 kept[(spec.name, k)] = prev
                 summary.reused += 1
-                if on_instance:
-                    on_instance(spec.name, k, prev, True)
+                if progress:
+                    progress.instance_done(spec.name, k, prev, True)
             else:
-                jobs.append(InstanceJob(spec, folder, folder_hash, recipe, k, run_id, backend,
-                                        limits or SandboxLimits(), str(zoo.root), store_id(zoo)))  # fmt: skip
+                jobs.append(InstanceJob(spec, folder, folder_hash, recipe, k, run_id,
+                                        config.backend, config.limits, str(zoo.root),
+                                        store_id(zoo)))  # fmt: skip
     for job, (built, worker) in executor.map_unordered(instance_job, jobs):
         for _, spec_hash in built.objects:
             if not zoo.has_object(spec_hash):  # built where this host cannot see it
@@ -185,16 +199,16 @@ def build_attacks(
                     worker, packed_object, str(zoo.root), store_id(zoo), spec_hash
                 )
                 unpack_object(zoo, spec_hash, data)
-        if built.trace and on_trace:
-            on_trace(f"{job.spec.name} #{job.instance}", built.trace)
+        if built.trace and progress:
+            progress.trace(f"{job.spec.name} #{job.instance}", built.trace)
         record = replace(built.record, attack_hash=instance_key(job.spec, recipe),
                          error=storable(built.record.error),
                          stderr_tail=storable(built.record.stderr_tail))  # fmt: skip
         results.write_attack_instance(record)
         kept[(job.spec.name, job.instance)] = record
         summary.built += 1
-        if on_instance:
-            on_instance(job.spec.name, job.instance, record, False)
+        if progress:
+            progress.instance_done(job.spec.name, job.instance, record, False)
     pairs: list[tuple[str, str]] = []
     for spec, k, hashes in order:
         record = kept[(spec.name, k)]
@@ -218,36 +232,18 @@ def run_attack_track(
     recipe: TrainRecipe,
     instances: int,
     results: ResultsStore,
-    run_id: str,
+    config: RunConfig,
     *,
-    backend: str = "auto",
-    limits: SandboxLimits | None = None,
-    zoo: ZooStore | None = None,
-    on_instance: InstanceFn | None = None,
-    progress: RunProgress | None = None,
     executor: Executor | None = None,
-    command: str | None = None,
-    configure_on: str | None = None,
-    on_trace: TraceFn | None = None,
+    progress: AttackProgress | None = None,
 ) -> AttackRunSummary:
-    """The whole track: build the hand-ins' models, then run the defenses on them
-    (learned detectors configured on ``configure_on``'s training split)."""
-    zoo = zoo or ZooStore()
-    summary = build_attacks(attacks, recipe, instances, results, run_id, backend=backend,
-                            limits=limits, zoo=zoo, executor=executor, on_instance=on_instance,
-                            command=command, on_trace=on_trace)  # fmt: skip
-    summary.defenses = run_submissions(
-        defenses,
-        summary.profile,
-        list(DEFENSE_TRACKS),
-        results,
-        backend=backend,
-        run_id=run_id,
-        limits=limits,
-        zoo=zoo,
-        progress=progress,
-        executor=executor,
-        command=command,
-        configure_on=configure_on,
-    )
+    """The whole track under ``config.run_id``: build the hand-ins' models, then run the
+    defenses on them (learned detectors configured on ``config.configure_on``'s training
+    split)."""
+    zoo = ZooStore()
+    summary = build_attacks(attacks, recipe, instances, results, config, zoo=zoo,
+                            executor=executor, progress=progress)  # fmt: skip
+    plans = [Plan(spec, list(DEFENSE_TRACKS)) for spec in defenses]
+    summary.defenses = run_plans(plans, summary.profile, results, config, zoo=zoo,
+                                 executor=executor, progress=progress)  # fmt: skip
     return summary

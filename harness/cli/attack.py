@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -26,6 +26,10 @@ from harness.cli.common import (
 )
 from harness.errors import HarnessError
 
+if TYPE_CHECKING:
+    from harness.grading.barrier import FailureLog
+    from harness.results import AttackInstance
+
 attack_app = typer.Typer(
     help="The attack track: hand-in poisoning recipes, trained into models by the harness "
     "and scored by how well they evade the defenses (docs/ATTACK-TRACK.md).",
@@ -34,6 +38,31 @@ attack_app = typer.Typer(
 app.add_typer(attack_app, name=Track.ATTACK.value)
 
 FORMATS = ("md", "csv", "json", "html")
+
+
+class InstanceProgress(TaskProgress):
+    """An attack-track run's progress (``harness.attack_track.run.AttackProgress``): the
+    defenses' tasks on the Reporter, a line per instance, and the traceback of an instance
+    that failed unexpectedly in the operator's ``log``."""
+
+    def __init__(self, reporter: Reporter, log: FailureLog) -> None:
+        super().__init__(reporter)
+        self.log = log
+
+    def instance_done(
+        self, attack: str, instance: int, record: AttackInstance, reused: bool
+    ) -> None:
+        from harness.report.encode import terminal
+
+        line = f"{attack} #{instance}: {'reused' if reused else 'built'}, {record.status}"
+        if record.status == "ok":
+            line += f" (ASR {record.asr or 0:.3f}, CA {record.ca or 0:.3f})"
+        else:
+            line += f": {record.error}"
+        out.print(terminal(line), highlight=False, markup=False)
+
+    def trace(self, who: str, text: str) -> None:
+        self.log.write_text(who, "build", text)
 
 
 @attack_app.command("run")
@@ -78,10 +107,9 @@ def attack_run(
     from harness.attack_track.recipe import recipe as find_recipe
     from harness.attack_track.run import run_attack_track
     from harness.attack_track.score import run_rows
+    from harness.execution.config import RunConfig
     from harness.executors import open_executor
     from harness.report.attacks import markdown
-    from harness.report.encode import terminal
-    from harness.results import AttackInstance
 
     train = find_recipe(recipe)
     folders = [Path(p) for p in defenses.split(",") if p.strip()]
@@ -99,15 +127,9 @@ def attack_run(
         ))  # fmt: skip
     go_on_without(refused, min(len(attack_specs), len(defense_specs)))
     store = results_store(db)
-
-    def said(name: str, k: int, rec: AttackInstance, reused: bool) -> None:
-        line = f"{name} #{k}: {'reused' if reused else 'built'}, {rec.status}"
-        if rec.status == "ok":
-            line += f" (ASR {rec.asr or 0:.3f}, CA {rec.ca or 0:.3f})"
-        else:
-            line += f": {rec.error}"
-        out.print(terminal(line), highlight=False, markup=False)
-
+    config = RunConfig(
+        backend=backend, run_id=run_id, command=command_line(), configure_on=configure_on
+    )
     with Reporter("tasks") as reporter, open_executor(workers, scheduler) as executor:
         summary = run_attack_track(
             attack_specs,
@@ -115,14 +137,9 @@ def attack_run(
             train,
             instances,
             store,
-            run_id,
-            backend=backend,
-            on_instance=said,
-            progress=TaskProgress(reporter),
+            config,
             executor=executor,
-            command=command_line(),
-            configure_on=configure_on,
-            on_trace=lambda who, trace: log.write_text(who, "build", trace),
+            progress=InstanceProgress(reporter, log),
         )
     out.print(markdown(run_rows(store, run_id)), highlight=False, markup=False)
     d = summary.defenses

@@ -56,6 +56,7 @@ def grade(
     results.json, summary.md for the instructor (duplicates, identical outputs, failures)
     and the public board.md / board.csv under pseudonyms. Run it again to resume; with a
     changed rubric it re-scores from OUT/results.sqlite without running any hand-in."""
+    from harness.execution.config import RunConfig
     from harness.executors import open_executor
     from harness.grading.batch import grade_batch
     from harness.grading.outputs import write_outputs
@@ -64,17 +65,17 @@ def grade(
 
     rules = load_rubric(rubric)
     students = load_roster(roster) if roster else {}
+    config = RunConfig(backend=backend, command=command_line())
     with Reporter("grading") as reporter, open_executor(workers, scheduler) as executor:
         batch = grade_batch(
             handins,
             rules,
             profile,
             out_dir,
+            config,
             roster=students,
-            backend=backend,
             executor=executor,
             progress=TaskProgress(reporter),
-            command=command_line(),
         )
     write_outputs(batch, rules, out_dir)
     failed = sum(g.error is not None for g in batch.grades.values())

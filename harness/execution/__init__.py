@@ -1,5 +1,7 @@
 """Execution: how submissions run on models.
 
+- ``config``: ``RunConfig``, the options of one run (backend, limits, fuzz budget, seeds,
+  ...), built once by the CLI and handed down to the runner.
 - ``runner``: plans the missing (submission, model, track, replicate) tasks of a run, hands
   them out as jobs and stores each result as it arrives (the coordinator).
 - ``jobs``: one job, all of one submission's tasks on one model, run on whatever process

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.execution.config import RunConfig
 from harness.execution.runner import Plan, RunProgress, run_isolated
 from harness.executors import Executor, InProcess
 from harness.grading.barrier import FailureLog, attempt, grading_log, reason_of
@@ -264,19 +265,23 @@ def run_handins(
     profile: str,
     store: ResultsStore,
     log: FailureLog,
-    **options: Any,
+    config: RunConfig,
+    *,
+    executor: Executor | None = None,
+    progress: RunProgress | None = None,
 ) -> tuple[int, int]:
-    """Run every distinct gradable hand-in on ``profile`` (oracle off); a hand-in whose
-    run raised is failed with the reason, the others' tasks stored. (tasks run, tasks
-    found in the store)."""
+    """Run every distinct gradable hand-in on ``profile`` (oracle off) as ``config`` says,
+    under the run ``RUN_ID``; a hand-in whose run raised is failed with the reason, the
+    others' tasks stored. (tasks run, tasks found in the store)."""
     plans: dict[str, Plan] = {}
     for h in handins:
         if h.spec and not h.error and h.stored_name not in plans:
             # oracle=False again: a graded run never hands out poisoned samples.
             spec = dataclasses.replace(h.spec, name=str(h.stored_name), oracle=False)
             plans[str(h.stored_name)] = Plan(spec, [t for k in KINDS for t in k.answers])
-    summary, failures = run_isolated(list(plans.values()), profile, store, run_id=RUN_ID,
-                                     **options)  # fmt: skip
+    config = dataclasses.replace(config, run_id=RUN_ID)
+    summary, failures = run_isolated(list(plans.values()), profile, store, config,
+                                     executor=executor, progress=progress)  # fmt: skip
     for h in handins:
         exc = failures.get(str(h.stored_name))
         if exc is not None and not h.error:
@@ -291,17 +296,17 @@ def grade_batch(
     rubric: Rubric,
     profile: str,
     out: Path,
+    config: RunConfig = RunConfig(),
     *,
     roster: dict[str, Student] | None = None,
-    backend: str = "auto",
     executor: Executor | None = None,
     progress: RunProgress | None = None,
-    command: str | None = None,
 ) -> Batch:
-    """Grade every hand-in of ``handins_dir`` on ``profile`` into the folder ``out``; one
-    hand-in's failure is its own row, never the batch's."""
-    backend = resolve_backend(backend)
-    if backend != "bwrap":
+    """Grade every hand-in of ``handins_dir`` on ``profile`` into the folder ``out``, run
+    as ``config`` says (its backend must be bwrap; the tasks are stored under ``RUN_ID``
+    whatever its run id); one hand-in's failure is its own row, never the batch's."""
+    config = dataclasses.replace(config, backend=resolve_backend(config.backend))
+    if config.backend != "bwrap":
         raise HarnessError(
             "grading needs the bwrap sandbox; the process backend does not isolate hand-ins",
             fix="install bubblewrap (apt-get install bubblewrap) and use --backend bwrap",
@@ -311,11 +316,11 @@ def grade_batch(
     out.mkdir(parents=True, exist_ok=True)
     log = grading_log(out, handins_dir)
     handins = prepare(discover(handins_dir), out, roster, log)
-    checks_run = run_checks(handins, out, backend, executor, log)
+    checks_run = run_checks(handins, out, config.backend, executor, log)
     store = ResultsStore(out / "results.sqlite")
     try:
-        done, skipped = run_handins(handins, profile, store, log, backend=backend,
-                                    progress=progress, executor=executor, command=command)  # fmt: skip
+        done, skipped = run_handins(handins, profile, store, log, config, executor=executor,
+                                    progress=progress)  # fmt: skip
         records: dict[str, list[TaskRecord]] = {}
         for r in store.tasks(RUN_ID):
             records.setdefault(r.submission, []).append(r)

@@ -16,6 +16,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from harness.execution.config import RunConfig
 from harness.execution.runner import Plan, RunProgress, run_plans
 from harness.executors import Executor
 from harness.reproduce import figures as _figures  # noqa: F401 - importing registers them
@@ -80,21 +81,17 @@ def figure_plans(figures: list[str], models: list[ZooModel]) -> list[Plan]:
 def reproduce(
     profile: str,
     store: ResultsStore,
+    config: RunConfig = RunConfig(),
     *,
     only: list[str] | None = None,
-    backend: str = "auto",
-    fuzz_budget: int = 200,
-    progress: RunProgress | None = None,
     executor: Executor | None = None,
-    run_id: str | None = None,
-    command: str = "harness reproduce",
-    retry_timeouts: bool = False,
+    progress: RunProgress | None = None,
 ) -> list[FigureResult]:
-    """Run what the chosen figures need on ``profile`` and measure them, under
-    ``run_id`` (default ``reproduce-<profile>``; the run of a ``harness run`` of the
-    reference submissions on ``profile`` lends the tasks it already holds). The figures
-    are kept with the run, for its report, as measured by ``command``; ``retry_timeouts``
-    runs again the tasks stored as over their wall-clock limit."""
+    """Run what the chosen figures need on ``profile`` (``only`` these; default: all) and
+    measure them, under ``config.run_id`` (default ``reproduce-<profile>``; the run of a
+    ``harness run`` of the reference submissions on ``profile`` lends the tasks it already
+    holds). The figures are kept with the run, for its report, as measured by
+    ``config.command`` (default ``harness reproduce``); they read the first replicate."""
     unknown = sorted(set(only or []) - set(FIGURES))
     if unknown:
         from harness.errors import HarnessError
@@ -105,22 +102,12 @@ def reproduce(
     chosen = [name for name in FIGURES if not only or name in only]
     zoo = ZooStore()
     models = {m.id: m for m in zoo.models(profile)}
-    run_id = run_id or f"reproduce-{profile}"
+    run_id = config.run_id or f"reproduce-{profile}"
+    command = config.command or "harness reproduce"
+    config = dataclasses.replace(config, run_id=run_id, command=command)
     plans = figure_plans(chosen, list(models.values()))
     # Every variant's jobs in one run, so that all workers stay busy to the end.
-    run_plans(
-        plans,
-        profile,
-        store,
-        backend=backend,
-        run_id=run_id,
-        zoo=zoo,
-        progress=progress,
-        fuzz_budget=fuzz_budget,
-        executor=executor,
-        command=command,
-        retry_timeouts=retry_timeouts,
-    )
+    run_plans(plans, profile, store, config, zoo=zoo, executor=executor, progress=progress)
     results = Results(store.tasks(run_id, seed=0), models)  # figures: the first seed
     figures = []
     for name in chosen:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.api import Track
+from harness.api import DEFAULT_FUZZ_BUDGET, Track
 from harness.sandbox.readback import Inside
 from harness.scoring import metrics as formulas
 from harness.submission.validate import OutputError, load_array, reply_file
@@ -175,7 +175,7 @@ class FuzzTrack(TrackKind):
     def call(
         instance: Any, model: Any, clean: Any, req: dict[str, Any], out: Path
     ) -> dict[str, Any]:
-        gen = instance.generate(model, clean, int(req.get("budget", 100)))
+        gen = instance.generate(model, clean, int(req.get("budget", DEFAULT_FUZZ_BUDGET)))
         return {
             "x": save_array(out, "generated_x", gen.x),
             "seed_index": save_array(out, "seed_index", gen.seed_index),
