@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
 
@@ -38,3 +39,34 @@ class DataError(HarnessError):
 
 class ZooError(HarnessError):
     """The zoo is not built, an entry is unknown, or a build failed its floor."""
+
+
+class FailureKind(StrEnum):
+    """Why a task failed, decided where the failure happened and stored in a column of its
+    own (views, retries and grading read it; none of them parses an error's text)."""
+
+    TIMEOUT = "timeout"  # its wall-clock limit
+    MEMORY = "memory"  # its memory limit (the cgroup's OOM killer)
+    CPU_TIME = "cpu-time"  # its CPU-time limit (SIGXCPU)
+    LIMIT = "limit"  # another sandbox limit: output, scratch disk
+    PROTOCOL = "protocol"  # it broke the worker's pipe protocol or sent what cannot be read
+    INVALID_OUTPUT = "invalid-output"  # its reply failed the track's checks
+    CRASH = "crash"  # it raised, or its worker died, or could not start
+    SETUP = "setup"  # its learned detector's configure step failed, so it could not run
+
+    @property
+    def label(self) -> str:
+        """How reports name the kind."""
+        return _LABELS[self]
+
+
+_LABELS = {
+    FailureKind.TIMEOUT: "timeout",
+    FailureKind.MEMORY: "memory limit",
+    FailureKind.CPU_TIME: "CPU-time limit",
+    FailureKind.LIMIT: "output or disk limit",
+    FailureKind.PROTOCOL: "protocol violation",
+    FailureKind.INVALID_OUTPUT: "invalid output",
+    FailureKind.CRASH: "crash or other error",
+    FailureKind.SETUP: "configure step failed",
+}

@@ -1,9 +1,13 @@
 """The CLI as a user runs it: one clear line per user error, JSON shapes, rendered files."""
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import HOSTILE, REPO, run_cli
+
+from harness.results import ResultsStore
+from harness.results.schema import RESULTS_JSON_VERSION
 
 harness = run_cli
 
@@ -111,9 +115,14 @@ def test_run_results_and_leaderboard(tmp_path, tiny_zoo, backend):
         check=True,
     )
     rows = json.loads(harness("results", "--json", "--db", db, check=True).stdout)
-    assert all(
-        set(r) == {"submission", "track", "metric", "value", "ci_low", "ci_high"} for r in rows
-    )
+    stamp = {"schema_version", "run_id", "zoo_hash"}
+    fields = {"submission", "track", "metric", "value", "ci_low", "ci_high"}
+    assert all(set(r) == stamp | fields for r in rows)
+    store = ResultsStore(Path(db))
+    (run,) = store.runs()
+    assert {(r["schema_version"], r["run_id"], r["zoo_hash"]) for r in rows} == {
+        (RESULTS_JSON_VERSION, run["run_id"], run["zoo_hash"])
+    }
     metrics = {(r["track"], r["metric"]) for r in rows}
     assert {
         ("detect", "auc"),

@@ -20,6 +20,8 @@ from conftest import REPO
 from hostile_cases import case_names, materialize
 
 from harness.api import Track
+from harness.errors import FailureKind
+from harness.execution.config import RunConfig
 from harness.execution.runner import run_submissions
 from harness.results import ResultsStore
 from harness.sandbox.limits import SandboxLimits
@@ -133,14 +135,14 @@ def _run(tmp_path, names, limits=None, extra=(), **params):
         exp = CASES[name]
         spec = load_submission(materialize(name, tmp_path / "cases", **params.get(name, {})))
         run_submissions(
-            [spec], "tiny", [exp.track], store, backend="bwrap", model_ids=list(exp.models),
-            limits=limits, run_id="hostile",
+            [spec], "tiny", [exp.track], store, model_ids=list(exp.models),
+            config=RunConfig(backend="bwrap", run_id="hostile", limits=limits or SandboxLimits()),
         )  # fmt: skip
     if extra:
         specs = [load_submission(p) for p in extra]
         run_submissions(
-            specs, "tiny", [Track.DETECT], store, backend="bwrap", model_ids=[A, B],
-            run_id="hostile",
+            specs, "tiny", [Track.DETECT], store, model_ids=[A, B],
+            config=RunConfig(backend="bwrap", run_id="hostile"),
         )  # fmt: skip
     return {(r.submission, r.model_id): r for r in store.tasks("hostile")}
 
@@ -155,12 +157,27 @@ def _check(tasks, name):
         assert rec.isolation == "bwrap"
         if want == "failed":
             assert exp.error in (rec.error or ""), (name, rec.error)
+            assert rec.failure is _kind(rec.error or ""), (name, rec.failure, rec.error)
         elif i == 0 and exp.stderr:
             assert exp.stderr in (rec.stderr_tail or ""), (name, (rec.stderr_tail or "")[-800:])
         if i == 0 and exp.stderr and want == "failed":
             assert exp.stderr in (rec.stderr_tail or ""), (name, (rec.stderr_tail or "")[-800:])
         assert len(rec.stderr_tail or "") <= 4000
     return [tasks[(sub, m)] for m in exp.models]
+
+
+#: The kind the runner must store with each failure, by how the case's error begins.
+_KINDS = (
+    ("wall-clock limit of", FailureKind.TIMEOUT),
+    ("output limit of", FailureKind.LIMIT),
+    ("scratch disk limit of", FailureKind.LIMIT),
+    ("protocol violation", FailureKind.PROTOCOL),
+    ("invalid output", FailureKind.INVALID_OUTPUT),
+)
+
+
+def _kind(error: str) -> FailureKind:
+    return next((k for start, k in _KINDS if error.startswith(start)), FailureKind.CRASH)
 
 
 def _tagged(tag: str) -> list[int]:
@@ -352,13 +369,19 @@ def _refused_export(tmp_path, zoo, name):
     assert not out.exists()
 
 
+def _sweep(names: tuple[str, ...]) -> list:
+    """The first case in `make test`, the rest of the sweep in `make test-slow` (each
+    export is a repair, an export and a check in sandboxes of their own)."""
+    return [names[0], *(pytest.param(n, marks=pytest.mark.slow) for n in names[1:])]
+
+
 class TestExportedCode:
-    @pytest.mark.parametrize("name", EXPORTS[:2])
+    @pytest.mark.parametrize("name", _sweep(EXPORTS[:2]))
     def test_an_unusable_export_is_refused_in_its_own_sandbox(self, tmp_path, tiny_zoo, name):
         _refused_export(tmp_path, tiny_zoo, name)
 
 
 class TestExportedFiles:
-    @pytest.mark.parametrize("name", EXPORTS[2:])
+    @pytest.mark.parametrize("name", _sweep(EXPORTS[2:]))
     def test_an_unusable_export_is_refused_in_its_own_sandbox(self, tmp_path, tiny_zoo, name):
         _refused_export(tmp_path, tiny_zoo, name)

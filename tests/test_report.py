@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.errors import FailureKind
 from harness.report import load_run
 from harness.report.markdown import render_markdown
 from harness.report.matrix import matrices
@@ -55,7 +56,7 @@ def task(sub: str, model: str, track: str, scores: dict, **kw) -> TaskRecord:
     return TaskRecord(
         "r1", sub, "h-" + sub, sub == "gamma", model, "mh", track, kw.pop("status", "ok"),
         kw.pop("outputs", {}), scores, kw.pop("error", None), None, kw.pop("seconds", 2.0),
-        "bwrap", MODELS[model], budget=kw.pop("budget", 60.0),
+        "bwrap", MODELS[model], budget=kw.pop("budget", 60.0), failure=kw.pop("failure", None),
     )  # fmt: skip
 
 
@@ -75,7 +76,8 @@ def store(tmp_path) -> ResultsStore:
             if sub == "beta" and model == "f-sun":  # a timeout: counts as 0.5
                 s.write_task(
                     task(sub, model, "detect", {"score": 0.5, "missing": True}, status="failed",
-                         error="wall-clock limit of 60 s exceeded", seconds=None)
+                         error="wall-clock limit of 60 s exceeded", seconds=None,
+                         failure=FailureKind.TIMEOUT)
                 )  # fmt: skip
                 continue
             out = {"score": score}

@@ -12,7 +12,7 @@ import pytest
 from conftest import HOSTILE, REPO
 
 from harness.api import Track
-from harness.errors import HarnessError
+from harness.errors import FailureKind, HarnessError
 from harness.results import ResultsStore
 from harness.sandbox import backends, cgroup, rootless
 from harness.sandbox.limits import SandboxLimits, nproc_fallback
@@ -33,13 +33,18 @@ def _copy_with_params(tmp_path, name, params_toml):
 
 
 def _run(tmp_path, folder, backend, tracks=(Track.DETECT,), model_ids=None):
-    from harness.execution.runner import (
-        run_submissions,  # here: the unit tests below run without it
-    )
+    # here: the unit tests below run without them
+    from harness.execution.config import RunConfig
+    from harness.execution.runner import run_submissions
 
     store = ResultsStore(tmp_path / "results.sqlite")
     run_submissions(
-        [load_submission(folder)], "tiny", list(tracks), store, backend=backend, model_ids=model_ids
+        [load_submission(folder)],
+        "tiny",
+        list(tracks),
+        store,
+        RunConfig(backend=backend),
+        model_ids=model_ids,
     )
     return {r.model_id: r for r in store.tasks("tiny")}
 
@@ -106,8 +111,12 @@ def test_hang_and_memory_limits_kill_only_the_task(tmp_path, tiny_zoo, backend):
         assert rec.status == "failed"
         if arch[model_id] == "mnist_cnn_b":
             assert "wall-clock limit of 10 s exceeded (it ran" in rec.error, rec.error
+            assert rec.failure is FailureKind.TIMEOUT
+        elif "MemoryError" in rec.error:  # Python raised first: the submission's crash
+            assert rec.failure is FailureKind.CRASH
         else:
-            assert "memory limit of 1.5 GiB" in rec.error or "MemoryError" in rec.error, rec.error
+            assert "memory limit of 1.5 GiB" in rec.error, rec.error
+            assert rec.failure is FailureKind.MEMORY
 
 
 @sandbox

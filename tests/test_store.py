@@ -8,6 +8,7 @@ import sqlite3
 import pytest
 
 from harness import __version__
+from harness.errors import FailureKind
 from harness.results import SCHEMA_VERSION, ModelFacts, ResultsStore, TaskRecord
 
 
@@ -187,6 +188,51 @@ def test_a_version_1_store_reads_with_its_facts_moved_out_of_the_scores(tmp_path
     assert ResultsStore(path).tasks("old") == [old, new]  # reopening changes nothing
 
 
+def test_a_failure_keeps_its_kind_and_only_the_kind_says_timeout(store):
+    """The kind is stored as the runner decided it: a retry of timeouts reads the column,
+    never the error's text (which a submission's own message can imitate)."""
+    key = ("r1", "null", "s" * 16, "mnist-badnets-1", "m" * 16, "detect")
+    forged = record(status="failed", error="wall-clock limit of 60 s exceeded (it said so)")
+    store.write_task(forged)
+    (back,) = store.tasks("r1")
+    assert back.failure is FailureKind.CRASH and back == forged
+    assert store.done(*key, retry_timeouts=True)
+    store.write_task(record(status="failed", error="stopped", failure=FailureKind.TIMEOUT))
+    assert store.tasks("r1")[0].failure is FailureKind.TIMEOUT
+    assert not store.done(*key, retry_timeouts=True) and store.done(*key)
+    store.write_task(record(failure=FailureKind.MEMORY))  # a task that ran has no kind
+    assert store.tasks("r1")[0].failure is None
+
+
+def test_failed_rows_of_an_older_store_get_their_kind_once(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(VERSION_1)
+        for model, error in [
+            ("m2", "wall-clock limit of 60 s exceeded (it ran 59.0 s)"),
+            ("m3", "memory limit of 4 GiB exceeded"),
+            ("m4", "invalid output: score is NaN"),
+            ("m5", "worker exited with code 1"),
+        ]:
+            conn.execute(
+                "INSERT INTO tasks VALUES ('old', 'null', 'h', 0, ?, 'mh', 'detect', 'failed', "
+                "'{}', '{}', ?, NULL, 1.0, 'bwrap', '0.3.0', 1.0)",
+                (model, error),
+            )
+    store = ResultsStore(path)
+    kinds = {r.model_id: r.failure for r in store.tasks("old")}
+    assert kinds == {
+        "m1": None,
+        "m2": FailureKind.TIMEOUT,
+        "m3": FailureKind.MEMORY,
+        "m4": FailureKind.INVALID_OUTPUT,
+        "m5": FailureKind.CRASH,
+    }
+    assert not store.done("old", "null", "h", "m2", "mh", "detect", retry_timeouts=True)
+    store.close()
+    assert {r.model_id: r.failure for r in ResultsStore(path).tasks("old")} == kinds
+
+
 def test_store_diff_compares_a_version_1_row_on_the_facts_it_kept():
     from dataclasses import replace
 
@@ -292,6 +338,7 @@ def test_one_coordinator_per_run_a_second_is_refused_in_one_line(tmp_path):
     """Two `harness run`s of one run would plan the same missing tasks and run each twice."""
     from harness.api import Track
     from harness.errors import HarnessError
+    from harness.execution.config import RunConfig
     from harness.execution.runner import run_submissions
 
     store = ResultsStore(tmp_path / "results.sqlite")
@@ -304,6 +351,21 @@ def test_one_coordinator_per_run_a_second_is_refused_in_one_line(tmp_path):
         with other.run_lock("r2"):  # another run of the same store is free
             pass
         with pytest.raises(HarnessError, match="running run 'r1'"):
-            run_submissions([], "tiny", [Track.DETECT], other, backend="process", run_id="r1")
+            config = RunConfig(backend="process", run_id="r1")
+            run_submissions([], "tiny", [Track.DETECT], other, config)
     with other.run_lock("r1"):  # released when its holder is done
         pass
+
+
+def test_rows_from_a_newer_harness_are_refused_not_misread(store):
+    """Unknown scores, or a row of a later schema version, stop the reader with one line
+    instead of being dropped (a newer harness's scores would otherwise be misread)."""
+    from harness.errors import HarnessError
+    from harness.tracks import aggregate
+
+    store.write_task(record(scores={"score": 0.25, "from_the_future": 1.0}))
+    with pytest.raises(HarnessError, match="from_the_future"):
+        aggregate(store.tasks("r1"))
+    store.conn.execute("UPDATE tasks SET schema_version = ?", (SCHEMA_VERSION + 1,))
+    with pytest.raises(HarnessError, match=f"schema version {SCHEMA_VERSION + 1}"):
+        store.tasks("r1")

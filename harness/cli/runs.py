@@ -166,6 +166,7 @@ def run(
     With --seeds K each task runs K times under different seeds, so a score's dependence
     on the defense's own randomness is measured (docs/METRICS.md, "Seeds")."""
     from harness.api import Track
+    from harness.execution.config import RunConfig
     from harness.execution.runner import Plan, run_isolated
     from harness.executors import open_executor
     from harness.grading.barrier import reason_of
@@ -186,20 +187,23 @@ def run(
     go_on_without(refused, len(specs))
     ZooStore().models(profile)  # an unbuilt zoo is one line before any worker starts
     store = results_store(db)
+    config = RunConfig(
+        backend=backend,
+        run_id=run_id,
+        command=command_line(),
+        fuzz_budget=fuzz_budget,
+        seeds=seeds,
+        configure_on=configure_on,
+        retry_timeouts=retry_timeouts,
+    )
     with Reporter("tasks") as reporter, open_executor(workers, scheduler) as executor:
         summary, failures = run_isolated(
             [Plan(spec, wanted) for spec in specs],
             profile,
             store,
-            backend=backend,
-            run_id=run_id,
-            progress=TaskProgress(reporter),
-            fuzz_budget=fuzz_budget,
+            config,
             executor=executor,
-            command=command_line(),
-            seeds=seeds,
-            configure_on=configure_on,
-            retry_timeouts=retry_timeouts,
+            progress=TaskProgress(reporter),
         )
     for name, raised in failures.items():
         log.write(name, "run", raised)
@@ -281,19 +285,24 @@ def results(
     ] = None,
     db: DbOpt = None,
 ) -> None:
-    """Print every aggregate score of a run (a table, or JSON objects with --json)."""
+    """Print every aggregate score of a run (a table, or JSON objects with --json, each
+    stamped with the format's schema_version, the run and its zoo hash)."""
     from harness.report import resolve_run
+    from harness.results.schema import RESULTS_JSON_VERSION
     from harness.scoring.aggregate import per_model as per_model_scores
     from harness.tracks import aggregate
 
     store = results_store(db)
-    records = store.tasks(resolve_run(store, run_id))
+    run = resolve_run(store, run_id)
+    records = store.tasks(run)
     scores = aggregate(records)
     rows = [s.as_json() for s in scores]
     if per_model:
         rows += [s.as_json(per_model=True) for s in per_model_scores(records)]
     if as_json:
-        print(json.dumps(rows, indent=1))
+        zoo_hash = next(r["zoo_hash"] for r in store.runs() if r["run_id"] == run)
+        stamp = {"schema_version": RESULTS_JSON_VERSION, "run_id": run, "zoo_hash": zoo_hash}
+        print(json.dumps([{**stamp, **row} for row in rows], indent=1))
         return
     from tabulate import tabulate
 
@@ -320,7 +329,7 @@ def reproduce_cmd(
     fuzz_budget: Annotated[
         int,
         typer.Option("--fuzz-budget", min=1, help="Inputs BackFuzz may generate per model."),
-    ] = 200,
+    ] = DEFAULT_FUZZ_BUDGET,
     db: DbOpt = None,
     workers: WorkersOpt = None,
     scheduler: SchedulerOpt = None,
@@ -342,24 +351,28 @@ def reproduce_cmd(
     Cleanse, Xiong et al.'s attacks on it, Fine-Pruning, STRIP, the CSAW-HackML decision
     GoodNet), with the paper's number, ours and whether the claim holds; see
     docs/REPRODUCTION.md."""
+    from harness.execution.config import RunConfig
     from harness.executors import open_executor
     from harness.paths import repo_root
     from harness.reproduce import markdown, reproduce
 
     names = [n.strip() for n in only.split(",") if n.strip()] if only else None
     store = results_store(db)
+    config = RunConfig(
+        backend=backend,
+        run_id=run_id,
+        command=command_line(),
+        fuzz_budget=fuzz_budget,
+        retry_timeouts=retry_timeouts,
+    )
     with Reporter("reproduce") as reporter, open_executor(workers, scheduler) as executor:
         figures = reproduce(
             profile,
             store,
+            config,
             only=names,
-            backend=backend,
-            fuzz_budget=fuzz_budget,
-            progress=TaskProgress(reporter),
             executor=executor,
-            run_id=run_id,
-            command=command_line(),
-            retry_timeouts=retry_timeouts,
+            progress=TaskProgress(reporter),
         )
     text = markdown(figures, command_line())
     target = write or repo_root() / "docs" / "REPRODUCTION.md"

@@ -21,6 +21,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.errors import FailureKind
 from harness.execution.configure import COMPLETE
 from harness.execution.task import SubmissionRunner, TaskResult
 from harness.paths import harness_home
@@ -115,7 +116,8 @@ def run_job(job: ModelJob) -> JobResult:
 
 
 def _failed(model: ZooModel, name: str, error: str) -> TaskResult:
-    return TaskResult("failed", scores=by_name(name).failed(model).to_json(), error=error)
+    scores = by_name(name).failed(model).to_json()
+    return TaskResult("failed", scores=scores, error=error, failure=FailureKind.SETUP)
 
 
 # -- what this worker has on disk ----------------------------------------------------------

@@ -14,10 +14,11 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-from harness.api import DEFAULT_FUZZ_BUDGET, Track
-from harness.errors import HarnessError
+from harness.api import Track
+from harness.errors import FailureKind, HarnessError
+from harness.execution.config import RunConfig
 from harness.execution.configure import ensure_configured, training_split
 from harness.execution.jobs import ModelJob, close_runners, run_job
 from harness.execution.task import TaskResult
@@ -26,7 +27,7 @@ from harness.results import ModelFacts, ResultsStore, TaskRecord, UnstorableTask
 from harness.sandbox.backends import resolve_backend
 from harness.sandbox.limits import SandboxLimits
 from harness.submission.manifest import SubmissionSpec, content_hash
-from harness.tracks import RunOptions, TrackKind, by_name, tasks_for
+from harness.tracks import TrackKind, by_name, tasks_for
 from harness.zoo.inbox import serving_order
 from harness.zoo.runkey import run_key
 from harness.zoo.splits import EVAL, of_split
@@ -70,80 +71,51 @@ def run_submissions(
     profile: str,
     tracks: list[Track],
     results: ResultsStore,
+    config: RunConfig = RunConfig(),
     *,
-    backend: str = "auto",
-    run_id: str | None = None,
-    limits: SandboxLimits | None = None,
-    zoo: ZooStore | None = None,
     model_ids: list[str] | None = None,
-    progress: RunProgress | None = None,
-    fuzz_budget: int = DEFAULT_FUZZ_BUDGET,
     executor: Executor | None = None,
-    command: str | None = None,
-    seeds: int = 1,
-    configure_on: str | None = None,
-    retry_timeouts: bool = False,
+    progress: RunProgress | None = None,
 ) -> RunSummary:
-    """Execute every missing (submission, model, track, seed) task and store it;
-    ``command`` (what the user typed) is kept with the run for its reports; learned
-    detectors configure on ``configure_on``'s training split (default: ``profile``'s);
-    ``retry_timeouts`` runs again the tasks stored as over their wall-clock limit."""
+    """Execute every missing (submission, model, track, seed) task of ``specs`` on the
+    models ``model_ids`` of ``profile`` (default: all of them) and store it, as
+    ``config`` says (``run_plans``)."""
     plans = [Plan(spec, tracks, model_ids) for spec in specs]
-    return run_plans(
-        plans,
-        profile,
-        results,
-        backend=backend,
-        run_id=run_id,
-        limits=limits,
-        zoo=zoo,
-        progress=progress,
-        fuzz_budget=fuzz_budget,
-        executor=executor,
-        command=command,
-        seeds=seeds,
-        configure_on=configure_on,
-        retry_timeouts=retry_timeouts,
-    )
+    return run_plans(plans, profile, results, config, executor=executor, progress=progress)
 
 
 def run_plans(
     plans: list[Plan],
     profile: str,
     results: ResultsStore,
+    config: RunConfig = RunConfig(),
     *,
-    backend: str = "auto",
-    run_id: str | None = None,
-    limits: SandboxLimits | None = None,
     zoo: ZooStore | None = None,
-    progress: RunProgress | None = None,
-    fuzz_budget: int = DEFAULT_FUZZ_BUDGET,
     executor: Executor | None = None,
-    command: str | None = None,
-    seeds: int = 1,
-    configure_on: str | None = None,
-    retry_timeouts: bool = False,
+    progress: RunProgress | None = None,
 ) -> RunSummary:
-    """Every missing task of ``plans`` under replicates 0 .. ``seeds``-1, as jobs of one
-    submission on one model, on ``executor`` (default: in this process); each task is
-    stored as soon as its job is back, by this process alone. With ``retry_timeouts`` a
-    task stored as over its wall-clock limit is missing too (its record is replaced)."""
-    backend = resolve_backend(backend)  # fail fast on a backend that cannot run here
+    """Every missing task of ``plans`` under replicates 0 .. ``config.seeds``-1, as jobs of
+    one submission on one model, on ``executor`` (default: in this process); each task is
+    stored as soon as its job is back, by this process alone, under ``config.run_id``
+    (default: ``profile``) with ``config.command``. Learned detectors configure on
+    ``config.configure_on``'s training split (default: ``profile``'s). With
+    ``config.retry_timeouts`` a task stored as over its wall-clock limit is missing too
+    (its record is replaced)."""
+    # Fail fast on a backend that cannot run here.
+    config = dataclasses.replace(config, backend=resolve_backend(config.backend))
     zoo = zoo or ZooStore()
-    run_id = run_id or profile
+    run_id = config.run_id or profile
     with results.run_lock(run_id):  # one coordinator per run: no task runs twice
         # The training split is never scored.
         models = of_split(profile, zoo.models(profile), EVAL, zoo)
         zoo.migrate_stale(models)  # a cache from before format 2 leaks its build time
-        results.ensure_run(run_id, profile, zoo.zoo_hash(profile), command)
+        results.ensure_run(run_id, profile, zoo.zoo_hash(profile), config.command)
         summary = RunSummary(run_id)
-        jobs = plan_jobs(
-            plans, models, run_id, results, summary, backend, limits, fuzz_budget, seeds,
-            retry_timeouts,
-        )  # fmt: skip
+        jobs = plan_jobs(plans, models, run_id, results, summary, config)
         require_sound(list({j.model.id: j.model for j in jobs}.values()), profile)
         note = progress.note if progress else None
-        jobs = configure_jobs(jobs, configure_on or profile, zoo, backend, limits, note)
+        configure = config.configure_on or profile
+        jobs = configure_jobs(jobs, configure, zoo, config.backend, config.limits, note)
         if progress:
             progress.planned(sum(len(j.tracks) for j in jobs), summary.skipped)
         executor = executor or InProcess()
@@ -160,16 +132,26 @@ OPERATOR_ERRORS = (HarnessError, OSError, sqlite3.Error)
 
 
 def run_isolated(
-    plans: list[Plan], profile: str, results: ResultsStore, **options: Any
+    plans: list[Plan],
+    profile: str,
+    results: ResultsStore,
+    config: RunConfig = RunConfig(),
+    *,
+    zoo: ZooStore | None = None,
+    executor: Executor | None = None,
+    progress: RunProgress | None = None,
 ) -> tuple[RunSummary, dict[str, Exception]]:
     """``run_plans``, where one submission's failure is its own: when the run raises
     something other than an operator's error (``OPERATOR_ERRORS``: an unbuilt zoo, a
     locked store, a full disk), it goes on plan by plan (the tasks stored so far are not
     run again), and each plan that raises alone is set aside. (The summary of what ran,
     the exception of each submission set aside, by name.)"""
-    run_id = options.pop("run_id", None) or profile
+    run_id = config.run_id or profile
+    config = dataclasses.replace(config, run_id=run_id)
     try:
-        return run_plans(plans, profile, results, run_id=run_id, **options), {}
+        return run_plans(
+            plans, profile, results, config, zoo=zoo, executor=executor, progress=progress
+        ), {}
     except OPERATOR_ERRORS:
         raise
     except Exception as exc:  # noqa: BLE001 - which submission? run them one at a time
@@ -178,7 +160,9 @@ def run_isolated(
     total, failures = RunSummary(run_id), {}
     for plan in plans:
         try:
-            part = run_plans([plan], profile, results, run_id=run_id, **options)
+            part = run_plans(
+                [plan], profile, results, config, zoo=zoo, executor=executor, progress=progress
+            )
         except OPERATOR_ERRORS:
             raise
         except Exception as exc:  # noqa: BLE001 - this submission's failure alone
@@ -242,23 +226,19 @@ def plan_jobs(
     run_id: str,
     results: ResultsStore,
     summary: RunSummary,
-    backend: str,
-    limits: SandboxLimits | None,
-    fuzz_budget: int,
-    seeds: int = 1,
-    retry_timeouts: bool = False,
+    config: RunConfig,
 ) -> list[ModelJob]:
-    """The jobs still to do: replicate by replicate (a run stopped half-way has whole
-    replicates first), then submission by submission, each submission's models in the
-    run's serving order; counts the tasks already stored in ``summary.skipped``. A job's
-    tasks run in registry order, but those that show the submission the model's poisoned
-    test images last (``job_order``)."""
+    """The jobs still to do under ``run_id``: replicate by replicate (a run stopped
+    half-way has whole replicates first), then submission by submission, each submission's
+    models in the run's serving order; counts the tasks already stored in
+    ``summary.skipped`` (with ``config.retry_timeouts``, a task stored as over its
+    wall-clock limit is still to do). A job's tasks run in registry order, but those that
+    show the submission the model's poisoned test images last (``job_order``)."""
     jobs = []
-    limits = limits or SandboxLimits()
-    options = RunOptions(fuzz_budget=fuzz_budget)
+    options = config.track_options()
     folders = {id(plan): content_hash(plan.spec.path) for plan in plans}
     key = run_key(run_id)  # drawn here, on the coordinator, and sent with every job
-    for seed in range(seeds):
+    for seed in range(config.seeds):
         for plan in plans:
             spec, kinds = plan.spec, job_order(tasks_for(plan.spec.tracks, plan.tracks))
             chosen = [m for m in models if plan.model_ids is None or m.id in set(plan.model_ids)]
@@ -274,7 +254,7 @@ def plan_jobs(
                         m.hash,
                         k.name,
                         seed,
-                        retry_timeouts=retry_timeouts,
+                        retry_timeouts=config.retry_timeouts,
                     )
                 )
                 summary.skipped += len(kinds) - len(todo)
@@ -286,8 +266,8 @@ def plan_jobs(
                             m,
                             todo,
                             options,
-                            limits,
-                            backend,
+                            config.limits,
+                            config.backend,
                             folders[id(plan)],
                             seed=seed,
                             run_key=key,
@@ -334,23 +314,24 @@ def execute(
 def task_record(job: ModelJob, name: str, task: TaskResult, isolation: str) -> TaskRecord:
     """The store's row of one task of ``job``."""
     return TaskRecord(
-        job.run_id,
-        job.spec.name,
-        job.spec.content_hash,
-        job.spec.oracle,
-        job.model.id,
-        job.model.hash,
-        name,
-        task.status,
-        task.outputs,
-        task.scores,
-        task.error,
-        task.stderr,
-        task.seconds,
-        isolation,
-        model_facts(job.model),
+        run_id=job.run_id,
+        submission=job.spec.name,
+        submission_hash=job.spec.content_hash,
+        oracle=job.spec.oracle,
+        model_id=job.model.id,
+        model_hash=job.model.hash,
+        track=name,
+        status=task.status,
+        outputs=task.outputs,
+        scores=task.scores,
+        error=task.error,
+        stderr_tail=task.stderr,
+        seconds=task.seconds,
+        isolation=isolation,
+        facts=model_facts(job.model),
         budget=job.wall_seconds,
         seed=job.seed,
+        failure=task.failure,
     )
 
 
@@ -371,6 +352,7 @@ def store_task(
             error=f"invalid output: {exc}",
             stderr=task.stderr,
             seconds=task.seconds,
+            failure=FailureKind.INVALID_OUTPUT,
         )
         results.write_task(task_record(job, name, failed, isolation))
         return failed

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.errors import FailureKind
 from harness.sandbox.client import SandboxWorker, WorkerFailure
 from harness.sandbox.limits import SandboxLimits
 from harness.submission import validate
@@ -34,6 +35,7 @@ class TaskResult:
     error: str | None = None
     stderr: str | None = None
     seconds: float | None = None
+    failure: FailureKind | None = None  # why it failed, as the harness saw it happen
 
 
 #: Poisoned test images handed to oracle submissions as ``CleanData.poisoned``.
@@ -116,7 +118,7 @@ class SubmissionRunner:
             self._ensure()
             return self._run(replicate_key(run_id, seed), model, kind, key or run_key(run_id))
         except WorkerFailure as exc:
-            return self._failed(model, kind, exc.reason, exc.stderr[-4000:])
+            return self._failed(model, kind, exc.reason, exc.stderr[-4000:], exc.kind)
 
     def request(
         self,
@@ -169,14 +171,24 @@ class SubmissionRunner:
             result = validate.reply_object(reply.get("result"), "result")
             outputs, scores = kind.score(result, out_dir, model, inputs, self.predictor)
         except validate.OutputError as exc:
-            return self._failed(model, kind, f"invalid output: {exc}", stderr)
+            failure = FailureKind.INVALID_OUTPUT
+            return self._failed(model, kind, f"invalid output: {exc}", stderr, failure)
         if kind.keeps_weights:
             outputs["weights_changed"] = bool(reply.get("weights_changed"))
         return TaskResult("ok", outputs, scores.to_json(), None, stderr, self.worker.last_seconds)
 
-    def _failed(self, model: ZooModel, kind: TrackKind, error: str, stderr: str) -> TaskResult:
+    def _failed(
+        self,
+        model: ZooModel,
+        kind: TrackKind,
+        error: str,
+        stderr: str,
+        failure: FailureKind = FailureKind.CRASH,
+    ) -> TaskResult:
+        """A failed task; its kind is the harness's own finding (a worker's error reply is
+        a crash whatever it says: the worker shares the submission's process)."""
         scores = kind.failed(model).to_json()
-        return TaskResult("failed", scores=scores, error=error, stderr=stderr)
+        return TaskResult("failed", scores=scores, error=error, stderr=stderr, failure=failure)
 
     def close(self) -> None:
         self.worker.stop()

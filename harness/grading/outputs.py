@@ -244,7 +244,11 @@ def summary(batch: Batch, rubric: Rubric, out: Path) -> str:
         lines.append(f"- {_points(lo)} to {_points(hi)}: {'#' * int(n) + ' ' if n else ''}{n}")
     kinds: dict[str, list[str]] = {}
     for g in batch.grades.values():
-        found = [g.error_kind or "not graded"] if g.error else [_task_kind(f) for f in g.failures]
+        found = (
+            [g.error_kind or "not graded"]
+            if g.error
+            else [f"task: {k.label}" for k in g.failure_kinds]
+        )
         for kind in found:
             kinds.setdefault(kind, []).append(g.student)
     lines += ["", "## Failures by kind", ""]
@@ -259,19 +263,6 @@ def summary(batch: Batch, rubric: Rubric, out: Path) -> str:
     if logged:
         lines += ["", f"{logged} failure(s) of this run have their traceback in grading.log."]
     return "\n".join(lines) + "\n"
-
-
-def _task_kind(reason: str) -> str:
-    """A failed task's kind, for counting: its reason without the particulars."""
-    for key, kind in (
-        ("wall-clock limit", "timeout"),
-        ("memory", "memory limit"),
-        ("invalid output", "invalid output"),
-        ("CPU-time", "CPU-time limit"),
-    ):
-        if key in reason:
-            return f"task: {kind}"
-    return "task: crash or other error"
 
 
 def board(batch: Batch, rubric: Rubric, out: Path) -> tuple[str, list[list[str]]]:

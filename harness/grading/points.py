@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from harness.errors import FailureKind
 from harness.grading.rubric import Line, Rubric
 from harness.report.numbers import human
 from harness.results import TaskRecord
@@ -43,6 +44,7 @@ class Grade:
     late_factor: float = 1.0
     error: str | None = None
     error_kind: str | None = None
+    failure_kinds: list[FailureKind] = field(default_factory=list)  # each failure's kind
 
     @property
     def total(self) -> float:
@@ -89,7 +91,9 @@ def grade_records(student: str, rubric: Rubric, records: list[TaskRecord]) -> Gr
     """A hand-in's grade before rank points and lateness."""
     scores = aggregate(records)
     grade = Grade(student, [line_points(line, records, scores) for line in rubric.lines])
-    grade.failures = [f"{r.track} / {r.model_id}: {r.error}" for r in records if r.status != "ok"]
+    failed = [r for r in records if r.status != "ok"]
+    grade.failures = [f"{r.track} / {r.model_id}: {r.error}" for r in failed]
+    grade.failure_kinds = [r.failure or FailureKind.CRASH for r in failed]
     grade.failure_penalty = min(rubric.failure_points * len(grade.failures), rubric.failure_max)
     return grade
 

@@ -13,9 +13,8 @@ from typing import Any
 import numpy as np
 
 from harness.attack_track.score import AttackRow, attack_rows
-from harness.errors import HarnessError
+from harness.errors import FailureKind, HarnessError
 from harness.results import ResultsStore, TaskRecord
-from harness.sandbox.limits import WALL_CLOCK_EXCEEDED
 from harness.scoring.aggregate import Score
 from harness.scoring.metrics import METRICS
 from harness.submission.manifest import is_variant
@@ -133,7 +132,7 @@ def runtimes(records: list[TaskRecord]) -> list[Runtime]:
                 float(max(secs)) if secs else None,
                 float(sum(secs)),
                 max(budgets) if budgets else None,
-                sum(bool(r.error and r.error.startswith(WALL_CLOCK_EXCEEDED)) for r in recs),
+                sum(r.failure is FailureKind.TIMEOUT for r in recs),
                 ", ".join(sorted({r.isolation for r in recs})),
             )
         )

@@ -10,9 +10,11 @@ per-model scores) as JSON.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.errors import FailureKind, HarnessError
 from harness.results.schema import SCHEMA_VERSION
 
 
@@ -47,6 +49,13 @@ class TaskRecord:
     schema_version: int = SCHEMA_VERSION
     budget: float | None = None  # the task's wall-clock limit in seconds, when recorded
     seed: int = 0  # the replicate (``harness run --seeds K``: 0 .. K-1)
+    failure: FailureKind | None = None  # why it failed (None when it did not)
+
+    def __post_init__(self) -> None:
+        # A failed task always has a kind (a crash unless its runner knew better); one
+        # that ran has none.
+        kind = (self.failure or FailureKind.CRASH) if self.status != "ok" else None
+        object.__setattr__(self, "failure", kind)
 
 
 def _facts_of_version_1(scores: dict[str, Any]) -> tuple[ModelFacts, dict[str, Any]]:
@@ -94,30 +103,69 @@ def task_json(value: dict[str, Any], what: str) -> str:
         raise UnstorableTask(f"its {what} cannot be stored as JSON ({reason})") from None
 
 
-def task_record(r: tuple[Any, ...]) -> TaskRecord:
-    scores, version = json.loads(r[9]), int(r[19])
+def task_row(rec: TaskRecord) -> dict[str, Any]:
+    """The columns a task is stored in, by name (the store adds its version and time);
+    ``UnstorableTask`` when its outputs or scores are not JSON the store can write."""
+    return {
+        "run_id": rec.run_id,
+        "submission": rec.submission,
+        "submission_hash": rec.submission_hash,
+        "oracle": int(rec.oracle),
+        "model_id": rec.model_id,
+        "model_hash": rec.model_hash,
+        "track": rec.track,
+        "status": rec.status,
+        "outputs": task_json(rec.outputs, "outputs"),
+        "scores": task_json(rec.scores, "scores"),
+        "error": rec.error,
+        "stderr_tail": rec.stderr_tail,
+        "seconds": rec.seconds,
+        "isolation": rec.isolation,
+        "poisoned": None if rec.facts.poisoned is None else int(rec.facts.poisoned),
+        "role": rec.facts.role,
+        "dataset": rec.facts.dataset,
+        "attack": rec.facts.attack,
+        "targets": json.dumps(list(rec.facts.targets)),
+        "schema_version": SCHEMA_VERSION,
+        "budget": rec.budget,
+        "seed": rec.seed,
+        "failure": None if rec.failure is None else rec.failure.value,
+    }
+
+
+def task_record(row: Mapping[str, Any]) -> TaskRecord:
+    """A stored row (by column name) as the record it was, in the current form."""
+    scores, version = json.loads(row["scores"]), int(row["schema_version"])
+    if version > SCHEMA_VERSION:
+        raise HarnessError(
+            f"a task was stored in schema version {version}; this harness reads up to "
+            f"{SCHEMA_VERSION}",
+            fix=f"read the store with harness {row['harness_version']} or newer",
+        )
     if version == 1:
         facts, scores = _facts_of_version_1(scores)
     else:
-        poisoned = None if r[14] is None else bool(r[14])
-        facts = ModelFacts(poisoned, r[15], r[16], r[17], tuple(json.loads(r[18])))
+        poisoned = None if row["poisoned"] is None else bool(row["poisoned"])
+        targets = tuple(json.loads(row["targets"]))
+        facts = ModelFacts(poisoned, row["role"], row["dataset"], row["attack"], targets)
     return TaskRecord(
-        r[0],
-        r[1],
-        r[2],
-        bool(r[3]),
-        r[4],
-        r[5],
-        r[6],
-        r[7],
-        json.loads(r[8]),
-        scores,
-        r[10],
-        r[11],
-        r[12],
-        r[13],
-        facts,
-        version,
-        r[20],
-        int(r[21]),
+        run_id=row["run_id"],
+        submission=row["submission"],
+        submission_hash=row["submission_hash"],
+        oracle=bool(row["oracle"]),
+        model_id=row["model_id"],
+        model_hash=row["model_hash"],
+        track=row["track"],
+        status=row["status"],
+        outputs=json.loads(row["outputs"]),
+        scores=scores,
+        error=row["error"],
+        stderr_tail=row["stderr_tail"],
+        seconds=row["seconds"],
+        isolation=row["isolation"],
+        facts=facts,
+        schema_version=version,
+        budget=row["budget"],
+        seed=int(row["seed"]),
+        failure=None if row["failure"] is None else FailureKind(row["failure"]),
     )

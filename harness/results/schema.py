@@ -2,7 +2,8 @@
 
 ``SCHEMA_VERSION`` says how a task row was written: 1 kept the model's facts inside the
 scores JSON (``harness.results.records`` reads such rows into the current form); 2 keeps
-them in columns of their own. A store written by an older release gains the columns added
+them in columns of their own; 3 stores a failed task's kind (``FailureKind``) in its own
+column, and opening an older store gives its failed rows theirs (``add_failure_kinds``). A store written by an older release gains the columns added
 since (``ADDED``) when it is opened, and a store from before replicates were a dimension
 has its tasks copied into a table keyed by replicate too.
 """
@@ -11,8 +12,13 @@ from __future__ import annotations
 
 import sqlite3
 
+from harness.errors import FailureKind
+
 #: The form rows are written in (see the module docstring).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+#: The form of `harness results --json`'s objects: each carries this, its run and the run's
+#: zoo hash beside the score's own fields.
+RESULTS_JSON_VERSION = 1
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -49,6 +55,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     schema_version INTEGER NOT NULL DEFAULT 1,
     budget REAL,
     seed INTEGER NOT NULL DEFAULT 0,
+    failure TEXT,
     PRIMARY KEY (run_id, submission, model_id, track, seed)
 );
 CREATE TABLE IF NOT EXISTS figures (
@@ -95,15 +102,19 @@ ADDED = {
         "targets": "TEXT NOT NULL DEFAULT '[]'",
         "schema_version": "INTEGER NOT NULL DEFAULT 1",
         "budget": "REAL",
+        "failure": "TEXT",
     },
     "runs": {"commands": "TEXT NOT NULL DEFAULT '[]'"},
 }
 
-COLUMNS = (
-    "run_id, submission, submission_hash, oracle, model_id, model_hash, track, status, "
-    "outputs, scores, error, stderr_tail, seconds, isolation, harness_version, finished, "
-    "poisoned, role, dataset, attack, targets, schema_version, budget, seed"
-)
+#: The tasks table's columns, in the order of SCHEMA (records are written and read by name).
+TASK_COLUMNS = (
+    "run_id", "submission", "submission_hash", "oracle", "model_id", "model_hash", "track",
+    "status", "outputs", "scores", "error", "stderr_tail", "seconds", "isolation",
+    "harness_version", "finished", "poisoned", "role", "dataset", "attack", "targets",
+    "schema_version", "budget", "seed", "failure",
+)  # fmt: skip
+COLUMNS = ", ".join(TASK_COLUMNS)
 
 
 def add_columns(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
@@ -125,8 +136,41 @@ def add_seed_key(c: sqlite3.Connection) -> None:
     cannot change a table's primary key in place); run inside one transaction."""
     create = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS tasks") :]
     create = create[: create.index(");") + 2]
-    old = COLUMNS.removesuffix(", seed")
+    old = COLUMNS.removesuffix(", seed, failure")
     c.execute("ALTER TABLE tasks RENAME TO tasks_before_seeds")
     c.execute(create)
     c.execute(f"INSERT INTO tasks ({old}, seed) SELECT {old}, 0 FROM tasks_before_seeds")
     c.execute("DROP TABLE tasks_before_seeds")
+
+
+#: How a row written before failures had a kind of their own said it, in its error: the
+#: one place the harness reads an error's text, to migrate those rows once.
+_LEGACY_KINDS = (
+    ("wall-clock limit of", FailureKind.TIMEOUT),
+    ("memory limit of", FailureKind.MEMORY),
+    ("(CPU-time limit)", FailureKind.CPU_TIME),
+    ("output limit of", FailureKind.LIMIT),
+    ("scratch disk limit of", FailureKind.LIMIT),
+    ("protocol violation", FailureKind.PROTOCOL),
+    ("invalid output", FailureKind.INVALID_OUTPUT),
+)
+
+
+def legacy_failure(error: str | None) -> FailureKind:
+    """The kind of a failure stored before version 3, from its error's text."""
+    text = error or ""
+    return next((kind for key, kind in _LEGACY_KINDS if key in text), FailureKind.CRASH)
+
+
+def add_failure_kinds(c: sqlite3.Connection) -> int:
+    """Give every failed task written before version 3 its kind; how many were given one
+    (run inside one transaction)."""
+    rows = c.execute(
+        "SELECT rowid, error FROM tasks WHERE status = 'failed' AND failure IS NULL "
+        "AND schema_version < 3"
+    ).fetchall()
+    c.executemany(
+        "UPDATE tasks SET failure = ? WHERE rowid = ?",
+        [(legacy_failure(error).value, rowid) for rowid, error in rows],
+    )
+    return len(rows)

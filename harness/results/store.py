@@ -21,23 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.errors import HarnessError
+from harness.errors import FailureKind, HarnessError
 from harness.results.damage import damaged, is_damage
-from harness.results.records import (
-    AttackInstance,
-    TaskRecord,
-    task_json,
-    task_record,
-)
+from harness.results.records import AttackInstance, TaskRecord, task_record, task_row
 from harness.results.schema import (
     COLUMNS,
     SCHEMA,
-    SCHEMA_VERSION,
+    TASK_COLUMNS,
     add_columns,
+    add_failure_kinds,
     add_seed_key,
     needs_seed_key,
 )
-from harness.sandbox.limits import WALL_CLOCK_EXCEEDED
 
 #: Free space under which a store's "disk I/O error" is taken for a full disk.
 LOW_SPACE_BYTES = 1 << 20
@@ -54,6 +49,7 @@ class ResultsStore:
             self.conn.executescript(SCHEMA)
             self._add_columns()
             self._add_seed_key()
+            self._add_failure_kinds()
             problems = self.conn.execute("PRAGMA quick_check").fetchall()
         except sqlite3.DatabaseError as exc:
             self.conn.close()
@@ -78,6 +74,15 @@ class ResultsStore:
         if needs_seed_key(self.conn):
             with self._tx() as c:
                 add_seed_key(c)
+
+    def _add_failure_kinds(self) -> None:
+        """Failed tasks of a store written before version 3 get their kind, once."""
+        if self.conn.execute(
+            "SELECT 1 FROM tasks WHERE status = 'failed' AND failure IS NULL "
+            "AND schema_version < 3 LIMIT 1"
+        ).fetchone():
+            with self._tx() as c:
+                add_failure_kinds(c)
 
     def close(self) -> None:
         self.conn.close()
@@ -233,48 +238,24 @@ class ResultsStore:
     ) -> bool:
         """Whether this task is stored; with ``retry_timeouts`` a task stored as failed by
         its wall-clock limit counts as not done (a busy machine's timeouts, run again)."""
-        timed_out = "AND NOT (status = 'failed' AND error LIKE ?)" if retry_timeouts else ""
+        timed_out = "AND failure IS NOT ?" if retry_timeouts else "AND ? IS NULL"
         keys = (run_id, submission, submission_hash, model_id, model_hash, track, seed)
         row = self.conn.execute(
             "SELECT 1 FROM tasks WHERE run_id=? AND submission=? AND submission_hash=? AND "
             f"model_id=? AND model_hash=? AND track=? AND seed=? {timed_out}",
-            (*keys, f"{WALL_CLOCK_EXCEEDED}%") if retry_timeouts else keys,
+            (*keys, FailureKind.TIMEOUT.value if retry_timeouts else None),
         ).fetchone()
         return row is not None
 
     def write_task(self, rec: TaskRecord) -> None:
         """Insert or replace one task in a single transaction; ``UnstorableTask`` (and
         nothing written) when its outputs or scores are not JSON the store can write."""
-        outputs, scores = task_json(rec.outputs, "outputs"), task_json(rec.scores, "scores")
+        row = {**task_row(rec), "harness_version": __version__, "finished": time.time()}
         with self._tx() as c:
             c.execute(
-                f"INSERT OR REPLACE INTO tasks ({COLUMNS}) VALUES ({', '.join('?' * 24)})",
-                (
-                    rec.run_id,
-                    rec.submission,
-                    rec.submission_hash,
-                    int(rec.oracle),
-                    rec.model_id,
-                    rec.model_hash,
-                    rec.track,
-                    rec.status,
-                    outputs,
-                    scores,
-                    rec.error,
-                    rec.stderr_tail,
-                    rec.seconds,
-                    rec.isolation,
-                    __version__,
-                    time.time(),
-                    None if rec.facts.poisoned is None else int(rec.facts.poisoned),
-                    rec.facts.role,
-                    rec.facts.dataset,
-                    rec.facts.attack,
-                    json.dumps(list(rec.facts.targets)),
-                    SCHEMA_VERSION,
-                    rec.budget,
-                    rec.seed,
-                ),
+                f"INSERT OR REPLACE INTO tasks ({COLUMNS}) "
+                f"VALUES ({', '.join(':' + name for name in TASK_COLUMNS)})",
+                row,
             )
             c.execute("UPDATE runs SET updated=? WHERE run_id=?", (time.time(), rec.run_id))
 
@@ -293,11 +274,10 @@ class ResultsStore:
 
     def tasks(self, run_id: str, seed: int | None = None) -> list[TaskRecord]:
         """A run's tasks: every replicate, or only seed ``seed``."""
-        rows = self.conn.execute(
-            "SELECT run_id, submission, submission_hash, oracle, model_id, model_hash, track, "
-            "status, outputs, scores, error, stderr_tail, seconds, isolation, poisoned, role, "
-            "dataset, attack, targets, schema_version, budget, seed FROM tasks "
-            "WHERE run_id=? AND (? IS NULL OR seed=?) ORDER BY submission, track, model_id, seed",
+        cur = self.conn.execute(
+            f"SELECT {COLUMNS} FROM tasks WHERE run_id=? AND (? IS NULL OR seed=?) "
+            "ORDER BY submission, track, model_id, seed",
             (run_id, seed, seed),
-        ).fetchall()
-        return [task_record(row) for row in rows]
+        )
+        names = [d[0] for d in cur.description]
+        return [task_record(dict(zip(names, row, strict=True))) for row in cur.fetchall()]

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness.errors import FailureKind
 from harness.sandbox import cgroup, protocol
 from harness.sandbox.backends import (
     Launch,
@@ -55,12 +56,16 @@ END_MARK_WAIT = 2.0
 
 
 class WorkerFailure(Exception):
-    """The worker died, hung or broke a limit; ``reason`` says which, ``stderr`` its tail."""
+    """The worker died, hung or broke a limit; ``reason`` says which, ``kind`` of which
+    kind (stored with the task), ``stderr`` its tail."""
 
-    def __init__(self, reason: str, stderr: str = "") -> None:
+    def __init__(
+        self, reason: str, stderr: str = "", kind: FailureKind = FailureKind.CRASH
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.stderr = stderr
+        self.kind = kind
 
 
 def confine(
@@ -266,7 +271,7 @@ class SandboxWorker:
                 if message is None:
                     return
         except (protocol.ProtocolError, OSError, ValueError) as exc:
-            self.monitor.breach = self.monitor.breach or f"protocol violation: {exc}"
+            self._note_breach(f"protocol violation: {exc}", FailureKind.PROTOCOL)
             self.replies.put(None)
 
     def _read_stderr(self, proc: subprocess.Popen[bytes]) -> None:
@@ -274,7 +279,8 @@ class SandboxWorker:
         while chunk := proc.stderr.read1(65536):  # type: ignore[attr-defined]
             self.monitor.add_output(chunk)
             if self.monitor.output_bytes > self.limits.max_output_bytes:
-                self._breach(proc, f"output limit of {self.limits.max_output_bytes} bytes exceeded")
+                reason = f"output limit of {self.limits.max_output_bytes} bytes exceeded"
+                self._breach(proc, reason, FailureKind.LIMIT)
                 return
 
     def _watch(self, proc: subprocess.Popen[bytes]) -> None:
@@ -283,18 +289,21 @@ class SandboxWorker:
         while proc.poll() is None:
             group = self.group
             if sandbox_memory_bytes(proc.pid, self.init) > cap or (group and group.oom_kills()):
-                self._breach(proc, memory_reason(self.limits))
+                self._breach(proc, memory_reason(self.limits), FailureKind.MEMORY)
                 return
             tick += 1
             if tick % 10 == 0 and dir_bytes(self.dirs.scratch) > self.limits.max_scratch_bytes:
-                self._breach(
-                    proc, f"scratch disk limit of {self.limits.max_scratch_bytes} bytes exceeded"
-                )
+                reason = f"scratch disk limit of {self.limits.max_scratch_bytes} bytes exceeded"
+                self._breach(proc, reason, FailureKind.LIMIT)
                 return
             time.sleep(POLL_SECONDS)
 
-    def _breach(self, proc: subprocess.Popen[bytes], reason: str) -> None:
-        self.monitor.breach = self.monitor.breach or reason
+    def _note_breach(self, reason: str, kind: FailureKind) -> None:
+        if self.monitor.breach is None:  # the first breach is the one that stopped it
+            self.monitor.breach, self.monitor.breach_kind = reason, kind
+
+    def _breach(self, proc: subprocess.Popen[bytes], reason: str, kind: FailureKind) -> None:
+        self._note_breach(reason, kind)
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -327,12 +336,18 @@ class SandboxWorker:
         except queue.Empty:
             ran, waited = schedule_since(before, tree_schedule(self.proc.pid))  # type: ignore[union-attr]
             self.kill()
-            raise WorkerFailure(timeout_reason(timeout, ran, waited), self.monitor.text()) from None
+            reason = timeout_reason(timeout, ran, waited)
+            raise WorkerFailure(reason, self.monitor.text(), FailureKind.TIMEOUT) from None
         if reply is None:
-            oom = memory_reason(self.limits) if self.group and self.group.oom_kills() else None
+            oom = bool(self.group and self.group.oom_kills())
             self.kill()
-            reason = self.monitor.breach or oom or self._exit_reason()
-            raise WorkerFailure(reason, self.monitor.text())
+            if self.monitor.breach is not None:
+                reason, kind = self.monitor.breach, self.monitor.breach_kind or FailureKind.CRASH
+            elif oom:
+                reason, kind = memory_reason(self.limits), FailureKind.MEMORY
+            else:
+                reason, kind = self._exit_reason()
+            raise WorkerFailure(reason, self.monitor.text(), kind)
         if "mark" in message:
             # The worker wrote the task's end mark before its reply: let the reader reach it.
             self.monitor.ended.wait(END_MARK_WAIT)
@@ -340,16 +355,17 @@ class SandboxWorker:
                 self.monitor.add_note(f"harness: killed {strays} process(es) the task left running")
         return reply
 
-    def _exit_reason(self) -> str:
+    def _exit_reason(self) -> tuple[str, FailureKind]:
         assert self.proc is not None
         code = self.proc.poll()
         if code is None:
-            return "worker closed its reply stream"
+            return "worker closed its reply stream", FailureKind.CRASH
         if code < 0:
             name = signal.Signals(-code).name
-            hint = " (CPU-time limit)" if name in ("SIGXCPU",) else ""
-            return f"worker killed by {name}{hint}"
-        return f"worker exited with code {code}"
+            if name == "SIGXCPU":
+                return f"worker killed by {name} (CPU-time limit)", FailureKind.CPU_TIME
+            return f"worker killed by {name}", FailureKind.CRASH
+        return f"worker exited with code {code}", FailureKind.CRASH
 
 
 def _wait_gone(pids: set[int], *, timeout: float) -> None:

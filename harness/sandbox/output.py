@@ -13,6 +13,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from harness.errors import FailureKind
+
 STDERR_TAIL_BYTES = 16 << 10
 
 
@@ -33,7 +35,8 @@ class OutputMonitor:
 
     tail: bytearray = field(default_factory=bytearray)
     output_bytes: int = 0
-    breach: str | None = None
+    breach: str | None = None  # the first limit the worker broke, as its error says it
+    breach_kind: FailureKind | None = None  # and of which kind
     lock: threading.Lock = field(default_factory=threading.Lock)
     ended: threading.Event = field(default_factory=threading.Event)
     _begin: bytes = b""

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import numpy as np
 
 from harness.api import DEFAULT_FUZZ_BUDGET, Track
+from harness.errors import HarnessError
 from harness.results import TaskRecord
 from harness.scoring.aggregate import Score, mean_of
 from harness.scoring.metrics import METRICS
@@ -56,9 +57,18 @@ class Outcome:
 
     @classmethod
     def from_json(cls: type[OutcomeT], raw: dict[str, Any]) -> OutcomeT:
-        """The outcome a stored row holds; keys this version does not know are dropped."""
+        """The outcome a stored row holds (``harness.results.records`` has brought older
+        rows to the current form); a key this version does not know is an error, never
+        dropped: the row was written by a newer harness, and its scores would be misread."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in names})
+        unknown = sorted(set(raw) - names)
+        if unknown:
+            raise HarnessError(
+                f"a stored {cls.__name__} has scores this harness does not know "
+                f"({', '.join(unknown[:5])})",
+                fix="read the store with the harness version that wrote it, or a newer one",
+            )
+        return cls(**raw)
 
 
 #: Which models a mean runs over: by their truth.
