@@ -132,7 +132,11 @@ def _dask_workers(root: int) -> list[int]:
     return found
 
 
-# Classes, so that pytest-xdist (--dist loadscope) runs them side by side.
+# Classes, so that pytest-xdist (--dist loadscope) runs them side by side. The sweeps (ten
+# kills, a killed Dask worker, a store overwritten rather than cut short) are `make
+# test-slow`'s: `make test` keeps one fault of each kind (tests/test_dask.py kills a
+# whole run and resumes it).
+@pytest.mark.slow
 class TestKills:
     def test_ten_kills_in_a_row_lose_and_duplicate_nothing(
         self, tmp_path, harness_home, attack_zoo
@@ -187,7 +191,8 @@ class TestKills:
         print("kill points (s) and tasks stored after each:", progress)
 
 
-class TestWorkerAndDisk:
+@pytest.mark.slow
+class TestWorker:
     def test_a_killed_dask_worker_costs_nothing(self, tmp_path, harness_home, reference):
         ref, *_ = reference
         db = tmp_path / "results.sqlite"
@@ -208,6 +213,8 @@ class TestWorkerAndDisk:
         assert proc.returncode == 0, stderr[-3000:]
         _assert_same_as(ref, db)
 
+
+class TestDiskAndDamage:  # one class: one reference run serves all three
     def test_a_full_disk_under_the_store_stops_with_one_line_and_loses_nothing(
         self, tmp_path, harness_home, reference
     ):
@@ -263,9 +270,9 @@ cp {db} {keep}/final.sqlite
         assert (keep / "second.rc").read_text().strip() == "0", (keep / "second.err").read_text()
         _assert_same_as(ref, keep / "final.sqlite")
 
-
-class TestDamage:
-    @pytest.mark.parametrize("damage", ["truncated", "overwritten"])
+    @pytest.mark.parametrize(
+        "damage", ["truncated", pytest.param("overwritten", marks=pytest.mark.slow)]
+    )
     def test_a_damaged_store_says_so_and_recovers(self, tmp_path, harness_home, reference, damage):
         ref, *_ = reference
         db = tmp_path / "results.sqlite"
