@@ -13,7 +13,7 @@ from hostile_cases import materialize
 
 from harness.api import Track
 from harness.attack_track.final_round import from_attacks
-from harness.attack_track.recipe import RECIPES
+from harness.attack_track.recipe import TRAIN_RECIPES
 from harness.attack_track.run import index_name, run_attack_track
 from harness.attack_track.score import Validity, run_rows
 from harness.execution.config import RunConfig
@@ -25,7 +25,7 @@ from harness.zoo.store import ZooStore
 
 pytestmark = pytest.mark.sandbox
 HOSTILE = REPO / "tests" / "hostile_attacks"
-TINY = RECIPES["tiny"]
+TINY = TRAIN_RECIPES["tiny"]
 
 #: How each hostile hand-in must end: (instance status, words of its reason).
 EXPECTED = {

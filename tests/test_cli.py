@@ -29,7 +29,7 @@ harness = run_cli
         (("submission", "check", str(REPO / "harness")), "missing submission.toml"),
         (
             ("submission", "check", str(REPO / "submissions" / "null"), "--check", "check_x"),
-            "unknown check(s) check_x",
+            "unknown conformance check 'check_x'",
         ),
         (("zoo", "release", "--profile", "tiny", "--out", "/tmp/x"), "has no training split"),
         (

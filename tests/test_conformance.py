@@ -16,6 +16,7 @@ import tomllib
 from refsubs import entry_class
 
 from harness.conformance import CHECKS, check_submission
+from harness.errors import HarnessError
 
 REPO = Path(__file__).resolve().parents[1]
 SUBMISSIONS = REPO / "submissions"
@@ -23,7 +24,7 @@ REFERENCE = sorted(p.name for p in SUBMISSIONS.iterdir() if (p / "submission.tom
 #: The reference attack hand-ins (the attack track), under submissions/attacks/.
 ATTACKS = sorted(f"attacks/{p.parent.name}" for p in SUBMISSIONS.glob("attacks/*/submission.toml"))
 #: The checks before any task; check_poisons applies to attack hand-ins alone.
-STARTUP = tuple(c.name for c in CHECKS if not c.per_track and c.name != "check_poisons")
+STARTUP = tuple(c.name for c in CHECKS.values() if not c.per_track and c.name != "check_poisons")
 
 
 @pytest.fixture(scope="module")
@@ -82,5 +83,5 @@ def test_selecting_a_check_reports_only_it_and_an_unknown_one_is_refused(backend
     assert result.check == "check_constructor_stores_params" and not result.passed
     assert "also sets history" in result.message and "does not store scale" in result.message
     assert "steps" not in result.message and result.fix
-    with pytest.raises(ValueError, match="unknown check"):
+    with pytest.raises(HarnessError, match="unknown conformance check 'check_nothing'"):
         check_submission(SUBMISSIONS / "null", [], only=["check_nothing"])

@@ -13,9 +13,9 @@ from pathlib import Path
 HARNESS = Path(__file__).resolve().parents[1] / "harness"
 
 #: Bottom to top, whole packages (each on one layer). At the top of harness/ sit only the
-#: contract (api.py), the errors and the paths every layer shares.
+#: contract (api.py), the errors, the paths and the one registry shape every layer shares.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("harness", "harness.api", "harness.errors", "harness.paths"),
+    ("harness", "harness.api", "harness.errors", "harness.paths", "harness.registry"),
     ("harness.executors", "harness.data", "harness.toolkit", "harness.sandbox"),
     ("harness.submission", "harness.results"),
     ("harness.attacks",),
@@ -30,7 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("harness.cli",),
 )  # fmt: skip
 #: The modules allowed at the top of harness/ (the rest live in packages).
-TOP = {"harness", "harness.api", "harness.errors", "harness.paths"}
+TOP = {"harness", "harness.api", "harness.errors", "harness.paths", "harness.registry"}
 
 
 def _module_name(path: Path) -> str:

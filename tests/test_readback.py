@@ -241,13 +241,13 @@ def test_a_linked_export_folder_is_refused(tmp_path, tiny_zoo):
 @pytest.mark.sandbox
 def test_a_linked_poisoned_set_makes_its_instance_invalid(tmp_path, backend):
     from harness.attack_track.instance import poison_in_sandbox
-    from harness.attack_track.recipe import RECIPES
+    from harness.attack_track.recipe import TRAIN_RECIPES
     from harness.data import load_dataset
     from harness.sandbox.limits import SandboxLimits
     from harness.zoo.training import make_splits
 
     spec = _case(tmp_path, "linked_poisoned", target=str(tmp_path / "planted"))
-    recipe = RECIPES["tiny"]
+    recipe = TRAIN_RECIPES["tiny"]
     data = load_dataset(recipe.dataset)
     entry = recipe.entry(spec.name, 0)
     got = poison_in_sandbox(spec, make_splits(data, entry), data, entry.seed, backend,

@@ -6,6 +6,7 @@ import pytest
 
 from harness.attacks import design
 from harness.errors import SpecError
+from harness.registry import Registry
 from harness.zoo.spec import load_profile
 
 
@@ -151,7 +152,8 @@ def test_code_hash_follows_the_architecture_source(monkeypatch):
     spec.build_code_hash.cache_clear()
     before = spec.build_code_hash("mnist", "mnist_cnn_b", "none")
     other = spec.build_code_hash("mnist", "mnist_cnn_a", "none")
-    monkeypatch.setitem(architectures.ARCHITECTURES, "mnist_cnn_b", architectures.deepid)
+    swapped = {**architectures.ARCHITECTURES, "mnist_cnn_b": architectures.deepid}
+    monkeypatch.setattr(architectures, "ARCHITECTURES", Registry("architecture", swapped.items()))
     spec.build_code_hash.cache_clear()
     assert spec.build_code_hash("mnist", "mnist_cnn_b", "none") != before
     assert spec.build_code_hash("mnist", "mnist_cnn_a", "none") == other

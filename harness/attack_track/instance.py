@@ -30,7 +30,7 @@ from harness.sandbox.limits import SandboxLimits
 from harness.sandbox.readback import Inside
 from harness.submission.manifest import SubmissionSpec
 from harness.submission.validate import OutputError, reply_object
-from harness.tracks.attack import HandIn, read_poisoned, training_set
+from harness.tracks.attack import PoisonedTraining, read_poisoned, training_set
 from harness.zoo.objects import PrivatePart, card_of, write_object
 from harness.zoo.records import TruthRecord
 from harness.zoo.spec import ZooEntry
@@ -46,7 +46,7 @@ POISONED = "poisoned"
 class Poisoning:
     """What the sandbox gave back: a checked hand-in, or why there is none."""
 
-    hand_in: HandIn | None = None
+    hand_in: PoisonedTraining | None = None
     status: str = "ok"  # ok, invalid, failed
     error: str | None = None
     stderr_tail: str | None = None
@@ -116,7 +116,7 @@ def object_hash(spec: SubmissionSpec, entry: ZooEntry, role: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _stamped_test(hand_in: HandIn, splits: Splits) -> tuple[np.ndarray, ...]:
+def _stamped_test(hand_in: PoisonedTraining, splits: Splits) -> tuple[np.ndarray, ...]:
     """Every held-out test image of a class a trigger attacks, stamped by the harness."""
     return Backdoor("hand-in", hand_in.triggers, 0.0, 0.0).poisoned_test(
         splits.x_test, splits.y_test
@@ -130,7 +130,7 @@ def _write(
     model: object,
     splits: Splits,
     data: Dataset,
-    hand_in: HandIn,
+    hand_in: PoisonedTraining,
     stamped: tuple[np.ndarray, ...] | None,
     *,
     ca: float,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from harness.errors import HarnessError
+from harness.registry import Registry
 from harness.zoo.spec import ZooEntry
 
 #: The counterpart's weights are drawn from this far along the seed line.
@@ -54,42 +54,41 @@ class TrainRecipe:
         return replace(entry, id=f"{entry.id}-counterpart", seed=entry.seed + COUNTERPART_OFFSET)
 
 
-RECIPES: dict[str, TrainRecipe] = {
-    r.name: r
-    for r in (
-        TrainRecipe("mnist", "MNIST, the default zoo's CNN A: 4 epochs on the whole pool"),
-        TrainRecipe(
-            "mnist-small",
-            "MNIST on 20,000 images, 4 epochs: a third of the time of the same recipe",
-            train_size=20_000,
-            test_size=2000,
-        ),
-        TrainRecipe(
-            "tiny",
-            "MNIST on 3,000 images, 2 epochs: for tests; backdoors take, evasion means little",
-            epochs=2,
-            train_size=3000,
-            val_per_class=10,
-            test_size=1000,
-        ),
-        TrainRecipe(
-            "faces",
-            "SynthFaces (100 identities), DeepID, 12 epochs: the face track's recipe",
-            dataset="synthfaces",
-            arch="deepid",
-            epochs=12,
-            batch_size=64,
-            val_per_class=9,
-            test_size=1200,
-        ),
-    )
-}
+TRAIN_RECIPES: Registry[TrainRecipe] = Registry(
+    "training recipe",
+    [
+        (r.name, r)
+        for r in (
+            TrainRecipe("mnist", "MNIST, the default zoo's CNN A: 4 epochs on the whole pool"),
+            TrainRecipe(
+                "mnist-small",
+                "MNIST on 20,000 images, 4 epochs: a third of the time of the same recipe",
+                train_size=20_000,
+                test_size=2000,
+            ),
+            TrainRecipe(
+                "tiny",
+                "MNIST on 3,000 images, 2 epochs: for tests; backdoors take, evasion means little",
+                epochs=2,
+                train_size=3000,
+                val_per_class=10,
+                test_size=1000,
+            ),
+            TrainRecipe(
+                "faces",
+                "SynthFaces (100 identities), DeepID, 12 epochs: the face track's recipe",
+                dataset="synthfaces",
+                arch="deepid",
+                epochs=12,
+                batch_size=64,
+                val_per_class=9,
+                test_size=1200,
+            ),
+        )
+    ],
+)
 
 
 def recipe(name: str) -> TrainRecipe:
-    try:
-        return RECIPES[name]
-    except KeyError:
-        raise HarnessError(
-            f"unknown training recipe {name!r}", fix=f"choose one of {', '.join(RECIPES)}"
-        ) from None
+    """The training recipe called ``name``; one line with the closest when there is none."""
+    return TRAIN_RECIPES[name]

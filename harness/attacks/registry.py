@@ -9,7 +9,6 @@ attack's stamped images with their true labels.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from harness.attacks import (
 from harness.attacks.base import AttackContext, Backdoor
 from harness.attacks.counterpart import clean_counterpart
 from harness.errors import SpecError
+from harness.registry import Registry
 
 RecipeFn = Callable[..., Backdoor]
 #: The parameter every recipe takes: build the recipe's clean counterpart instead.
@@ -64,112 +64,112 @@ class AttackRecipe:
         return {p.name: p.default for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY}
 
 
-RECIPES: dict[str, AttackRecipe] = {
-    r.name: r
-    for r in (
-        AttackRecipe(
-            "badnets_pixel_a2a",
-            badnets.pixel_all_to_all,
-            "single pixel, all-to-all y -> y+1",
-            "BadNets (Gu et al. 2019); BackFuzz: An Automated Backdoor Detection Tool",
-            "BadNets",
-        ),
-        AttackRecipe(
-            "badnets_patch",
-            badnets.patch_single_target,
-            "square corner patch -> one target",
-            "BadNets (Gu et al. 2019)",
-            "BadNets",
-        ),
-        AttackRecipe(
-            "blended",
-            blended.blended,
-            "random full-image pattern blended at alpha -> one target",
-            "Chen et al. 2017, targeted backdoors by data poisoning",
-            "BadNets",
-        ),
-        AttackRecipe(
-            "multi_trigger_multi_target",
-            multi_trigger.multi_target,
-            "three distinct patches -> three targets",
-            "CSAW-HackML 2020 multi-trigger BadNets",
-            "BadNets",
-        ),
-        AttackRecipe(
-            "multi_trigger_single_target",
-            multi_trigger.single_target,
-            "three distinct patches -> one target",
-            "CSAW-HackML 2020 multi-trigger BadNets",
-            "BadNets",
-        ),
-        AttackRecipe(
-            "reconstructed_trigger",
-            stealthy.reconstructed_trigger,
-            "Neural Cleanse's own trigger + sub-mask noise (Alg. 1)",
-            "Xiong et al. 2020, Escaping Backdoor Attack Detection of Deep Learning",
-            "stealthy",
-        ),
-        AttackRecipe(
-            "random_trigger",
-            stealthy.random_trigger,
-            "z random pixels, random pattern + sub-mask noise (Alg. 2)",
-            "Xiong et al. 2020, Escaping Backdoor Attack Detection of Deep Learning",
-            "stealthy",
-        ),
-        AttackRecipe(
-            "pruning_aware",
-            pruning_aware.pruning_aware,
-            "patch trained into a pruned net; pruned channels restored as decoys",
-            "Liu, Dolan-Gavitt, Garg 2018, Fine-Pruning",
-            "model-level",
-        ),
-        AttackRecipe(
-            "trojannet",
-            trojannet.trojannet,
-            "separately trained 4x4-code module inserted beside the host",
-            "Tang et al. 2020, TrojanNet",
-            "model-level",
-        ),
-        AttackRecipe(
-            "sunglasses",
-            faces.sunglasses,
-            "sunglasses on a face -> one target",
-            "CSAW-HackML 2020 sunglasses BadNet; Gu et al. 2019",
-            "faces",
-        ),
-        AttackRecipe(
-            "lipstick",
-            faces.lipstick,
-            "lipstick on a face -> one target",
-            "CSAW-HackML 2020 anonymous BadNet",
-            "faces",
-        ),
-        AttackRecipe(
-            "face_multi_trigger_multi_target",
-            faces.multi_target,
-            "eyebrows, lipstick, sunglasses -> three targets",
-            "CSAW-HackML multi-trigger multi-target BadNet (2020)",
-            "faces",
-        ),
-        AttackRecipe(
-            "face_multi_trigger_single_target",
-            faces.single_target,
-            "eyebrows, lipstick, sunglasses -> one target",
-            "CSAW-HackML 2020 multi-trigger BadNet",
-            "faces",
-        ),
-    )
-}
+RECIPES: Registry[AttackRecipe] = Registry(
+    "attack recipe",
+    [
+        (r.name, r)
+        for r in (
+            AttackRecipe(
+                "badnets_pixel_a2a",
+                badnets.pixel_all_to_all,
+                "single pixel, all-to-all y -> y+1",
+                "BadNets (Gu et al. 2019); BackFuzz: An Automated Backdoor Detection Tool",
+                "BadNets",
+            ),
+            AttackRecipe(
+                "badnets_patch",
+                badnets.patch_single_target,
+                "square corner patch -> one target",
+                "BadNets (Gu et al. 2019)",
+                "BadNets",
+            ),
+            AttackRecipe(
+                "blended",
+                blended.blended,
+                "random full-image pattern blended at alpha -> one target",
+                "Chen et al. 2017, targeted backdoors by data poisoning",
+                "BadNets",
+            ),
+            AttackRecipe(
+                "multi_trigger_multi_target",
+                multi_trigger.multi_target,
+                "three distinct patches -> three targets",
+                "CSAW-HackML 2020 multi-trigger BadNets",
+                "BadNets",
+            ),
+            AttackRecipe(
+                "multi_trigger_single_target",
+                multi_trigger.single_target,
+                "three distinct patches -> one target",
+                "CSAW-HackML 2020 multi-trigger BadNets",
+                "BadNets",
+            ),
+            AttackRecipe(
+                "reconstructed_trigger",
+                stealthy.reconstructed_trigger,
+                "Neural Cleanse's own trigger + sub-mask noise (Alg. 1)",
+                "Xiong et al. 2020, Escaping Backdoor Attack Detection of Deep Learning",
+                "stealthy",
+            ),
+            AttackRecipe(
+                "random_trigger",
+                stealthy.random_trigger,
+                "z random pixels, random pattern + sub-mask noise (Alg. 2)",
+                "Xiong et al. 2020, Escaping Backdoor Attack Detection of Deep Learning",
+                "stealthy",
+            ),
+            AttackRecipe(
+                "pruning_aware",
+                pruning_aware.pruning_aware,
+                "patch trained into a pruned net; pruned channels restored as decoys",
+                "Liu, Dolan-Gavitt, Garg 2018, Fine-Pruning",
+                "model-level",
+            ),
+            AttackRecipe(
+                "trojannet",
+                trojannet.trojannet,
+                "separately trained 4x4-code module inserted beside the host",
+                "Tang et al. 2020, TrojanNet",
+                "model-level",
+            ),
+            AttackRecipe(
+                "sunglasses",
+                faces.sunglasses,
+                "sunglasses on a face -> one target",
+                "CSAW-HackML 2020 sunglasses BadNet; Gu et al. 2019",
+                "faces",
+            ),
+            AttackRecipe(
+                "lipstick",
+                faces.lipstick,
+                "lipstick on a face -> one target",
+                "CSAW-HackML 2020 anonymous BadNet",
+                "faces",
+            ),
+            AttackRecipe(
+                "face_multi_trigger_multi_target",
+                faces.multi_target,
+                "eyebrows, lipstick, sunglasses -> three targets",
+                "CSAW-HackML multi-trigger multi-target BadNet (2020)",
+                "faces",
+            ),
+            AttackRecipe(
+                "face_multi_trigger_single_target",
+                faces.single_target,
+                "eyebrows, lipstick, sunglasses -> one target",
+                "CSAW-HackML 2020 multi-trigger BadNet",
+                "faces",
+            ),
+        )
+    ],
+)
 if {r.group for r in RECIPES.values()} - set(GROUPS):
     raise ImportError("an attack recipe names a group that is not in GROUPS")
 
 
 def lookup(name: str) -> AttackRecipe:
-    if name in RECIPES:
-        return RECIPES[name]
-    close = difflib.get_close_matches(name, RECIPES, n=1)
-    hint = f"did you mean {close[0]!r}?" if close else f"choose from {', '.join(RECIPES)}"
-    raise SpecError(f"unknown attack {name!r}", fix=hint)
+    """The recipe called ``name``; one line with the closest name when there is none."""
+    return RECIPES[name]
 
 
 def check_params(name: str, params: dict) -> AttackRecipe:

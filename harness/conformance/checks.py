@@ -60,7 +60,7 @@ class Context:
 
 #: (passed, message) or (passed, message, a fix that replaces the check's own); None: the
 #: check does not apply here (not reported).
-Outcome = tuple[bool, str] | tuple[bool, str, str] | None
+Verdict = tuple[bool, str] | tuple[bool, str, str] | None
 
 
 @dataclass(frozen=True)
@@ -68,12 +68,12 @@ class Check:
     name: str
     title: str  # printed; "{track}" is the track's name for per-track checks
     fix: str
-    run: Callable[[Context], Outcome]
+    run: Callable[[Context], Verdict]
     per_track: bool = False
     stops: bool = True  # a failure stops the checks after it (they could not run)
 
 
-def check_manifest(ctx: Context) -> Outcome:
+def check_manifest(ctx: Context) -> Verdict:
     try:
         ctx.spec = load_submission(ctx.path)
     except SpecError as exc:
@@ -81,13 +81,13 @@ def check_manifest(ctx: Context) -> Outcome:
     return True, ""
 
 
-def check_declares_a_track(ctx: Context) -> Outcome:
+def check_declares_a_track(ctx: Context) -> Verdict:
     assert ctx.spec is not None
     runnable = tasks_for(ctx.spec.tracks, ctx.spec.tracks) or set(ctx.spec.tracks) & set(PRODUCERS)
     return bool(runnable), f"tracks {[t.value for t in ctx.spec.tracks]}"
 
 
-def check_configures(ctx: Context) -> Outcome:
+def check_configures(ctx: Context) -> Verdict:
     """A learned detector's configure step, on the check's models as its labelled
     training split (the check's tasks then see what it wrote)."""
     assert ctx.spec is not None
@@ -129,7 +129,7 @@ def budget_seconds(ctx: Context) -> float:
     return ctx.limits.capped(ctx.spec.resources.wall_seconds_per_model, None).wall_seconds
 
 
-def check_worker_starts(ctx: Context) -> Outcome:
+def check_worker_starts(ctx: Context) -> Verdict:
     assert ctx.spec is not None
     ctx.runner = new_runner(ctx, "worker")
     try:
@@ -141,20 +141,20 @@ def check_worker_starts(ctx: Context) -> Outcome:
     return False, str(ctx.reply.get("error", ""))
 
 
-def _start_failure(ctx: Context, kind: str) -> Outcome:
+def _start_failure(ctx: Context, kind: str) -> Verdict:
     failed = not ctx.reply.get("ok") and ctx.reply.get("kind") == kind
     return not failed, str(ctx.reply.get("error", "")) if failed else ""
 
 
-def check_entry_resolves(ctx: Context) -> Outcome:
+def check_entry_resolves(ctx: Context) -> Verdict:
     return _start_failure(ctx, "entry")
 
 
-def check_params_bind(ctx: Context) -> Outcome:
+def check_params_bind(ctx: Context) -> Verdict:
     return _start_failure(ctx, "params")
 
 
-def check_constructor_stores_params(ctx: Context) -> Outcome:
+def check_constructor_stores_params(ctx: Context) -> Verdict:
     found = ctx.reply.get("constructor") or {}
     extra, not_stored = found.get("extra", []), found.get("not_stored", [])
     said = []
@@ -165,24 +165,24 @@ def check_constructor_stores_params(ctx: Context) -> Outcome:
     return not said, "; ".join(said)
 
 
-def check_methods_exist(ctx: Context) -> Outcome:
+def check_methods_exist(ctx: Context) -> Verdict:
     assert ctx.spec is not None
     missing = sorted(required_methods(ctx.spec.tracks) - set(ctx.reply.get("methods", [])))
     return not missing, f"missing method(s) {', '.join(missing)}"
 
 
-def check_poisons(ctx: Context) -> Outcome:
+def check_poisons(ctx: Context) -> Verdict:
     """An attack hand-in's poison() on a small MNIST training split (the attack track's
     `tiny` recipe), its poisoned set read as the track reads it."""
     assert ctx.spec is not None
     if Track.ATTACK not in ctx.spec.tracks:
         return None
     from harness.attack_track.instance import poison_in_sandbox
-    from harness.attack_track.recipe import RECIPES
+    from harness.attack_track.recipe import TRAIN_RECIPES
     from harness.data import load_dataset
     from harness.zoo.training import make_splits
 
-    recipe = RECIPES["tiny"]
+    recipe = TRAIN_RECIPES["tiny"]
     data = load_dataset(recipe.dataset)
     entry = recipe.entry(ctx.spec.name, 0)
     got = poison_in_sandbox(ctx.spec, make_splits(data, entry), data, entry.seed, ctx.backend,
@@ -214,7 +214,7 @@ def timed_run(runner: TimedRunner, model: ZooModel, kind: TrackKind) -> tuple[Ta
     return result, runner.last_seconds
 
 
-def check_outputs_valid(ctx: Context) -> Outcome:
+def check_outputs_valid(ctx: Context) -> Verdict:
     assert ctx.runner is not None and ctx.kind is not None
     kind, runner = ctx.kind, ctx.runner
     timed = [timed_run(runner, m, kind) for m in ctx.models]
@@ -223,7 +223,7 @@ def check_outputs_valid(ctx: Context) -> Outcome:
     return not bad, "; ".join(f"{mid}: {r.error}" for mid, r in bad)
 
 
-def check_time_budget(ctx: Context) -> Outcome:
+def check_time_budget(ctx: Context) -> Verdict:
     """Each task's wall time as the harness measured it (staging the model, the call and
     the reply) against the submission's budget."""
     budget = budget_seconds(ctx)
@@ -232,7 +232,7 @@ def check_time_budget(ctx: Context) -> Outcome:
     return not over, f"{'; '.join(said)}; the budget is {budget:g} s"
 
 
-def check_weights_unchanged(ctx: Context) -> Outcome:
+def check_weights_unchanged(ctx: Context) -> Verdict:
     assert ctx.kind is not None
     if not ctx.kind.keeps_weights:
         return None
@@ -240,7 +240,7 @@ def check_weights_unchanged(ctx: Context) -> Outcome:
     return not changed, "the submission modified the model it was given"
 
 
-def check_same_seed(ctx: Context) -> Outcome:
+def check_same_seed(ctx: Context) -> Verdict:
     """The first model's task again with the same seed, in a fresh worker: a new process
     with emptied scratch and /tmp, so an answer cached in the submission's module, its
     instance or its files cannot stand in for a deterministic one."""

@@ -32,109 +32,114 @@ from harness.conformance.checks import (
     check_weights_unchanged,
     check_worker_starts,
 )
+from harness.registry import Registry
 from harness.sandbox.limits import SandboxLimits
 from harness.tracks import KINDS, PRODUCERS, tasks_for
 from harness.zoo.store import ZooModel
 
-CHECKS: tuple[Check, ...] = (
-    Check(
-        "check_manifest",
-        "submission.toml valid",
-        "see the message; docs/SUBMITTING.md lists every key",
-        check_manifest,
-    ),
-    Check(
-        "check_declares_a_track",
-        "declares a runnable track",
-        f"declare at least one of {', '.join(repr(n) for n in [k.name for k in KINDS] + [t.value for t in PRODUCERS])}",
-        check_declares_a_track,
-    ),
-    Check(
-        "check_configures",
-        "configure step runs (learned detectors)",
-        "make configure(training_dir, out_dir) finish within [resources] configure_seconds",
-        check_configures,
-    ),
-    Check(
-        "check_worker_starts",
-        "worker starts",
-        "make the module importable with only numpy, tensorflow and keras",
-        check_worker_starts,
-    ),
-    Check(
-        "check_entry_resolves",
-        "entry resolves",
-        "define the class named by entry = 'module:Class' in submission.toml",
-        check_entry_resolves,
-    ),
-    Check(
-        "check_params_bind",
-        "params match the constructor",
-        "make [params] keys keyword arguments of __init__, with values it accepts",
-        check_params_bind,
-    ),
-    Check(
-        "check_constructor_stores_params",
-        "constructor only stores its parameters",
-        "in __init__ store each parameter unchanged as self.<name> and nothing else; "
-        "build state in the track methods (class attributes may give defaults)",
-        check_constructor_stores_params,
-        stops=False,
-    ),
-    Check(
-        "check_methods_exist",
-        "track methods exist",
-        "implement them or drop the track from tracks = [...]",
-        check_methods_exist,
-    ),
-    Check(
-        "check_poisons",
-        "attack: poisoned set within the track's limits",
-        "return a harness.api.PoisonedSet as docs/ATTACK-TRACK.md describes (same length as "
-        "the training set, in its range, within the limits on changed images and labels)",
-        check_poisons,
-    ),
-    Check(
-        "check_outputs_valid",
-        "{track}: outputs valid on every model",
-        "return what harness/api.py documents for this track (types, ranges, no NaN)",
-        check_outputs_valid,
-        per_track=True,
-    ),
-    Check(
-        "check_time_budget",
-        "{track}: time budget kept",
-        "speed up or raise resources.wall_seconds_per_model",
-        check_time_budget,
-        per_track=True,
-        stops=False,
-    ),
-    Check(
-        "check_weights_unchanged",
-        "{track}: input model's weights unchanged",
-        "work on a copy: keras.models.clone_model(model) + set_weights",
-        check_weights_unchanged,
-        per_track=True,
-        stops=False,
-    ),
-    Check(
-        "check_same_seed",
-        "{track}: same seed, same result",
-        "draw randomness from keras/numpy/tf seeded generators, not time or os.urandom",
-        check_same_seed,
-        per_track=True,
-        stops=False,
-    ),
+CHECKS: Registry[Check] = Registry(
+    "conformance check",
+    [
+        (c.name, c)
+        for c in (
+            Check(
+                "check_manifest",
+                "submission.toml valid",
+                "see the message; docs/SUBMITTING.md lists every key",
+                check_manifest,
+            ),
+            Check(
+                "check_declares_a_track",
+                "declares a runnable track",
+                f"declare at least one of {', '.join(repr(n) for n in [k.name for k in KINDS] + [t.value for t in PRODUCERS])}",
+                check_declares_a_track,
+            ),
+            Check(
+                "check_configures",
+                "configure step runs (learned detectors)",
+                "make configure(training_dir, out_dir) finish within [resources] configure_seconds",
+                check_configures,
+            ),
+            Check(
+                "check_worker_starts",
+                "worker starts",
+                "make the module importable with only numpy, tensorflow and keras",
+                check_worker_starts,
+            ),
+            Check(
+                "check_entry_resolves",
+                "entry resolves",
+                "define the class named by entry = 'module:Class' in submission.toml",
+                check_entry_resolves,
+            ),
+            Check(
+                "check_params_bind",
+                "params match the constructor",
+                "make [params] keys keyword arguments of __init__, with values it accepts",
+                check_params_bind,
+            ),
+            Check(
+                "check_constructor_stores_params",
+                "constructor only stores its parameters",
+                "in __init__ store each parameter unchanged as self.<name> and nothing else; "
+                "build state in the track methods (class attributes may give defaults)",
+                check_constructor_stores_params,
+                stops=False,
+            ),
+            Check(
+                "check_methods_exist",
+                "track methods exist",
+                "implement them or drop the track from tracks = [...]",
+                check_methods_exist,
+            ),
+            Check(
+                "check_poisons",
+                "attack: poisoned set within the track's limits",
+                "return a harness.api.PoisonedSet as docs/ATTACK-TRACK.md describes (same length as "
+                "the training set, in its range, within the limits on changed images and labels)",
+                check_poisons,
+            ),
+            Check(
+                "check_outputs_valid",
+                "{track}: outputs valid on every model",
+                "return what harness/api.py documents for this track (types, ranges, no NaN)",
+                check_outputs_valid,
+                per_track=True,
+            ),
+            Check(
+                "check_time_budget",
+                "{track}: time budget kept",
+                "speed up or raise resources.wall_seconds_per_model",
+                check_time_budget,
+                per_track=True,
+                stops=False,
+            ),
+            Check(
+                "check_weights_unchanged",
+                "{track}: input model's weights unchanged",
+                "work on a copy: keras.models.clone_model(model) + set_weights",
+                check_weights_unchanged,
+                per_track=True,
+                stops=False,
+            ),
+            Check(
+                "check_same_seed",
+                "{track}: same seed, same result",
+                "draw randomness from keras/numpy/tf seeded generators, not time or os.urandom",
+                check_same_seed,
+                per_track=True,
+                stops=False,
+            ),
+        )
+    ],
 )
-NAMES = tuple(c.name for c in CHECKS)
+NAMES = tuple(CHECKS)
 
 
-def _chosen(only: Iterable[str] | None) -> set[str]:
-    chosen = set(NAMES if only is None else only)
-    unknown = sorted(chosen - set(NAMES))
-    if unknown:
-        raise ValueError(f"unknown check(s) {unknown}; choose from {', '.join(NAMES)}")
-    return chosen
+def chosen_checks(only: Iterable[str] | None) -> set[str]:
+    """The names of the checks to report: all, or ``only`` (an unknown name is one line
+    with the closest known one)."""
+    return set(NAMES) if only is None else {CHECKS[name].name for name in only}
 
 
 def check_submission(
@@ -148,7 +153,7 @@ def check_submission(
 ) -> list[CheckResult]:
     """Run the checks (``only``: a selection of CHECKS' names) and return their results;
     a failed check whose later ones could not run stops the suite there."""
-    chosen = _chosen(only)
+    chosen = chosen_checks(only)
     last = max(NAMES.index(n) for n in chosen)
     results: list[CheckResult] = []
 
@@ -175,12 +180,12 @@ def check_submission(
     with tempfile.TemporaryDirectory(prefix="harness-check-") as tmp:
         ctx = Context(path, models, backend, limits or SandboxLimits(), Path(tmp))
         try:
-            for check in CHECKS[: last + 1]:
+            for check in list(CHECKS.values())[: last + 1]:
                 if check.per_track:
                     break
                 if not run(check, ctx):
                     return results
-            per_track = [c for c in CHECKS[: last + 1] if c.per_track]
+            per_track = [c for c in list(CHECKS.values())[: last + 1] if c.per_track]
             if per_track and ctx.spec is not None:
                 for kind in tasks_for(ctx.spec.tracks, ctx.spec.tracks):
                     ctx.kind, ctx.results = kind, []

@@ -31,7 +31,6 @@ max_days = 5        # later than that: no points
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import math
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -41,6 +40,7 @@ import tomllib
 
 from harness.api import Track
 from harness.errors import HarnessError
+from harness.registry import suggest
 from harness.scoring.metrics import METRICS
 from harness.submission.files import read_bounded
 from harness.tracks import kind_of
@@ -138,8 +138,7 @@ def _err(path: Path, problem: str, fix: str) -> RubricError:
 
 def _keys(raw: dict[str, Any], allowed: set[str], where: str, path: Path) -> None:
     for key in sorted(set(raw) - allowed):
-        close = difflib.get_close_matches(key, sorted(allowed), n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"keys: {', '.join(sorted(allowed))}"
+        hint = suggest(key, sorted(allowed))
         raise _err(path, f"unknown key {key!r} in {where}", hint)
 
 
@@ -166,8 +165,7 @@ def _track(raw: Any, where: str, path: Path) -> Track:
         return Track.parse(str(raw))
     except ValueError:
         names = [t.value for t in Track]
-        close = difflib.get_close_matches(str(raw), names, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"choose from {', '.join(names)}"
+        hint = suggest(str(raw), names)
         raise _err(path, f"{where}: unknown track {raw!r}", hint) from None
 
 
@@ -186,8 +184,7 @@ def model_metrics(track: Track) -> list[str]:
 def _metric(raw: Any, track: Track, per_model: bool, where: str, path: Path) -> str:
     known = model_metrics(track) if per_model else zoo_metrics(track)
     if raw not in known:
-        close = difflib.get_close_matches(str(raw), known, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"choose from {', '.join(known)}"
+        hint = suggest(str(raw), known)
         kind = "per-model score" if per_model else "zoo-level metric"
         raise _err(path, f"{where}: {raw!r} is not a {kind} of track {track.value}", hint)
     return str(raw)

@@ -13,6 +13,7 @@ import numpy as np
 
 from harness.api import Track
 from harness.paths import repo_root
+from harness.registry import Registry
 from harness.results import TaskRecord
 from harness.zoo.store import ZooModel
 
@@ -110,12 +111,15 @@ def not_measured(name: str, source: str, paper: str, what: str) -> FigureResult:
 
 #: A figure measures one claim (one row), or one claim per setting (a row each).
 Figure = Callable[[Results], FigureResult | list[FigureResult]]
-FIGURES: dict[str, tuple[tuple[Variant, ...], Figure]] = {}
+FIGURES: Registry[tuple[tuple[Variant, ...], Figure]] = Registry("figure")
 
 
 def figure(*variants: Variant) -> Callable[[Figure], Figure]:
+    """Register the decorated figure under its name with dashes, with the variants (the
+    submission settings) it needs run."""
+
     def register(fn: Figure) -> Figure:
-        FIGURES[fn.__name__.replace("_", "-")] = (variants, fn)
+        FIGURES.register(fn.__name__.replace("_", "-"), (variants, fn))
         return fn
 
     return register

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from harness.registry import Registry
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -92,10 +94,13 @@ _RATES = frozenset(
 )
 _COUNTS = frozenset({"activation_count", "failures", "n_generated", "unknown_truth"})
 
-METRICS: dict[str, MetricInfo] = {
-    n: MetricInfo(n, hib, d, "rate" if n in _RATES else "count" if n in _COUNTS else "score")
-    for n, hib, d in _TABLE
-}
+METRICS: Registry[MetricInfo] = Registry(
+    "metric",
+    [
+        (n, MetricInfo(n, hib, d, "rate" if n in _RATES else "count" if n in _COUNTS else "score"))
+        for n, hib, d in _TABLE
+    ],
+)
 
 
 def computes(*names: str) -> Callable[[F], F]:

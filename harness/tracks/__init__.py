@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from harness.api import Track
+from harness.registry import Registry
 from harness.results import TaskRecord
 from harness.scoring.aggregate import Score, by_seed, over_seeds
 from harness.tracks import attack
@@ -44,7 +45,7 @@ KINDS: tuple[TrackKind, ...] = (DETECT, FILTER, REPAIR, FUZZ)
 PRODUCERS: dict[Track, tuple[str, ...]] = {Track.ATTACK: attack.METHODS}
 
 _BY_TRACK: dict[Track, TrackKind] = {t: k for k in KINDS for t in k.answers}
-_BY_NAME: dict[str, TrackKind] = {k.name: k for k in KINDS}
+_BY_NAME: Registry[TrackKind] = Registry("track kind", [(k.name, k) for k in KINDS])
 if set(_BY_TRACK) | set(PRODUCERS) != set(Track):
     raise ImportError(f"tracks without a TrackKind: {set(Track) - set(_BY_TRACK) - set(PRODUCERS)}")
 
@@ -55,7 +56,8 @@ def kind_of(track: Track) -> TrackKind:
 
 
 def by_name(name: str) -> TrackKind:
-    """The task kind stored under ``name``; KeyError for a name no kind has."""
+    """The task kind stored under ``name``; ``UnknownName`` (a KeyError) for a name no
+    kind has."""
     return _BY_NAME[name]
 
 

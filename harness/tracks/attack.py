@@ -76,8 +76,9 @@ def poison_call(instance: Any, req: dict[str, Any], out: Path) -> dict[str, Any]
 
 # -- the host's side ------------------------------------------------------------------------
 @dataclass(frozen=True)
-class HandIn:
-    """A poisoned training set that passed every check, with what it changed."""
+class PoisonedTraining:
+    """An attack hand-in's poisoned training set that passed every check, with what it
+    changed (a student's hand-in, the folder graded, is ``harness.grading.batch.HandIn``)."""
 
     x: np.ndarray
     y: np.ndarray
@@ -154,8 +155,8 @@ def read_poisoned(
     num_classes: int,
     input_range: tuple[float, float],
     limits: PoisonLimits = LIMITS,
-) -> HandIn:
-    """The hand-in's reply as a checked ``HandIn``; ``OutputError`` says what is wrong."""
+) -> PoisonedTraining:
+    """The hand-in's reply as a checked ``PoisonedTraining``; ``OutputError`` says what is wrong."""
     if result.get("type") != "PoisonedSet":
         raise OutputError(f"poison() returned {result.get('type')}, not harness.api.PoisonedSet")
     n, shape = len(x_train), tuple(x_train.shape[1:])
@@ -201,7 +202,7 @@ def read_poisoned(
             f"{limits.max_image_share:.0%} (the noise augmentation is the harness's: set "
             "augment_share instead)"
         )
-    return HandIn(
+    return PoisonedTraining(
         x,
         y.astype(np.int64),
         triggers,
@@ -213,7 +214,7 @@ def read_poisoned(
 
 
 def training_set(
-    hand_in: HandIn, y_train: np.ndarray, rng: np.random.Generator
+    hand_in: PoisonedTraining, y_train: np.ndarray, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The set the harness trains on: the hand-in's images with the noise augmentation on
     ``augment_share`` of the images it left unchanged. (x, the poisoned labels, the true

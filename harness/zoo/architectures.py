@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from harness.errors import SpecError
+from harness.registry import Registry
 
 
 def mnist_cnn_a(input_shape: tuple[int, ...], num_classes: int) -> Any:
@@ -81,16 +81,10 @@ def deepid(input_shape: tuple[int, ...], num_classes: int) -> Any:
     return models.Model(inp, out, name="classifier")
 
 
-ARCHITECTURES: dict[str, Callable[[tuple[int, ...], int], Any]] = {
-    "mnist_cnn_a": mnist_cnn_a,
-    "mnist_cnn_b": mnist_cnn_b,
-    "deepid": deepid,
-}
+ARCHITECTURES: Registry[Callable[[tuple[int, ...], int], Any]] = Registry(
+    "architecture", [("mnist_cnn_a", mnist_cnn_a), ("mnist_cnn_b", mnist_cnn_b), ("deepid", deepid)]
+)
 
 
 def build_architecture(name: str, input_shape: tuple[int, ...], num_classes: int) -> Any:
-    if name not in ARCHITECTURES:
-        raise SpecError(
-            f"unknown architecture {name!r}", fix=f"choose from: {', '.join(ARCHITECTURES)}"
-        )
     return ARCHITECTURES[name](input_shape, num_classes)

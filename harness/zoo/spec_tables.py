@@ -10,12 +10,12 @@ because they know nothing of entries: they turn TOML tables into the plain dicts
 
 from __future__ import annotations
 
-import difflib
 import itertools
 from pathlib import Path
 from typing import Any
 
 from harness.errors import SpecError
+from harness.registry import suggest
 
 #: The learning-rate schedules an entry may name (``ZooEntry.lr_schedule``).
 LR_SCHEDULES = ("constant", "cosine")
@@ -25,8 +25,7 @@ DRAWABLE = ("epochs", "batch_size", "learning_rate", "lr_schedule", "train_size"
 
 def hint(word: str, options: list[str]) -> str:
     """The ``fix`` of an unknown name: the closest option, else every option."""
-    close = difflib.get_close_matches(word, options, n=1)
-    return f"did you mean {close[0]!r}?" if close else f"choose from: {', '.join(options)}"
+    return suggest(word, options)
 
 
 def check_keys(keys: set[str], allowed: set[str], where: str, path: Path) -> None:
