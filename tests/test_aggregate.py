@@ -180,7 +180,7 @@ def test_seeds_are_aggregated_alone_then_averaged_with_their_spread():
             rec("c1", score=0.5, poisoned=False, status=status),
             rec("c2", score=0.1, poisoned=False),
         ]
-        return [dataclasses.replace(r, seed=seed) for r in recs]
+        return [dataclasses.replace(r, replicate=seed) for r in recs]
 
     one = aggregate(replicate(0, 0.8))
     seeds = aggregate(replicate(0, 0.8) + replicate(1, 0.3, status="failed"))

@@ -131,9 +131,9 @@ def test_a_second_seed_spreads_every_score_and_marks_ranks_it_cannot_tell_apart(
 
     for r in store.tasks("r1"):
         if r.submission == "beta" and r.track == "detect" and r.model_id == "m-patch":
-            store.write_task(dataclasses.replace(r, seed=1, scores={"score": 1.0}))
+            store.write_task(dataclasses.replace(r, replicate=1, scores={"score": 1.0}))
         elif r.submission in ("alpha", "beta"):
-            store.write_task(dataclasses.replace(r, seed=1))
+            store.write_task(dataclasses.replace(r, replicate=1))
     view = load_run(store, "r1")
     assert view.seeds == 2 and len(view.primary) < len(view.records)
     rows = {r.submission: r for r in ranking(view.scores, DETECT)}

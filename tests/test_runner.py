@@ -127,7 +127,9 @@ def test_seeds_run_each_task_under_its_own_seed_and_add_only_missing_replicates(
     assert (first.done, first.failed) == (2 * (2 + 4), 0)
     records = store.tasks("tiny")
     scores = {
-        (r.model_id, r.seed): r.outputs["score"] for r in records if r.submission == "seeded-score"
+        (r.model_id, r.replicate): r.outputs["score"]
+        for r in records
+        if r.submission == "seeded-score"
     }
     assert sorted(scores) == [(m, s) for m in sorted(two) for s in (0, 1)]
     assert all(scores[(m, 0)] != scores[(m, 1)] for m in two)
@@ -140,7 +142,7 @@ def test_seeds_run_each_task_under_its_own_seed_and_add_only_missing_replicates(
         [seeded], "tiny", BOTH, store, RunConfig(backend=backend, seeds=3), model_ids=two
     )
     assert (more.done, more.skipped) == (2, 4)
-    assert sorted({r.seed for r in store.tasks("tiny", seed=2)}) == [2]
+    assert sorted({r.replicate for r in store.tasks("tiny", replicate=2)}) == [2]
     failures = _score(store, "seeded-score", "failures")
     assert (failures.value, failures.seeds) == (0.0, 3)
     (mean,) = [

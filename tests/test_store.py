@@ -322,14 +322,14 @@ def test_a_store_keyed_before_seeds_keeps_its_rows_as_seed_0_and_takes_other_see
         conn.executescript(VERSION_1)
     store = ResultsStore(path)
     (old,) = store.tasks("old")
-    assert old.seed == 0
+    assert old.replicate == 0
     key = {f: getattr(old, f) for f in ("submission", "submission_hash", "model_id", "model_hash")}
     assert store.done("old", **key, track=old.track)
-    assert not store.done("old", **key, track=old.track, seed=1)
-    store.write_task(dataclasses.replace(old, seed=1, scores={"ca": 0.5}))
-    assert [r.seed for r in store.tasks("old")] == [0, 1]
-    assert [r.scores["ca"] for r in store.tasks("old", seed=1)] == [0.5]
-    assert store.done("old", **key, track=old.track, seed=1)
+    assert not store.done("old", **key, track=old.track, replicate=1)
+    store.write_task(dataclasses.replace(old, replicate=1, scores={"ca": 0.5}))
+    assert [r.replicate for r in store.tasks("old")] == [0, 1]
+    assert [r.scores["ca"] for r in store.tasks("old", replicate=1)] == [0.5]
+    assert store.done("old", **key, track=old.track, replicate=1)
     store.close()
     assert len(ResultsStore(path).tasks("old")) == 2  # reopening rekeys nothing again
 

@@ -25,7 +25,7 @@ def test_each_replicate_is_a_fresh_worker(tmp_path, tiny_zoo):
         RunConfig(backend="bwrap", run_id="replicates", seeds=2), model_ids=[A],
     )  # fmt: skip
     tasks = store.tasks("replicates")
-    assert sorted(t.seed for t in tasks) == [0, 1]
+    assert sorted(t.replicate for t in tasks) == [0, 1]
     for task in tasks:
         assert task.status == "ok", task.error
-        assert "models seen before this task: 0" in (task.stderr_tail or ""), task.seed
+        assert "models seen before this task: 0" in (task.stderr_tail or ""), task.replicate

@@ -93,7 +93,7 @@ def attack_rows(
     scores: dict[str, dict[str, float | None]] = {}  # detector -> model id -> score
     input_aucs: dict[str, dict[str, float | None]] = {}
     for r in records:
-        if r.seed != 0:
+        if r.replicate != 0:
             continue
         if r.track == detect:
             value = r.scores.get("score") if r.status == "ok" else None

@@ -51,7 +51,7 @@ class ModelJob:
     #: "model" / "submission" packed, for a worker that has not got them on its disk
     files: dict[str, bytes] = field(default_factory=dict)
     #: the replicate (``harness run --seeds K``): 0 .. K-1
-    seed: int = 0
+    replicate: int = 0
     #: a learned detector's configure output on the coordinator (harness.execution.configure), or
     #: why its configure step failed (every task then fails with it)
     configured: str | None = None
@@ -106,10 +106,10 @@ def run_job(job: ModelJob) -> JobResult:
         return JobResult(
             [(name, _failed(model, name, job.configure_error)) for name in job.tracks], "none"
         )
-    runner = _runner(spec, job.limits, job.backend, configured, job.seed)
+    runner = _runner(spec, job.limits, job.backend, configured, job.replicate)
     runner.options = job.options
     tasks = [
-        (name, runner.run(job.run_id, model, by_name(name), job.seed, job.run_key))
+        (name, runner.run(job.run_id, model, by_name(name), job.replicate, job.run_key))
         for name in job.tracks
     ]
     return JobResult(tasks, runner.isolation)

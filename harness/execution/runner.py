@@ -77,7 +77,7 @@ def run_submissions(
     executor: Executor | None = None,
     progress: RunProgress | None = None,
 ) -> RunSummary:
-    """Execute every missing (submission, model, track, seed) task of ``specs`` on the
+    """Execute every missing (submission, model, track, replicate) task of ``specs`` on the
     models ``model_ids`` of ``profile`` (default: all of them) and store it, as
     ``config`` says (``run_plans``)."""
     plans = [Plan(spec, tracks, model_ids) for spec in specs]
@@ -238,7 +238,7 @@ def plan_jobs(
     options = config.track_options()
     folders = {id(plan): content_hash(plan.spec.path) for plan in plans}
     key = run_key(run_id)  # drawn here, on the coordinator, and sent with every job
-    for seed in range(config.seeds):
+    for replicate in range(config.seeds):
         for plan in plans:
             spec, kinds = plan.spec, job_order(tasks_for(plan.spec.tracks, plan.tracks))
             chosen = [m for m in models if plan.model_ids is None or m.id in set(plan.model_ids)]
@@ -253,7 +253,7 @@ def plan_jobs(
                         m.id,
                         m.hash,
                         k.name,
-                        seed,
+                        replicate,
                         retry_timeouts=config.retry_timeouts,
                     )
                 )
@@ -269,7 +269,7 @@ def plan_jobs(
                             config.limits,
                             config.backend,
                             folders[id(plan)],
-                            seed=seed,
+                            replicate=replicate,
                             run_key=key,
                         )
                     )
@@ -306,7 +306,7 @@ def execute(
                 summary.done += 1
                 summary.failed += task.status != "ok"
                 if progress:
-                    label = job.model.id + (f" (seed {job.seed})" if job.seed else "")
+                    label = job.model.id + (f" (seed {job.replicate})" if job.replicate else "")
                     progress.task_done(job.spec.name, label, name, task)
         pending = again
 
@@ -330,7 +330,7 @@ def task_record(job: ModelJob, name: str, task: TaskResult, isolation: str) -> T
         isolation=isolation,
         facts=model_facts(job.model),
         budget=job.wall_seconds,
-        seed=job.seed,
+        replicate=job.replicate,
         failure=task.failure,
     )
 

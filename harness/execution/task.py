@@ -59,13 +59,13 @@ def eval_seed(run_id: str, model_id: str, key: RunKey | None = None) -> int:
     return (key or run_key(run_id)).eval_seed(run_id, model_id)
 
 
-def replicate_key(run_id: str, seed: int) -> str:
+def replicate_key(run_id: str, replicate: int) -> str:
     """What a task's randomness is drawn from: the run id for replicate 0 (so a run of one
     seed is what it always was), the run id and the replicate for the others. The task
     seed, the evaluation samples a track draws and the model's anonymous id all follow it,
     so each replicate is a fresh submission instance on a freshly named model (all of
     them keyed by the run's one key, ``harness.zoo.runkey``)."""
-    return run_id if seed == 0 else f"{run_id}#seed{seed}"
+    return run_id if replicate == 0 else f"{run_id}#seed{replicate}"
 
 
 class SubmissionRunner:
@@ -107,16 +107,16 @@ class SubmissionRunner:
         run_id: str,
         model: ZooModel,
         kind: TrackKind,
-        seed: int = 0,
+        replicate: int = 0,
         key: RunKey | None = None,
     ) -> TaskResult:
-        """One task; ``seed`` is its replicate (``replicate_key``), ``key`` the run's key
+        """One task of replicate ``replicate`` (``replicate_key``); ``key`` the run's key
         (by default the one kept for ``run_id`` under ``$HARNESS_HOME``)."""
         if self.fatal:
             return self._failed(model, kind, self.fatal, "")
         try:
             self._ensure()
-            return self._run(replicate_key(run_id, seed), model, kind, key or run_key(run_id))
+            return self._run(replicate_key(run_id, replicate), model, kind, key or run_key(run_id))
         except WorkerFailure as exc:
             return self._failed(model, kind, exc.reason, exc.stderr[-4000:], exc.kind)
 

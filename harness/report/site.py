@@ -202,7 +202,7 @@ class Site:
             rows = [
                 [
                     r.model_id,
-                    *([str(r.seed)] if seeded else []),
+                    *([str(r.replicate)] if seeded else []),
                     r.facts.dataset or "-",
                     r.facts.attack or "-",
                     truth_text(r),
@@ -213,7 +213,12 @@ class Site:
                 ]
                 for r in sorted(
                     mine,
-                    key=lambda r: (r.facts.dataset or "", r.facts.attack or "", r.model_id, r.seed),
+                    key=lambda r: (
+                        r.facts.dataset or "",
+                        r.facts.attack or "",
+                        r.model_id,
+                        r.replicate,
+                    ),
                 )
             ]
             head = ["model", *(["seed"] if seeded else []), "data set", "attack", "truth"]

@@ -176,12 +176,12 @@ def seeds_note(seeds: int) -> str:
 
 def task_label(r: TaskRecord) -> str:
     """A task's model, and its seed when it is not the first replicate."""
-    return r.model_id + (f" (seed {r.seed})" if r.seed else "")
+    return r.model_id + (f" (seed {r.replicate})" if r.replicate else "")
 
 
 def first(records: list[TaskRecord]) -> list[TaskRecord]:
     """The first replicate's records (seed 0): what a per-model plot draws."""
-    return [r for r in records if r.seed == 0]
+    return [r for r in records if r.replicate == 0]
 
 
 @dataclass(frozen=True)
@@ -243,7 +243,7 @@ class RunView:
     @property
     def seeds(self) -> int:
         """The most replicates any entry's task has."""
-        return 1 + max((r.seed for r in self.records), default=0)
+        return 1 + max((r.replicate for r in self.records), default=0)
 
     @property
     def model_ids(self) -> list[str]:

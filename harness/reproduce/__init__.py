@@ -108,7 +108,7 @@ def reproduce(
     plans = figure_plans(chosen, list(models.values()))
     # Every variant's jobs in one run, so that all workers stay busy to the end.
     run_plans(plans, profile, store, config, zoo=zoo, executor=executor, progress=progress)
-    results = Results(store.tasks(run_id, seed=0), models)  # figures: the first seed
+    results = Results(store.tasks(run_id, replicate=0), models)  # figures: the first seed
     figures = []
     for name in chosen:
         measured = FIGURES[name][1](results)

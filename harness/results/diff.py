@@ -58,7 +58,7 @@ def _differences(a: TaskRecord, b: TaskRecord, tolerance: float) -> list[str]:
 
 def _key(r: TaskRecord) -> tuple[str, str, str]:
     """A task's key: its model carries the seed for replicates past the first."""
-    return (r.submission, r.model_id + (f" (seed {r.seed})" if r.seed else ""), r.track)
+    return (r.submission, r.model_id + (f" (seed {r.replicate})" if r.replicate else ""), r.track)
 
 
 def diff_runs(

@@ -1,6 +1,6 @@
 """The typed rows of the results store: a task, its model's facts, an attack instance.
 
-A task is (run, submission, model, track, seed). ``seed`` is the task's replicate: 0 for
+A task is (run, submission, model, track, replicate): 0 for
 every run, 1 .. K-1 for the extra seeds of ``harness run --seeds K`` (each replicate draws
 its own task seed, so a defense's randomness is measured, not hidden). Each row carries the
 facts about its model that the views need (``ModelFacts``) and the track's outcome (its
@@ -48,7 +48,7 @@ class TaskRecord:
     facts: ModelFacts = field(default_factory=ModelFacts)
     schema_version: int = SCHEMA_VERSION
     budget: float | None = None  # the task's wall-clock limit in seconds, when recorded
-    seed: int = 0  # the replicate (``harness run --seeds K``: 0 .. K-1)
+    replicate: int = 0  # ``harness run --seeds K`` runs replicates 0 .. K-1
     failure: FailureKind | None = None  # why it failed (None when it did not)
 
     def __post_init__(self) -> None:
@@ -128,7 +128,7 @@ def task_row(rec: TaskRecord) -> dict[str, Any]:
         "targets": json.dumps(list(rec.facts.targets)),
         "schema_version": SCHEMA_VERSION,
         "budget": rec.budget,
-        "seed": rec.seed,
+        "seed": rec.replicate,  # the column keeps its first name
         "failure": None if rec.failure is None else rec.failure.value,
     }
 
@@ -166,6 +166,6 @@ def task_record(row: Mapping[str, Any]) -> TaskRecord:
         facts=facts,
         schema_version=version,
         budget=row["budget"],
-        seed=int(row["seed"]),
+        replicate=int(row["seed"]),
         failure=None if row["failure"] is None else FailureKind(row["failure"]),
     )

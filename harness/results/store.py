@@ -232,14 +232,14 @@ class ResultsStore:
         model_id: str,
         model_hash: str,
         track: str,
-        seed: int = 0,
+        replicate: int = 0,
         *,
         retry_timeouts: bool = False,
     ) -> bool:
         """Whether this task is stored; with ``retry_timeouts`` a task stored as failed by
         its wall-clock limit counts as not done (a busy machine's timeouts, run again)."""
         timed_out = "AND failure IS NOT ?" if retry_timeouts else "AND ? IS NULL"
-        keys = (run_id, submission, submission_hash, model_id, model_hash, track, seed)
+        keys = (run_id, submission, submission_hash, model_id, model_hash, track, replicate)
         row = self.conn.execute(
             "SELECT 1 FROM tasks WHERE run_id=? AND submission=? AND submission_hash=? AND "
             f"model_id=? AND model_hash=? AND track=? AND seed=? {timed_out}",
@@ -272,12 +272,12 @@ class ResultsStore:
         runs = self.runs()
         return runs[0]["run_id"] if runs else None
 
-    def tasks(self, run_id: str, seed: int | None = None) -> list[TaskRecord]:
-        """A run's tasks: every replicate, or only seed ``seed``."""
+    def tasks(self, run_id: str, replicate: int | None = None) -> list[TaskRecord]:
+        """A run's tasks: every replicate, or only replicate ``replicate``."""
         cur = self.conn.execute(
             f"SELECT {COLUMNS} FROM tasks WHERE run_id=? AND (? IS NULL OR seed=?) "
             "ORDER BY submission, track, model_id, seed",
-            (run_id, seed, seed),
+            (run_id, replicate, replicate),
         )
         names = [d[0] for d in cur.description]
         return [task_record(dict(zip(names, row, strict=True))) for row in cur.fetchall()]

@@ -67,7 +67,7 @@ def by_seed(records: list[TaskRecord]) -> list[list[TaskRecord]]:
     """Records split by replicate, in seed order."""
     groups: dict[int, list[TaskRecord]] = {}
     for r in records:
-        groups.setdefault(r.seed, []).append(r)
+        groups.setdefault(r.replicate, []).append(r)
     return [groups[k] for k in sorted(groups)]
 
 
