@@ -82,7 +82,9 @@ def test_a_family_override_gets_its_own_spec_and_leaves_the_others_hash(
     it had without the override, so the tasks stored for those stay valid."""
     import dataclasses
 
+    import harness.reproduce
     from harness.api import Track
+    from harness.registry import Registry
     from harness.reproduce import FIGURES, figure_plans, variant_spec
     from harness.reproduce.base import Variant
     from harness.reproduce.stealthy import NC_ORIGINAL
@@ -92,7 +94,8 @@ def test_a_family_override_gets_its_own_spec_and_leaves_the_others_hash(
         {"steps": 5}, dataset=("mnist", "synthfaces"),
     )  # fmt: skip
     probe = dataclasses.replace(plain, family_params={"synthfaces": {"values_per_step": 123}})
-    monkeypatch.setitem(FIGURES, "probe", ((probe,), lambda res: []))
+    probing = Registry("figure", [*FIGURES.items(), ("probe", ((probe,), lambda res: []))])
+    monkeypatch.setattr(harness.reproduce, "FIGURES", probing)
     plans = figure_plans(["probe"], [*tiny_zoo, *face_zoo])
     by_hash = {p.spec.content_hash: p for p in plans}
     assert len(plans) == 2 == len(by_hash)
