@@ -8,6 +8,7 @@ no layer fails the test, so a new module is placed on purpose.
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
 HARNESS = Path(__file__).resolve().parents[1] / "harness"
@@ -49,41 +50,42 @@ def _layer(module: str) -> int | None:
     return None if best is None else best[0]
 
 
-def _imports(path: Path, module: str) -> set[str]:
+def _import_statements(path: Path, module: str) -> Iterator[tuple[str, list[str] | None]]:
+    """Each import of ``module`` (inside functions too), absolute: ``(module, None)`` for
+    ``import module``, ``(base, names)`` for ``from base import names``."""
     tree = ast.parse(path.read_text(), filename=str(path))
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    out = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            out |= {a.name for a in node.names}
+            yield from ((a.name, None) for a in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*anchor, base] if base else anchor)
-            out.add(base)
-            out |= {f"{base}.{a.name}" for a in node.names}  # `from pkg import module`
-    return {name for name in out if name == "harness" or name.startswith("harness.")}
+            yield base, [a.name for a in node.names]
+
+
+def _harness_names(names: set[str]) -> set[str]:
+    return {name for name in names if name == "harness" or name.startswith("harness.")}
+
+
+def _imports(path: Path, module: str) -> set[str]:
+    out = set()
+    for base, names in _import_statements(path, module):
+        out.add(base)
+        out |= {f"{base}.{n}" for n in names or ()}  # `from pkg import module`
+    return _harness_names(out)
 
 
 def _edges(path: Path, module: str, modules: set[str]) -> set[str]:
     """The harness modules ``module`` imports: ``from pkg import mod`` names ``pkg.mod``
     alone (the package's own code is not what it needs)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     out: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            out |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*anchor, base] if base else anchor)
-            subs = {f"{base}.{a.name}" for a in node.names}
-            out |= subs & modules if subs <= modules else {base}
-    harness = {n for n in out if n == "harness" or n.startswith("harness.")}
-    return {t for n in harness if (t := _known(n, modules)) not in (None, module)}
+    for base, names in _import_statements(path, module):
+        subs = {f"{base}.{n}" for n in names or ()}
+        out |= subs if subs and subs <= modules else {base}
+    return {t for n in _harness_names(out) if (t := _known(n, modules)) not in (None, module)}
 
 
 def _known(name: str, modules: set[str]) -> str | None:
