@@ -6,6 +6,7 @@ import dataclasses
 import sqlite3
 
 import pytest
+from conftest import run_cli
 
 from harness import __version__
 from harness.errors import FailureKind
@@ -151,6 +152,20 @@ def test_store_diff_names_every_changed_task_and_nothing_else(tmp_path, capsys):
     assert main([str(tmp_path / "a.sqlite"), str(tmp_path / "b.sqlite")]) == 1
     assert "2 differ" in capsys.readouterr().out
     assert main([str(tmp_path / "a.sqlite"), str(tmp_path / "a.sqlite")]) == 0
+    assert main([str(tmp_path / "a.sqlite"), str(tmp_path / "none.sqlite")]) == 2
+    # The same as `harness store diff`, with the failure kind compared too.
+    proc = run_cli("store", "diff", str(tmp_path / "a.sqlite"), str(tmp_path / "b.sqlite"))
+    assert proc.returncode == 1 and "null / m2 / detect: scores.der" in proc.stdout
+    assert "2 and 3 tasks compared, 2 differ" in proc.stdout
+    missing = run_cli("store", "diff", str(tmp_path / "a.sqlite"), str(tmp_path / "x.sqlite"))
+    assert missing.returncode == 2 and "no such results store" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    crashed = record(status="failed", error="boom")
+    timed_out = record(status="failed", error="boom", failure=FailureKind.TIMEOUT)
+    assert (
+        "failure crash != timeout"
+        in diff_runs([crashed], [timed_out])[("null", "mnist-badnets-1", "detect")][0]
+    )
 
 
 #: A results store as harness 0.x wrote it before schema version 2: model facts among the

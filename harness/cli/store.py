@@ -1,15 +1,17 @@
-"""`harness store check` and `harness store recover`: a results store's health."""
+"""`harness store check`, `recover` and `diff`: a results store's health, and what differs
+between two."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from harness.cli.common import DbOpt, app, out, user_errors
 from harness.errors import HarnessError
 
-store_app = typer.Typer(help="Check or recover the results store.", no_args_is_help=True)
+store_app = typer.Typer(help="Check, recover or compare results stores.", no_args_is_help=True)
 app.add_typer(store_app, name="store")
 
 
@@ -53,3 +55,27 @@ def store_recover(db: DbOpt = None) -> None:
     out.print(f"recovered {counts}; the damaged file is {report.kept}", highlight=False)
     if report.lost_ranges:
         out.print(f"{report.lost_ranges} unreadable row range(s) were left out", highlight=False)
+
+
+@store_app.command("diff")
+@user_errors
+def store_diff(
+    first: Annotated[Path, typer.Argument(help="A results store (SQLite).")],
+    second: Annotated[Path, typer.Argument(help="The store to compare it with.")],
+    run: Annotated[
+        str | None, typer.Option("--run", help="Run id in both (default: each one's latest).")
+    ] = None,
+    tolerance: Annotated[
+        float, typer.Option("--tolerance", help="Absolute difference allowed in numbers.")
+    ] = 0.0,
+) -> None:
+    """Every task whose status, failure kind, model facts, outputs or scores differ between
+    two stores (times, logs and versions are not compared); exit 1 when any does. Checks
+    that a change of the harness, or another machine, leaves every stored score as it was."""
+    from harness.results.diff import compare, report
+
+    diffs, n_first, n_second = compare(first, second, run, tolerance)
+    for line in report(diffs, (n_first, n_second)):
+        out.print(line, highlight=False, markup=False)
+    if diffs:
+        raise typer.Exit(1)

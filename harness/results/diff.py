@@ -1,8 +1,8 @@
 """Compare the task records of two results stores: what differs between two runs.
 
-``python -m harness.results.diff A.sqlite B.sqlite [--run RUN] [--tolerance T]`` prints every
-(submission, model, track) whose status, model facts, stored outputs or scores differ, and
-exits 1 when any does. Times, stderr, versions and the report's pictures are not compared;
+``harness store diff A.sqlite B.sqlite [--run RUN] [--tolerance T]`` (or ``python -m
+harness.results.diff``, the same) prints every (submission, model, track) whose status,
+failure kind, model facts, stored outputs or scores differ, and exits 1 when any does. Times, stderr, versions and the report's pictures are not compared;
 a score stored as null and one left out are the same (both mean "not measured"). Used to
 check that a change of the harness leaves every stored score as it was, and that two
 machines agree.
@@ -17,6 +17,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from harness.errors import HarnessError
 from harness.results import ModelFacts, ResultsStore, TaskRecord
 
 Key = tuple[str, str, str]
@@ -45,6 +46,8 @@ def _differences(a: TaskRecord, b: TaskRecord, tolerance: float) -> list[str]:
     out = []
     if a.status != b.status:
         out.append(f"status {a.status} != {b.status}")
+    if a.failure != b.failure:
+        out.append(f"failure {a.failure} != {b.failure}")
     for name in _FACTS_OF_VERSION_1 if min(a.schema_version, b.schema_version) < 2 else _FACTS:
         if getattr(a.facts, name) != getattr(b.facts, name):
             out.append(f"facts.{name}: {getattr(a.facts, name)!r} != {getattr(b.facts, name)!r}")
@@ -78,6 +81,32 @@ def diff_runs(
     return out
 
 
+def compare(
+    first: Path, second: Path, run: str | None = None, tolerance: float = 0.0
+) -> tuple[dict[Key, list[str]], int, int]:
+    """The differing tasks of ``run`` (default: each store's latest) in two stores, and how
+    many tasks each holds; a store that is not there is one line (``HarnessError``)."""
+    runs = []
+    for path in (first, second):
+        if not path.is_file():
+            raise HarnessError("no such results store", path=path, fix="check the path")
+        store = ResultsStore(path)
+        try:
+            chosen = run or store.latest_run()
+            runs.append(store.tasks(chosen) if chosen else [])
+        finally:
+            store.close()
+    return diff_runs(runs[0], runs[1], tolerance=tolerance), len(runs[0]), len(runs[1])
+
+
+def report(diffs: dict[Key, list[str]], compared: tuple[int, int]) -> list[str]:
+    """What ``compare`` found, a line a task and a last line of counts."""
+    lines = [
+        f"{sub} / {model} / {track}: " + "; ".join(d) for (sub, model, track), d in diffs.items()
+    ]
+    return [*lines, f"{compared[0]} and {compared[1]} tasks compared, {len(diffs)} differ"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.results.diff", description=__doc__)
     parser.add_argument("first", type=Path)
@@ -85,19 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", help="run id in both stores (default: each one's latest)")
     parser.add_argument("--tolerance", type=float, default=0.0, help="absolute, for numbers")
     args = parser.parse_args(argv)
-    runs = []
-    for path in (args.first, args.second):
-        if not path.is_file():
-            print(f"{path}: no such results store", file=sys.stderr)
-            return 2
-        store = ResultsStore(path)
-        run = args.run or store.latest_run()
-        runs.append(store.tasks(run) if run else [])
-        store.close()
-    diffs = diff_runs(runs[0], runs[1], tolerance=args.tolerance)
-    for (submission, model, track), lines in diffs.items():
-        print(f"{submission} / {model} / {track}: " + "; ".join(lines))
-    print(f"{len(runs[0])} and {len(runs[1])} tasks compared, {len(diffs)} differ")
+    try:
+        diffs, n_a, n_b = compare(args.first, args.second, args.run, args.tolerance)
+    except HarnessError as exc:
+        print(exc.line(), file=sys.stderr)
+        return 2
+    print("\n".join(report(diffs, (n_a, n_b))))
     return 1 if diffs else 0
 
 
