@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import os
 import shutil
+import stat
 import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -205,13 +207,46 @@ def _runner(
         return _RUNNERS[key][0]
     while len(_RUNNERS) >= KEEP_WARM:
         _close(_RUNNERS.popitem(last=False)[1])
-    workdir = Path(tempfile.mkdtemp(prefix=f"harness-{spec.name}-"))
+    _sweep_once()
+    workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-{spec.name}-"))
     shared = (("configured", configured),) if configured else ()
     _RUNNERS[key] = (
         SubmissionRunner(spec, backend, limits, workdir, shared=shared),
         workdir,
     )
     return _RUNNERS[key][0]
+
+
+#: A warm sandbox's folders (inbox and scratch) are under ``harness-run-<pid>-<name>-*``
+#: in the temporary folder, ``pid`` the process that made them.
+WORKDIR_PREFIX = "harness-run-"
+_SWEPT: list[bool] = []
+
+
+def sweep_workdirs(parent: Path) -> int:
+    """Remove the sandbox folders of harness processes that were killed (SIGKILL, the OOM
+    killer: nothing of theirs ran to remove them): this user's, named for a process that no
+    longer exists. How many there were."""
+    removed = 0
+    for folder in parent.glob(f"{WORKDIR_PREFIX}*-*"):
+        owner = folder.name.removeprefix(WORKDIR_PREFIX).split("-")[0]
+        try:
+            st = folder.lstat()
+        except OSError:
+            continue
+        # Another user's folder of that name (or a link) is none of ours to remove.
+        mine = stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid()
+        if mine and owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def _sweep_once() -> None:
+    """The first sandbox a process starts clears what killed runs left (once a process)."""
+    if not _SWEPT:
+        _SWEPT.append(True)
+        sweep_workdirs(Path(tempfile.gettempdir()))
 
 
 def _close(entry: tuple[SubmissionRunner, Path]) -> None:
