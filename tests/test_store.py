@@ -126,7 +126,7 @@ def test_tasks_survive_reopening_and_two_writers_share_the_file(tmp_path):
 
 
 def test_store_diff_names_every_changed_task_and_nothing_else(tmp_path, capsys):
-    from harness.results.diff import diff_runs, main
+    from harness.results.diff import diff_runs
 
     same = record()
     a = [same, record(model_id="m2", scores={"der": 0.75})]
@@ -149,14 +149,21 @@ def test_store_diff_names_every_changed_task_and_nothing_else(tmp_path, capsys):
         for r in recs:
             s.write_task(r)
         s.close()
-    assert main([str(tmp_path / "a.sqlite"), str(tmp_path / "b.sqlite")]) == 1
-    assert "2 differ" in capsys.readouterr().out
-    assert main([str(tmp_path / "a.sqlite"), str(tmp_path / "a.sqlite")]) == 0
-    assert main([str(tmp_path / "a.sqlite"), str(tmp_path / "none.sqlite")]) == 2
-    # The same as `harness store diff`, with the failure kind compared too.
-    proc = run_cli("store", "diff", str(tmp_path / "a.sqlite"), str(tmp_path / "b.sqlite"))
+    a_db, b_db = str(tmp_path / "a.sqlite"), str(tmp_path / "b.sqlite")
+    assert run_cli("store", "diff", a_db, a_db).returncode == 0
+    assert run_cli("store", "diff", a_db, str(tmp_path / "none.sqlite")).returncode == 2
+    # A differing pair: exit 1, a line a task; the failure kind is compared too.
+    proc = run_cli("store", "diff", a_db, b_db)
     assert proc.returncode == 1 and "null / m2 / detect: scores.der" in proc.stdout
     assert "2 and 3 tasks compared, 2 differ" in proc.stdout
+    assert "2 differ" in proc.stdout and "\x1b" not in proc.stdout
+    hostile = ResultsStore(tmp_path / "c.sqlite")
+    hostile.ensure_run("r1", "tiny", "z")
+    hostile.write_task(record(model_id="\x1b[2J\nFORGED / line"))  # an imported model's id
+    hostile.close()
+    forged = run_cli("store", "diff", a_db, str(tmp_path / "c.sqlite"))
+    assert forged.returncode == 1 and "\x1b" not in forged.stdout
+    assert not any(line.startswith("FORGED") for line in forged.stdout.splitlines())
     missing = run_cli("store", "diff", str(tmp_path / "a.sqlite"), str(tmp_path / "x.sqlite"))
     assert missing.returncode == 2 and "no such results store" in missing.stderr
     assert "Traceback" not in missing.stderr

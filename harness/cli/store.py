@@ -72,10 +72,11 @@ def store_diff(
     """Every task whose status, failure kind, model facts, outputs or scores differ between
     two stores (times, logs and versions are not compared); exit 1 when any does. Checks
     that a change of the harness, or another machine, leaves every stored score as it was."""
+    from harness.report.encode import terminal
     from harness.results.diff import compare, report
 
     diffs, n_first, n_second = compare(first, second, run, tolerance)
-    for line in report(diffs, (n_first, n_second)):
-        out.print(line, highlight=False, markup=False)
+    for line in report(diffs, (n_first, n_second)):  # quotes what workers stored
+        out.print(terminal(line), highlight=False, markup=False)
     if diffs:
         raise typer.Exit(1)

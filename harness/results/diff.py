@@ -1,8 +1,9 @@
 """Compare the task records of two results stores: what differs between two runs.
 
-``harness store diff A.sqlite B.sqlite [--run RUN] [--tolerance T]`` (or ``python -m
-harness.results.diff``, the same) prints every (submission, model, track) whose status,
-failure kind, model facts, stored outputs or scores differ, and exits 1 when any does. Times, stderr, versions and the report's pictures are not compared;
+``harness store diff A.sqlite B.sqlite [--run RUN] [--tolerance T]`` prints every
+(submission, model, track) whose status, failure kind, model facts, stored outputs or
+scores differ, and exits 1 when any does (the lines quote stored outputs, which workers
+wrote: the command encodes them for the terminal). Times, stderr, versions and the report's pictures are not compared;
 a score stored as null and one left out are the same (both mean "not measured"). Used to
 check that a change of the harness leaves every stored score as it was, and that two
 machines agree.
@@ -10,9 +11,7 @@ machines agree.
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -105,23 +104,3 @@ def report(diffs: dict[Key, list[str]], compared: tuple[int, int]) -> list[str]:
         f"{sub} / {model} / {track}: " + "; ".join(d) for (sub, model, track), d in diffs.items()
     ]
     return [*lines, f"{compared[0]} and {compared[1]} tasks compared, {len(diffs)} differ"]
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.results.diff", description=__doc__)
-    parser.add_argument("first", type=Path)
-    parser.add_argument("second", type=Path)
-    parser.add_argument("--run", help="run id in both stores (default: each one's latest)")
-    parser.add_argument("--tolerance", type=float, default=0.0, help="absolute, for numbers")
-    args = parser.parse_args(argv)
-    try:
-        diffs, n_a, n_b = compare(args.first, args.second, args.run, args.tolerance)
-    except HarnessError as exc:
-        print(exc.line(), file=sys.stderr)
-        return 2
-    print("\n".join(report(diffs, (n_a, n_b))))
-    return 1 if diffs else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
