@@ -22,6 +22,8 @@ import numpy as np
 from harness.api import Track
 from harness.results import AttackInstance, ResultsStore, TaskRecord
 from harness.scoring.metrics import ca_drop, evasion, fill_missing_scores, roc_auc
+from harness.tracks.detect import DetectOutcome
+from harness.tracks.filter import FilterOutcome
 
 MIN_ASR = 0.97
 MAX_CA_DROP = 1.0  # points
@@ -96,10 +98,11 @@ def attack_rows(
         if r.replicate != 0:
             continue
         if r.track == detect:
-            value = r.scores.get("score") if r.status == "ok" else None
+            # A detection that ran always stored its score; a failed one has none (0.5).
+            value = DetectOutcome.of(r).score if r.status == "ok" else None
             scores.setdefault(r.submission, {})[r.model_id] = value
         elif r.track == filters:
-            value = r.scores.get("filter_auc") if r.status == "ok" else None
+            value = FilterOutcome.of(r).filter_auc if r.status == "ok" else None
             input_aucs.setdefault(r.submission, {})[r.model_id] = value
     rows = []
     for attack in sorted({i.attack for i in instances}):

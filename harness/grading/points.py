@@ -14,7 +14,7 @@ from harness.grading.rubric import Line, Rubric
 from harness.report.numbers import human
 from harness.results import TaskRecord
 from harness.scoring.aggregate import Score
-from harness.tracks import aggregate, kind_of
+from harness.tracks import aggregate, kind_of, outcome_field
 from harness.tracks.base import OVER
 
 #: A rubric line's model set -> the tracks' own model selections (``harness.tracks.base.OVER``).
@@ -73,7 +73,7 @@ def line_points(line: Line, records: list[TaskRecord], scores: list[Score]) -> L
         )
     shares, values, parts = [], [], []
     for r in sorted(mine, key=lambda r: r.model_id):
-        v = r.scores.get(line.metric) if r.status == "ok" else None
+        v = outcome_field(r, line.metric) if r.status == "ok" else None
         v = float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
         shares.append(line.scale.share(v))
         if v is not None:

@@ -18,9 +18,9 @@ from harness.report.matrix import Family, Matrix
 from harness.report.numbers import human
 from harness.results import TaskRecord
 from harness.scoring import metrics as formulas
-from harness.tracks.detect import DETECT, unpack_mask
-from harness.tracks.fuzz import FUZZ
-from harness.tracks.repair import REPAIR
+from harness.tracks.detect import DETECT, DetectOutcome, DetectOutputs
+from harness.tracks.fuzz import FUZZ, FuzzOutcome
+from harness.tracks.repair import REPAIR, RepairOutcome
 
 #: Colour map of the matrices: red = evaded (chance or worse), green = caught.
 HEAT_CMAP = "RdYlGn"
@@ -96,7 +96,8 @@ def heatmap(cols: list[Family], m: Matrix, path: Path) -> bool:
 
 def _detect_scores(recs: list[TaskRecord]) -> tuple[list[int], np.ndarray]:
     known = [r for r in recs if r.facts.poisoned is not None]
-    raw = [r.scores.get("score") if r.status == "ok" else None for r in known]
+    # A task that ran always stored its score; a failed one counts as missing (0.5).
+    raw = [DetectOutcome.of(r).score if r.status == "ok" else None for r in known]
     scores, _ = formulas.fill_missing_scores(raw)
     return [int(bool(r.facts.poisoned)) for r in known], scores
 
@@ -135,16 +136,8 @@ def ca_asr(records: list[TaskRecord], submission: str, path: Path) -> bool:
         for r in records
         if r.track == REPAIR.name and r.submission == submission and r.status == "ok"
     ]
-    pts = [
-        (
-            r.scores.get("ca_before"),
-            r.scores.get("asr_before"),
-            r.scores.get("ca"),
-            r.scores.get("asr"),
-            r.facts.poisoned,
-        )
-        for r in recs
-    ]
+    outcomes = [(RepairOutcome.of(r), r.facts.poisoned) for r in recs]
+    pts = [(o.ca_before, o.asr_before, o.ca, o.asr, poisoned) for o, poisoned in outcomes]
     back = [p for p in pts if p[4] and None not in p[:4]]
     clean = [p for p in pts if p[4] is False and p[0] is not None and p[2] is not None]
     if not back and not clean:
@@ -199,7 +192,7 @@ def trigger_masks(
         if r.track == DETECT.name
         and r.submission == submission
         and r.facts.poisoned
-        and unpack_mask(r.outputs.get("trigger_mask")) is not None
+        and DetectOutputs.of(r).trigger_mask is not None
     ]
     if not recs:
         return False
@@ -208,7 +201,7 @@ def trigger_masks(
     for j, r in enumerate(recs):
         truth = true_mask(r.model_id)
         for i, (mask, what) in enumerate(
-            ((truth, "true"), (unpack_mask(r.outputs["trigger_mask"]), "recovered"))
+            ((truth, "true"), (DetectOutputs.of(r).trigger_mask, "recovered"))
         ):
             ax = axes[i][j]
             ax.set_xticks([])
@@ -227,7 +220,7 @@ def trigger_masks(
                 ax.imshow(mask, cmap="gray", vmin=0, vmax=1)
             if j == 0:
                 ax.set_ylabel(what, fontsize=8)
-        iou = r.scores.get("trigger_iou")
+        iou = DetectOutcome.of(r).trigger_iou
         axes[0][j].set_title(f"{r.facts.attack}\nIoU {human('trigger_iou', iou)}", fontsize=6)
     fig.suptitle(f"{submission}: true vs recovered trigger masks", fontsize=9)
     return _save(fig, path)
@@ -247,7 +240,7 @@ def activation_rates(records: list[TaskRecord], submission: str, path: Path) -> 
     if not recs:
         return False
     plt = _pyplot()
-    rates = [float(r.scores.get("activation_rate") or 0.0) for r in recs]
+    rates = [float(FuzzOutcome.of(r).activation_rate or 0.0) for r in recs]
     colours = ["#c0392b" if r.facts.poisoned else "#2471a3" for r in recs]
     fig, ax = plt.subplots(figsize=(1.0 + 0.32 * len(recs), 3.2))
     ax.bar(range(len(recs)), rates, color=colours)

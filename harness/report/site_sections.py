@@ -23,7 +23,7 @@ from harness.report.numbers import human, seconds
 from harness.report.view import RankedRow, Runtime, RunView, ranking, task_label
 from harness.results import TaskRecord
 from harness.scoring.metrics import METRICS
-from harness.tracks import KINDS, TrackKind, aggregate
+from harness.tracks import KINDS, TrackKind, aggregate, outcome_field
 from harness.tracks.detect import DETECT
 
 
@@ -263,7 +263,7 @@ def model_columns(kind: TrackKind, recs: list[TaskRecord]) -> list[str]:
     from dataclasses import fields
 
     names = [f.name for f in fields(kind.outcome)]
-    held = [n for n in names if any(n in r.scores for r in recs)]
+    held = [n for n in names if any(outcome_field(r, n) is not None for r in recs)]
     if kind is DETECT:
         held = [n for n in held if n not in ("missing",)]
     return sorted(held, key=lambda n: n not in METRICS and n != "score")
@@ -271,7 +271,7 @@ def model_columns(kind: TrackKind, recs: list[TaskRecord]) -> list[str]:
 
 def model_cell(r: TaskRecord, name: str) -> str:
     """One stored score as people read it ("-" when the task has none)."""
-    value = r.scores.get(name)
+    value = outcome_field(r, name)
     if value is None:
         return "-"
     if isinstance(value, bool):

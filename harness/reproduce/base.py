@@ -15,6 +15,7 @@ from harness.api import Track
 from harness.paths import repo_root
 from harness.registry import Registry
 from harness.results import TaskRecord
+from harness.tracks import outcome_field
 from harness.zoo.store import ZooModel
 
 SUBMISSIONS = repo_root() / "submissions"
@@ -92,9 +93,9 @@ def model_kind(model: ZooModel) -> tuple[str, str]:
     return (truth.attack if truth.poisoned else CLEAN), family
 
 
-def mean_of_ok(recs: list[TaskRecord], key: str, source: str = "scores") -> float | None:
-    """The mean of ``key`` in the ``source`` dict (scores or outputs) of the tasks that ran."""
-    vals = [getattr(r, source).get(key) for r in recs if r.status == "ok"]
+def mean_of_ok(recs: list[TaskRecord], name: str) -> float | None:
+    """The mean of the outcome field ``name`` over the tasks that ran and stored it."""
+    vals = [outcome_field(r, name) for r in recs if r.status == "ok"]
     vals = [float(v) for v in vals if isinstance(v, int | float)]
     return float(np.mean(vals)) if vals else None
 

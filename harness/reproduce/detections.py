@@ -14,18 +14,21 @@ import numpy as np
 
 from harness.reproduce.base import Results
 from harness.results import TaskRecord
+from harness.tracks.detect import DetectOutcome, DetectOutputs
 
 
 def flagged(rec: TaskRecord) -> bool:
     """Flagged: the task ran, named target labels and scored the model over 0.5."""
     return (
-        rec.status == "ok" and bool(rec.outputs.get("target_labels")) and rec.scores["score"] > 0.5
+        rec.status == "ok"
+        and bool(DetectOutputs.of(rec).target_labels)
+        and DetectOutcome.of(rec).score > 0.5
     )
 
 
 def largest_index(rec: TaskRecord) -> str:
     """The largest anomaly index a detector reported in ``extra["anomaly_index"]``."""
-    values = (rec.outputs.get("extra") or {}).get("anomaly_index")
+    values = DetectOutputs.of(rec).extra.get("anomaly_index")
     if not isinstance(values, list) or not values:
         return "-"
     return f"{max(float(v) for v in values):.2f}"
@@ -34,7 +37,7 @@ def largest_index(rec: TaskRecord) -> str:
 def flagged_elsewhere(rec: TaskRecord, targets: list[int]) -> bool:
     """Flagged, but for labels the attack did not target (a model-level detection that
     did not find the backdoor: on 100-label faces some labels stand out naturally)."""
-    return flagged(rec) and not set(targets) & set(rec.outputs["target_labels"])
+    return flagged(rec) and not set(targets) & set(DetectOutputs.of(rec).target_labels)
 
 
 def verdict(rec: TaskRecord | None, targets: list[int]) -> str:
@@ -44,7 +47,8 @@ def verdict(rec: TaskRecord | None, targets: list[int]) -> str:
     if rec.status != "ok":
         return "failed"
     parts = []
-    index = (rec.outputs.get("extra") or {}).get("anomaly_index")
+    outputs = DetectOutputs.of(rec)
+    index = outputs.extra.get("anomaly_index")
     if targets and isinstance(index, list) and len(index) > targets[0]:
         parts.append(f"index {float(index[targets[0]]):.2f}")
     ratio = norm_ratio(rec, targets)
@@ -53,7 +57,7 @@ def verdict(rec: TaskRecord | None, targets: list[int]) -> str:
     if not flagged(rec):
         parts.append("evaded")
     elif flagged_elsewhere(rec, targets):
-        parts.append(f"flagged (label {', '.join(map(str, rec.outputs['target_labels']))})")
+        parts.append(f"flagged (label {', '.join(map(str, outputs.target_labels))})")
     else:
         parts.append("flagged")
     return ", ".join(parts)
@@ -63,7 +67,7 @@ def norm_ratio(rec: TaskRecord, targets: list[int]) -> float | None:
     """The true target's reversed-mask L1 norm over the median label's (below 1: the
     target's trigger is smaller than most, what the outlier test looks for), from the norms
     a detector reported (Neural Cleanse's ``l1_norms``, DeepInspect's ``l1``)."""
-    extra = rec.outputs.get("extra") or {}
+    extra = DetectOutputs.of(rec).extra
     norms = extra.get("l1_norms", extra.get("l1"))
     if not isinstance(norms, list) or not targets or len(norms) <= max(targets):
         return None

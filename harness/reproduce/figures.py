@@ -36,6 +36,8 @@ from harness.reproduce.stealthy import (
     stealthy_evasion,
 )
 from harness.results import TaskRecord
+from harness.tracks.detect import DetectOutputs
+from harness.tracks.repair import RepairOutcome
 
 # -- BackFuzz ---------------------------------------------------------------------------------
 A2A = "badnets_pixel_a2a"
@@ -122,7 +124,8 @@ def nc_flags_patch(res: Results) -> FigureResult:
     if not patch or not clean:
         return not_measured("nc-flags-patch", src, paper, "patch BadNet and clean model")
     right = [
-        flagged(r) and r.outputs["target_labels"][0] in res.models[r.model_id].truth().targets
+        flagged(r)
+        and DetectOutputs.of(r).target_labels[0] in res.models[r.model_id].truth().targets
         for r in patch
     ]
     false_alarms = sum(flagged(r) for r in clean)
@@ -183,7 +186,9 @@ PRUNE_ONLY = Variant(
 
 
 def _ca_drop(recs: list[TaskRecord]) -> float | None:
-    drops = [r.scores["ca_before"] - r.scores["ca"] for r in recs if r.status == "ok"]
+    # A repair that ran stored both (``score_repair``); skip one that did not.
+    done = [RepairOutcome.of(r) for r in recs if r.status == "ok"]
+    drops = [o.ca_before - o.ca for o in done if o.ca_before is not None and o.ca is not None]
     return float(np.mean(drops)) if drops else None
 
 

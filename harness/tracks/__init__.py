@@ -9,13 +9,14 @@ scores and table from it, and ``harness submission check`` its conformance check
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from harness.api import Track
 from harness.registry import Registry
 from harness.results import TaskRecord
 from harness.scoring.aggregate import Score, by_seed, over_seeds
 from harness.tracks import attack
-from harness.tracks.base import RunOptions, TaskInputs, TrackKind, WorkerCall
+from harness.tracks.base import Outcome, RunOptions, TaskInputs, TrackKind, WorkerCall
 from harness.tracks.detect import DETECT
 from harness.tracks.filter import FILTER
 from harness.tracks.fuzz import FUZZ
@@ -32,6 +33,8 @@ __all__ = [
     "all_methods",
     "by_name",
     "kind_of",
+    "outcome_field",
+    "outcome_of",
     "required_methods",
     "tasks_for",
     "worker_calls",
@@ -59,6 +62,21 @@ def by_name(name: str) -> TrackKind:
     """The task kind stored under ``name``; ``UnknownName`` (a KeyError) for a name no
     kind has."""
     return _BY_NAME[name]
+
+
+def outcome_of(record: TaskRecord) -> Outcome:
+    """The typed outcome of a task of any track (``UnknownName`` for a track no kind has):
+    for the views that read a field by its metric's name."""
+    return by_name(record.track).outcome.of(record)
+
+
+def outcome_field(record: TaskRecord, name: str) -> Any:
+    """The outcome field ``name`` as the task stored it: None where it stored none or its
+    outcome has no such field. Never the field's default: a view that shows or averages a
+    score by name must not show a detection that stored no score as 0.5."""
+    if name not in record.scores:
+        return None
+    return getattr(outcome_of(record), name, None)
 
 
 def tasks_for(declared: Iterable[Track], requested: Iterable[Track]) -> list[TrackKind]:

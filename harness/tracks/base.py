@@ -70,6 +70,39 @@ class Outcome:
             )
         return cls(**raw)
 
+    @classmethod
+    def of(cls: type[OutcomeT], record: TaskRecord) -> OutcomeT:
+        """The outcome ``record`` stores, typed: what views read instead of the scores'
+        JSON keys. ``WrongTrack`` when the record is another track's task (its scores would
+        be misread, or refused as unknown). A missing field reads as its default, so a view
+        that told "not stored" apart must still guard as it did (a detection's ``score``
+        defaults to 0.5; ``harness.tracks.outcome_field`` reads None there). Decoded on
+        every call: a record is frozen and a view reads at most a few hundred."""
+        track = _STORED_BY.get(cls)
+        if track is None:
+            raise TypeError(f"{cls.__name__} is no track's outcome")
+        check_track(record, track, cls.__name__)
+        return cls.from_json(record.scores)
+
+
+#: Each track's outcome class -> the name of the track whose tasks store it: what
+#: ``Outcome.of`` checks a record by. Each ``TrackKind`` binds its own when it is defined,
+#: here rather than in the registry, which imports this module.
+_STORED_BY: dict[type[Outcome], str] = {}
+
+
+class WrongTrack(ValueError):
+    """A record read as the outcome or outputs of a track it is not a task of."""
+
+
+def check_track(record: TaskRecord, track: str, what: str) -> None:
+    """``WrongTrack`` unless ``record`` is a task of ``track``."""
+    if record.track != track:
+        raise WrongTrack(
+            f"{what} read from a {record.track!r} task ({record.submission} on "
+            f"{record.model_id}); it is stored by {track!r} tasks only"
+        )
+
 
 #: Which models a mean runs over: by their truth.
 OVER = {
@@ -247,6 +280,12 @@ class TrackKind(ABC):
     same_seed: ClassVar[SameSeed]
     #: The attack x defense matrices the report draws for this track (none by default).
     matrix: ClassVar[tuple[Heat, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        outcome = cls.__dict__.get("outcome")
+        if outcome is not None and _STORED_BY.setdefault(outcome, cls.name) != cls.name:
+            raise TypeError(f"{outcome.__name__} is stored by {_STORED_BY[outcome]!r} already")
 
     def prepare(self, model: ZooModel, seed: int, options: RunOptions) -> TaskInputs:
         """The evaluation inputs sent with the bundle (none by default)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,7 @@ from harness.tracks.base import (
     Table,
     TaskInputs,
     TrackKind,
+    check_track,
     jsonable_float,
     save_array,
 )
@@ -169,6 +170,29 @@ class DetectOutcome(Outcome):
     trigger_iou: float | None = None
     trigger_asr: float | None = None
     trigger_over_budget: bool | None = None  # the mask's L1 exceeds ``mask_budget``
+
+
+@dataclass(frozen=True, eq=False)
+class DetectOutputs:
+    """What a detection task stored beside its outcome (``DetectTrack.score``'s outputs), as
+    views read it; a failed task stored none (all empty). Not strict like ``Outcome``:
+    outputs also hold the detector's free-form ``extra`` and keys the runner adds."""
+
+    target_labels: tuple[int, ...] = ()  # the labels named; () when none were
+    trigger_mask: np.ndarray | None = None  # the reconstructed mask, unpacked
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, record: TaskRecord) -> DetectOutputs:
+        """``WrongTrack`` (``harness.tracks.base``) when ``record`` is no detection task."""
+        check_track(record, Track.DETECT.value, cls.__name__)
+        out = record.outputs
+        extra = out.get("extra")
+        return cls(
+            tuple(int(v) for v in out.get("target_labels") or ()),
+            unpack_mask(out.get("trigger_mask")),
+            extra if isinstance(extra, dict) else {},
+        )
 
 
 def score_detection(
