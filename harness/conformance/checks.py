@@ -1,21 +1,25 @@
 """The conformance checks of `harness submission check`, one function each.
 
-Each ``check_*`` tests one property of the contract on a ``Context`` (what the checks
-share while they run on one submission) and returns ``None`` (does not apply), or whether
-it passed, why not, and optionally a fix of its own. ``harness.conformance.suite`` lists
-them in the order they run and runs them. Submission code runs only in the sandbox.
+Each ``check_*`` tests one property of the contract. Its parameters name what it needs
+(the suite's inputs, such as ``path`` or ``models``, the ``kind`` a per-track check runs
+for, or a product of a check before it, such as the ``spec`` that ``check_manifest``
+gives); it returns ``None`` (does not apply) or a ``Verdict``: whether it passed, why not,
+optionally a fix of its own, and the products it gives the checks after it
+(``harness.conformance.wiring`` says how they are passed). ``harness.conformance.suite``
+lists them in the order they run, with what each gives, and runs them. Submission code runs
+only in the sandbox.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from harness.api import Track
+from harness.conformance.wiring import Verdict
 from harness.errors import SpecError
 from harness.execution.task import SubmissionRunner, TaskResult
 from harness.sandbox.client import WorkerFailure
@@ -27,79 +31,38 @@ from harness.zoo.store import ZooModel
 CHECK_PROFILE = "toy"
 
 
-@dataclass(frozen=True)
-class CheckResult:
-    name: str  # what was checked, as printed ("detect: outputs valid on every model")
-    passed: bool
-    message: str = ""
-    fix: str = ""
-    check: str = ""  # the check's name in CHECKS ("check_outputs_valid")
-
-
-Report = Callable[[CheckResult], None]
-
-
-@dataclass
-class Context:
-    """What the checks share while they run on one submission."""
-
-    path: Path
-    models: list[ZooModel]
-    backend: str
-    limits: SandboxLimits
-    workdir: Path
-    spec: SubmissionSpec | None = None
-    runner: TimedRunner | None = None
-    reply: dict[str, Any] = field(default_factory=dict)
-    kind: TrackKind | None = None
-    results: list[TaskResult] = field(default_factory=list)
-    #: each of ``results``' wall time as the harness measured it (never the worker's word)
-    seconds: list[float] = field(default_factory=list)
-    configured: Path | None = None  # a learned detector's configure output
-
-
-#: (passed, message) or (passed, message, a fix that replaces the check's own); None: the
-#: check does not apply here (not reported).
-Verdict = tuple[bool, str] | tuple[bool, str, str] | None
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    title: str  # printed; "{track}" is the track's name for per-track checks
-    fix: str
-    run: Callable[[Context], Verdict]
-    per_track: bool = False
-    stops: bool = True  # a failure stops the checks after it (they could not run)
-
-
-def check_manifest(ctx: Context) -> Verdict:
+def check_manifest(path: Path) -> Verdict:
+    """Gives ``spec``: the submission's manifest."""
     try:
-        ctx.spec = load_submission(ctx.path)
+        spec = load_submission(path)
     except SpecError as exc:
-        return False, exc.problem, exc.fix or "see docs/SUBMITTING.md"
-    return True, ""
+        return Verdict(False, exc.problem, exc.fix or "see docs/SUBMITTING.md")
+    return Verdict(True, gives={"spec": spec})
 
 
-def check_declares_a_track(ctx: Context) -> Verdict:
-    assert ctx.spec is not None
-    runnable = tasks_for(ctx.spec.tracks, ctx.spec.tracks) or set(ctx.spec.tracks) & set(PRODUCERS)
-    return bool(runnable), f"tracks {[t.value for t in ctx.spec.tracks]}"
+def check_declares_a_track(spec: SubmissionSpec) -> Verdict:
+    """Gives ``kinds``: the track kinds the submission's tasks run (the per-track checks
+    run once for each)."""
+    kinds = tasks_for(spec.tracks, spec.tracks)
+    runnable = kinds or set(spec.tracks) & set(PRODUCERS)
+    said = f"tracks {[t.value for t in spec.tracks]}"
+    return Verdict(bool(runnable), said, gives={"kinds": kinds})
 
 
-def check_configures(ctx: Context) -> Verdict:
+def check_configures(
+    spec: SubmissionSpec, models: list[ZooModel], backend: str, limits: SandboxLimits
+) -> Verdict:
     """A learned detector's configure step, on the check's models as its labelled
-    training split (the check's tasks then see what it wrote)."""
-    assert ctx.spec is not None
-    if not ctx.spec.configure:
-        return True, ""
+    training split. Gives ``configured``: the folder it wrote, which the check's tasks then
+    see (None: the submission has no configure step)."""
+    if not spec.configure:
+        return Verdict(True, gives={"configured": None})
     from harness.execution.configure import configure_on
 
-    done = configure_on(ctx.spec, ctx.models, "conformance", ctx.backend, ctx.limits)
+    done = configure_on(spec, models, "conformance", backend, limits)
     if done.error:
-        return False, done.error
-    ctx.configured = done.folder
-    return True, ""
+        return Verdict(False, done.error)
+    return Verdict(True, gives={"configured": done.folder})
 
 
 #: The conformance runner's wall clock, as a multiple of the submission's budget: a task
@@ -108,74 +71,85 @@ def check_configures(ctx: Context) -> Verdict:
 OVERRUN = 2.0
 
 
-def new_runner(ctx: Context, folder: str) -> TimedRunner:
-    """A runner of the submission for the checks, in ``ctx.workdir / folder``: a fresh
-    worker (its own process, emptied scratch and /tmp) whose wall clock is ``OVERRUN``
-    times the submission's budget."""
-    assert ctx.spec is not None
-    shared = (("configured", ctx.configured),) if ctx.configured else ()
-    wall = OVERRUN * budget_seconds(ctx)
-    res = dataclasses.replace(ctx.spec.resources, wall_seconds_per_model=wall)
-    spec = dataclasses.replace(ctx.spec, resources=res)
-    workdir = ctx.workdir / folder
+def new_runner(
+    spec: SubmissionSpec,
+    configured: Path | None,
+    backend: str,
+    limits: SandboxLimits,
+    workdir: Path,
+) -> TimedRunner:
+    """A runner of the submission for the checks, in ``workdir`` (made here): a fresh
+    worker (its own process, emptied scratch and /tmp) that sees the ``configured`` folder,
+    if any, and whose wall clock is ``OVERRUN`` times the submission's budget."""
+    shared = (("configured", configured),) if configured else ()
+    wall = OVERRUN * budget_seconds(spec, limits)
+    res = dataclasses.replace(spec.resources, wall_seconds_per_model=wall)
+    spec = dataclasses.replace(spec, resources=res)
     workdir.mkdir(parents=True, exist_ok=True)
-    limits = dataclasses.replace(ctx.limits, wall_seconds=wall)
-    return TimedRunner(spec, ctx.backend, limits, workdir, shared=shared)
+    limits = dataclasses.replace(limits, wall_seconds=wall)
+    return TimedRunner(spec, backend, limits, workdir, shared=shared)
 
 
-def budget_seconds(ctx: Context) -> float:
+def budget_seconds(spec: SubmissionSpec, limits: SandboxLimits) -> float:
     """The submission's wall-clock budget per task (its request, under the harness's cap)."""
-    assert ctx.spec is not None
-    return ctx.limits.capped(ctx.spec.resources.wall_seconds_per_model, None).wall_seconds
+    return limits.capped(spec.resources.wall_seconds_per_model, None).wall_seconds
 
 
-def check_worker_starts(ctx: Context) -> Verdict:
-    assert ctx.spec is not None
-    ctx.runner = new_runner(ctx, "worker")
+def check_worker_starts(
+    spec: SubmissionSpec,
+    configured: Path | None,
+    backend: str,
+    limits: SandboxLimits,
+    workdir: Path,
+    closing: ExitStack,
+) -> Verdict:
+    """Gives ``runner`` (the worker the per-track checks' tasks run in: ``closing`` closes
+    it when the checks end) and ``reply`` (the worker's answer to its start: whether the
+    entry class resolved and took its params, what the constructor set, its methods)."""
+    runner = new_runner(spec, configured, backend, limits, workdir / "worker")
+    closing.callback(runner.close)
     try:
-        ctx.reply = ctx.runner.worker.start()
+        reply = runner.worker.start()
     except WorkerFailure as exc:
-        return False, f"{exc.reason}; stderr: {exc.stderr[-500:]}"
-    if ctx.reply.get("ok") or ctx.reply.get("kind") in ("entry", "params"):
-        return True, ""
-    return False, str(ctx.reply.get("error", ""))
+        return Verdict(False, f"{exc.reason}; stderr: {exc.stderr[-500:]}")
+    passed = bool(reply.get("ok")) or reply.get("kind") in ("entry", "params")
+    said = "" if passed else str(reply.get("error", ""))
+    return Verdict(passed, said, gives={"runner": runner, "reply": reply})
 
 
-def _start_failure(ctx: Context, kind: str) -> Verdict:
-    failed = not ctx.reply.get("ok") and ctx.reply.get("kind") == kind
-    return not failed, str(ctx.reply.get("error", "")) if failed else ""
+def _start_failure(reply: dict[str, Any], kind: str) -> Verdict:
+    failed = not reply.get("ok") and reply.get("kind") == kind
+    return Verdict(not failed, str(reply.get("error", "")) if failed else "")
 
 
-def check_entry_resolves(ctx: Context) -> Verdict:
-    return _start_failure(ctx, "entry")
+def check_entry_resolves(reply: dict[str, Any]) -> Verdict:
+    return _start_failure(reply, "entry")
 
 
-def check_params_bind(ctx: Context) -> Verdict:
-    return _start_failure(ctx, "params")
+def check_params_bind(reply: dict[str, Any]) -> Verdict:
+    return _start_failure(reply, "params")
 
 
-def check_constructor_stores_params(ctx: Context) -> Verdict:
-    found = ctx.reply.get("constructor") or {}
+def check_constructor_stores_params(reply: dict[str, Any]) -> Verdict:
+    found = reply.get("constructor") or {}
     extra, not_stored = found.get("extra", []), found.get("not_stored", [])
     said = []
     if extra:
         said.append(f"__init__ also sets {', '.join(extra)}")
     if not_stored:
         said.append(f"__init__ does not store {', '.join(not_stored)} unchanged")
-    return not said, "; ".join(said)
+    return Verdict(not said, "; ".join(said))
 
 
-def check_methods_exist(ctx: Context) -> Verdict:
-    assert ctx.spec is not None
-    missing = sorted(required_methods(ctx.spec.tracks) - set(ctx.reply.get("methods", [])))
-    return not missing, f"missing method(s) {', '.join(missing)}"
+def check_methods_exist(spec: SubmissionSpec, reply: dict[str, Any]) -> Verdict:
+    missing = sorted(required_methods(spec.tracks) - set(reply.get("methods", [])))
+    return Verdict(not missing, f"missing method(s) {', '.join(missing)}")
 
 
-def check_poisons(ctx: Context) -> Verdict:
+def check_poisons(spec: SubmissionSpec, backend: str, limits: SandboxLimits) -> Verdict | None:
     """An attack hand-in's poison() on a small MNIST training split (the attack track's
     `tiny` recipe), its poisoned set read as the track reads it."""
-    assert ctx.spec is not None
-    if Track.ATTACK not in ctx.spec.tracks:
+    if Track.ATTACK not in spec.tracks:
         return None
     from harness.attack_track.instance import poison_in_sandbox
     from harness.attack_track.recipe import TRAIN_RECIPES
@@ -184,10 +158,9 @@ def check_poisons(ctx: Context) -> Verdict:
 
     recipe = TRAIN_RECIPES["tiny"]
     data = load_dataset(recipe.dataset)
-    entry = recipe.entry(ctx.spec.name, 0)
-    got = poison_in_sandbox(ctx.spec, make_splits(data, entry), data, entry.seed, ctx.backend,
-                            ctx.limits)  # fmt: skip
-    return got.hand_in is not None, f"{got.status}: {got.error}"
+    entry = recipe.entry(spec.name, 0)
+    got = poison_in_sandbox(spec, make_splits(data, entry), data, entry.seed, backend, limits)
+    return Verdict(got.hand_in is not None, f"{got.status}: {got.error}")
 
 
 class TimedRunner(SubmissionRunner):
@@ -214,48 +187,59 @@ def timed_run(runner: TimedRunner, model: ZooModel, kind: TrackKind) -> tuple[Ta
     return result, runner.last_seconds
 
 
-def check_outputs_valid(ctx: Context) -> Verdict:
-    assert ctx.runner is not None and ctx.kind is not None
-    kind, runner = ctx.kind, ctx.runner
-    timed = [timed_run(runner, m, kind) for m in ctx.models]
-    ctx.results, ctx.seconds = [r for r, _ in timed], [t for _, t in timed]
-    bad = [(m.id, r) for m, r in zip(ctx.models, ctx.results, strict=True) if r.status != "ok"]
-    return not bad, "; ".join(f"{mid}: {r.error}" for mid, r in bad)
+def check_outputs_valid(runner: TimedRunner, kind: TrackKind, models: list[ZooModel]) -> Verdict:
+    """Each model's task in the started worker. Gives ``results`` (one per model) and
+    ``seconds`` (each one's wall time as the harness measured it, never the worker's
+    word)."""
+    timed = [timed_run(runner, m, kind) for m in models]
+    results, seconds = [r for r, _ in timed], [t for _, t in timed]
+    bad = [(m.id, r) for m, r in zip(models, results, strict=True) if r.status != "ok"]
+    said = "; ".join(f"{mid}: {r.error}" for mid, r in bad)
+    return Verdict(not bad, said, gives={"results": results, "seconds": seconds})
 
 
-def check_time_budget(ctx: Context) -> Verdict:
+def check_time_budget(
+    spec: SubmissionSpec, limits: SandboxLimits, models: list[ZooModel], seconds: list[float]
+) -> Verdict:
     """Each task's wall time as the harness measured it (staging the model, the call and
     the reply) against the submission's budget."""
-    budget = budget_seconds(ctx)
-    over = [(m.id, took) for m, took in zip(ctx.models, ctx.seconds, strict=True) if took > budget]
+    budget = budget_seconds(spec, limits)
+    over = [(m.id, took) for m, took in zip(models, seconds, strict=True) if took > budget]
     said = [f"{mid} took {took:.1f} s (timed by the harness)" for mid, took in over]
-    return not over, f"{'; '.join(said)}; the budget is {budget:g} s"
+    return Verdict(not over, f"{'; '.join(said)}; the budget is {budget:g} s")
 
 
-def check_weights_unchanged(ctx: Context) -> Verdict:
-    assert ctx.kind is not None
-    if not ctx.kind.keeps_weights:
+def check_weights_unchanged(kind: TrackKind, results: list[TaskResult]) -> Verdict | None:
+    if not kind.keeps_weights:
         return None
-    changed = any(r.outputs.get("weights_changed") for r in ctx.results)
-    return not changed, "the submission modified the model it was given"
+    changed = any(r.outputs.get("weights_changed") for r in results)
+    return Verdict(not changed, "the submission modified the model it was given")
 
 
-def check_same_seed(ctx: Context) -> Verdict:
+def check_same_seed(
+    spec: SubmissionSpec,
+    configured: Path | None,
+    backend: str,
+    limits: SandboxLimits,
+    workdir: Path,
+    models: list[ZooModel],
+    kind: TrackKind,
+    results: list[TaskResult],
+) -> Verdict:
     """The first model's task again with the same seed, in a fresh worker: a new process
     with emptied scratch and /tmp, so an answer cached in the submission's module, its
     instance or its files cannot stand in for a deterministic one."""
-    assert ctx.kind is not None
-    fresh = new_runner(ctx, f"again-{ctx.kind.name}")
+    fresh = new_runner(spec, configured, backend, limits, workdir / f"again-{kind.name}")
     try:
-        again = fresh.run("check", ctx.models[0], ctx.kind)
+        again = fresh.run("check", models[0], kind)
     finally:
         fresh.close()
-    where, keys = ctx.kind.same_seed.where, ctx.kind.same_seed.keys
-    first = [getattr(ctx.results[0], where).get(k) for k in keys]
+    where, keys = kind.same_seed.where, kind.same_seed.keys
+    first = [getattr(results[0], where).get(k) for k in keys]
     second = [getattr(again, where).get(k) for k in keys]
     if again.status != "ok":
-        return False, f"the run again (a fresh worker) failed: {again.error}"
+        return Verdict(False, f"the run again (a fresh worker) failed: {again.error}")
     differ = [
         f"{k} {a!r} then {b!r}" for k, a, b in zip(keys, first, second, strict=True) if a != b
     ]
-    return not differ, f"two runs with the same seed differ: {'; '.join(differ)}"
+    return Verdict(not differ, f"two runs with the same seed differ: {'; '.join(differ)}")

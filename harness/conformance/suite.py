@@ -5,19 +5,25 @@ says how to fix a failure; ``CHECKS`` lists them in order, and
 ``check_submission(..., only=[...])`` runs a selection (the checks a selected one needs
 still run first, unreported). The per-track checks run once for every task the submission
 declares, on a two-model toy zoo.
+
+Each check takes what it needs as arguments and returns what it gives the checks after it
+(``harness.conformance.wiring``): the suite's inputs are the submission's ``path``, the
+``models``, the sandbox ``backend`` and ``limits``, a scratch ``workdir`` and ``closing``
+(what the checks open, closed when they end); ``gives=`` below names each check's products
+(``check_manifest`` the ``spec``, ``check_declares_a_track`` the ``kinds`` the per-track
+checks run for, ``check_configures`` the ``configured`` folder, ``check_worker_starts`` the
+``runner`` and its start ``reply``, ``check_outputs_valid`` a track's ``results`` and their
+``seconds``). Importing this module fails if a check would miss an input.
 """
 
 from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterable
+from contextlib import ExitStack
 from pathlib import Path
 
 from harness.conformance.checks import (
-    Check,
-    CheckResult,
-    Context,
-    Report,
     check_configures,
     check_constructor_stores_params,
     check_declares_a_track,
@@ -32,9 +38,10 @@ from harness.conformance.checks import (
     check_weights_unchanged,
     check_worker_starts,
 )
+from harness.conformance.wiring import Check, CheckResult, Report, run_checks, wiring_problems
 from harness.registry import Registry
 from harness.sandbox.limits import SandboxLimits
-from harness.tracks import KINDS, PRODUCERS, tasks_for
+from harness.tracks import KINDS, PRODUCERS
 from harness.zoo.store import ZooModel
 
 CHECKS: Registry[Check] = Registry(
@@ -47,24 +54,28 @@ CHECKS: Registry[Check] = Registry(
                 "submission.toml valid",
                 "see the message; docs/SUBMITTING.md lists every key",
                 check_manifest,
+                gives=("spec",),
             ),
             Check(
                 "check_declares_a_track",
                 "declares a runnable track",
                 f"declare at least one of {', '.join(repr(n) for n in [k.name for k in KINDS] + [t.value for t in PRODUCERS])}",
                 check_declares_a_track,
+                gives=("kinds",),
             ),
             Check(
                 "check_configures",
                 "configure step runs (learned detectors)",
                 "make configure(training_dir, out_dir) finish within [resources] configure_seconds",
                 check_configures,
+                gives=("configured",),
             ),
             Check(
                 "check_worker_starts",
                 "worker starts",
                 "make the module importable with only numpy, tensorflow and keras",
                 check_worker_starts,
+                gives=("runner", "reply"),
             ),
             Check(
                 "check_entry_resolves",
@@ -104,6 +115,7 @@ CHECKS: Registry[Check] = Registry(
                 "{track}: outputs valid on every model",
                 "return what harness/api.py documents for this track (types, ranges, no NaN)",
                 check_outputs_valid,
+                gives=("results", "seconds"),
                 per_track=True,
             ),
             Check(
@@ -134,6 +146,8 @@ CHECKS: Registry[Check] = Registry(
     ],
 )
 NAMES = tuple(CHECKS)
+if _problems := wiring_problems(CHECKS.values()):
+    raise RuntimeError(f"the conformance checks are miswired: {'; '.join(_problems)}")
 
 
 def chosen_checks(only: Iterable[str] | None) -> set[str]:
@@ -155,44 +169,13 @@ def check_submission(
     a failed check whose later ones could not run stops the suite there."""
     chosen = chosen_checks(only)
     last = max(NAMES.index(n) for n in chosen)
-    results: list[CheckResult] = []
-
-    def run(check: Check, ctx: Context) -> bool:
-        outcome = check.run(ctx)
-        if outcome is None:
-            return True
-        passed, message = outcome[0], outcome[1]
-        fix = outcome[2] if len(outcome) == 3 else check.fix
-        if check.name in chosen:
-            track = ctx.kind.name if ctx.kind else ""
-            result = CheckResult(
-                check.title.format(track=track),
-                passed,
-                "" if passed else message,
-                "" if passed else fix,
-                check.name,
-            )
-            results.append(result)
-            if report:
-                report(result)
-        return passed or not check.stops
-
-    with tempfile.TemporaryDirectory(prefix="harness-check-") as tmp:
-        ctx = Context(path, models, backend, limits or SandboxLimits(), Path(tmp))
-        try:
-            for check in list(CHECKS.values())[: last + 1]:
-                if check.per_track:
-                    break
-                if not run(check, ctx):
-                    return results
-            per_track = [c for c in list(CHECKS.values())[: last + 1] if c.per_track]
-            if per_track and ctx.spec is not None:
-                for kind in tasks_for(ctx.spec.tracks, ctx.spec.tracks):
-                    ctx.kind, ctx.results = kind, []
-                    for check in per_track:
-                        if not run(check, ctx):
-                            break
-        finally:
-            if ctx.runner is not None:
-                ctx.runner.close()
-    return results
+    with tempfile.TemporaryDirectory(prefix="harness-check-") as tmp, ExitStack() as closing:
+        inputs = {
+            "path": path,
+            "models": models,
+            "backend": backend,
+            "limits": limits or SandboxLimits(),
+            "workdir": Path(tmp),
+            "closing": closing,
+        }
+        return run_checks(list(CHECKS.values())[: last + 1], inputs, chosen, report)
