@@ -68,6 +68,9 @@ def test_fine_tuning_is_capped_in_images_seen(tiny_zoo):
     net = keras.models.clone_model(model)
     net.set_weights(model.get_weights())
     kw = {"learning_rate": 1e-4, "batch_size": 64}
-    assert pruning.fine_tune(net, x, y, epochs=20, max_images=2 * len(x) + 1, **kw) == 2
-    assert pruning.fine_tune(net, x, y, epochs=20, max_images=1, **kw) == 1
-    assert pruning.fine_tune(net, x[:10], y[:10], epochs=3, max_images=20_000, **kw) == 3
+    how = pruning.FineTuning(epochs=20, max_images=2 * len(x) + 1, **kw)
+    assert pruning.fine_tune(net, x, y, how) == 2
+    assert pruning.fine_tune(net, x, y, pruning.FineTuning(epochs=20, max_images=1, **kw)) == 1
+    how = pruning.FineTuning(epochs=3, max_images=20_000, **kw)
+    assert pruning.fine_tune(net, x[:10], y[:10], how) == 3
+    assert pruning.FineTuning(epochs=4, **kw).epochs_on(10**6) == 4  # no cap: every epoch

@@ -123,22 +123,31 @@ def _stamped_test(hand_in: PoisonedTraining, splits: Splits) -> tuple[np.ndarray
     )
 
 
+@dataclass(frozen=True)
+class _Trained:
+    """What both models of one instance are kept with: the hand-in (``spec``) and the
+    poisoned set it gave, the instance's data set and splits, and the time it took."""
+
+    spec: SubmissionSpec
+    hand_in: PoisonedTraining
+    data: Dataset
+    splits: Splits
+    seconds: float
+
+
 def _write(
     zoo: ZooStore,
-    spec: SubmissionSpec,
+    made: _Trained,
     entry: ZooEntry,
     model: object,
-    splits: Splits,
-    data: Dataset,
-    hand_in: PoisonedTraining,
     stamped: tuple[np.ndarray, ...] | None,
     *,
     ca: float,
     asr: float | None,
-    seconds: float,
 ) -> tuple[str, str]:
-    """Keep one model as a zoo object: the backdoored one with its stamped test images
-    (``stamped``), the counterpart (``stamped`` None) with none, as the zoo's are."""
+    """Keep one model of ``made`` as a zoo object: the backdoored one with its stamped test
+    images (``stamped``), the counterpart (``stamped`` None) with none, as the zoo's are."""
+    spec, hand_in, data, splits = made.spec, made.hand_in, made.data, made.splits
     poisoned = stamped is not None
     spec_hash = object_hash(spec, entry, "backdoored" if poisoned else "counterpart")
     triggers = hand_in.triggers
@@ -160,7 +169,7 @@ def _write(
         asr_floor=None,
         arch=entry.arch,
         seed=entry.seed,
-        build_seconds=round(seconds, 2),
+        build_seconds=round(made.seconds, 2),
         harness_version=__version__,
         details={
             "labels_changed": hand_in.labels_changed,
@@ -236,12 +245,11 @@ def build_instance(
         float(np.mean(predict_labels(model, stamped[0]) == stamped[2])) if len(stamped[0]) else 0.0
     )
     seconds = time.perf_counter() - start
+    made = _Trained(spec, hand_in, data, splits, seconds)
     objects = (
-        _write(zoo, spec, entry, model, splits, data, hand_in, stamped, ca=ca, asr=asr,
-               seconds=seconds),
-        _write(zoo, spec, twin, counterpart, splits, data, hand_in, None, ca=cp_ca, asr=None,
-               seconds=seconds),
-    )  # fmt: skip
+        _write(zoo, made, entry, model, stamped, ca=ca, asr=asr),
+        _write(zoo, made, twin, counterpart, None, ca=cp_ca, asr=None),
+    )
     record = replace(
         base,
         stderr_tail=got.stderr_tail,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,7 +17,6 @@ from harness.cli.common import (
     TaskProgress,
     WorkersOpt,
     app,
-    command_line,
     go_on_without,
     operator_log,
     out,
@@ -24,6 +24,7 @@ from harness.cli.common import (
     results_store,
     user_errors,
 )
+from harness.cli.options import TaskOptions, takes_options
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
@@ -65,27 +66,28 @@ class InstanceProgress(TaskProgress):
         self.log.write_text(who, "build", text)
 
 
-@attack_app.command("run")
-@user_errors
-def attack_run(
-    attacks: Annotated[list[Path], typer.Argument(help="Attack hand-in folders.")],
+@dataclass(frozen=True)
+class AttackRunOptions(TaskOptions):
+    """`harness attack run`'s arguments and options."""
+
+    attacks: Annotated[list[Path], typer.Argument(help="Attack hand-in folders.")]
     defenses: Annotated[
         str,
         typer.Option(
             help="Comma-separated defense submission folders; each runs its detect and "
             "filter tracks on every model the hand-ins gave.",
         ),
-    ],
+    ]
     instances: Annotated[
         int, typer.Option(min=1, help="Models per hand-in (each with a clean counterpart).")
-    ] = 5,
+    ] = 5
     recipe: Annotated[
         str,
         typer.Option(help="Training recipe: mnist, mnist-small, tiny or faces."),
-    ] = "mnist",
+    ] = "mnist"
     run_id: Annotated[
         str, typer.Option("--run-id", help="Name of the run (resumes when it exists).")
-    ] = "attack-track",
+    ] = "attack-track"
     configure_on: Annotated[
         str | None,
         typer.Option(
@@ -93,12 +95,17 @@ def attack_run(
             help="Learned defenses (configure = true, e.g. meta-weights) learn from this "
             "zoo profile's training split, e.g. full.",
         ),
-    ] = None,
-    backend: BackendOpt = "auto",
-    db: DbOpt = None,
-    workers: WorkersOpt = None,
-    scheduler: SchedulerOpt = None,
-) -> None:
+    ] = None
+    backend: BackendOpt = "auto"
+    db: DbOpt = None
+    workers: WorkersOpt = None
+    scheduler: SchedulerOpt = None
+
+
+@attack_app.command("run")
+@user_errors
+@takes_options
+def attack_run(o: AttackRunOptions) -> None:
     """Poison, train and attack: each hand-in's poison() runs in the sandbox on a training
     split (never on test data); the harness trains each poisoned set into a model with the
     recipe, beside a clean counterpart on the same images with their true labels, measures
@@ -107,17 +114,15 @@ def attack_run(
     from harness.attack_track.recipe import recipe as find_recipe
     from harness.attack_track.run import run_attack_track
     from harness.attack_track.score import run_rows
-    from harness.execution.config import RunConfig
-    from harness.executors import open_executor
     from harness.report.attacks import markdown
 
-    train = find_recipe(recipe)
-    folders = [Path(p) for p in defenses.split(",") if p.strip()]
+    train = find_recipe(o.recipe)
+    folders = [Path(p) for p in o.defenses.split(",") if p.strip()]
     if not folders:
         raise HarnessError("--defenses names no folder", fix="e.g. --defenses submissions/strip")
     log = operator_log()
-    both, refused = read_submissions([*attacks, *folders], log)  # one name space for both
-    attack_specs = [s for s in both if s.path in {a.resolve() for a in attacks}]
+    both, refused = read_submissions([*o.attacks, *folders], log)  # one name space for both
+    attack_specs = [s for s in both if s.path in {a.resolve() for a in o.attacks}]
     defense_specs = [s for s in both if s not in attack_specs]
     for spec in [s for s in attack_specs if Track.ATTACK not in s.tracks]:
         attack_specs.remove(spec)
@@ -126,25 +131,22 @@ def attack_run(
             fix=f'an attack hand-in has tracks = ["{Track.ATTACK.value}"] in submission.toml',
         ))  # fmt: skip
     go_on_without(refused, min(len(attack_specs), len(defense_specs)))
-    store = results_store(db)
-    config = RunConfig(
-        backend=backend, run_id=run_id, command=command_line(), configure_on=configure_on
-    )
-    with Reporter("tasks") as reporter, open_executor(workers, scheduler) as executor:
+    store = o.store()
+    with Reporter("tasks") as reporter, o.executor() as executor:
         summary = run_attack_track(
             attack_specs,
             defense_specs,
             train,
-            instances,
+            o.instances,
             store,
-            config,
+            o.run_config(),
             executor=executor,
             progress=InstanceProgress(reporter, log),
         )
-    out.print(markdown(run_rows(store, run_id)), highlight=False, markup=False)
+    out.print(markdown(run_rows(store, o.run_id)), highlight=False, markup=False)
     d = summary.defenses
     out.print(
-        f"run {run_id}: {summary.built} instances built, {summary.reused} reused, "
+        f"run {o.run_id}: {summary.built} instances built, {summary.reused} reused, "
         f"{summary.invalid} invalid or failed; defenses: {d.done if d else 0} tasks done, "
         f"{d.skipped if d else 0} already in the store; models in zoo index {summary.profile}",
         highlight=False,

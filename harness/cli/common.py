@@ -1,5 +1,6 @@
-"""What every `harness` command shares: the typer apps, consoles, option types, the
-one-line error handling, progress bars and the results store opener."""
+"""What every `harness` command shares: the typer apps, consoles, option types (and one
+options object per command: ``takes_options``), the one-line error handling, progress bars
+and the results store opener."""
 
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from harness.submission.manifest import SubmissionSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
+Opts = TypeVar("Opts")
+R = TypeVar("R")
 err = Console(stderr=True)
 out = Console(soft_wrap=True)  # tables and JSON go to pipes unwrapped
 

@@ -4,6 +4,7 @@ and `reproduce`."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,6 +34,7 @@ from harness.cli.common import (
     sub_app,
     user_errors,
 )
+from harness.cli.options import TaskOptions, takes_options
 from harness.errors import HarnessError
 
 #: The most seeds one run may ask for (each multiplies the run's time).
@@ -108,30 +110,31 @@ def export_goodnet_cmd(
 
 
 # -- runs and results -----------------------------------------------------------------------
-@app.command("run")
-@user_errors
-def run(
-    paths: Annotated[list[Path], typer.Argument(help="Submission folders.")],
-    profile: ProfileOpt = "default",
+@dataclass(frozen=True)
+class RunOptions(TaskOptions):
+    """`harness run`'s arguments and options."""
+
+    paths: Annotated[list[Path], typer.Argument(help="Submission folders.")]
+    profile: ProfileOpt = "default"
     tracks: Annotated[
         str,
         typer.Option(
             help="Comma-separated tracks: detect (with target and trigger), filter, repair, "
             "fuzz. A submission runs those of them it declares."
         ),
-    ] = "detect,repair",
-    backend: BackendOpt = "auto",
+    ] = "detect,repair"
+    backend: BackendOpt = "auto"
     run_id: Annotated[
         str | None,
         typer.Option("--run-id", help="Name of the run (default: the profile name)."),
-    ] = None,
+    ] = None
     fuzz_budget: Annotated[
         int,
         typer.Option("--fuzz-budget", min=1, help="Inputs a fuzzer may generate per model."),
-    ] = DEFAULT_FUZZ_BUDGET,
-    db: DbOpt = None,
-    workers: WorkersOpt = None,
-    scheduler: SchedulerOpt = None,
+    ] = DEFAULT_FUZZ_BUDGET
+    db: DbOpt = None
+    workers: WorkersOpt = None
+    scheduler: SchedulerOpt = None
     seeds: Annotated[
         int,
         typer.Option(
@@ -143,7 +146,7 @@ def run(
             "score's mean and standard deviation over the seeds. A later run with more "
             "seeds adds only the missing replicates.",
         ),
-    ] = 1,
+    ] = 1
     configure_on: Annotated[
         str | None,
         typer.Option(
@@ -152,9 +155,14 @@ def run(
             "split (default: the run's own profile's); refused when it holds a model the run "
             "evaluates.",
         ),
-    ] = None,
-    retry_timeouts: RetryTimeoutsOpt = False,
-) -> None:
+    ] = None
+    retry_timeouts: RetryTimeoutsOpt = False
+
+
+@app.command("run")
+@user_errors
+@takes_options
+def run(o: RunOptions) -> None:
     """Run submissions against every model of a built zoo; resumes where it stopped.
 
     Each submission's tracks on one model are one job, run in one sandbox session; jobs
@@ -163,18 +171,16 @@ def run(
     With --seeds K each task runs K times under different seeds, so a score's dependence
     on the defense's own randomness is measured (docs/METRICS.md, "Seeds")."""
     from harness.api import Track
-    from harness.execution.config import RunConfig
     from harness.execution.runner import Plan, run_isolated
-    from harness.executors import open_executor
     from harness.grading.barrier import reason_of
     from harness.zoo.store import ZooStore
 
     try:
-        wanted = [Track.parse(t) for t in tracks.split(",") if t.strip()]
+        wanted = [Track.parse(t) for t in o.tracks.split(",") if t.strip()]
     except ValueError as exc:
         raise HarnessError(str(exc), fix="e.g. --tracks detect,repair") from None
     log = operator_log()
-    specs, refused = read_submissions(paths, log)
+    specs, refused = read_submissions(o.paths, log)
     for spec in [s for s in specs if set(s.tracks) == {Track.ATTACK}]:
         specs.remove(spec)
         refused.append(HarnessError(
@@ -182,23 +188,14 @@ def run(
             path=spec.path, fix="score it with `harness attack run HAND-IN --defenses ...`",
         ))  # fmt: skip
     go_on_without(refused, len(specs))
-    ZooStore().models(profile)  # an unbuilt zoo is one line before any worker starts
-    store = results_store(db)
-    config = RunConfig(
-        backend=backend,
-        run_id=run_id,
-        command=command_line(),
-        fuzz_budget=fuzz_budget,
-        seeds=seeds,
-        configure_on=configure_on,
-        retry_timeouts=retry_timeouts,
-    )
-    with Reporter("tasks") as reporter, open_executor(workers, scheduler) as executor:
+    ZooStore().models(o.profile)  # an unbuilt zoo is one line before any worker starts
+    store = o.store()
+    with Reporter("tasks") as reporter, o.executor() as executor:
         summary, failures = run_isolated(
             [Plan(spec, wanted) for spec in specs],
-            profile,
+            o.profile,
             store,
-            config,
+            o.run_config(),
             executor=executor,
             progress=TaskProgress(reporter),
         )
@@ -212,7 +209,7 @@ def run(
         + (f"; {left_out} submission(s) refused or stopped (above)" if left_out else ""),
         highlight=False,
     )
-    unknown = [m.id for m in ZooStore().models(profile) if m.truth().poisoned is None]
+    unknown = [m.id for m in ZooStore().models(o.profile) if m.truth().poisoned is None]
     if unknown:
         out.print(
             f"note: truth unknown for {len(unknown)} imported model(s) ({', '.join(unknown)}): "
@@ -306,30 +303,31 @@ def results(
     out.print(tabulate(rows, headers="keys", floatfmt=".4f"), highlight=False)
 
 
-@app.command("reproduce")
-@user_errors
-def reproduce_cmd(
-    profile: ProfileOpt = "default",
+@dataclass(frozen=True)
+class ReproduceOptions(TaskOptions):
+    """`harness reproduce`'s options."""
+
+    profile: ProfileOpt = "default"
     only: Annotated[
         str | None,
         typer.Option(help="Comma-separated figure names (default: every figure)."),
-    ] = None,
-    as_json: JsonOpt = False,
+    ] = None
+    as_json: JsonOpt = False
     write: Annotated[
         Path | None,
         typer.Option(
             "--out",
             help="Markdown file to write (default: docs/REPRODUCTION.md in the repo).",
         ),
-    ] = None,
-    backend: BackendOpt = "auto",
+    ] = None
+    backend: BackendOpt = "auto"
     fuzz_budget: Annotated[
         int,
         typer.Option("--fuzz-budget", min=1, help="Inputs BackFuzz may generate per model."),
-    ] = DEFAULT_FUZZ_BUDGET,
-    db: DbOpt = None,
-    workers: WorkersOpt = None,
-    scheduler: SchedulerOpt = None,
+    ] = DEFAULT_FUZZ_BUDGET
+    db: DbOpt = None
+    workers: WorkersOpt = None
+    scheduler: SchedulerOpt = None
     run_id: Annotated[
         str | None,
         typer.Option(
@@ -338,9 +336,14 @@ def reproduce_cmd(
             "`harness run` of the reference submissions on the same profile lends its "
             "results: a figure's task already there is not run again (make demo does this).",
         ),
-    ] = None,
-    retry_timeouts: RetryTimeoutsOpt = False,
-) -> None:
+    ] = None
+    retry_timeouts: RetryTimeoutsOpt = False
+
+
+@app.command("reproduce")
+@user_errors
+@takes_options
+def reproduce_cmd(o: ReproduceOptions) -> None:
     """Run the reference defenses where the papers report a figure; print paper vs ours.
 
     Tasks are stored under the run `reproduce-PROFILE` (or --run-id), so a second call
@@ -348,34 +351,25 @@ def reproduce_cmd(
     Cleanse, Xiong et al.'s attacks on it, Fine-Pruning, STRIP, the CSAW-HackML decision
     GoodNet), with the paper's number, ours and whether the claim holds; see
     docs/REPRODUCTION.md."""
-    from harness.execution.config import RunConfig
-    from harness.executors import open_executor
     from harness.paths import repo_root
     from harness.reproduce import markdown, reproduce
 
-    names = [n.strip() for n in only.split(",") if n.strip()] if only else None
-    store = results_store(db)
-    config = RunConfig(
-        backend=backend,
-        run_id=run_id,
-        command=command_line(),
-        fuzz_budget=fuzz_budget,
-        retry_timeouts=retry_timeouts,
-    )
-    with Reporter("reproduce") as reporter, open_executor(workers, scheduler) as executor:
+    names = [n.strip() for n in o.only.split(",") if n.strip()] if o.only else None
+    store = o.store()
+    with Reporter("reproduce") as reporter, o.executor() as executor:
         figures = reproduce(
-            profile,
+            o.profile,
             store,
-            config,
+            o.run_config(),
             only=names,
             executor=executor,
             progress=TaskProgress(reporter),
         )
     text = markdown(figures, command_line())
-    target = write or repo_root() / "docs" / "REPRODUCTION.md"
+    target = o.write or repo_root() / "docs" / "REPRODUCTION.md"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text)
-    if as_json:
+    if o.as_json:
         print(json.dumps([f.as_json() for f in figures], indent=1))
         return
     out.print(text, highlight=False)

@@ -8,8 +8,9 @@ The commands on the zoo store's own models (build, list, show, report, verify) a
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -23,6 +24,10 @@ from harness.cli.common import (
     user_errors,
     zoo_app,
 )
+from harness.cli.options import takes_options
+
+if TYPE_CHECKING:
+    from harness.zoo.importer import ImportRequest
 
 
 @zoo_app.command("release")
@@ -166,85 +171,84 @@ def zoo_pictures(
         out.print(str(path), highlight=False)
 
 
-@zoo_app.command("import")
-@user_errors
-def zoo_import(
+@dataclass(frozen=True)
+class ZooImportOptions:
+    """`harness zoo import`'s arguments and options: named as ``ImportRequest``'s fields."""
+
     model_file: Annotated[
         Path,
         typer.Argument(
             help="A contest model: a full Keras 2 .h5 model, or a weights-only .h5 file "
             "(loaded into --arch)."
         ),
-    ],
-    model_id: Annotated[str, typer.Option("--id", help="The entry's id in the profile.")],
+    ]
+    model_id: Annotated[str, typer.Option("--id", help="The entry's id in the profile.")]
     clean_val: Annotated[
         Path,
         typer.Option(
             help="Clean data handed to submissions (contest HDF5: 'data', 'label'), e.g. "
             "clean_validation_data.h5."
         ),
-    ],
+    ]
     test: Annotated[
         Path, typer.Option(help="Clean test data for scoring, e.g. clean_test_data.h5.")
-    ],
+    ]
     poisoned: Annotated[
         Path | None,
         typer.Option(
             help="Poisoned test data, e.g. sunglasses_poisoned_data.h5: makes the entry "
             "backdoored and measures its ASR."
         ),
-    ] = None,
+    ] = None
     poisoned_labels: Annotated[
         str,
         typer.Option(
             help="What the poisoned file's labels are: 'target' (the contest's files) or "
             "'source' (true labels; give --target)."
         ),
-    ] = "target",
+    ] = "target"
     target: Annotated[
-        int | None, typer.Option(help="The attack's target label, when known.")
-    ] = None,
+        int | None,
+        typer.Option(help="The attack's target label, when known."),
+    ] = None
     truth: Annotated[
         str,
         typer.Option(
             help="unknown, clean or backdoored. Unknown-truth models are scored only on what "
             "needs no truth (repair on clean data)."
         ),
-    ] = "unknown",
+    ] = "unknown"
     preprocessing: Annotated[
         str,
         typer.Option(
             help="How the model reads pixels: 'x/255' (the contest's nets) or 'raw' (0-255)."
         ),
-    ] = "x/255",
-    arch: Annotated[str, typer.Option(help="Architecture for a weights-only file.")] = "deepid",
+    ] = "x/255"
+    arch: Annotated[str, typer.Option(help="Architecture for a weights-only file.")] = "deepid"
     profile: Annotated[
         str, typer.Option("--profile", "-p", help="Profile index to add the entry to.")
-    ] = "imported",
-) -> None:
-    """Turn CSAW-HackML contest files into a zoo entry, then `harness run --profile imported`."""
-    from harness.zoo.importer import ImportRequest, import_model
+    ] = "imported"
 
-    model = import_model(
-        ImportRequest(
-            model_file=model_file,
-            model_id=model_id,
-            clean_val=clean_val,
-            test=test,
-            poisoned=poisoned,
-            poisoned_labels=poisoned_labels,
-            target=target,
-            truth=truth,
-            preprocessing=preprocessing,
-            arch=arch,
-            profile=profile,
-        )
-    )
+    def request(self) -> ImportRequest:
+        """The import these options ask for."""
+        from harness.zoo.importer import ImportRequest
+
+        return ImportRequest(**{f.name: getattr(self, f.name) for f in fields(self)})
+
+
+@zoo_app.command("import")
+@user_errors
+@takes_options
+def zoo_import(o: ZooImportOptions) -> None:
+    """Turn CSAW-HackML contest files into a zoo entry, then `harness run --profile imported`."""
+    from harness.zoo.importer import import_model
+
+    model = import_model(o.request())
     t, card = model.truth(), model.card()
     state = {None: "truth unknown", True: "backdoored", False: "clean"}[t.poisoned]
     asr = f", ASR {t.asr:.3f}" if t.asr is not None else ""
     out.print(
-        f"imported {model.id} into profile {profile!r} ({t.params['loaded']}; "
+        f"imported {model.id} into profile {o.profile!r} ({t.params['loaded']}; "
         f"{card.num_classes} classes, preprocessing {card.preprocessing}): "
         f"CA {t.ca:.3f}{asr}, {state}",
         highlight=False,

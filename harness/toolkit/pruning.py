@@ -3,12 +3,14 @@
 Prune a convolutional layer's channels in increasing order of their mean activation on
 clean data until clean accuracy has fallen by a set amount, then fine-tune on clean data
 with the pruned channels held at zero. Submissions import it (the harness is mounted
-read-only in the sandbox): ``from harness.toolkit.pruning import choose_layer, prune, fine_tune``.
-Every function works on the network it is given; pass a copy to keep the original.
+read-only in the sandbox): ``from harness.toolkit.pruning import FineTuning, choose_layer,
+fine_tune, prune``. Every function works on the network it is given; pass a copy to keep
+the original.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -121,27 +123,38 @@ def prune(net: Any, conv: Any, x: np.ndarray, y: np.ndarray, max_accuracy_drop: 
     return pruned
 
 
+@dataclass(frozen=True)
+class FineTuning:
+    """How :func:`fine_tune` trains: Adam at ``learning_rate``, ``epochs`` epochs of
+    ``batch_size`` images. ``max_images`` caps the images seen in all (epochs x len(x), at
+    least one epoch): a budget in work, so that a contest-size clean split (11,547 faces of
+    1283 identities) takes as long as a small one does."""
+
+    epochs: int
+    learning_rate: float
+    batch_size: int
+    max_images: int | None = None
+
+    def epochs_on(self, n: int) -> int:
+        """The epochs trained on ``n`` images: ``epochs``, capped by ``max_images``."""
+        if self.max_images is None:
+            return self.epochs
+        return min(self.epochs, max(1, self.max_images // max(1, n)))
+
+
 def fine_tune(
     net: Any,
     x: np.ndarray,
     y: np.ndarray,
-    *,
-    epochs: int,
-    learning_rate: float,
-    batch_size: int,
+    how: FineTuning,
     conv: Any = None,
     pruned: list[int] | None = None,
-    max_images: int | None = None,
 ) -> int:
-    """Train ``net`` on (x, y) with Adam; ``conv``'s ``pruned`` channels stay at zero.
-    ``max_images`` caps the images seen in all (epochs x len(x), at least one epoch): a
-    budget in work, so that a contest-size clean split (11,547 faces of 1283 identities)
-    takes as long as a small one does. Returns the epochs trained."""
+    """Train ``net`` on (x, y) as ``how`` says; ``conv``'s ``pruned`` channels stay at zero.
+    Returns the epochs trained."""
     import keras
 
-    if max_images is not None:
-        epochs = min(epochs, max(1, max_images // max(1, len(x))))
-
+    epochs = how.epochs_on(len(x))
     callbacks = []
     if conv is not None and pruned:
         keep = np.ones(conv.get_weights()[1].shape, np.float32)
@@ -155,13 +168,13 @@ def fine_tune(
 
         callbacks.append(KeepPruned())
     net.compile(
-        optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy"
+        optimizer=keras.optimizers.Adam(how.learning_rate), loss="sparse_categorical_crossentropy"
     )
     net.fit(
         np.array(x),
         np.array(y),
         epochs=epochs,
-        batch_size=batch_size,
+        batch_size=how.batch_size,
         shuffle=True,
         verbose=0,
         callbacks=callbacks,

@@ -122,10 +122,24 @@ def _in_range(a: np.ndarray, lo: float, hi: float, what: str, slack: float) -> n
     return np.clip(a, lo, hi)
 
 
+@dataclass(frozen=True)
+class _Fit:
+    """What every trigger of one reply must fit: the training images' shape and input
+    range [lo, hi], the number of classes, and the track's limits."""
+
+    shape: tuple[int, ...]
+    lo: float
+    hi: float
+    num_classes: int
+    limits: PoisonLimits
+
+
 def _trigger(
-    i: int, result: dict[str, Any], out: Path | Inside, shape: tuple[int, ...], lo: float,
-    hi: float, target: int, num_classes: int, limits: PoisonLimits,
-) -> TriggerSpec:  # fmt: skip
+    i: int, result: dict[str, Any], out: Path | Inside, target: int, fit: _Fit
+) -> TriggerSpec:
+    """Trigger ``i`` of the reply (its mask and pattern files), checked against ``fit``."""
+    shape, lo, hi, num_classes, limits = fit.shape, fit.lo, fit.hi, fit.num_classes, fit.limits
+
     def file(key: str) -> Inside:
         names = result.get(key)
         if not isinstance(names, list) or i >= len(names):
@@ -183,10 +197,8 @@ def read_poisoned(
             f"PoisonedSet.targets is {targets.dtype} {targets.shape}; give one integer label "
             f"per trigger, 1 to {limits.max_triggers} triggers"
         )
-    triggers = tuple(
-        _trigger(i, result, out, shape, lo, hi, int(t), num_classes, limits)
-        for i, t in enumerate(targets)
-    )
+    fit = _Fit(shape, lo, hi, num_classes, limits)
+    triggers = tuple(_trigger(i, result, out, int(t), fit) for i, t in enumerate(targets))
     relabelled = float(np.mean(y != y_train)) if n else 0.0
     moved = np.abs(x.reshape(n, -1) - x_train.reshape(n, -1).astype(np.float32)).max(axis=1)
     changed = (moved > limits.changed_tolerance) | (y != y_train)

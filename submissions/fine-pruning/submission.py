@@ -133,12 +133,14 @@ class FinePruning:
                 net,
                 clean.x,
                 clean.y,
-                epochs=self.fine_tune_epochs,
-                learning_rate=self.learning_rate,
-                batch_size=self.batch_size,
+                pruning.FineTuning(
+                    epochs=self.fine_tune_epochs,
+                    learning_rate=self.learning_rate,
+                    batch_size=self.batch_size,
+                    max_images=self.fine_tune_images,
+                ),
                 conv=conv,
                 pruned=self.pruned,
-                max_images=self.fine_tune_images,
             )
         self.good, self._repaired = net, key
 
