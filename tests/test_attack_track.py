@@ -18,7 +18,7 @@ from harness.attack_track.run import index_name, run_attack_track
 from harness.attack_track.score import Validity, run_rows
 from harness.execution.config import RunConfig
 from harness.execution.runner import run_submissions
-from harness.report.attacks import markdown, to_csv
+from harness.report.attack_track import markdown, to_csv
 from harness.results import ResultsStore
 from harness.submission.manifest import load_submission
 from harness.zoo.store import ZooStore

@@ -100,7 +100,7 @@ def test_takes_options_refuses_what_typer_could_not_parse():
 
 
 def test_the_run_commands_options_become_one_run_config(monkeypatch):
-    from harness.cli.attack import AttackRunOptions
+    from harness.cli.attack_track import AttackRunOptions
     from harness.cli.runs import ReproduceOptions, RunOptions
     from harness.execution.config import RunConfig
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from harness.cli import attack, grade, runs, store, zoo  # noqa: F401 - importing registers the commands
+from harness.cli import attack_track, grade, runs, store, zoo  # noqa: F401 - importing registers the commands
 from harness.cli.common import app
 
 __all__ = ["app", "main"]

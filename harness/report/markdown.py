@@ -10,7 +10,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from harness import __version__
-from harness.report import attacks
+from harness.report import attack_track
 from harness.report.encode import csv_cell, md_text
 from harness.report.numbers import human, seconds
 from harness.report.view import (
@@ -166,9 +166,9 @@ def render_markdown(view: RunView, out_dir: Path, now: dt.datetime | None = None
         lines.append("")
     written = []
     if view.attacks:
-        lines += [attacks.markdown(view.attacks)]
+        lines += [attack_track.markdown(view.attacks)]
         table = out_dir / "attack-track.csv"
-        table.write_text(attacks.to_csv(view.attacks))
+        table.write_text(attack_track.to_csv(view.attacks))
         written.append(table)
     lines += _time_table(view)
     lines.append(f"Isolation: {', '.join(view.isolations)}.")

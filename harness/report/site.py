@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.report import attacks, plots
+from harness.report import attack_track, plots
 from harness.report.html import esc, figure, page, table
 from harness.report.matrix import display_order, group_of, matrices
 from harness.report.numbers import human, seconds
@@ -179,7 +179,7 @@ class Site:
             "budget is each task's wall-clock limit. Definitions: docs/METRICS.md.</p>"
             + tables
             + by_dataset(self.view)
-            + (attacks.html_table(self.view.attacks) if self.view.attacks else "")
+            + (attack_track.html_table(self.view.attacks) if self.view.attacks else "")
             + self._plots_section()
             + failures(self.view)
             + reproduction(self.view)

@@ -114,7 +114,7 @@ def attack_run(o: AttackRunOptions) -> None:
     from harness.attack_track.recipe import recipe as find_recipe
     from harness.attack_track.run import run_attack_track
     from harness.attack_track.score import run_rows
-    from harness.report.attacks import markdown
+    from harness.report.attack_track import markdown
 
     train = find_recipe(o.recipe)
     folders = [Path(p) for p in o.defenses.split(",") if p.strip()]
@@ -166,7 +166,7 @@ def attack_table(
     """The attack table of a run: per hand-in its evasion with its CI, ASR, CA drop, each
     detector's AUC and each filter's, valid or why not."""
     from harness.attack_track.score import run_rows
-    from harness.report import attacks as render
+    from harness.report import attack_track as render
 
     if fmt not in FORMATS:
         raise HarnessError(f"unknown format {fmt!r}", fix=f"choose one of {', '.join(FORMATS)}")
