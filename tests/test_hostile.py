@@ -2,7 +2,10 @@
 zoo: each attempt is contained (the task fails with the reason expected, or the attack
 comes to nothing and the task answers), and no other task or submission loses anything.
 
-The cases are grouped in classes so that pytest-xdist spreads them over the cores.
+The cases are grouped in classes so that pytest-xdist spreads them over the cores. Each
+case is a submission of its own (a sandbox start, a TensorFlow import): `make test` runs one
+case of each way a class is contained (``_tiers``' "core"), `make test-slow` every other
+case (the "sweep").
 """
 
 from __future__ import annotations
@@ -180,6 +183,17 @@ def _kind(error: str) -> FailureKind:
     return next((k for start, k in _KINDS if error.startswith(start)), FailureKind.CRASH)
 
 
+def _tiers(core: tuple[str, ...], rest: tuple[str, ...]) -> list:
+    """Cases of one class in two runs: ``core`` (one case of each way the class is
+    contained) in `make test`, the rest of the sweep in `make test-slow`. Every case is a
+    submission of its own, so a worker start (a TensorFlow import) each: the whole sweep
+    costs minutes on two cores."""
+    return [
+        pytest.param(core, id="core"),
+        pytest.param(rest, id="sweep", marks=pytest.mark.slow),
+    ]
+
+
 def _tagged(tag: str) -> list[int]:
     """Processes on this machine whose name is ``tag``."""
     found = []
@@ -254,21 +268,20 @@ class Probe(threading.Thread):
 
 
 class TestProcesses:
-    def test_bombs_and_spinners_cost_only_their_own_task(self, tmp_path, tiny_zoo):
+    @pytest.mark.parametrize("names", _tiers(("fork_bomb", "cpu_spin"), ("thread_bomb",)))
+    def test_bombs_and_spinners_cost_only_their_own_task(self, tmp_path, tiny_zoo, names):
         probe = Probe()
         probe.start()
         try:
-            tasks = _run(
-                tmp_path, ["fork_bomb", "cpu_spin", "thread_bomb"],
-                extra=[REPO / "submissions" / "null"],
-            )  # fmt: skip
+            tasks = _run(tmp_path, list(names), extra=[REPO / "submissions" / "null"])
         finally:
             probe.stop.set()
             probe.join()
-        for name in ("fork_bomb", "cpu_spin", "thread_bomb"):
+        for name in names:
             _check(tasks, name)
-        threads = tasks[("hostile-thread-bomb", A)].outputs["extra"]["threads"]
-        assert 0 < threads < SandboxLimits().max_processes
+        if "thread_bomb" in names:
+            threads = tasks[("hostile-thread-bomb", A)].outputs["extra"]["threads"]
+            assert 0 < threads < SandboxLimits().max_processes
         assert all(tasks[("null", m)].status == "ok" for m in (A, B))
         # The machine stayed usable throughout: every process the probe started ran within
         # its 30 s timeout (an exhausted pid space fails the start outright), and wake-ups
@@ -281,19 +294,24 @@ class TestProcesses:
         print(f"probe: {probe.spawned} processes started, worst wake-up {probe.worst_wake:.3f} s "
               f"late, worst start {probe.worst_spawn:.3f} s")  # fmt: skip
 
-    def test_processes_a_task_leaves_running_die_with_it(self, tmp_path, tiny_zoo):
+    @pytest.mark.parametrize(
+        "names",
+        _tiers(("double_fork_daemon", "import_time_child"), ("detached_subprocess", "signal_everyone")),
+    )  # fmt: skip
+    def test_processes_a_task_leaves_running_die_with_it(self, tmp_path, tiny_zoo, names):
         # A process a task leaves, and one the import started before the first task.
-        stray = ("double_fork_daemon", "detached_subprocess", "import_time_child")
+        stray = [n for n in names if n != "signal_everyone"]
         tags = {n: "hb" + secrets.token_hex(6) for n in stray}
         tasks = _run(
-            tmp_path, [*tags, "signal_everyone"], extra=[REPO / "submissions" / "null"],
+            tmp_path, list(names), extra=[REPO / "submissions" / "null"],
             **{n: {"tag": t} for n, t in tags.items()},
         )  # fmt: skip
         for name, tag in tags.items():
             recs = _check(tasks, name)
             assert [r.outputs["score"] for r in recs] == [0.0, 0.0], name  # none survived
             assert _tagged(tag) == [], f"{name}'s process outlived its run"
-        _check(tasks, "signal_everyone")
+        if "signal_everyone" in names:
+            _check(tasks, "signal_everyone")
         assert all(tasks[("null", m)].status == "ok" for m in (A, B))
 
 
@@ -326,18 +344,24 @@ class TestWalls:
 
 
 class TestDisks:
-    def test_files_and_output_floods_are_contained(self, tmp_path, tiny_zoo):
+    @pytest.mark.parametrize(
+        "names",
+        _tiers(("fill_scratch", "leftovers", "stdout_flood"),
+               ("file_too_large", "fill_tmp", "stderr_flood")),
+    )  # fmt: skip
+    def test_files_and_output_floods_are_contained(self, tmp_path, tiny_zoo, names):
+        # The scratch disk and the file size have limits of their own, set small here.
+        capped = [n for n in names if n in ("fill_scratch", "file_too_large")]
         small = SandboxLimits(max_scratch_bytes=32 << 20, max_file_bytes=8 << 20)
-        tasks = _run(tmp_path, ["fill_scratch", "file_too_large"], limits=small)
-        tasks |= _run(tmp_path, ["leftovers", "fill_tmp", "stdout_flood", "stderr_flood"])
-        for name in ("fill_scratch", "file_too_large", "fill_tmp", "stdout_flood"):
-            _check(tasks, name)
-        _check(tasks, "stderr_flood")
-        leftovers = _check(tasks, "leftovers")
-        assert [r.outputs["extra"]["found"] for r in leftovers] == [[], []]
+        tasks = _run(tmp_path, capped, limits=small)
+        tasks |= _run(tmp_path, [n for n in names if n not in capped])
+        for name in names:
+            recs = _check(tasks, name)
+            if name == "leftovers":
+                assert [r.outputs["extra"]["found"] for r in recs] == [[], []]
 
 
-#: The reply cases, in two halves run side by side.
+#: The reply cases.
 REPLIES = [n for n in CASES if list(CASES).index(n) >= list(CASES).index("huge_reply")]
 
 
@@ -348,14 +372,17 @@ def _replies(tmp_path, names):
     assert all(tasks[("null", m)].status == "ok" for m in (A, B))
 
 
-class TestRepliesFirstHalf:
-    def test_bad_replies_fail_their_task_alone(self, tmp_path, tiny_zoo):
-        _replies(tmp_path, REPLIES[0::2])
+#: One reply case of each way a reply is refused: it cannot be sent, it breaks the
+#: protocol, its array is not plain numbers, its file is a link; the sweep has the rest.
+CORE_REPLIES = ("huge_reply", "forged_length", "pickled_npy", "symlinked_reply")
 
 
-class TestRepliesSecondHalf:
-    def test_bad_replies_fail_their_task_alone(self, tmp_path, tiny_zoo):
-        _replies(tmp_path, REPLIES[1::2])
+class TestReplies:
+    @pytest.mark.parametrize(
+        "names", _tiers(CORE_REPLIES, tuple(n for n in REPLIES if n not in CORE_REPLIES))
+    )
+    def test_bad_replies_fail_their_task_alone(self, tmp_path, tiny_zoo, names):
+        _replies(tmp_path, list(names))
 
 
 def _refused_export(tmp_path, zoo, name):
