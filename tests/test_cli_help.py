@@ -101,11 +101,11 @@ def test_takes_options_refuses_what_typer_could_not_parse():
 
 def test_the_run_commands_options_become_one_run_config(monkeypatch):
     from harness.cli.attack_track import AttackRunOptions
-    from harness.cli.runs import ReproduceOptions, RunOptions
+    from harness.cli.runs import ReproduceOptions, RunCommandOptions
     from harness.execution.config import RunConfig
 
     monkeypatch.setattr(sys, "argv", ["harness", "run", "x"])
-    run = RunOptions([Path("x")], backend="process", run_id="r", fuzz_budget=7, seeds=3,
+    run = RunCommandOptions([Path("x")], backend="process", run_id="r", fuzz_budget=7, seeds=3,
                      configure_on="full", retry_timeouts=True)  # fmt: skip
     assert run.run_config() == RunConfig(backend="process", run_id="r", command="harness run x",
                                          fuzz_budget=7, seeds=3, configure_on="full",

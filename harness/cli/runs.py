@@ -111,7 +111,7 @@ def export_goodnet_cmd(
 
 # -- runs and results -----------------------------------------------------------------------
 @dataclass(frozen=True)
-class RunOptions(TaskOptions):
+class RunCommandOptions(TaskOptions):
     """`harness run`'s arguments and options."""
 
     paths: Annotated[list[Path], typer.Argument(help="Submission folders.")]
@@ -162,7 +162,7 @@ class RunOptions(TaskOptions):
 @app.command("run")
 @user_errors
 @takes_options
-def run(o: RunOptions) -> None:
+def run(o: RunCommandOptions) -> None:
     """Run submissions against every model of a built zoo; resumes where it stopped.
 
     Each submission's tracks on one model are one job, run in one sandbox session; jobs
