@@ -1,8 +1,17 @@
 """`harness grade` end to end through bwrap, as an instructor runs it: nine students, eight
-hand-ins (reference defenses as a folder and as archives, one late, one broken, one
+hand-ins (a reference defense as a folder and as archives, one late, one broken, one
 hostile archive, one without a manifest, several identical) and one student who handed in
 nothing. Then the same batch with a changed rubric: no sandbox task and no check runs
-again, and only the points change."""
+again, and only the points change.
+
+What runs where: each distinct content a batch grades costs a conformance suite (a
+sandbox per track and one more) and a run on the toy zoo, seconds each. In `make test`
+every valid hand-in is feature-squeezing (it takes the filter and repair tracks, so every
+rubric line is scored from real tasks): one valid content, plus frank's, which fails its
+check (five sandbox starts in all, not nine). `make test-slow` grades the batch as it was
+first written as well: null for everyone but carol, who hands in feature-squeezing, so two
+valid contents are graded side by side (tests/test_grade_hostile.py grades two valid
+contents, null and an injecting one, in `make test`)."""
 
 from __future__ import annotations
 
@@ -89,20 +98,22 @@ def _tar(folder: Path, dest: Path, prefix: str = "") -> Path:
     return dest
 
 
-def _handins(root: Path) -> Path:
-    null, squeeze = REPO / "submissions" / "null", REPO / "submissions" / "feature-squeezing"
+def _handins(root: Path, base: str) -> Path:
+    """The hand-ins: alice, bob, dave and erin hand in ``base`` (a reference submission),
+    carol feature-squeezing (the same content when ``base`` is feature-squeezing)."""
+    own, squeeze = REPO / "submissions" / base, REPO / "submissions" / "feature-squeezing"
     h = root / "handins"
     h.mkdir()
-    shutil.copytree(null, h / "alice", ignore=shutil.ignore_patterns("__pycache__"))
-    _zip(null, h / "bob.zip")  # the same content as alice's folder
+    shutil.copytree(own, h / "alice", ignore=shutil.ignore_patterns("__pycache__"))
+    _zip(own, h / "bob.zip")  # the same content as alice's folder
     _tar(squeeze, h / "carol.tar.gz", prefix="feature-squeezing/")
-    _tar(null, h / "dave.tgz", prefix="my-defense/")  # the same again, inside a folder
-    _zip(null, h / "erin.zip")  # handed in late (below)
+    _tar(own, h / "dave.tgz", prefix="my-defense/")  # the same again, inside a folder
+    _zip(own, h / "erin.zip")  # handed in late (below)
     _zip(HOSTILE / "bad_entry", h / "frank.zip")  # fails the submission check
     with zipfile.ZipFile(h / "grace.zip", "w") as zf:  # hostile: climbs out of its folder
-        zf.writestr("submission.toml", (null / "submission.toml").read_text())
+        zf.writestr("submission.toml", (own / "submission.toml").read_text())
         zf.writestr("../../escaped.py", "print('out')\n")
-    _zip(null, h / "inner.zip")
+    _zip(own, h / "inner.zip")
     with zipfile.ZipFile(h / "heidi.zip", "w") as zf:  # the manifest only in a nested archive
         zf.write(h / "inner.zip", "inner.zip")
     (h / "inner.zip").unlink()
@@ -127,18 +138,23 @@ def _grade(root: Path, handins: Path, backend: str, ca_points: int) -> tuple[str
         return proc.stdout, list(csv.DictReader(fh))
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory, toy_zoo, backend):
+@pytest.fixture(
+    scope="module",
+    params=["feature-squeezing", pytest.param("null", marks=pytest.mark.slow)],
+)
+def graded(request, tmp_path_factory, toy_zoo, backend):
+    """The batch graded twice (the second time with a changed rubric), everyone but carol
+    handing in the param's reference submission (see the module's docstring)."""
     root = tmp_path_factory.mktemp("course")
     (root / "roster.csv").write_text(ROSTER)
-    handins = _handins(root)
+    handins = _handins(root, request.param)
     first = _grade(root, handins, backend, ca_points=10)
     second = _grade(root, handins, backend, ca_points=20)
-    return root, first, second
+    return root, first, second, request.param
 
 
 def test_every_student_gets_a_row_with_the_reasons(graded):
-    root, (stdout, rows), _ = graded
+    root, (stdout, rows), _, _ = graded
     assert "graded 9 students (4 without a gradable hand-in)" in stdout
     by = {r["id"]: r for r in rows}
     assert sorted(by) == [
@@ -166,7 +182,7 @@ def test_every_student_gets_a_row_with_the_reasons(graded):
 
 
 def test_feedback_results_json_summary_and_board(graded):
-    root, _, (_, rows) = graded  # the files on disk are the second run's
+    root, _, (_, rows), base = graded  # the files on disk are the second run's
     out = root / "out"
     feedback = (out / "students" / "alice" / "feedback.md").read_text()
     assert "# Feedback for alice" in feedback and "PASS" in feedback
@@ -177,7 +193,11 @@ def test_feedback_results_json_summary_and_board(graded):
     assert results["score"] == pytest.approx(float(erin["total"]), abs=0.01)
     assert "1 late day" in results["output"]
     summary = (out / "summary.md").read_text()
-    assert "- alice, bob, dave, erin" in summary  # identical content, flagged
+    # identical content, flagged (carol's too when she hands in what the others do)
+    same = (
+        "alice, bob, carol, dave, erin" if base == "feature-squeezing" else "alice, bob, dave, erin"
+    )
+    assert f"- {same}\n" in summary
     assert "failed the submission check: 1 (frank)" in summary
     assert "hand-in could not be unpacked: 2 (grace, heidi)" in summary
     board = (out / "board.md").read_text()
@@ -185,7 +205,7 @@ def test_feedback_results_json_summary_and_board(graded):
 
 
 def test_a_changed_rubric_rescores_without_running_anything(graded):
-    _, (_, before), (stdout, after) = graded
+    _, (_, before), (stdout, after), _ = graded
     assert "0 check suite(s) and 0 task(s) run" in stdout
     line = "repaired net: clean accuracy"
     for old, new in zip(before, after, strict=True):

