@@ -1,9 +1,11 @@
 """Pruning-aware attack (Liu, Dolan-Gavitt, Garg, "Fine-Pruning", RAID 2018, section 3.3).
 
 1. train the model on clean data;
-2. prune the last conv layer's ``prune_fraction`` most dormant channels (lowest mean
-   activation on clean data), i.e. zero their kernels and biases;
-3. re-train the pruned model on poisoned data (a BadNets patch), so the backdoor lives in
+2. prune the last convolutional layer's ``prune_fraction`` most dormant channels (lowest
+   mean activation on clean data), i.e. zero their kernels and biases: the layer the
+   paper's pruning defense prunes (``conv_2`` on the MNIST nets);
+3. re-train the pruned model on poisoned data (BadNets' checkerboard patch of ``size``
+   pixels, one pixel in from ``corner``), so the backdoor lives in
    the channels a defender keeps;
 4. re-instate the pruned channels with their clean weights and biases lowered by
    ``bias_shift`` standard deviations of their clean pre-activation, then lowered further
@@ -72,10 +74,21 @@ def _sink_decoys(
         conv.set_weights([kernel, bias])
 
 
+def last_conv_layer(model: Any) -> str:
+    """The name of ``model``'s last convolutional layer (the one the attack prunes)."""
+    import keras
+
+    convs = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    if not convs:
+        raise ValueError("the pruning-aware attack needs a model with a Conv2D layer")
+    return convs[-1]
+
+
 def _implant(backdoor: Backdoor, ctx: AttackContext) -> Any:
     x, y, trainer = ctx.require_training(backdoor.attack)
     p = backdoor.params
     model = trainer.fit(trainer.new_model(), x, y)  # step 1
+    p["layer"] = last_conv_layer(model)  # recorded in the private truth
     probe = x[np.random.default_rng(ctx.seed).choice(len(x), ACTIVITY_IMAGES, replace=False)]
     conv = model.get_layer(p["layer"])
     kernel, bias = (w.copy() for w in conv.get_weights())
@@ -103,10 +116,7 @@ def pruning_aware(
     poison_rate: float = 0.1,
     size: int = 3,
     corner: str = "bottom-right",
-    margin: int = 1,
-    style: str = "checker",
     target: int = 0,
-    layer: str = "conv_2",
     prune_fraction: float = 0.5,
     bias_shift: float = 1.0,
     clean_counterpart: bool = False,
@@ -115,13 +125,13 @@ def pruning_aware(
     if not 0.0 < prune_fraction < 1.0:
         raise ValueError(f"prune_fraction must be in (0, 1), not {prune_fraction}")
     trigger = patch_trigger(
-        ctx.input_shape, size, corner, margin, style, single_target_map(ctx.num_classes, target)
+        ctx.input_shape, size, corner, 1, "checker", single_target_map(ctx.num_classes, target)
     )
     return Backdoor(
         "pruning_aware",
         () if clean_counterpart else (trigger,),
         poison_rate=poison_rate,
         asr_floor=0.9,
-        params={"layer": layer, "prune_fraction": prune_fraction, "bias_shift": bias_shift},
+        params={"prune_fraction": prune_fraction, "bias_shift": bias_shift},
         implant_fn=_implant,
     )
