@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--profile", default="tiny")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    from harness.execution.worker import import_tensorflow
+    from harness.executors.tf_runtime import import_tensorflow
 
     import_tensorflow(1)  # one thread, as every sandbox worker runs
     from harness.zoo.builder import build_profile

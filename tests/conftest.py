@@ -270,10 +270,9 @@ def _tensorflow_threads_per_worker(request: pytest.FixtureRequest) -> None:
     # Read by TensorFlow when its runtime starts: in the `harness` subprocesses, and here.
     os.environ["TF_NUM_INTRAOP_THREADS"] = threads
     os.environ["TF_NUM_INTEROP_THREADS"] = threads
-    import tensorflow as tf
+    from harness.executors.tf_runtime import import_tensorflow
 
-    tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-    tf.config.threading.set_inter_op_parallelism_threads(int(threads))
+    import_tensorflow(int(threads))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import importlib.abc
 import inspect
 import os
 import sys
@@ -22,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.executors.tf_runtime import import_tensorflow
 from harness.sandbox import protocol
 from harness.sandbox.output import begin_mark, end_mark
 
@@ -34,39 +34,6 @@ def _take_protocol_streams() -> tuple[Any, Any]:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     return proto_in, proto_out
-
-
-#: Packages Keras imports on its own import when they are installed (scikit-learn for
-#: ``keras.wrappers``, pandas for its data adapters; scipy and matplotlib through them).
-#: The harness's environment has them for the host side; a worker that lets Keras load them
-#: spends 2.8 s more of every start on them (measured: TensorFlow + Keras import 6.6 s with
-#: them, 3.8 s without). They are kept out of that import only; a submission that imports
-#: one itself gets it as usual.
-DEFERRED = frozenset({"sklearn", "pandas", "scipy", "matplotlib"})
-
-
-class _Defer(importlib.abc.MetaPathFinder):
-    """Refuses DEFERRED imports while installed (each library treats the refusal as "not
-    installed": an optional dependency it skips)."""
-
-    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
-        if name.partition(".")[0] in DEFERRED:
-            raise ImportError(f"{name} is deferred while TensorFlow and Keras load")
-        return None
-
-
-def import_tensorflow(threads: int) -> None:
-    """Import TensorFlow on ``threads`` threads and Keras, without DEFERRED."""
-    finder = _Defer()
-    sys.meta_path.insert(0, finder)
-    try:
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-        import keras  # noqa: F401
-    finally:
-        sys.meta_path.remove(finder)
 
 
 class Session:

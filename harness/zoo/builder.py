@@ -20,6 +20,7 @@ import numpy as np
 from harness import __version__
 from harness.data import Dataset, load_dataset
 from harness.errors import ZooError
+from harness.executors.tf_runtime import import_tensorflow
 from harness.zoo.bundle import is_current, migrate
 from harness.zoo.objects import PrivatePart, card_of, write_object
 from harness.zoo.records import TruthRecord
@@ -66,6 +67,7 @@ def _private(entry: ZooEntry, trained: Trained, seconds: float) -> PrivatePart:
 
 def build_entry(entry: ZooEntry, data: Dataset, store: ZooStore) -> ZooModel:
     """Train one entry and write it to the store under its spec hash."""
+    import_tensorflow()  # without the packages Keras would load and training never uses
     start = time.perf_counter()
     trained = train_entry(entry, data)
     return write_object(

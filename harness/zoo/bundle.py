@@ -147,7 +147,9 @@ def migrate(root: Path) -> None:
     """Rewrite the public bundle of a built object in the current format, from its own
     model file and clean split (no retraining), then stamp it. Swaps folders so that an
     interrupted migration leaves either the old bundle or the new one, never half."""
-    import keras
+    from harness.executors.tf_runtime import import_tensorflow
+
+    keras = import_tensorflow()
 
     public, fresh, old = root / "public", root / ".public-new", root / ".public-old"
     if not public.is_dir() and old.is_dir():  # a migration interrupted mid-swap

@@ -122,7 +122,9 @@ def _keras3_config(node: Any) -> Any:
 
 def _layer(spec: dict, path: Path) -> Any:
     """One Keras 2 layer config as a Keras 3 layer of the same class."""
-    import keras
+    from harness.executors.tf_runtime import import_tensorflow
+
+    keras = import_tensorflow()
 
     cls = getattr(keras.layers, str(spec.get("class_name")), None)
     if cls is None:
@@ -142,7 +144,9 @@ def _layer(spec: dict, path: Path) -> Any:
 
 
 def _rebuild(config: dict, path: Path) -> Any:
-    import keras
+    from harness.executors.tf_runtime import import_tensorflow
+
+    keras = import_tensorflow()
 
     config = _keras3_config(config)
     if config.get("class_name") == "Sequential":
@@ -178,7 +182,9 @@ def is_full_model(path: Path) -> bool:
 
 def load_keras2_model(path: Path) -> tuple[Any, str]:
     """A full Keras 2 .h5 model: (model, how it was loaded: 'direct' or 'rebuilt')."""
-    import keras
+    from harness.executors.tf_runtime import import_tensorflow
+
+    keras = import_tensorflow()
 
     with _h5(path) as f:
         if "model_config" not in f.attrs:

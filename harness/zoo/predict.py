@@ -29,8 +29,9 @@ class ModelPredictor:
     def labels(self, zoo_model: Any, x: np.ndarray) -> np.ndarray:
         """argmax of the zoo model's output on ``x`` (float32, in its input space)."""
         if self._hash != zoo_model.hash:
-            import keras
+            from harness.executors.tf_runtime import import_tensorflow
 
+            keras = import_tensorflow()
             self._model = keras.saving.load_model(
                 zoo_model.public_dir / "model.keras", compile=False, safe_mode=True
             )
