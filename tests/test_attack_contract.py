@@ -9,10 +9,11 @@ import pytest
 
 from harness.api import Track
 from harness.attack_track.score import MIN_ASR, attack_rows
+from harness.attacks.base import TriggerSpec
 from harness.results import AttackInstance, ModelFacts, TaskRecord
 from harness.scoring.metrics import evasion
 from harness.submission.validate import OutputError
-from harness.tracks.attack import LIMITS, read_poisoned, training_set
+from harness.tracks.attack import LIMITS, read_poisoned, training_set, trigger_rms
 
 N, CLASSES = 200, 10
 
@@ -145,13 +146,15 @@ def test_evasion_is_one_minus_the_best_detector_on_each_bootstrap_draw():
     assert np.isnan(evasion([1, 1], [[0.5, 0.5]])[0])
 
 
-def _instance(attack: str, k: int, asr: float, ca: float = 0.98, cp: float = 0.985, status="ok"):
+def _instance(attack: str, k: int, asr: float, ca: float = 0.98, cp: float = 0.985, status="ok",
+              cp_asr: float | None = 0.01):  # fmt: skip
     ok = status == "ok"
     return AttackInstance(
         "r", attack, "h", k, status, None if ok else "poison() relabelled 50.0%",
         model_id=f"{attack}-{k}" if ok else None,
         counterpart_id=f"{attack}-{k}-counterpart" if ok else None,
         ca=ca if ok else None, counterpart_ca=cp if ok else None, asr=asr if ok else None,
+        counterpart_asr=cp_asr if ok else None,
     )  # fmt: skip
 
 
@@ -168,6 +171,9 @@ def test_the_table_scores_each_hand_in_and_says_why_an_entry_is_invalid():
     instances += [_instance("weak", k, MIN_ASR - 0.1) for k in range(3)]
     instances += [_instance("costly", k, 1.0, ca=0.95) for k in range(3)]
     instances += [_instance("cheater", 0, 1.0), _instance("cheater", 1, 0, status="invalid")]
+    # A trigger the clean counterparts obey as well: success without a backdoor.
+    instances += [_instance("no-backdoor", k, 1.0, cp_asr=0.99) for k in range(3)]
+    instances += [_instance("unmeasured", k, 1.0, cp_asr=None) for k in range(3)]
     records = []
     for inst in instances:
         if inst.model_id:
@@ -186,5 +192,42 @@ def test_the_table_scores_each_hand_in_and_says_why_an_entry_is_invalid():
     assert not rows["costly"].valid and "points under" in str(rows["costly"].reason)
     assert rows["costly"].ca_drop == pytest.approx(3.5)
     assert not rows["cheater"].valid and "relabelled" in str(rows["cheater"].reason)
+    assert not rows["no-backdoor"].valid
+    assert "counterparts obey the trigger too" in str(rows["no-backdoor"].reason)
+    assert rows["no-backdoor"].backdoor_asr == pytest.approx(0.01)
+    assert rows["caught"].counterpart_asr == pytest.approx(0.01)
+    assert not rows["unmeasured"].valid and "not measured" in str(rows["unmeasured"].reason)
     ordered = [r.attack for r in attack_rows(instances, records)]
     assert ordered[:2] == ["evades", "caught"]  # valid first, by evasion
+
+
+def test_a_trigger_s_budget_is_how_far_it_moves_an_image():
+    # A white patch of k pixels on black images moves each by sqrt(k / pixels), exactly.
+    x, y = np.zeros((20, 6, 6, 1), np.float32), np.arange(20) % CLASSES
+    mask = np.zeros((6, 6), np.float32)
+    mask[:2, :2] = 1.0
+    trig = TriggerSpec(mask, np.ones((6, 6, 1), np.float32), np.full(CLASSES, 0))
+    assert trigger_rms(trig, x, y, (0.0, 1.0)) == pytest.approx(np.sqrt(4 / 36))
+    assert trigger_rms(trig, x * 2 - 1, y, (-1.0, 1.0)) == pytest.approx(np.sqrt(4 / 36))
+    assert trigger_rms(trig, x[y == 0], y[y == 0], (0.0, 1.0)) == 0.0  # only the target class
+
+
+def test_a_whole_image_trigger_is_refused_and_one_inside_the_budget_is_read(tmp_path):
+    x, y = _train()
+    whole = np.ones((6, 6), np.float32)
+    # The red team's "trigger": a target-class training image over the whole input, no
+    # image poisoned. Its clean counterpart would obey it too; the budget refuses it first.
+    reply = _reply(tmp_path, x, y, masks=[whole], patterns=[x[y == 0][0]])
+    with pytest.raises(OutputError, match=r"trigger 0 moves .* budget is 0\.3"):
+        _read(tmp_path, reply, x, y)
+    # A white blend over the whole image, just inside the budget and just outside it.
+    white = np.ones((6, 6, 1), np.float32)
+    unit = trigger_rms(TriggerSpec(whole, white, np.full(CLASSES, 0)), x, y, (0.0, 1.0))
+    for scale, inside in ((0.99, True), (1.01, False)):
+        alpha = scale * LIMITS.max_trigger_rms / unit
+        reply = _reply(tmp_path, x, y, masks=[whole * alpha], patterns=[white])
+        if inside:
+            assert len(_read(tmp_path, reply, x, y).triggers) == 1
+        else:
+            with pytest.raises(OutputError, match="budget"):
+                _read(tmp_path, reply, x, y)

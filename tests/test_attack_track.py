@@ -6,8 +6,8 @@ listed invalid or failed with its reason, none able to see a test set.
 
 What runs where (each hand-in instance is a sandbox start, about 3 s, and an instance that
 poisons within the limits trains two models): `make test` runs the track on one instance
-of BadNets, and three hostile hand-ins (one invalid, one crashed, the snoop, whose plain
-BadNets is the valid hand-in there) in one run; `make test-slow` runs the track on two
+of BadNets, and four hostile hand-ins (one invalid, the whole-image "trigger" the budget
+refuses, one crashed, the snoop, whose plain BadNets is the valid hand-in there) in one run; `make test-slow` runs the track on two
 instances, and the other hostile hand-ins beside the reference BadNets."""
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ EXPECTED = {
     "out_of_range": ("invalid", "outside the input range"),
     "short_set": ("invalid", "keep the training set's"),
     "not_a_set": ("invalid", "returned dict, not harness.api.PoisonedSet"),
+    "whole_image": ("invalid", "the track's budget is 0.3"),
     "crash": ("failed", "this attack crashed on purpose"),
     "snoop": ("ok", None),
 }
@@ -53,13 +54,14 @@ def badnets():
     return load_submission(REPO / "submissions" / "attacks" / "badnets-patch")
 
 
-#: The hostile hand-ins `make test` runs together: one invalid set, one crash, and the snoop
+#: The hostile hand-ins `make test` runs together: one invalid set, the whole-image "trigger"
+#: (success without a backdoor, refused by the trigger budget), one crash, and the snoop
 #: (the sandbox's view of the file system; it hands in a plain BadNets, the run's valid
 #: hand-in). `make test-slow` runs the rest beside the reference BadNets: every other way to
 #: break the contract goes through the same check (harness.tracks.attack.read_poisoned, each
 #: of its refusals also a unit test in tests/test_attack_contract.py) and the same listing,
 #: each one more sandbox start (about 3 s).
-HOSTILE_FAST = ("relabel_half", "crash", "snoop")
+HOSTILE_FAST = ("relabel_half", "whole_image", "crash", "snoop")
 HOSTILE_SLOW = tuple(n for n in EXPECTED if n not in HOSTILE_FAST)
 
 
@@ -67,7 +69,7 @@ class TestHostile:  # a class each: xdist's loadscope runs them side by side
     @pytest.mark.parametrize(
         "names, with_badnets",
         [
-            pytest.param(HOSTILE_FAST, False, id="invalid-crash-snoop"),
+            pytest.param(HOSTILE_FAST, False, id="invalid-whole-image-crash-snoop"),
             pytest.param(HOSTILE_SLOW, True, marks=pytest.mark.slow, id="the-rest"),
         ],
     )
@@ -153,6 +155,9 @@ def _track(badnets, n, tmp_path, backend):
 
     (row,) = run_rows(store, "t")
     assert row.built == n and row.asr is not None and row.asr > 0.5  # the patch takes
+    # ... in the model: the counterpart, trained on the same images with their true labels,
+    # does not answer the patch with the target.
+    assert row.counterpart_asr is not None and row.counterpart_asr < 0.2
     assert row.auc["null"] == 0.5 and row.evasion == 0.5  # the only detector is chance
     assert row.filter_auc["strip"] > 0.5  # STRIP tells stamped inputs from clean ones
     assert "attack-badnets-patch" in to_csv([row])
@@ -174,3 +179,19 @@ def _track(badnets, n, tmp_path, backend):
     final = ResultsStore(tmp_path / "final.sqlite")
     done = run_submissions([null], "final-test", [Track.DETECT], final, RunConfig(backend=backend))
     assert done.done == 2 * n and done.failed == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["badnets-patch", "blended"])
+def test_a_reference_hand_in_is_valid_on_the_recipe_the_docs_run_it_on(name, tmp_path, backend):
+    """docs/ATTACK-TRACK.md runs the reference hand-ins on the `mnist` recipe: BadNets and the
+    blend must be valid there under the track's rule (ASR, ASR above the counterpart's,
+    trigger budget, CA drop), one instance each (two models of 4 epochs on 59,500 images)."""
+    spec = load_submission(REPO / "submissions" / "attacks" / name)
+    null = load_submission(REPO / "submissions" / "null")
+    store = ResultsStore(tmp_path / "results.sqlite")
+    config = RunConfig(backend=backend, run_id="refs")
+    run_attack_track([spec], [null], TRAIN_RECIPES["mnist"], 1, store, config)
+    (row,) = run_rows(store, "refs")
+    assert row.valid, row.reason
+    assert row.counterpart_asr is not None and row.counterpart_asr < 0.05

@@ -391,3 +391,32 @@ def test_rows_from_a_newer_harness_are_refused_not_misread(store):
     store.conn.execute("UPDATE tasks SET schema_version = ?", (SCHEMA_VERSION + 1,))
     with pytest.raises(HarnessError, match=f"schema version {SCHEMA_VERSION + 1}"):
         store.tasks("r1")
+
+
+def test_attack_instances_of_an_older_store_read_without_the_counterpart_s_asr(tmp_path):
+    """A store written before the attack track measured the counterparts' ASR gets the
+    column when opened; its rows read with None (harness attack run builds them again) and
+    new rows keep the value."""
+    from harness.results import AttackInstance
+
+    path = tmp_path / "old.sqlite"
+    ResultsStore(path).close()
+    with sqlite3.connect(path) as conn:  # the table as it was written before the column
+        conn.execute("DROP TABLE attack_instances")
+        conn.execute(
+            "CREATE TABLE attack_instances (run_id TEXT NOT NULL, attack TEXT NOT NULL, "
+            "attack_hash TEXT NOT NULL, instance INTEGER NOT NULL, status TEXT NOT NULL, "
+            "error TEXT, stderr_tail TEXT, model_id TEXT, counterpart_id TEXT, ca REAL, "
+            "counterpart_ca REAL, asr REAL, labels_changed REAL, images_changed REAL, "
+            "seconds REAL, finished REAL NOT NULL, PRIMARY KEY (run_id, attack, instance))"
+        )
+        conn.execute(
+            "INSERT INTO attack_instances VALUES ('r', 'a', 'h', 0, 'ok', NULL, NULL, 'm', "
+            "'c', 0.98, 0.985, 1.0, 0.1, 0.1, 3.0, 1.0)"
+        )
+    store = ResultsStore(path)
+    (old,) = store.attack_instances("r")
+    assert old.asr == 1.0 and old.counterpart_asr is None
+    store.write_attack_instance(AttackInstance("r", "a", "h", 1, "ok", asr=0.99,
+                                               counterpart_asr=0.02))  # fmt: skip
+    assert [i.counterpart_asr for i in store.attack_instances("r")] == [None, 0.02]

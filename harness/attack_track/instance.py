@@ -241,8 +241,9 @@ def build_instance(
     stamped = _stamped_test(hand_in, splits)
     ca = float(np.mean(predict_labels(model, splits.x_test) == splits.y_test))
     cp_ca = float(np.mean(predict_labels(counterpart, splits.x_test) == splits.y_test))
-    asr = (
-        float(np.mean(predict_labels(model, stamped[0]) == stamped[2])) if len(stamped[0]) else 0.0
+    asr, cp_asr = (
+        float(np.mean(predict_labels(net, stamped[0]) == stamped[2])) if len(stamped[0]) else 0.0
+        for net in (model, counterpart)
     )
     seconds = time.perf_counter() - start
     made = _Trained(spec, hand_in, data, splits, seconds)
@@ -258,6 +259,7 @@ def build_instance(
         ca=ca,
         counterpart_ca=cp_ca,
         asr=asr,
+        counterpart_asr=cp_asr,
         labels_changed=hand_in.labels_changed,
         images_changed=hand_in.images_changed,
         seconds=seconds,

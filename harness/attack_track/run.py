@@ -83,6 +83,8 @@ def _reusable(prev: AttackInstance | None, key: str, zoo: ZooStore, hashes: list
         return False
     if prev.status == "invalid":
         return True  # the same content is refused again: no need to ask
+    if prev.status == "ok" and prev.counterpart_asr is None:
+        return False  # stored before the counterpart's ASR was measured: build it again
     return prev.status == "ok" and all(zoo.has_object(h) for h in hashes)
 
 

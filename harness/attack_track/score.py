@@ -10,7 +10,12 @@ triggered test inputs from the clean ones, averaged over the hand-in's models.
 An entry is valid only when its trojan works and costs little: mean ASR >= ``MIN_ASR`` and
 the counterparts' mean CA at most ``MAX_CA_DROP`` points above its own (the Trojan
 Detection Challenge 2022 asked the same of its evasive trojans); and every instance gave a
-poisoned set within the limits. Otherwise it is listed as invalid with the reason.
+poisoned set within the limits (its triggers within the track's budget among them,
+``harness.tracks.attack``). The ASR that counts is the backdoor's: the model's ASR above
+its clean counterpart's on the same stamped test images. A trigger the counterpart obeys
+as well (one that paints the target class over the image) works without any backdoor, so
+``MIN_ASR`` applies to the difference. Otherwise the entry is listed as invalid with the
+reason.
 """
 
 from __future__ import annotations
@@ -58,6 +63,15 @@ class AttackRow:
     ci: tuple[float, float] | None = None
     valid: bool = False
     reason: str | None = None
+    #: the counterparts' mean ASR on the same stamped images (what the trigger alone does)
+    counterpart_asr: float | None = None
+
+    @property
+    def backdoor_asr(self) -> float | None:
+        """The ASR the backdoor adds: the models' mean ASR above their counterparts'."""
+        if self.asr is None or self.counterpart_asr is None:
+            return None
+        return self.asr - self.counterpart_asr
 
     @property
     def best_detector(self) -> str | None:
@@ -79,6 +93,18 @@ def _validity(built: list[AttackInstance], broken: list[AttackInstance], asr: fl
         return "no instance was built"
     if asr is None or asr < rule.min_asr:
         return f"mean ASR {asr if asr is not None else float('nan'):.3f} < {rule.min_asr}"
+    if any(i.counterpart_asr is None for i in built):
+        return (
+            "the counterparts' ASR was not measured (instances stored by an older harness): "
+            "run `harness attack run` again"
+        )
+    cp_asr = float(np.mean([i.counterpart_asr for i in built]))
+    if asr - cp_asr < rule.min_asr:
+        return (
+            f"the clean counterparts obey the trigger too (ASR {asr:.3f}, counterparts "
+            f"{cp_asr:.3f}): the ASR above theirs, {asr - cp_asr:.3f}, is < {rule.min_asr}; "
+            "the backdoor must be in the model, not in the trigger"
+        )
     if drop is not None and drop > rule.max_ca_drop:
         return f"mean CA {drop:.2f} points under the counterparts' (at most {rule.max_ca_drop:g})"
     return None
@@ -150,6 +176,7 @@ def attack_rows(
                 None if low is None or high is None or not np.isfinite(low) else (low, high),
                 reason is None,
                 reason,
+                _mean([i.counterpart_asr for i in built]),
             )
         )
     return sorted(rows, key=lambda r: (not r.valid, -(r.evasion or 0.0), r.attack))

@@ -27,7 +27,8 @@ def _filters(rows: list[AttackRow]) -> list[str]:
 def table_cells(rows: list[AttackRow]) -> tuple[list[str], list[list[str]]]:
     """(header, rows of text cells): what every format shows."""
     detectors, filters = _detectors(rows), _filters(rows)
-    header = ["rank", "attack", "valid", "evasion [95% CI]", "ASR", "CA drop (pts)", "instances"]
+    header = ["rank", "attack", "valid", "evasion [95% CI]", "ASR", "counterpart ASR"]
+    header += ["CA drop (pts)", "instances"]
     header += [f"AUC {d}" for d in detectors] + [f"filter AUC {f}" for f in filters]
     body = []
     rank = 0
@@ -40,6 +41,7 @@ def table_cells(rows: list[AttackRow]) -> tuple[list[str], list[list[str]]]:
             "yes" if r.valid else f"no: {r.reason}",
             f"{_num(r.evasion)}{ci}",
             _num(r.asr),
+            _num(r.counterpart_asr),
             _num(r.ca_drop, 2),
             f"{r.built}/{r.asked}",
         ]
@@ -51,8 +53,9 @@ def table_cells(rows: list[AttackRow]) -> tuple[list[str], list[list[str]]]:
 
 RULE = (
     f"Evasion = 1 - the best detector's ROC-AUC (its models vs their clean counterparts), "
-    f"bootstrap 95% CI over models; valid when mean ASR >= {MIN_ASR} and the CA drop is at "
-    f"most {MAX_CA_DROP:g} point. Filter AUC: triggered vs clean test inputs, mean over the "
+    f"bootstrap 95% CI over models; valid when the mean ASR, and the mean ASR above the clean "
+    f"counterparts' on the same stamped images, are >= {MIN_ASR}, every trigger keeps the "
+    f"track's budget and the CA drop is at most {MAX_CA_DROP:g} point. Filter AUC: triggered vs clean test inputs, mean over the "
     "attack's models (not part of the evasion)."
 )
 
@@ -70,14 +73,15 @@ def to_csv(rows: list[AttackRow]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(
         ["attack", "valid", "reason", "evasion", "evasion_ci_low", "evasion_ci_high", "asr",
-         "ca", "ca_drop", "built", "asked"]
+         "counterpart_asr", "ca", "ca_drop", "built", "asked"]
         + [f"auc:{d}" for d in detectors]
         + [f"filter_auc:{f}" for f in filters]
     )  # fmt: skip
     for r in rows:
         w.writerow(
             [csv_cell(r.attack), int(r.valid), csv_cell(r.reason or ""), r.evasion,
-             *(r.ci or (None, None)), r.asr, r.ca, r.ca_drop, r.built, r.asked]
+             *(r.ci or (None, None)), r.asr, r.counterpart_asr, r.ca, r.ca_drop, r.built,
+             r.asked]
             + [r.auc.get(d) for d in detectors]
             + [r.filter_auc.get(f) for f in filters]
         )  # fmt: skip
@@ -93,6 +97,7 @@ def to_json(rows: list[AttackRow]) -> str:
             "evasion": r.evasion,
             "evasion_ci": list(r.ci) if r.ci else None,
             "asr": r.asr,
+            "counterpart_asr": r.counterpart_asr,
             "ca": r.ca,
             "ca_drop": r.ca_drop,
             "built": r.built,

@@ -87,6 +87,9 @@ class AttackInstance:
     labels_changed: float | None = None
     images_changed: float | None = None
     seconds: float | None = None
+    #: the clean counterpart's ASR on the same stamped test images: what the trigger does
+    #: to a model without the backdoor (None in rows stored before it was measured)
+    counterpart_asr: float | None = None
 
 
 class UnstorableTask(ValueError):

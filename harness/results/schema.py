@@ -86,6 +86,7 @@ CREATE TABLE IF NOT EXISTS attack_instances (
     images_changed REAL,
     seconds REAL,
     finished REAL NOT NULL,
+    counterpart_asr REAL,
     PRIMARY KEY (run_id, attack, instance)
 );
 """
@@ -105,6 +106,7 @@ ADDED = {
         "failure": "TEXT",
     },
     "runs": {"commands": "TEXT NOT NULL DEFAULT '[]'"},
+    "attack_instances": {"counterpart_asr": "REAL"},
 }
 
 #: The tasks table's columns, in the order of SCHEMA (records are written and read by name).
@@ -115,6 +117,13 @@ TASK_COLUMNS = (
     "schema_version", "budget", "seed", "failure",
 )  # fmt: skip
 COLUMNS = ", ".join(TASK_COLUMNS)
+#: The attack_instances table's columns as ``AttackInstance`` holds them (``finished``, the
+#: time a row was written, is the store's own).
+INSTANCE_COLUMNS = (
+    "run_id", "attack", "attack_hash", "instance", "status", "error", "stderr_tail",
+    "model_id", "counterpart_id", "ca", "counterpart_ca", "asr", "labels_changed",
+    "images_changed", "seconds", "counterpart_asr",
+)  # fmt: skip
 
 
 def add_columns(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:

@@ -26,6 +26,7 @@ from harness.results.damage import damaged, is_damage
 from harness.results.records import AttackInstance, TaskRecord, task_record, task_row
 from harness.results.schema import (
     COLUMNS,
+    INSTANCE_COLUMNS,
     SCHEMA,
     TASK_COLUMNS,
     add_columns,
@@ -202,23 +203,19 @@ class ResultsStore:
     def write_attack_instance(self, rec: AttackInstance) -> None:
         """Keep one attack hand-in's instance: what its poisoning and training gave (a
         rerun of the same hand-in replaces it)."""
-        values = (
-            rec.run_id, rec.attack, rec.attack_hash, rec.instance, rec.status, rec.error,
-            rec.stderr_tail, rec.model_id, rec.counterpart_id, rec.ca, rec.counterpart_ca,
-            rec.asr, rec.labels_changed, rec.images_changed, rec.seconds, time.time(),
-        )  # fmt: skip
+        values = [getattr(rec, name) for name in INSTANCE_COLUMNS]
+        names = ", ".join((*INSTANCE_COLUMNS, "finished"))
         with self._tx() as c:
             c.execute(
-                f"INSERT OR REPLACE INTO attack_instances VALUES ({', '.join('?' * 16)})",
-                values,
+                f"INSERT OR REPLACE INTO attack_instances ({names}) "
+                f"VALUES ({', '.join('?' * (len(values) + 1))})",
+                (*values, time.time()),
             )
 
     def attack_instances(self, run_id: str) -> list[AttackInstance]:
         """Every attack instance of a run, by hand-in and instance."""
         cur = self.conn.execute(
-            "SELECT run_id, attack, attack_hash, instance, status, error, stderr_tail, "
-            "model_id, counterpart_id, ca, counterpart_ca, asr, labels_changed, "
-            "images_changed, seconds FROM attack_instances WHERE run_id=? "
+            f"SELECT {', '.join(INSTANCE_COLUMNS)} FROM attack_instances WHERE run_id=? "
             "ORDER BY attack, instance",
             (run_id,),
         )

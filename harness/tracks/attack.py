@@ -14,6 +14,21 @@ of its hand-ins (a poisoned model must stay a good classifier and its trigger mu
 a hand-in may relabel at most ``max_label_share`` of the training set and change at most
 ``max_image_share`` of its images; the harness's own noise augmentation (Xiong et al.,
 Algorithm 2) is on top of that and keeps every label.
+
+Each trigger must also keep the track's **budget**: stamped by the harness on the training
+images of the classes it attacks (the first ``budget_images`` of them), it may move an
+image by at most ``max_trigger_rms`` of the input range, as the root mean square over its
+pixels, on average. One number bounds a patch's area and contrast and a blend's strength
+alike; it is a share of the input range, so it reads the same on MNIST and SynthFaces.
+Measured on both: the zoo's triggers move an image by 0.04 (the one-pixel all-to-all
+BadNet) to 0.21 (Xiong et al.'s reconstructed trigger, Neural Cleanse's own; 0.24 when the
+reference hand-in reverse-engineers it from the small model of the conformance check): a
+3x3 BadNets patch 0.08, the blend at alpha 0.15 0.08, the 36-pixel random trigger 0.13,
+the face sunglasses 0.10. A "trigger" that paints a target-class image over the whole
+input moves it by about 0.38: its success says nothing of a backdoor (the clean
+counterpart obeys it too), and the budget refuses it before anything trains. A trigger
+inside the budget that a clean model obeys is caught by the track's validity rule
+(``harness.attack_track.score``: the ASR above the counterpart's).
 """
 
 from __future__ import annotations
@@ -46,6 +61,10 @@ class PoisonLimits:
     range_slack: float = 1e-3
     #: An image counts as changed when a pixel moved by more than this.
     changed_tolerance: float = 1e-6
+    #: The trigger budget: the most a trigger may move an image (RMS over its pixels, as a
+    #: share of the input range), on average over ``budget_images`` attacked images.
+    max_trigger_rms: float = 0.3
+    budget_images: int = 1000
 
 
 LIMITS = PoisonLimits()
@@ -161,6 +180,24 @@ def _trigger(
     return TriggerSpec(mask, pattern, np.full(num_classes, target))
 
 
+def trigger_rms(
+    trigger: TriggerSpec,
+    x: np.ndarray,
+    y: np.ndarray,
+    input_range: tuple[float, float],
+    images: int = LIMITS.budget_images,
+) -> float:
+    """How far ``trigger`` moves an image: the RMS over pixels of (stamped - image), as a
+    share of the input range, averaged over the first ``images`` images of ``x`` whose
+    class it attacks (0.0 when none is)."""
+    chosen = x[np.isin(y, trigger.attacked_sources)][:images].astype(np.float32)
+    if not len(chosen):
+        return 0.0
+    moved = (trigger.stamp(chosen) - chosen).reshape(len(chosen), -1)
+    span = float(input_range[1] - input_range[0]) or 1.0
+    return float(np.sqrt(np.mean(moved**2, axis=1)).mean() / span)
+
+
 def read_poisoned(
     result: dict[str, Any],
     out: Path | Inside,
@@ -199,6 +236,14 @@ def read_poisoned(
         )
     fit = _Fit(shape, lo, hi, num_classes, limits)
     triggers = tuple(_trigger(i, result, out, int(t), fit) for i, t in enumerate(targets))
+    for i, trig in enumerate(triggers):
+        moved_by = trigger_rms(trig, x_train, y_train, (lo, hi), limits.budget_images)
+        if moved_by > limits.max_trigger_rms:
+            raise OutputError(
+                f"trigger {i} moves a stamped image by {moved_by:.3f} of the input range "
+                f"(RMS over its pixels, mean over the attacked training images); the track's "
+                f"budget is {limits.max_trigger_rms:g}: use a smaller mask or a fainter blend"
+            )
     relabelled = float(np.mean(y != y_train)) if n else 0.0
     moved = np.abs(x.reshape(n, -1) - x_train.reshape(n, -1).astype(np.float32)).max(axis=1)
     changed = (moved > limits.changed_tolerance) | (y != y_train)
