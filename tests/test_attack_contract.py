@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from harness.api import Track
 from harness.attack_track.score import MIN_ASR, attack_rows
@@ -231,3 +234,26 @@ def test_a_whole_image_trigger_is_refused_and_one_inside_the_budget_is_read(tmp_
         else:
             with pytest.raises(OutputError, match="budget"):
                 _read(tmp_path, reply, x, y)
+
+
+@pytest.mark.fuzz
+@given(
+    mask=hnp.arrays(np.float32, (6, 6), elements=st.floats(0, 1, width=32)),
+    pattern=hnp.arrays(np.float32, (6, 6, 1), elements=st.floats(0, 1, width=32)),
+    target=st.integers(0, CLASSES - 1),
+)
+def test_any_trigger_is_read_exactly_when_it_keeps_the_budget(tmp_path_factory, mask, pattern,
+                                                              target):  # fmt: skip
+    x, y = _train()
+    folder = tmp_path_factory.mktemp("reply")
+    reply = _reply(folder, x, y, masks=[mask], patterns=[pattern], targets=(target,))
+    trig = TriggerSpec(mask, pattern, np.full(CLASSES, target))
+    moved = trigger_rms(trig, x, y, (0.0, 1.0))
+    if not np.any(mask > 0):
+        with pytest.raises(OutputError, match="empty"):
+            _read(folder, reply, x, y)
+    elif moved > LIMITS.max_trigger_rms:
+        with pytest.raises(OutputError, match="budget"):
+            _read(folder, reply, x, y)
+    else:
+        assert len(_read(folder, reply, x, y).triggers) == 1
