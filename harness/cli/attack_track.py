@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from harness.api import Track
+from harness.attack_track.recipe import TRAIN_RECIPES
 from harness.cli.common import (
     BackendOpt,
     DbOpt,
@@ -83,7 +84,10 @@ class AttackRunOptions(TaskOptions):
     ] = 5
     recipe: Annotated[
         str,
-        typer.Option(help="Training recipe: mnist, mnist-small, tiny or faces."),
+        typer.Option(
+            help=f"Training recipe: {', '.join(TRAIN_RECIPES)} (docs/ATTACK-TRACK.md says "
+            "which reference hand-in runs on which)."
+        ),
     ] = "mnist"
     run_id: Annotated[
         str, typer.Option("--run-id", help="Name of the run (resumes when it exists).")
