@@ -84,8 +84,9 @@ def _mean(values: list[float | None]) -> float | None:
 
 
 def _validity(built: list[AttackInstance], broken: list[AttackInstance], asr: float | None,
-              drop: float | None, rule: Validity) -> str | None:  # fmt: skip
-    """Why an entry is invalid, or None when it is valid."""
+              cp_asr: float | None, drop: float | None, rule: Validity) -> str | None:  # fmt: skip
+    """Why an entry is invalid, or None when it is valid (``cp_asr``: the counterparts' mean
+    ASR, None when one was not measured)."""
     if broken:
         first = broken[0]
         return f"instance {first.instance} {first.status}: {first.error}"
@@ -93,12 +94,11 @@ def _validity(built: list[AttackInstance], broken: list[AttackInstance], asr: fl
         return "no instance was built"
     if asr is None or asr < rule.min_asr:
         return f"mean ASR {asr if asr is not None else float('nan'):.3f} < {rule.min_asr}"
-    if any(i.counterpart_asr is None for i in built):
+    if cp_asr is None:
         return (
             "the counterparts' ASR was not measured (instances stored by an older harness): "
             "run `harness attack run` again"
         )
-    cp_asr = float(np.mean([i.counterpart_asr for i in built]))
     if asr - cp_asr < rule.min_asr:
         return (
             f"the clean counterparts obey the trigger too (ASR {asr:.3f}, counterparts "
@@ -136,6 +136,8 @@ def attack_rows(
         built = [i for i in mine if i.status == "ok" and i.model_id and i.counterpart_id]
         broken = [i for i in mine if i.status != "ok"]
         asr = _mean([i.asr for i in built])
+        measured = all(i.counterpart_asr is not None for i in built)
+        cp_asr = _mean([i.counterpart_asr for i in built]) if measured else None
         ca = _mean([i.ca for i in built])
         pairs = [
             (i.ca, i.counterpart_ca)
@@ -161,7 +163,7 @@ def attack_rows(
             for name, got in sorted(input_aucs.items())
             if (v := _mean([got.get(i.model_id) for i in built if i.model_id])) is not None
         }
-        reason = _validity(built, broken, asr, drop, rule)
+        reason = _validity(built, broken, asr, cp_asr, drop, rule)
         rows.append(
             AttackRow(
                 attack,
@@ -176,7 +178,7 @@ def attack_rows(
                 None if low is None or high is None or not np.isfinite(low) else (low, high),
                 reason is None,
                 reason,
-                _mean([i.counterpart_asr for i in built]),
+                cp_asr,
             )
         )
     return sorted(rows, key=lambda r: (not r.valid, -(r.evasion or 0.0), r.attack))

@@ -55,8 +55,8 @@ RULE = (
     f"Evasion = 1 - the best detector's ROC-AUC (its models vs their clean counterparts), "
     f"bootstrap 95% CI over models; valid when the mean ASR, and the mean ASR above the clean "
     f"counterparts' on the same stamped images, are >= {MIN_ASR}, every trigger keeps the "
-    f"track's budget and the CA drop is at most {MAX_CA_DROP:g} point. Filter AUC: triggered vs clean test inputs, mean over the "
-    "attack's models (not part of the evasion)."
+    f"track's budget and the CA drop is at most {MAX_CA_DROP:g} point. Filter AUC: triggered "
+    "vs clean test inputs, mean over the attack's models (not part of the evasion)."
 )
 
 

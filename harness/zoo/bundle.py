@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.executors.tf_runtime import import_tensorflow
 from harness.zoo.records import ModelCard
 
 #: Version 2: no save time in metadata.json, clean split stored uncompressed.
@@ -147,8 +148,6 @@ def migrate(root: Path) -> None:
     """Rewrite the public bundle of a built object in the current format, from its own
     model file and clean split (no retraining), then stamp it. Swaps folders so that an
     interrupted migration leaves either the old bundle or the new one, never half."""
-    from harness.executors.tf_runtime import import_tensorflow
-
     keras = import_tensorflow()
 
     public, fresh, old = root / "public", root / ".public-new", root / ".public-old"

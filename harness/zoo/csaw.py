@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import DataError
+from harness.executors.tf_runtime import import_tensorflow
 
 FACE_SHAPE = (55, 47, 3)
 
@@ -122,8 +123,6 @@ def _keras3_config(node: Any) -> Any:
 
 def _layer(spec: dict, path: Path) -> Any:
     """One Keras 2 layer config as a Keras 3 layer of the same class."""
-    from harness.executors.tf_runtime import import_tensorflow
-
     keras = import_tensorflow()
 
     cls = getattr(keras.layers, str(spec.get("class_name")), None)
@@ -144,8 +143,6 @@ def _layer(spec: dict, path: Path) -> Any:
 
 
 def _rebuild(config: dict, path: Path) -> Any:
-    from harness.executors.tf_runtime import import_tensorflow
-
     keras = import_tensorflow()
 
     config = _keras3_config(config)
@@ -182,8 +179,6 @@ def is_full_model(path: Path) -> bool:
 
 def load_keras2_model(path: Path) -> tuple[Any, str]:
     """A full Keras 2 .h5 model: (model, how it was loaded: 'direct' or 'rebuilt')."""
-    from harness.executors.tf_runtime import import_tensorflow
-
     keras = import_tensorflow()
 
     with _h5(path) as f:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.executors.tf_runtime import import_tensorflow
 from harness.paths import harness_home
 
 BATCH = 512
@@ -29,8 +30,6 @@ class ModelPredictor:
     def labels(self, zoo_model: Any, x: np.ndarray) -> np.ndarray:
         """argmax of the zoo model's output on ``x`` (float32, in its input space)."""
         if self._hash != zoo_model.hash:
-            from harness.executors.tf_runtime import import_tensorflow
-
             keras = import_tensorflow()
             self._model = keras.saving.load_model(
                 zoo_model.public_dir / "model.keras", compile=False, safe_mode=True
