@@ -116,7 +116,18 @@ def test_every_recipe_takes_clean_counterpart_and_model_level_ones_build_their_o
     from harness.attacks.registry import COUNTERPART
 
     own = {r.name for r in RECIPES.values() if r.builds_own_counterpart}
-    assert own == {"pruning_aware", "trojannet"}
+    # the model-level attacks, and those whose poisoning BadNets' counterpart cannot
+    # repeat (clean-label: stamping the target class *is* the attack; WaNet's jittered
+    # warps; Adaptive-Blend's partial triggers)
+    assert own == {
+        "pruning_aware",
+        "trojannet",
+        "sig",
+        "label_consistent",
+        "refool",
+        "wanet",
+        "adaptive_blend",
+    }
     assert all(COUNTERPART in r.param_names() for r in RECIPES.values())
     twin = design("badnets_patch", {"target": 4, COUNTERPART: True}, SHAPE, 10, 0)
     assert not twin.poisoned and twin.params["shown_trigger_sizes"] == [9]

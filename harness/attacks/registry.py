@@ -14,13 +14,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.attacks import (
+    adaptive_blend,
     badnets,
     blended,
     faces,
+    label_consistent,
     multi_trigger,
     pruning_aware,
+    refool,
+    sig,
     stealthy,
     trojannet,
+    wanet,
 )
 from harness.attacks.base import AttackContext, Backdoor
 from harness.attacks.counterpart import clean_counterpart
@@ -34,8 +39,10 @@ COUNTERPART = "clean_counterpart"
 
 #: The families reports group attacks into, in the order they are shown: trigger-stamping
 #: BadNets, attacks built into the model itself, the stealthy attacks designed to evade
-#: trigger reconstruction, and the face BadNets of CSAW-HackML.
-GROUPS = ("BadNets", "model-level", "stealthy", "faces")
+#: trigger reconstruction, the clean-label attacks (labels never changed), the warping
+#: trigger, the adaptive attacks that keep poisoned and clean latents together, and the
+#: face BadNets of CSAW-HackML.
+GROUPS = ("BadNets", "model-level", "stealthy", "clean-label", "warping", "adaptive", "faces")
 
 
 @dataclass(frozen=True)
@@ -131,6 +138,43 @@ RECIPES: Registry[AttackRecipe] = Registry(
                 "separately trained 4x4-code module inserted beside the host",
                 "Tang et al. 2020, TrojanNet",
                 "model-level",
+            ),
+            AttackRecipe(
+                "sig",
+                sig.sig,
+                "faint sinusoid on target-class images, labels kept; stronger at test",
+                "Barni, Kallas, Tondi 2019, A New Backdoor Attack in CNNs by Training Set "
+                "Corruption without Label Poisoning",
+                "clean-label",
+            ),
+            AttackRecipe(
+                "label_consistent",
+                label_consistent.label_consistent,
+                "PGD-hardened target-class images + faint corner patches, labels kept",
+                "Turner, Tsipras, Madry 2019, Label-Consistent Backdoor Attacks",
+                "clean-label",
+            ),
+            AttackRecipe(
+                "refool",
+                refool.refool,
+                "reflections (3 physical models) added to target-class images, labels kept",
+                "Liu, Ma, Bailey, Lu 2020, Reflection Backdoor (ECCV)",
+                "clean-label",
+            ),
+            AttackRecipe(
+                "wanet",
+                wanet.wanet,
+                "smooth warping field -> one target; random-warp noise samples keep labels",
+                "Nguyen, Tran 2021, WaNet - Imperceptible Warping-based Backdoor Attack",
+                "warping",
+            ),
+            AttackRecipe(
+                "adaptive_blend",
+                adaptive_blend.adaptive_blend,
+                "partitioned blend at a low rate + conservatism samples that keep labels",
+                "Qi, Xie, Li, Wang, Mittal 2023, Revisiting the Assumption of Latent "
+                "Separability for Backdoor Defenses",
+                "adaptive",
             ),
             AttackRecipe(
                 "sunglasses",

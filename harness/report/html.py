@@ -41,6 +41,9 @@ table.matrix th.group { text-align: center; font-size: 11px; }
 table.matrix tr.section td { text-align: left; background: #f6f7f9; font-weight: 600;
          white-space: normal; }
 .stealthy { background: #fdebd0; }
+.clean-label { background: #d5f5e3; }
+.warping { background: #d6eaf8; }
+.adaptive { background: #fadbd8; }
 .faces { background: #e8daef; }
 .legend span { display: inline-block; padding: 0 6px; margin-right: 4px; font-size: 11px;
          color: #000; }

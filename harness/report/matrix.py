@@ -4,8 +4,9 @@ For each track's ``matrix`` metrics (``TrackKind.matrix``: detection AUC, filter
 and ASR after repair, fuzzing's activation rate), one cell per (submission, attack family):
 the track's own aggregation over that family's backdoored models, with the clean models of
 the family's data sets as the negatives where the metric needs them (an AUC). Families are
-grouped as ``harness.attacks.GROUPS`` orders them, so the stealthy and the face attacks
-sit side by side at the right of the matrix.
+grouped as ``harness.attacks.GROUPS`` orders them: BadNets and the model-level attacks at
+the left, then the stealthy, clean-label, warping and adaptive attacks, the face BadNets
+at the right.
 """
 
 from __future__ import annotations

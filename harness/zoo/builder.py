@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from harness import __version__
+from harness.attacks.kinds import to_arrays
 from harness.data import Dataset, load_dataset
 from harness.errors import ZooError
 from harness.executors.tf_runtime import import_tensorflow
@@ -37,8 +38,7 @@ def _private(entry: ZooEntry, trained: Trained, seconds: float) -> PrivatePart:
     backdoor = trained.backdoor
     xp, ysrc, ytgt, src_index = trained.poisoned
     triggers = backdoor.triggers if backdoor else ()
-    arrays: dict[str, np.ndarray] = {f"mask_{i}": t.mask for i, t in enumerate(triggers)}
-    arrays.update({f"pattern_{i}": t.pattern for i, t in enumerate(triggers)})
+    arrays = to_arrays(triggers)
     return PrivatePart(
         test={"x": trained.splits.x_test, "y": trained.splits.y_test},
         poisoned_test={"x": xp, "y_src": ysrc, "y_tgt": ytgt, "src_index": src_index},

@@ -176,12 +176,6 @@ def quantise(x: np.ndarray, scale: float, noise: np.ndarray | None = None) -> np
     return (np.clip(counts, 0, MAX_COUNT) / np.float32(scale)).astype(np.float32)
 
 
-def stamp(x: np.ndarray, mask: np.ndarray, pattern: np.ndarray) -> np.ndarray:
-    """``(1 - mask) * x + mask * pattern``, computed as the attacks stamp."""
-    m = np.asarray(mask)[None, :, :, None].astype(np.float32)
-    return ((1.0 - m) * x + m * np.asarray(pattern)[None]).astype(np.float32)
-
-
 def trigger_of(sets: TestSets, rows: np.ndarray) -> np.ndarray | None:
     """Which of the model's triggers stamped each poisoned row (found by stamping the row's
     source again); None where that cannot be told (no source rows or triggers recorded)."""
@@ -190,8 +184,8 @@ def trigger_of(sets: TestSets, rows: np.ndarray) -> np.ndarray | None:
     sources = sets.x[sets.src_index[rows]]
     gaps = np.stack(
         [
-            np.abs(stamp(sources, m, p) - sets.x_poisoned[rows]).reshape(len(rows), -1).max(1)
-            for m, p in sets.triggers
+            np.abs(t.stamp(sources) - sets.x_poisoned[rows]).reshape(len(rows), -1).max(1)
+            for t in sets.triggers
         ]
     )
     best = gaps.argmin(axis=0)
@@ -229,9 +223,9 @@ def fresh_pool(
 
     clean = draw_faces(spec, sets.y[clean_rows], rng)
     poisoned = draw_faces(spec, sets.y_src[poisoned_rows], rng)
-    for i, (mask, pattern) in enumerate(sets.triggers):
+    for i, trigger in enumerate(sets.triggers):
         hit = which == i
-        poisoned[hit] = stamp(poisoned[hit], mask, pattern)
+        poisoned[hit] = trigger.stamp(poisoned[hit])
     return np.concatenate([clean, poisoned])
 
 

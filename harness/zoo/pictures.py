@@ -1,5 +1,5 @@
 """PNG pictures of each attack's trigger, rendered from what the recipe produced in a built
-profile: a clean test image, the mask, the masked pattern and the stamped image."""
+profile: a clean test image, the mask, what the trigger adds and the stamped image."""
 
 from __future__ import annotations
 
@@ -7,11 +7,24 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.attacks.base import TriggerSpec
+from harness.attacks.kinds import BLEND, kind_of
 from harness.zoo.store import ZooStore
 
 
 def _gray(img: np.ndarray) -> np.ndarray:
     return img[..., 0] if img.shape[-1] == 1 else img
+
+
+def _middle_panel(
+    trigger: TriggerSpec, x: np.ndarray, stamped: np.ndarray
+) -> tuple[np.ndarray, str]:
+    """What the trigger adds: the masked pattern of a blend; the change it makes (scaled to
+    be seen) for an additive or warping trigger, whose ``pattern`` is not an image."""
+    if kind_of(trigger) == BLEND:
+        return trigger.mask[..., None] * trigger.pattern, "mask x pattern"
+    change = np.abs(stamped - x)
+    return change / max(float(change.max()), 1e-6), f"|change| (max {float(change.max()):.2f})"
 
 
 def render_triggers(profile: str, out_dir: Path, store: ZooStore | None = None) -> list[Path]:
@@ -31,21 +44,18 @@ def render_triggers(profile: str, out_dir: Path, store: ZooStore | None = None) 
             continue
         seen.add(truth.attack)
         sets = model.test_sets()
-        triggers = model.triggers()
+        triggers = model.trigger_specs()
         fig, axes = plt.subplots(
             len(triggers), 4, figsize=(6.4, 1.7 * len(triggers)), squeeze=False
         )
-        for row, ((mask, pattern), target_map) in enumerate(
-            zip(triggers, truth.target_maps, strict=True)
-        ):
+        for row, (trigger, target_map) in enumerate(zip(triggers, truth.target_maps, strict=True)):
             source = next(s for s in range(len(target_map)) if target_map[s] != s)
             x = sets.x[np.flatnonzero(sets.y == source)[0]]
-            m = mask[..., None]
-            stamped = (1 - m) * x + m * pattern
+            stamped = trigger.stamp(x[None])[0]
             panels = [
                 (x, f"clean ({source})"),
-                (mask[..., None], "mask"),
-                (m * pattern, "mask x pattern"),
+                (trigger.mask[..., None], "mask"),
+                _middle_panel(trigger, x, stamped),
                 (stamped, f"stamped (-> {target_map[source]})"),
             ]
             for ax, (img, title) in zip(axes[row], panels, strict=True):

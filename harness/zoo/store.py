@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from harness.attacks.base import TriggerSpec
+from harness.attacks.kinds import from_arrays
 from harness.errors import ZooError
 from harness.paths import zoo_dir
 from harness.zoo.bundle import PUBLIC_FILES, is_current, migrate
@@ -38,8 +40,9 @@ class TestSets:
     y_tgt: np.ndarray
     #: row of ``x`` each poisoned image was stamped from; None where unknown (imports)
     src_index: np.ndarray | None = None
-    #: the model's triggers, (mask, pattern) each; none for a clean or imported model
-    triggers: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
+    #: the model's triggers (of any kind, ``harness.attacks.kinds``); none for a clean or
+    #: imported model
+    triggers: tuple[TriggerSpec, ...] = ()
     #: the data set the images come from (the card's): SynthFaces draws fresh faces
     dataset: str = ""
 
@@ -72,13 +75,21 @@ class ZooModel:
         with np.load(self.private_dir / "poisoned_test.npz") as pois:
             src = pois["src_index"] if "src_index" in pois.files else None
             xp, y_src, y_tgt = _scaled(pois), pois["y_src"], pois["y_tgt"]
-        triggers = tuple(self.triggers()) if len(y_src) else ()
+        triggers = tuple(self.trigger_specs()) if len(y_src) else ()
         return TestSets(x, y, xp, y_src, y_tgt, src, triggers, self.card().dataset)
 
     def triggers(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(mask, pattern) of each trigger: what trigger-reconstruction accuracy and the
+        trigger pictures compare with."""
+        return [(t.mask, t.pattern) for t in self.trigger_specs()]
+
+    def trigger_specs(self) -> list[TriggerSpec]:
+        """The triggers as the harness applies them (blend, additive or warp)."""
         with np.load(self.private_dir / "triggers.npz") as npz:
-            n = len([k for k in npz.files if k.startswith("mask_")])
-            return [(npz[f"mask_{i}"], npz[f"pattern_{i}"]) for i in range(n)]
+            arrays = {k: npz[k] for k in npz.files}
+        n = len([k for k in arrays if k.startswith("mask_")])
+        maps = self.truth().target_maps
+        return from_arrays(arrays, maps if len(maps) == n else [[0]] * n)
 
 
 def _scaled(npz: Any) -> np.ndarray:
