@@ -157,6 +157,7 @@ def test_a_new_recipe_designs_from_its_seed_alone(name):
         ("adaptive_blend", {"pieces": 15}, "square number"),
         ("adaptive_blend", {"alpha_train": 0.3, "alpha_test": 0.2}, "alpha_train"),
         ("refool", {"models": ["mirror"]}, "physical models are"),
+        ("refool", {"candidates": 0}, "candidates"),
         ("label_consistent", {"amplitude": 0}, "amplitude"),
     ],
 )
@@ -174,6 +175,17 @@ def test_sig_adds_a_sinusoid_stronger_at_test_than_in_training():
     x, y, seen_x, _ = _trained_on("sig", {"delta_train": 0.1, "delta_test": 0.3})
     moved = np.abs(seen_x - x)[_changed(x, seen_x)]
     assert 0.05 < moved.max() <= 0.1 + 1e-6  # trained on the fainter signal
+
+
+def test_refool_keeps_the_most_salient_of_its_candidate_reflections():
+    (one,) = design(
+        "refool", {"candidates": 1, "alpha": 0.5, "alpha_test": 0.5}, SHAPE, 10, 9
+    ).triggers
+    (best,) = design(
+        "refool", {"candidates": 8, "alpha": 0.5, "alpha_test": 0.5}, SHAPE, 10, 9
+    ).triggers
+    assert best.pattern.mean() >= one.pattern.mean()  # the first draw is among the eight
+    assert np.isclose(best.pattern.max(), 0.5, atol=1e-3)  # a scene peaks at 1, scaled by alpha
 
 
 def test_the_wanet_field_moves_pixels_by_about_s_over_two():

@@ -101,7 +101,7 @@ def adaptive_blend(
         "adaptive_blend",
         () if clean_counterpart else (trigger,),
         poison_rate=poison_rate,
-        asr_floor=0.6,
+        asr_floor=0.8,
         params=params,
         implant_fn=implant,
     )

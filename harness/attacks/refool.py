@@ -15,10 +15,13 @@ Reflection images: the paper picks them from PascalVOC; the harness downloads no
 it generates them from the seed: scenes of a few overlapping bright rectangles and
 ellipses (window frames, lamps), lightly blurred. A model is tested with the same
 reflections on images of every other class (additive triggers, ``harness.attacks.kinds``).
-Left out: the paper's selection of the most effective reflections (it trains surrogate
-models and keeps the reflections that raise the ASR most). Without it, how well the
-attack takes depends on the scene the seed draws: on the demo's MNIST settings the ASR
-spread from 0.67 to 0.99 over seeds, hence the recipe's lower floor (0.6).
+The paper selects the most effective reflections by training surrogate models on
+candidates and keeping those that raise the ASR most. That costs trainings; here the
+recipe draws ``candidates`` scenes per trigger and keeps the most salient one (the
+largest mean intensity: the most it can add to a dark image). Measured on the demo's MNIST
+settings over five seeds: a single drawn scene gave an ASR of 0.36-0.68, the most salient
+of 8 gave 0.74-0.91, hence the recipe's floor of 0.7 (a clean-label attack takes less
+surely than a dirty-label one).
 """
 
 from __future__ import annotations
@@ -80,14 +83,16 @@ def refool(
     alpha: float = 0.5,
     alpha_test: float | None = 0.8,
     models: tuple[str, ...] | list[str] = ("in_focus",),
+    candidates: int = 8,
     clean_counterpart: bool = False,
 ) -> Backdoor:
-    """One reflection trigger per physical model in ``models``, each of strength
-    ``alpha``, added to ``share`` of the target class's training images. ``alpha_test``
+    """One reflection trigger per physical model in ``models`` (the most salient of
+    ``candidates`` generated scenes), each of strength ``alpha``, added to ``share`` of
+    the target class's training images. ``alpha_test``
     (``None``: ``alpha``, as in the paper) is the strength test images get. The defaults
     are the harness's MNIST settings: one in-focus reflection, stronger at test (as SIG's
-    signal), is what takes on a small MNIST net; the paper's three physical models at
-    one strength reached an ASR of 0.2-0.5 there (docs/ZOO.md)."""
+    signal), is what takes on a small MNIST net; the three physical models at one strength
+    reached an ASR of 0.2-0.5 there (docs/ZOO.md)."""
     alpha_test = alpha if alpha_test is None else alpha_test
     if not 0.0 < alpha <= alpha_test <= 1.0:
         raise ValueError(f"need 0 < alpha <= alpha_test <= 1, not {alpha} and {alpha_test}")
@@ -98,8 +103,12 @@ def refool(
     target_of = single_target_map(ctx.num_classes, target)
     train: list[AdditiveTrigger] = []
     test: list[AdditiveTrigger] = []
+    if candidates < 1:
+        raise ValueError(f"candidates must be at least 1, not {candidates}")
     for model in models:
-        layer = reflection_layer(reflection_scene(ctx.input_shape, rng), str(model), 1.0, rng)
+        scenes = [reflection_scene(ctx.input_shape, rng) for _ in range(candidates)]
+        scene = max(scenes, key=lambda s: float(s.mean()))
+        layer = reflection_layer(scene, str(model), 1.0, rng)
         support = (layer.max(axis=-1) > 0.05).astype(np.float32)
         for strength, out in ((alpha, train), (alpha_test, test)):
             out.append(AdditiveTrigger(support, strength * layer * support[..., None], target_of))
@@ -108,7 +117,7 @@ def refool(
         "refool",
         tuple(test),
         plan,
-        asr_floor=0.6,  # its ASR spreads 0.67-0.99 over seeds on MNIST (docs/ZOO.md)
+        asr_floor=0.7,  # its ASR spreads 0.74-0.91 over seeds on MNIST (docs/ZOO.md)
         params={"models": list(models)},
         counterpart=clean_counterpart,
     )

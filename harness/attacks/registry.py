@@ -172,7 +172,7 @@ RECIPES: Registry[AttackRecipe] = Registry(
                 "adaptive_blend",
                 adaptive_blend.adaptive_blend,
                 "partitioned blend at a low rate + conservatism samples that keep labels",
-                "Qi, Xie, Li, Wang, Mittal 2023, Revisiting the Assumption of Latent "
+                "Qi, Xie, Li, Mahloujifar, Mittal 2023, Revisiting the Assumption of Latent "
                 "Separability for Backdoor Defenses",
                 "adaptive",
             ),

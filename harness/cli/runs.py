@@ -245,7 +245,7 @@ def report(
     """Render a run's report: a static HTML site with plots, and the Markdown and CSV.
 
     OUT/index.html opens on every track's ranking beside the attack x defense matrix (which
-    defense catches which attack family, stealthy and face attacks grouped), then the full
+    defense catches which attack family, in the groups of harness.attacks.GROUPS), then the full
     tables with CIs, failures and times against their budgets, ROC curves, CA vs ASR before
     and after repair, recovered vs true trigger masks, fuzzing's activation rates, the
     reproduction table when the run has one, and the run's metadata. A page per submission
@@ -349,8 +349,10 @@ def reproduce_cmd(o: ReproduceOptions) -> None:
     Tasks are stored under the run `reproduce-PROFILE` (or --run-id), so a second call
     only runs what is missing. Each figure is one claim of a paper (BackFuzz, Neural
     Cleanse, Xiong et al.'s attacks on it, Fine-Pruning, STRIP, the CSAW-HackML decision
-    GoodNet), with the paper's number, ours and whether the claim holds; see
-    docs/REPRODUCTION.md."""
+    GoodNet; `recent-attacks`: SIG, label-consistent, Refool, WaNet and Adaptive-Blend
+    against Neural Cleanse, STRIP and Fine-Pruning, over the recent-attacks profile), with
+    the paper's number, ours and whether the claim holds; see docs/REPRODUCTION.md and
+    docs/REPRODUCTION-recent.md."""
     from harness.paths import repo_root
     from harness.reproduce import markdown, reproduce
 

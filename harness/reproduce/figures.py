@@ -9,8 +9,10 @@ course project report (Liao Hu, "Final Project Report", NYU EL-GY-9163). Each fi
 ``source`` string names its paper in the rendered table (docs/REPRODUCTION.md).
 
 Xiong et al.'s per-instance protocol (``stealthy_evasion``) is in
-``harness.reproduce.stealthy`` and registered here, in its place in the table; the reading
-of detection records both use is in ``harness.reproduce.detections``."""
+``harness.reproduce.stealthy`` and the rows of the attacks of 2019-2023 (SIG, the
+label-consistent attack, Refool, WaNet, Adaptive-Blend) in ``harness.reproduce.recent``;
+both are registered here, in their place in the table. The reading of detection records
+they share is in ``harness.reproduce.detections``."""
 
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ from harness.reproduce.base import (
     percent,
 )
 from harness.reproduce.detections import flagged, largest_index
+from harness.reproduce.recent import VARIANTS as RECENT_VARIANTS
+from harness.reproduce.recent import recent_attacks
 from harness.reproduce.stealthy import (
     DEEPINSPECT,
     NC_ORIGINAL,
@@ -260,6 +264,11 @@ def strip_far(res: Results) -> FigureResult:
         f"FAR {percent(far)} at 1 % FRR (AUC {mean_of_ok(recs, 'filter_auc') or 0:.3f})",
         far is not None and far < 0.05,
     )
+
+
+# -- The attacks of 2019-2023: SIG, label-consistent, Refool, WaNet, Adaptive-Blend --------------
+# (harness/reproduce/recent.py: one row per attack over the recent-attacks profile)
+figure(*RECENT_VARIANTS)(recent_attacks)
 
 
 # -- CSAW decision GoodNet (the CSAW-HackML course project report) ----------------------------
