@@ -81,11 +81,13 @@ def _spread(recs: list[TaskRecord], res: Results, field: str) -> str:
     return f"{percent(float(np.mean(values)))} ({percent(min(values))}-{percent(max(values))})"
 
 
-def _instance_line(attack: str, res: Results, model_id: str, by_track: dict) -> str:
+def _instance_line(
+    attack: str, res: Results, model_id: str, by_track: dict[Track, dict[str, TaskRecord]]
+) -> str:
     truth = res.models[model_id].truth()
-    nc = by_track["detect"].get(model_id)
-    strip = by_track["filter"].get(model_id)
-    fp = by_track["repair"].get(model_id)
+    nc = by_track[Track.DETECT].get(model_id)
+    strip = by_track[Track.FILTER].get(model_id)
+    fp = by_track[Track.REPAIR].get(model_id)
     auc = outcome_field(strip, "filter_auc") if strip and strip.status == "ok" else None
     after = outcome_field(fp, "asr") if fp and fp.status == "ok" else None
     return (
@@ -120,9 +122,9 @@ def attack_row(attack: str, res: Results) -> FigureResult:
     if attack in EVADES:
         holds = holds and n_flagged <= len(nc) / 2 and auc is not None and auc < STRIP_CAUGHT
     by_track = {
-        "detect": {r.model_id: r for r in nc},
-        "filter": {r.model_id: r for r in strip},
-        "repair": {r.model_id: r for r in fp},
+        Track.DETECT: {r.model_id: r for r in nc},
+        Track.FILTER: {r.model_id: r for r in strip},
+        Track.REPAIR: {r.model_id: r for r in fp},
     }
     details = tuple(_instance_line(attack, res, r.model_id, by_track) for r in nc)
     return FigureResult(name, src, paper, measured, holds, details)
