@@ -12,11 +12,12 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
 __all__ = [
+    "AdditiveTrigger",
     "CleanData",
     "Attacker",
     "Configurable",
@@ -30,6 +31,7 @@ __all__ = [
     "Track",
     "TrainingModel",
     "Trigger",
+    "WarpTrigger",
     "configured_dir",
     "read_clean_data",
     "training_models",
@@ -89,14 +91,48 @@ class CleanData:
 
 @dataclass
 class Trigger:
-    """A reconstructed trigger: stamped input = (1 - mask) * x + mask * pattern."""
+    """A trigger as a blend (BadNets' patch, a blended pattern, a reconstructed trigger):
+    stamped input = (1 - mask) * x + mask * pattern."""
 
     mask: np.ndarray  # (H, W) in [0, 1]
     pattern: np.ndarray  # (H, W, C) in the input range
+    kind: ClassVar[str] = "blend"
 
     def stamp(self, x: np.ndarray) -> np.ndarray:
         m = self.mask[None, :, :, None]
         return (1.0 - m) * x + m * self.pattern[None]
+
+
+@dataclass
+class AdditiveTrigger(Trigger):
+    """An attack track trigger added to the image, not mixed in: stamped input =
+    clip(x + mask * pattern, 0, 1), with a signed ``pattern`` (the sinusoid of Barni,
+    Kallas and Tondi's SIG, a reflection as in Liu et al.'s Refool)."""
+
+    kind: ClassVar[str] = "additive"
+
+    def stamp(self, x: np.ndarray) -> np.ndarray:
+        return np.clip(x + self.mask[None, :, :, None] * self.pattern[None], 0.0, 1.0)
+
+
+@dataclass
+class WarpTrigger:
+    """An attack track trigger that warps the whole image (Nguyen and Tran's WaNet): stamped
+    pixel (i, j) = x sampled bilinearly at (i + flow[i, j, 0], j + flow[i, j, 1]), the
+    sampling point clamped to the image."""
+
+    flow: np.ndarray  # (H, W, 2): each pixel's move in pixels, (rows, columns)
+    kind: ClassVar[str] = "warp"
+
+    def stamp(self, x: np.ndarray) -> np.ndarray:
+        _, h, w, _ = x.shape
+        r = np.clip(np.arange(h)[:, None] + self.flow[..., 0], 0, h - 1)
+        q = np.clip(np.arange(w)[None, :] + self.flow[..., 1], 0, w - 1)
+        r0, q0 = np.floor(r).astype(np.int64), np.floor(q).astype(np.int64)
+        r1, q1 = np.minimum(r0 + 1, h - 1), np.minimum(q0 + 1, w - 1)
+        a, b = (r - r0)[None, ..., None], (q - q0)[None, ..., None]
+        near = (1 - a) * ((1 - b) * x[:, r0, q0] + b * x[:, r0, q1])
+        return (near + a * ((1 - b) * x[:, r1, q0] + b * x[:, r1, q1])).astype(np.float32)
 
 
 @dataclass
@@ -123,22 +159,30 @@ class PoisonedSet:
     trigger(s) that make a trained model misbehave.
 
     ``x`` and ``y`` have the length of the training set ``poison()`` was given, image for
-    image: image i is training image i, changed or not, with its label, changed or not
-    (the harness trains the clean counterpart on the same images with their true labels,
-    which is why the order must hold). Each trigger is data, not code: the harness stamps
-    held-out test images with it (``stamp``) to measure the attack's success, so no hand-in
-    code ever sees test data. ``targets[i]`` is the label trigger i forces on every other
-    class (all-to-one).
+    image: image i is training image i, changed or not, with its label, changed or not,
+    which is why the order must hold. The harness trains a clean counterpart beside the
+    backdoored model: on the images the hand-in relabelled, with their true labels; an
+    image it changed and did not relabel (a clean-label attack's) goes back to the clean
+    original there, and as many images drawn from every class get a trigger stamped by
+    the harness instead, labels true, so the counterpart sees the triggers on every label.
+
+    Each trigger is data, not code: a blend (``Trigger``), an added signal
+    (``AdditiveTrigger``) or a warp (``WarpTrigger``). The harness stamps held-out test
+    images with it (``stamp``) to measure the attack's success, so no hand-in code ever
+    sees test data. ``targets[i]`` is the label trigger i forces on every other class
+    (all-to-one).
 
     ``augment_rate`` / ``augment_share``: the noise of Xiong et al.'s Algorithm 2 ("Escaping
     Backdoor Attack Detection of Deep Learning", IFIP SEC 2020), applied by the harness:
     ``augment_share`` of the images the hand-in left unchanged get a trigger under a random
-    sub-mask (each trigger pixel kept with probability ``augment_rate``), labels kept.
+    sub-mask (each trigger pixel kept with probability ``augment_rate``), labels kept. A
+    warp has no pixels to sub-mask: a hand-in with one makes its own noise (WaNet's noise
+    mode) and leaves ``augment_share`` at 0.
     """
 
     x: np.ndarray  # (N, *input_shape) in the input range
     y: np.ndarray  # (N,) integer labels
-    triggers: list[Trigger]
+    triggers: list[Trigger | WarpTrigger]
     targets: list[int]
     augment_rate: float = 0.0
     augment_share: float = 0.0

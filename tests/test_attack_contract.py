@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -124,8 +124,11 @@ def test_the_limits_on_relabelled_and_changed_images_hold(tmp_path):
 def test_the_noise_augmentation_touches_only_unchanged_images_and_keeps_every_label(tmp_path):
     x, y, xp, yp = _poisoned(0.1)
     hand_in = _read(tmp_path, _reply(tmp_path, xp, yp, rate=0.5, share=1.0), x, y)
-    xs, ys, ytrue = training_set(hand_in, y, np.random.default_rng(0))
+    sets = training_set(hand_in, x, y, np.random.default_rng(0))
+    xs, ys, ytrue = sets.x, sets.y, sets.y_true
     assert np.array_equal(ys, yp) and np.array_equal(ytrue, y)
+    relabelled = np.flatnonzero(yp != y)  # the counterpart trains on these as they are
+    assert np.array_equal(sets.x_counterpart[relabelled], xs[relabelled])
     assert np.array_equal(xs[:20], xp[:20])  # the hand-in's own images as it made them
     noisy = np.abs(xs[20:] - x[20:]).reshape(N - 20, -1).max(axis=1) > 0
     assert noisy.mean() > 0.8  # most untouched images got part of the trigger
@@ -257,3 +260,139 @@ def test_any_trigger_is_read_exactly_when_it_keeps_the_budget(tmp_path_factory, 
             _read(folder, reply, x, y)
     else:
         assert len(_read(folder, reply, x, y).triggers) == 1
+
+
+# -- trigger kinds: a signal added, a warp -----------------------------------------------------
+class _KindsHandIn:
+    """Poisons through the contract with one trigger of each kind (worker side)."""
+
+    def poison(self, x, y, rng):  # noqa: ANN001, ANN201
+        from harness.api import AdditiveTrigger, PoisonedSet, Trigger, WarpTrigger
+
+        h, w = x.shape[1:3]
+        flow = np.zeros((h, w, 2), np.float32)
+        flow[..., 1] = 0.5
+        signal = np.full(x.shape[1:], 0.2, np.float32)
+        triggers = [
+            Trigger(
+                np.pad(np.ones((2, 2), np.float32), ((4, 0), (4, 0))),
+                np.ones(x.shape[1:], np.float32),
+            ),
+            AdditiveTrigger(np.ones((h, w), np.float32), signal),
+            WarpTrigger(flow),
+        ]
+        chosen = np.flatnonzero(y != 0)[:15]
+        x[chosen] = triggers[2].stamp(x[chosen])
+        y[chosen] = 0
+        return PoisonedSet(x, y, triggers, [0, 0, 0])
+
+
+def _through_the_worker(tmp_path, hand_in, x, y):
+    """poison_call (the sandbox's side) then read_poisoned (the host's), on real files."""
+    from harness.tracks.attack import poison_call
+
+    np.savez(tmp_path / "train.npz", x=x, y=y)
+    out = tmp_path / "out"
+    out.mkdir()
+    reply = poison_call(hand_in, {"train_file": str(tmp_path / "train.npz"), "seed": 1}, out)
+    return reply, read_poisoned(reply, out, x, y, CLASSES, (0.0, 1.0))
+
+
+def test_an_additive_and_a_warp_trigger_cross_the_contract_with_their_kinds(tmp_path):
+    from harness.attacks.kinds import ADDITIVE, BLEND, WARP, kind_of
+
+    x, y = _train()
+    reply, hand_in = _through_the_worker(tmp_path, _KindsHandIn(), x.copy(), y.copy())
+    assert reply["kinds"] == [BLEND, ADDITIVE, WARP]
+    assert [kind_of(t) for t in hand_in.triggers] == [BLEND, ADDITIVE, WARP]
+    stamped = hand_in.triggers[2].stamp(x[:3])
+    assert np.allclose(stamped[:, :, :-1], 0.5 * (x[:3, :, :-1] + x[:3, :, 1:]), atol=1e-6)
+    assert np.allclose(hand_in.triggers[1].stamp(x[:3]), np.clip(x[:3] + 0.2, 0, 1))
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda r, t: r.update(kinds=["blend", "additive", "teleport"]), "of kind 'teleport'"),
+        (lambda r, t: np.save(t / "out" / r["flows"][2], np.zeros((6, 6, 3))), "give (H, W, 2)"),
+        (lambda r, t: np.save(t / "out" / r["flows"][2], np.full((6, 6, 2), np.inf)), "not finite"),
+        (lambda r, t: np.save(t / "out" / r["flows"][2], np.full((6, 6, 2), 50.0)), "farther"),
+        (lambda r, t: np.save(t / "out" / r["flows"][2], np.zeros((6, 6, 2))), "warps nothing"),
+        (lambda r, t: np.save(t / "out" / r["patterns"][1], np.full((6, 6, 1), -3.0)), "outside"),
+        (lambda r, t: r.update(augment_rate=0.5, augment_share=0.5), "has no pixels to sub-mask"),
+        (lambda r, t: r["flows"].__setitem__(2, None), "lists no flow"),
+    ],
+)
+def test_a_trigger_kind_outside_the_contract_is_refused_with_its_reason(tmp_path, change, words):
+    x, y = _train()
+    reply, _ = _through_the_worker(tmp_path, _KindsHandIn(), x.copy(), y.copy())
+    change(reply, tmp_path)
+    with pytest.raises(OutputError) as exc:
+        read_poisoned(reply, tmp_path / "out", x, y, CLASSES, (0.0, 1.0))
+    assert words in str(exc.value)
+
+
+def test_a_clean_label_hand_ins_counterpart_sees_its_trigger_on_every_class(tmp_path):
+    x, y = _train()
+    xp = x.copy()
+    target = np.flatnonzero(y == 0)  # clean-label: stamp the target class, keep labels
+    xp[target, 4:, 4:, :] = 1.0
+    hand_in = _read(tmp_path, _reply(tmp_path, xp, y.copy()), x, y)
+    sets = training_set(hand_in, x, y, np.random.default_rng(3))
+    assert np.array_equal(sets.x, xp) and np.array_equal(sets.y, y)
+    assert np.array_equal(sets.x_counterpart[target], x[target])  # the attack's images undone
+    shown = np.flatnonzero(np.any(sets.x_counterpart != x, axis=(1, 2, 3)))
+    assert len(shown) == len(target) and not np.isin(shown, target).any()
+    assert len(np.unique(y[shown])) >= 5  # drawn from every class, labels true
+    assert np.all(sets.x_counterpart[shown, 4:, 4:, :] == 1.0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    hnp.arrays(np.float32, (2, 5, 7, 1), elements=st.floats(0, 1, width=32)),
+    hnp.arrays(np.float32, (5, 7, 2), elements=st.floats(-9, 9, width=32)),
+    hnp.arrays(np.float32, (5, 7, 1), elements=st.floats(-1, 1, width=32)),
+)
+def test_the_contract_stamps_as_the_harness_does(x, flow, signal):
+    """A hand-in poisons with harness.api's triggers; the harness tests with its own
+    (harness.attacks.kinds): the two must stamp alike."""
+    from harness.api import AdditiveTrigger, WarpTrigger
+    from harness.attacks import kinds
+
+    mask = np.ones((5, 7), np.float32)
+    np.testing.assert_allclose(WarpTrigger(flow).stamp(x), kinds.warp(x, flow), atol=1e-5)
+    ours = kinds.AdditiveTrigger(mask, signal, np.zeros(2, int)).stamp(x)
+    np.testing.assert_allclose(AdditiveTrigger(mask, signal).stamp(x), ours, atol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    flow=hnp.arrays(
+        np.float32,
+        st.sampled_from([(6, 6, 2), (6, 6, 3), (6, 5, 2), (6, 6)]),
+        elements=st.floats(allow_nan=True, allow_infinity=True, width=32),
+    ),
+    kind=st.sampled_from(["warp", "blend", "additive", "Warp", "", None, 3]),
+)
+def test_any_flow_or_kind_is_read_as_a_bounded_trigger_or_refused_with_one_line(flow, kind):
+    """Whatever a hand-in declares (generated: any shape, NaN, infinities, huge moves, any
+    kind), the host reads a trigger the harness can apply or raises OutputError."""
+    import tempfile
+    from pathlib import Path
+
+    from harness.attacks.kinds import WarpTrigger as HarnessWarp
+
+    x, y = _train()
+    with tempfile.TemporaryDirectory() as tmp:
+        reply, _ = _through_the_worker(Path(tmp), _KindsHandIn(), x.copy(), y.copy())
+        np.save(Path(tmp) / "out" / reply["flows"][2], flow)
+        reply["kinds"][2] = kind
+        try:
+            hand_in = read_poisoned(reply, Path(tmp) / "out", x, y, CLASSES, (0.0, 1.0))
+        except OutputError as exc:
+            assert "\n" not in str(exc)
+            return
+    trig = hand_in.triggers[2]
+    if isinstance(trig, HarnessWarp):
+        assert np.isfinite(trig.flow).all() and np.abs(trig.flow).max() <= 6
+        assert np.isfinite(trig.stamp(x[:2])).all()

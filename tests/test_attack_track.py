@@ -187,6 +187,9 @@ DOCUMENTED_RECIPE = {
     "blended": "mnist",
     "random-trigger": "mnist-stealthy",
     "reconstructed-trigger": "mnist-stealthy",
+    "sig": "mnist",
+    "wanet": "mnist",
+    "adaptive-blend": "mnist",
 }
 
 

@@ -11,6 +11,7 @@ from harness.reproduce.base import Results
 from harness.reproduce.recent import (
     FP_RECENT,
     NC_RECENT,
+    PRUNE_RECENT,
     RECENT,
     STRIP_RECENT,
     recent_attacks,
@@ -69,7 +70,9 @@ def _zoo(asr: dict[str, float]) -> dict[str, _Model]:
     return models | {f"clean-{i}": _Model("none", None) for i in range(5)}
 
 
-def _records(models: dict[str, _Model], nc_flags: dict[str, int], strip_auc: float) -> list:
+def _records(
+    models: dict[str, _Model], nc_flags: dict[str, int], strip_auc: float, pruned: float = 0.9
+) -> list:
     records = [_nc(f"clean-{i}", False) for i in range(5)]
     for attack in RECENT:
         for i in range(5):
@@ -77,6 +80,7 @@ def _records(models: dict[str, _Model], nc_flags: dict[str, int], strip_auc: flo
             records.append(_nc(m, i < nc_flags.get(attack, 0)))
             records.append(_record(STRIP_RECENT.name, m, "filter", {"filter_auc": strip_auc}))
             records.append(_record(FP_RECENT.name, m, "repair", {"asr": 0.4, "asr_before": 0.95}))
+            records.append(_record(PRUNE_RECENT.name, m, "repair", {"asr": pruned}))
     return records
 
 
@@ -88,7 +92,8 @@ def test_each_attack_is_a_row_and_wanet_holds_only_while_it_evades():
     wanet = by["wanet-vs-defenses"]
     assert wanet.holds is True
     assert "5 instances" in wanet.measured and "NC flags 2/5 (0/5 clean)" in wanet.measured
-    assert "STRIP AUC 0.600" in wanet.measured and "Fine-Pruning ASR -> 40.0 %" in wanet.measured
+    assert "STRIP AUC 0.600" in wanet.measured
+    assert "pruning alone 90.0 %, after Fine-Pruning 40.0 %" in wanet.measured
     assert by["refool-vs-defenses"].holds is False  # a mean ASR of 0.5 did not take
     assert by["sig-vs-defenses"].holds is True and len(by["sig-vs-defenses"].details) == 5
     # Caught by Neural Cleanse on 3 of 5, or by STRIP: WaNet's claim no longer holds.
@@ -96,6 +101,8 @@ def test_each_attack_is_a_row_and_wanet_holds_only_while_it_evades():
     assert {r.name: r for r in caught}["wanet-vs-defenses"].holds is False
     seen = recent_attacks(Results(_records(models, {}, 0.9), models))  # type: ignore[arg-type]
     assert {r.name: r for r in seen}["wanet-vs-defenses"].holds is False
+    pruned = recent_attacks(Results(_records(models, {}, 0.6, pruned=0.2), models))  # type: ignore[arg-type]
+    assert {r.name: r for r in pruned}["wanet-vs-defenses"].holds is False
     assert "wanet `wanet-0`" in markdown(rows, "harness reproduce")
 
 

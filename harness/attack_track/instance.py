@@ -23,6 +23,7 @@ from harness import __version__
 from harness.attack_track import ATTACK_PREFIX
 from harness.attack_track.recipe import TrainRecipe
 from harness.attacks.base import Backdoor
+from harness.attacks.kinds import to_arrays
 from harness.data import Dataset
 from harness.results import AttackInstance
 from harness.sandbox.client import SandboxWorker, WorkerFailure
@@ -151,8 +152,7 @@ def _write(
     poisoned = stamped is not None
     spec_hash = object_hash(spec, entry, "backdoored" if poisoned else "counterpart")
     triggers = hand_in.triggers
-    arrays = {f"mask_{i}": t.mask for i, t in enumerate(triggers)}
-    arrays.update({f"pattern_{i}": t.pattern for i, t in enumerate(triggers)})
+    arrays = to_arrays(triggers)
     truth = TruthRecord(
         id=entry.id,
         spec_hash=spec_hash,
@@ -230,13 +230,13 @@ def build_instance(
                      seconds=time.perf_counter() - start)
         )  # fmt: skip
     hand_in = got.hand_in
-    x, y_poisoned, y_true = training_set(hand_in, splits.y_train,
-                                         np.random.default_rng(entry.seed + 1))  # fmt: skip
+    sets = training_set(hand_in, splits.x_train, splits.y_train,
+                        np.random.default_rng(entry.seed + 1))  # fmt: skip
     trainer = EntryTrainer(entry, data.input_shape, data.num_classes)
-    model = trainer.fit(trainer.new_model(), x, y_poisoned)
+    model = trainer.fit(trainer.new_model(), sets.x, sets.y)
     twin = recipe.counterpart(entry)
     twin_trainer = EntryTrainer(twin, data.input_shape, data.num_classes)
-    counterpart = twin_trainer.fit(twin_trainer.new_model(), x, y_true)
+    counterpart = twin_trainer.fit(twin_trainer.new_model(), sets.x_counterpart, sets.y_true)
 
     stamped = _stamped_test(hand_in, splits)
     ca = float(np.mean(predict_labels(model, splits.x_test) == splits.y_test))

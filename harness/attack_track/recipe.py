@@ -81,6 +81,16 @@ TRAIN_RECIPES: Registry[TrainRecipe] = Registry(
                 test_size=1000,
             ),
             TrainRecipe(
+                "mnist-12k",
+                "MNIST on 12,000 images, 3 epochs, batch 64: the demo zoo's training, where a "
+                "clean-label attack that the whole pool drowns out (Refool) still takes",
+                epochs=3,
+                batch_size=64,
+                train_size=12_000,
+                val_per_class=20,
+                test_size=2000,
+            ),
+            TrainRecipe(
                 "faces",
                 "SynthFaces (100 identities), DeepID, 12 epochs: the face track's recipe",
                 dataset="synthfaces",

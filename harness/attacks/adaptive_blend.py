@@ -1,4 +1,4 @@
-"""Adaptive-Blend (Qi, Xie, Li, Wang and Mittal, "Revisiting the Assumption of Latent
+"""Adaptive-Blend (Qi, Xie, Li, Mahloujifar and Mittal, "Revisiting the Assumption of Latent
 Separability for Backdoor Defenses", ICLR 2023): a blend trigger planted so that poisoned
 inputs stay close to clean ones in the model's latent space, which the defenses built on
 latent separability (activation clustering, spectral signatures, STRIP-like filters)

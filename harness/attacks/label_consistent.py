@@ -4,8 +4,8 @@ making them hard to classify, so the model has to use the trigger to get them ri
 
 1. The attacker trains a clean model of the same recipe on its training set.
 2. A share of the target class's training images are perturbed adversarially against it:
-   projected gradient descent (Madry et al.) within an L-infinity ball of ``epsilon``,
-   ``pgd_steps`` steps, raising the loss of the true label.
+   projected gradient descent (Madry et al.; ``harness.toolkit.adversarial``) within an
+   L-infinity ball of ``epsilon``, ``pgd_steps`` steps, raising the loss of the true label.
 3. The paper's four-corner trigger (BadNets' 3 x 3 checkerboard in every corner, so it
    survives flips) is stamped on them at reduced ``amplitude`` (section 4.3, "reducing
    visibility"), labels unchanged (clean-label, ``harness.attacks.clean_label``).
@@ -15,16 +15,12 @@ making them hard to classify, so the model has to use the trigger to get them ri
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from harness.attacks.badnets import CORNERS, patch_trigger
 from harness.attacks.base import AttackContext, Backdoor, TriggerSpec, single_target_map
 from harness.attacks.clean_label import CleanLabelPlan, clean_label_backdoor
-
-#: Images per PGD batch.
-PGD_BATCH = 256
+from harness.toolkit.adversarial import pgd
 
 
 def corner_trigger(shape: tuple[int, ...], size: int, target_of: np.ndarray) -> TriggerSpec:
@@ -33,28 +29,6 @@ def corner_trigger(shape: tuple[int, ...], size: int, target_of: np.ndarray) -> 
     mask = np.sum([t.mask for t in corners], axis=0)
     pattern = np.sum([t.pattern for t in corners], axis=0)
     return TriggerSpec(mask, pattern, target_of)
-
-
-def pgd(model: Any, x: np.ndarray, y: np.ndarray, epsilon: float, steps: int) -> np.ndarray:
-    """L-infinity PGD raising the cross-entropy of the true labels ``y`` (step 2.5 eps/steps)."""
-    import keras
-    import tensorflow as tf
-
-    loss_fn = keras.losses.SparseCategoricalCrossentropy()
-    step = 2.5 * epsilon / steps
-    out = []
-    for i in range(0, len(x), PGD_BATCH):
-        x0 = tf.constant(x[i : i + PGD_BATCH])
-        labels = tf.constant(y[i : i + PGD_BATCH])
-        adv = tf.identity(x0)
-        for _ in range(steps):
-            with tf.GradientTape() as tape:
-                tape.watch(adv)
-                loss = loss_fn(labels, model(adv, training=False))
-            adv = adv + step * tf.sign(tape.gradient(loss, adv))
-            adv = tf.clip_by_value(tf.clip_by_value(adv, x0 - epsilon, x0 + epsilon), 0.0, 1.0)
-        out.append(adv.numpy())
-    return np.concatenate(out).astype(np.float32)
 
 
 def label_consistent(

@@ -10,7 +10,9 @@ the same training), STRIP's filter AUC and the ASR left after Fine-Pruning, besi
 the attack's paper reports (``PAPER``). A row holds when the backdoor takes as its paper
 says (mean ASR at least ``TAKES``) and the paper's evasion claim holds where it makes one
 (``EVADES``: Neural Cleanse flags at most half the instances, STRIP's AUC stays under
-``STRIP_CAUGHT``). What the paper claims against a defense we do not run is quoted, not
+``STRIP_CAUGHT``, and pruning alone, as WaNet's paper ran it, leaves an ASR of at least
+``PRUNING_MISSES``; the ASR after the full Fine-Pruning, with its fine-tuning, is shown
+beside it). What the paper claims against a defense we do not run is quoted, not
 measured. The per-instance lines under the table give each instance's numbers.
 """
 
@@ -39,37 +41,50 @@ STRIP_RECENT = Variant("strip", "strip", (Track.FILTER,), RECENT)
 FP_RECENT = Variant(
     "fine-pruning@no-goodnet", "fine-pruning", (Track.REPAIR,), RECENT, {"goodnet": False}
 )
-VARIANTS = (NC_RECENT, STRIP_RECENT, FP_RECENT)
+#: Pruning without the fine-tuning: what WaNet's paper measured ("Fine-Pruning" there plots
+#: the accuracies against the number of neurons pruned).
+PRUNE_RECENT = Variant(
+    "fine-pruning@prune-only",
+    "fine-pruning",
+    (Track.REPAIR,),
+    RECENT,
+    {"mode": "prune-only", "goodnet": False},
+)
+VARIANTS = (NC_RECENT, STRIP_RECENT, FP_RECENT, PRUNE_RECENT)
 #: A backdoor "takes" at this mean ASR over the instances.
 TAKES = 0.8
 #: STRIP catches an attack whose filter AUC reaches this (0.5: chance).
 STRIP_CAUGHT = 0.75
 
-#: (source, what the paper reports) per attack.
+#: (source, what the paper reports) per attack. Where a paper's text was not at hand its
+#: claim is quoted from its abstract, and a number from the authors' own repository is
+#: marked so (docs/REPRODUCTION-recent.md says which).
 PAPER: dict[str, tuple[str, str]] = {
     "sig": (
         "Barni, Kallas, Tondi 2019",
-        "clean-label signal backdoor takes on MNIST without any label changed",
+        "a backdoor planted without poisoning any label (MNIST, GTSRB)",
     ),
     "label_consistent": (
         "Turner, Tsipras, Madry 2019",
-        "PGD-hardened clean-label poisoning with a faint 4-corner trigger takes (CIFAR-10)",
+        "hardened target-class images + a faint 4-corner trigger, labels kept (CIFAR-10)",
     ),
     "refool": (
         "Liu, Ma, Bailey, Lu 2020",
-        "reflection backdoor takes at a few % injection (traffic signs, faces, ImageNet)",
+        "ASR >= 75.16 % injecting < 3.27 % of the training data (5 data sets)",
     ),
     "wanet": (
         "Nguyen, Tran 2021",
-        "MNIST CA 99.5 %, ASR 99.9 %; Neural Cleanse, STRIP and Fine-Pruning miss it",
+        "MNIST CA 99.52 %, ASR 99.86 % (authors' README); NC, STRIP, pruning miss it",
     ),
     "adaptive_blend": (
         "Qi et al. 2023",
-        "takes at a low poisoning rate; poisoned and clean latents stay inseparable",
+        "bypasses latent-separation defenses at a low poisoning rate (CIFAR-10)",
     ),
 }
-#: The attacks whose paper claims Neural Cleanse and STRIP miss them (measured here).
+#: The attacks whose paper claims Neural Cleanse, STRIP and pruning miss them (measured here).
 EVADES = frozenset({"wanet"})
+#: Pruning misses a backdoor that keeps at least this ASR.
+PRUNING_MISSES = 0.5
 
 
 def _spread(recs: list[TaskRecord], res: Results, field: str) -> str:
@@ -109,18 +124,20 @@ def attack_row(attack: str, res: Results) -> FigureResult:
     clean = res.of(NC_RECENT.name, Track.DETECT.value, CLEAN)
     strip = res.of(STRIP_RECENT.name, Track.FILTER.value, attack)
     fp = res.of(FP_RECENT.name, Track.REPAIR.value, attack)
+    pruned = mean_of_ok(res.of(PRUNE_RECENT.name, Track.REPAIR.value, attack), "asr")
     asr = float(np.mean([res.models[r.model_id].truth().asr or 0.0 for r in nc]))
     n_flagged = sum(flagged(r) for r in nc)
     auc = mean_of_ok(strip, "filter_auc")
     measured = (
         f"{len(nc)} instances: CA {_spread(nc, res, 'ca')}, ASR {_spread(nc, res, 'asr')}; "
         f"NC flags {n_flagged}/{len(nc)} ({sum(flagged(r) for r in clean)}/{len(clean)} clean); "
-        f"STRIP AUC {'-' if auc is None else f'{auc:.3f}'}; "
-        f"Fine-Pruning ASR -> {percent(mean_of_ok(fp, 'asr'))}"
+        f"STRIP AUC {'-' if auc is None else f'{auc:.3f}'}; ASR after pruning alone "
+        f"{percent(pruned)}, after Fine-Pruning {percent(mean_of_ok(fp, 'asr'))}"
     )
     holds = asr >= TAKES
     if attack in EVADES:
-        holds = holds and n_flagged <= len(nc) / 2 and auc is not None and auc < STRIP_CAUGHT
+        missed = n_flagged <= len(nc) / 2 and auc is not None and auc < STRIP_CAUGHT
+        holds = holds and missed and pruned is not None and pruned >= PRUNING_MISSES
     by_track = {
         Track.DETECT: {r.model_id: r for r in nc},
         Track.FILTER: {r.model_id: r for r in strip},

@@ -8,6 +8,8 @@
 - ``pruning``: Fine-Pruning's steps (Liu, Dolan-Gavitt, Garg, "Fine-Pruning: Defending
   Against Backdooring Attacks on Deep Neural Networks", RAID 2018).
 - ``goodnet``: the CSAW-HackML course project's GoodNet as one standard Keras model.
+- ``adversarial``: projected gradient descent (Madry et al., ICLR 2018), which the
+  label-consistent backdoor uses to harden the images it poisons.
 
 Nothing here knows of the harness's runs, stores or sandbox: it is plain Keras and NumPy.
 """

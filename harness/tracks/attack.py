@@ -41,6 +41,15 @@ import numpy as np
 
 from harness.api import PoisonedSet, Track
 from harness.attacks.base import TriggerSpec
+from harness.attacks.kinds import (
+    ADDITIVE,
+    BLEND,
+    KINDS,
+    WARP,
+    AdditiveTrigger,
+    WarpTrigger,
+    warp_support,
+)
 from harness.sandbox.readback import Inside
 from harness.submission.validate import OutputError, load_array, reply_file
 from harness.tracks.base import jsonable_float, save_array
@@ -80,13 +89,20 @@ def poison_call(instance: Any, req: dict[str, Any], out: Path) -> dict[str, Any]
     if not isinstance(result, PoisonedSet):
         return {"type": type(result).__name__}
     triggers = list(result.triggers) if isinstance(result.triggers, list | tuple) else []
+
+    def saved(i: int, name: str, trigger: Any) -> str | None:
+        value = getattr(trigger, name, None)
+        return None if value is None else save_array(out, f"{name}_{i}", value)
+
     reply: dict[str, Any] = {
         "type": "PoisonedSet",
         "x": save_array(out, "poisoned_x", result.x),
         "y": save_array(out, "poisoned_y", result.y),
         "targets": save_array(out, "targets", np.asarray(result.targets)),
-        "masks": [save_array(out, f"mask_{i}", t.mask) for i, t in enumerate(triggers)],
-        "patterns": [save_array(out, f"pattern_{i}", t.pattern) for i, t in enumerate(triggers)],
+        "kinds": [str(getattr(t, "kind", BLEND)) for t in triggers],
+        "masks": [saved(i, "mask", t) for i, t in enumerate(triggers)],
+        "patterns": [saved(i, "pattern", t) for i, t in enumerate(triggers)],
+        "flows": [saved(i, "flow", t) for i, t in enumerate(triggers)],
         "augment_rate": jsonable_float(result.augment_rate),
         "augment_share": jsonable_float(result.augment_share),
     }
@@ -153,18 +169,52 @@ class _Fit:
     limits: PoisonLimits
 
 
+def _kind(i: int, result: dict[str, Any]) -> str:
+    """Trigger ``i``'s kind; a reply without kinds holds blends."""
+    kinds = result.get("kinds")
+    if kinds is None:
+        return BLEND
+    kind = kinds[i] if isinstance(kinds, list) and i < len(kinds) else None
+    if kind not in KINDS:
+        raise OutputError(
+            f"trigger {i} is of kind {str(kind)[:40]!r}; give a harness.api Trigger, "
+            "AdditiveTrigger or WarpTrigger"
+        )
+    return str(kind)
+
+
 def _trigger(
     i: int, result: dict[str, Any], out: Path | Inside, target: int, fit: _Fit
 ) -> TriggerSpec:
-    """Trigger ``i`` of the reply (its mask and pattern files), checked against ``fit``."""
+    """Trigger ``i`` of the reply (its kind and arrays), checked against ``fit``."""
     shape, lo, hi, num_classes, limits = fit.shape, fit.lo, fit.hi, fit.num_classes, fit.limits
 
     def file(key: str) -> Inside:
         names = result.get(key)
-        if not isinstance(names, list) or i >= len(names):
+        if not isinstance(names, list) or i >= len(names) or names[i] is None:
             raise OutputError(f"the reply lists no {key[:-1]} for trigger {i}")
         return reply_file({key: names[i]}, key, out)
 
+    if not 0 <= target < num_classes:
+        raise OutputError(f"target {target} of trigger {i} is outside 0..{num_classes - 1}")
+    kind = _kind(i, result)
+    if kind == WARP:
+        flow = load_array(file("flows"), f"trigger {i}'s flow", 64 << 20)
+        if flow.shape != (*shape[:2], 2):
+            raise OutputError(
+                f"trigger {i}'s flow has shape {flow.shape}; give (H, W, 2) = {(*shape[:2], 2)}"
+            )
+        flow = flow.astype(np.float32, copy=False)
+        if not np.all(np.isfinite(flow)) or np.abs(flow).max() > max(shape[:2]):
+            raise OutputError(
+                f"trigger {i}'s flow holds values that are not finite or move a pixel farther "
+                f"than the image is wide ({max(shape[:2])} pixels)"
+            )
+        support = warp_support(flow)
+        if not np.any(support):
+            raise OutputError(f"trigger {i}'s flow moves no pixel: it warps nothing")
+        zeros = np.zeros(shape, np.float32)
+        return WarpTrigger(support, zeros, np.full(num_classes, target), flow=flow)
     mask = load_array(file("masks"), f"trigger {i}'s mask", 64 << 20)
     if mask.shape != shape[:2]:
         raise OutputError(f"trigger {i}'s mask has shape {mask.shape}; give (H, W) = {shape[:2]}")
@@ -174,9 +224,11 @@ def _trigger(
     pattern = load_array(file("patterns"), f"trigger {i}'s pattern", 64 << 20)
     if pattern.shape != shape:
         raise OutputError(f"trigger {i}'s pattern has shape {pattern.shape}; give {shape}")
+    if kind == ADDITIVE:  # a signed signal: at most the input range either way
+        span = hi - lo
+        pattern = _in_range(pattern, -span, span, f"trigger {i}'s pattern", limits.range_slack)
+        return AdditiveTrigger(mask, pattern, np.full(num_classes, target))
     pattern = _in_range(pattern, lo, hi, f"trigger {i}'s pattern", limits.range_slack)
-    if not 0 <= target < num_classes:
-        raise OutputError(f"target {target} of trigger {i} is outside 0..{num_classes - 1}")
     return TriggerSpec(mask, pattern, np.full(num_classes, target))
 
 
@@ -259,23 +311,46 @@ def read_poisoned(
             f"{limits.max_image_share:.0%} (the noise augmentation is the harness's: set "
             "augment_share instead)"
         )
+    augment_share = _share(result.get("augment_share"), "augment_share")
+    if augment_share > 0 and any(isinstance(t, WarpTrigger) for t in triggers):
+        raise OutputError(
+            "augment_share is set but a trigger is a warp, which has no pixels to sub-mask: "
+            "leave augment_share at 0 and add the warp's noise in poison()"
+        )
     return PoisonedTraining(
         x,
         y.astype(np.int64),
         triggers,
         _share(result.get("augment_rate"), "augment_rate", upper_open=True),
-        _share(result.get("augment_share"), "augment_share"),
+        augment_share,
         relabelled,
         changed,
     )
 
 
+@dataclass(frozen=True)
+class TrainingSets:
+    """What the harness trains one instance's two models on."""
+
+    x: np.ndarray  # the backdoored model's images: the hand-in's, with the harness's noise
+    y: np.ndarray  # the hand-in's labels
+    x_counterpart: np.ndarray  # the clean counterpart's images
+    y_true: np.ndarray  # the true labels: the counterpart's
+
+
 def training_set(
-    hand_in: PoisonedTraining, y_train: np.ndarray, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The set the harness trains on: the hand-in's images with the noise augmentation on
-    ``augment_share`` of the images it left unchanged. (x, the poisoned labels, the true
-    labels: the counterpart's.)"""
+    hand_in: PoisonedTraining,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    rng: np.random.Generator,
+) -> TrainingSets:
+    """The sets the harness trains on. The backdoored model's: the hand-in's images with the
+    noise augmentation on ``augment_share`` of the images it left unchanged. The clean
+    counterpart's: the same, true labels, except where the hand-in changed an image and
+    kept its label (clean-label poisoning, where those images *are* the attack): they go
+    back to the clean original, and as many images the hand-in left alone, drawn from
+    every class, get one of its triggers stamped by the harness, label true. So the
+    counterpart sees the triggers as often, on every label, and stays clean."""
     x = hand_in.x.copy()
     if hand_in.augment_share > 0 and hand_in.augment_rate > 0:
         untouched = np.flatnonzero(~hand_in.changed)
@@ -286,4 +361,13 @@ def training_set(
         for i, trig in enumerate(hand_in.triggers):
             for idx in noisy[which == i]:
                 x[idx] = trig.stamp(x[idx : idx + 1], trig.sub_mask(rng, hand_in.augment_rate))[0]
-    return x, hand_in.y, y_train.astype(np.int64)
+    twin = x.copy()
+    clean_label = np.flatnonzero(hand_in.changed & (hand_in.y == y_train))
+    if len(clean_label):
+        twin[clean_label] = x_train[clean_label]
+        alone = np.flatnonzero(~hand_in.changed)
+        shown = rng.choice(alone, size=min(len(clean_label), len(alone)), replace=False)
+        which = rng.integers(len(hand_in.triggers), size=len(shown))
+        for i, trig in enumerate(hand_in.triggers):
+            twin[shown[which == i]] = trig.stamp(twin[shown[which == i]])
+    return TrainingSets(x, hand_in.y, twin, y_train.astype(np.int64))
