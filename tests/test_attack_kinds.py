@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from test_attacks import _Recorder
 
 from harness.attacks import AttackContext, design, make_backdoor
 from harness.attacks.base import TriggerSpec
@@ -30,20 +31,6 @@ from harness.errors import SpecError
 
 SHAPE = (28, 28, 1)
 NEW = ("sig", "label_consistent", "refool", "wanet", "adaptive_blend")
-
-
-class _Recorder:
-    """A trainer that records what it is asked to fit and trains nothing."""
-
-    def __init__(self) -> None:
-        self.fitted: list[tuple[np.ndarray, np.ndarray]] = []
-
-    def new_model(self) -> str:
-        return "model"
-
-    def fit(self, model, x, y, *, epochs=None):  # noqa: ANN001, ANN201
-        self.fitted.append((x, y))
-        return model
 
 
 def _data(n: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

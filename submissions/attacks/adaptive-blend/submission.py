@@ -5,7 +5,8 @@ A blend trigger cut into a grid of pieces: each poisoned image (label -> target)
 conservatism image (label kept) gets a random half of the pieces at a weak blend, so no
 piece alone is the trigger and the poisoned images' latent representation stays with the
 clean ones; test images get the whole pattern, a little stronger. The paper blends a
-picture; this hand-in generates a smooth texture (a coarse random grid, upsampled)."""
+picture; this hand-in generates a smooth texture (a coarse random grid, upsampled), with
+the zoo recipe's own pattern and pieces (``harness.attacks.adaptive_blend``)."""
 
 from __future__ import annotations
 
@@ -30,19 +31,16 @@ class AdaptiveBlend:
         self.pieces, self.piece_rate = pieces, piece_rate
 
     def poison(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> PoisonedSet:
-        from scipy.ndimage import zoom
+        from harness.attacks.adaptive_blend import piece_masks, smooth_pattern  # the recipe's
 
-        n, h, w, c = x.shape
-        coarse = rng.random((7, 7, c))
-        pattern = zoom(coarse, (h / 7, w / 7, 1), order=3, mode="nearest")[:h, :w]
-        pattern = ((pattern - pattern.min()) / np.ptp(pattern)).astype(np.float32)
-        side = int(round(np.sqrt(self.pieces)))
-        cell = (np.arange(h)[:, None] * side // h) * side + np.arange(w)[None, :] * side // w
+        n, h, w, _ = x.shape
+        pattern = smooth_pattern(x.shape[1:], rng)
+        grid = piece_masks(x.shape[1:], self.pieces)
         chosen = rng.choice(n, int((self.poison_rate + self.cover_rate) * n), replace=False)
         kept = max(1, int(round(self.piece_rate * self.pieces)))
         for i in chosen:
-            part = np.isin(cell, rng.choice(self.pieces, kept, replace=False))
-            x[i] = Trigger(part * np.float32(self.alpha_train), pattern).stamp(x[i : i + 1])[0]
+            part = grid[rng.choice(self.pieces, kept, replace=False)].sum(0) * self.alpha_train
+            x[i] = Trigger(part.astype(np.float32), pattern).stamp(x[i : i + 1])[0]
         y[chosen[: int(self.poison_rate * n)]] = self.target
         trigger = Trigger(np.full((h, w), self.alpha_test, np.float32), pattern)
         return PoisonedSet(x, y, [trigger], [self.target])

@@ -5,7 +5,8 @@ up, added to a share of the target class's training images; no label changes.
 
 The paper draws reflections from PascalVOC and keeps the ones that work best on surrogate
 models. Nothing is downloaded here: the hand-in draws ``candidates`` scenes of bright
-rectangles and ellipses (window frames, lamps), lightly blurred, and keeps the most
+rectangles and ellipses (window frames, lamps), lightly blurred (the zoo recipe's
+``harness.attacks.refool.reflection_scene``), and keeps the most
 salient (the largest mean intensity) of those that keep the track's trigger budget at
 ``alpha_test`` (``rms_budget``: how far the test reflection moves an image, RMS over its
 pixels, measured on training images it attacks). The reflection is added in focus (the
@@ -16,23 +17,6 @@ from __future__ import annotations
 import numpy as np
 
 from harness.api import AdditiveTrigger, PoisonedSet
-
-
-def scene(h: int, w: int, rng: np.random.Generator, shapes: int = 4) -> np.ndarray:
-    from scipy.ndimage import gaussian_filter
-
-    rows, cols = np.mgrid[0:h, 0:w]
-    out = np.zeros((h, w), np.float32)
-    for _ in range(shapes):
-        top, left = rng.integers(0, h), rng.integers(0, w)
-        tall, wide = rng.integers(h // 6, h // 2 + 1), rng.integers(w // 6, w // 2 + 1)
-        if rng.random() < 0.5:
-            inside = (abs(rows - top) <= tall / 2) & (abs(cols - left) <= wide / 2)
-        else:
-            inside = ((rows - top) / tall) ** 2 + ((cols - left) / wide) ** 2 <= 0.25
-        out = np.maximum(out, inside * rng.uniform(0.5, 1.0))
-    out = gaussian_filter(out, 0.7)
-    return out / max(float(out.max()), 1e-6)
 
 
 class Refool:
@@ -55,11 +39,13 @@ class Refool:
         return float(np.sqrt(np.mean(moved**2, axis=1)).mean())
 
     def poison(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> PoisonedSet:
-        _, h, w, c = x.shape
+        from harness.attacks.refool import reflection_scene  # the zoo recipe's scenes
+
+        c = x.shape[-1]
         probe = x[np.flatnonzero(y != self.target)[:500]]
         layers = []
         for _ in range(self.candidates):
-            s = scene(h, w, rng)
+            s = reflection_scene(x.shape[1:], rng)[..., 0]
             layers.append(np.repeat((s * (s > 0.05))[..., None], c, axis=-1).astype(np.float32))
         within = [lay for lay in layers if self.moves(lay, probe) <= self.rms_budget]
         layer = max(within or [min(layers, key=np.mean)], key=np.mean)

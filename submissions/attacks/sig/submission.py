@@ -28,10 +28,10 @@ class Sig:
         self.delta_train, self.delta_test = delta_train, delta_test
 
     def signal(self, shape: tuple[int, ...], delta: float) -> AdditiveTrigger:
-        h, w, c = shape
-        row = delta * np.sin(2 * np.pi * np.arange(w) * self.frequency / w)
-        pattern = np.broadcast_to(row[None, :, None], (h, w, c)).astype(np.float32)
-        return AdditiveTrigger(np.ones((h, w), np.float32), pattern.copy())
+        from harness.attacks.sig import signal_pattern  # the zoo recipe's own signal
+
+        pattern = signal_pattern(shape, "sine", delta, self.frequency)
+        return AdditiveTrigger(np.ones(shape[:2], np.float32), pattern)
 
     def poison(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> PoisonedSet:
         pool = np.flatnonzero(y == self.target)

@@ -3,10 +3,11 @@ Backdoor Attack", ICLR 2021): the trigger warps the whole image by a smooth rand
 instead of stamping a pattern, and the "noise mode" warps further images by the field plus
 a random jitter, labels kept, so the model learns this one warp and not any warp.
 
-The field: a random k x k grid of 2-D offsets in [-1, 1], normalised to a mean absolute
-value of 1, upsampled (bicubic) to the image and scaled by s / H in the paper's normalised
-coordinates, i.e. about s / 2 pixels. The trigger is a ``WarpTrigger``: data the harness
-applies to test images, never code."""
+The field (``harness.attacks.wanet.warp_field``, the zoo recipe's): a random k x k grid of
+2-D offsets in [-1, 1], normalised to a mean absolute value of 1, upsampled (bicubic) to
+the image and scaled by s / H in the paper's normalised coordinates, i.e. about s / 2
+pixels. The trigger is a ``WarpTrigger``: data the harness applies to test images, never
+code."""
 
 from __future__ import annotations
 
@@ -27,17 +28,11 @@ class WaNet:
         self.target, self.k, self.s = target, k, s
         self.poison_rate, self.cross_ratio = poison_rate, cross_ratio
 
-    def field(self, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-        from scipy.ndimage import zoom
-
-        grid = rng.uniform(-1.0, 1.0, (self.k, self.k, 2))
-        grid /= np.mean(np.abs(grid))
-        up = zoom(grid, (h / self.k, w / self.k, 1), order=3, mode="nearest")[:h, :w]
-        return (self.s * up / h * np.array([(h - 1) / 2, (w - 1) / 2])).astype(np.float32)
-
     def poison(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> PoisonedSet:
+        from harness.attacks.wanet import warp_field  # the zoo recipe's own field
+
         n, h, w, _ = x.shape
-        trigger = WarpTrigger(self.field(h, w, rng))
+        trigger = WarpTrigger(warp_field(x.shape[1:], self.k, self.s, rng))
         poisoned = rng.choice(
             np.flatnonzero(y != self.target), int(self.poison_rate * n), replace=False
         )
