@@ -43,7 +43,7 @@ demo: setup
 
 # The committed leaderboard (leaderboard/: index.html with its plots and pages,
 # LEADERBOARD.md, leaderboard.csv): every reference
-# submission on every track it takes over the `full` zoo's 111 evaluation models, and
+# submission on every track it takes over the `full` zoo's 141 evaluation models, and
 # meta-weights configured on its 22 training models. Hours on a 2-core machine (the
 # leaderboard's Time section says how many); it resumes where it stopped, and
 # --retry-timeouts runs again the tasks a busy machine pushed past their budget.

@@ -142,7 +142,7 @@ def test_a_new_recipe_designs_from_its_seed_alone(name):
         ("wanet", {"k": 1}, "k must be"),
         ("wanet", {"poison_rate": 0.5, "cross_ratio": 2}, "more than the training set"),
         ("adaptive_blend", {"pieces": 15}, "square number"),
-        ("adaptive_blend", {"alpha_train": 0.3, "alpha_test": 0.2}, "alpha_train"),
+        ("adaptive_blend", {"alphas": (0.3, 0.2)}, "alpha_train"),
         ("refool", {"models": ["mirror"]}, "physical models are"),
         ("refool", {"candidates": 0}, "candidates"),
         ("label_consistent", {"amplitude": 0}, "amplitude"),

@@ -61,7 +61,8 @@ def test_lr_schedule_is_checked_and_hashed_only_when_set(tmp_path):
     assert cosine.spec_hash() != entry.spec_hash()
     # An entry at the default keeps the address it had before the key existed.
     body = dataclasses.asdict(entry)
-    del body["id"], body["lr_schedule"], body["split"]  # a split is never in the address
+    # Neither a split nor a deal group is ever in the address.
+    del body["id"], body["lr_schedule"], body["split"], body["deal_group"]
     body["builder_version"] = spec.BUILDER_VERSION
     body["code"] = spec.build_code_hash(entry.dataset, entry.arch, entry.attack)
     text = json.dumps(body, sort_keys=True, separators=(",", ":"))
@@ -234,6 +235,48 @@ def test_draw_deals_counterparts_as_a_third_group_with_the_same_mix(tmp_path):
     )
     dealt = {e.id: e.epochs for e in profile.entries}
     assert all(dealt[e.id] == e.epochs for e in without.entries)
+
+
+def test_a_deal_group_is_dealt_apart_and_leaves_the_rest_as_it_was(tmp_path):
+    """A cohort added later under a deal_group of its own gets the same mix among itself,
+    and the models already in the profile keep their settings and content addresses."""
+    import collections
+
+    ids = [f"{role}{i}" for role in ("clean", "bd") for i in range(6)]
+    before = _drawn_profile(tmp_path, ids, draw="epochs = [3, 4, 5]")
+    cohort = 'attack = "badnets_patch"\ndeal_group = "later"\n'
+    extra = "".join(
+        f'[[models]]\nid = "{role}-late{i}"\n{cohort}{params}'
+        for role, params in (("bd", ""), ("cp", "attack_params = { clean_counterpart = true }\n"))
+        for i in range(6)
+    )
+    base = "".join(
+        f'[[models]]\nid = "{m}"\n' + ('attack = "badnets_patch"\n' if m.startswith("bd") else "")
+        for m in ids
+    )
+    after = load_profile(
+        _write(
+            tmp_path,
+            f'schema_version = 1\nname = "d"\n[draw.mnist]\nepochs = [3, 4, 5]\n{base}{extra}',
+        )
+    )
+    old = {e.id: (e.epochs, e.spec_hash()) for e in before.entries}
+    assert {e.id: (e.epochs, e.spec_hash()) for e in after.entries if e.id in old} == old
+    late = [e for e in after.entries if e.deal_group == "later"]
+    for role in ("backdoored", "counterpart"):
+        mix = collections.Counter(e.epochs for e in late if e.role == role)
+        assert mix == {3: 2, 4: 2, 5: 2}, role
+    # Without its deal_group the cohort joins the groups above and re-deals them.
+    joined = load_profile(
+        _write(
+            tmp_path,
+            f'schema_version = 1\nname = "d"\n[draw.mnist]\nepochs = [3, 4, 5]\n{base}'
+            + extra.replace('deal_group = "later"\n', ""),
+        )
+    )
+    assert {e.id: e.epochs for e in joined.entries if e.id in old} != {
+        k: v[0] for k, v in old.items()
+    }
 
 
 def test_a_data_poisoning_counterpart_hashes_the_counterpart_code():

@@ -59,13 +59,17 @@ def adaptive_blend(
     target: int = 0,
     poison_rate: float = 0.003,
     cover_rate: float = 0.003,
-    alpha_train: float = 0.15,
-    alpha_test: float = 0.2,
+    alphas: tuple[float, float] = (0.15, 0.2),
     pieces: int = 16,
     piece_rate: float = 0.5,
     clean_counterpart: bool = False,
 ) -> Backdoor:
-    """See the module's docstring; the defaults are the paper's CIFAR-10 settings."""
+    """See the module's docstring; the defaults are the paper's CIFAR-10 settings.
+
+    ``alphas`` is (training blend, test blend): the partial triggers of the poisoned and
+    conservatism samples are blended at the first, the whole test trigger at the second.
+    """
+    alpha_train, alpha_test = (float(a) for a in alphas)
     if not 0.0 < alpha_train <= alpha_test < 1.0:
         raise ValueError("need 0 < alpha_train <= alpha_test < 1")
     if not 0.0 < poison_rate < 1.0 or not 0.0 <= cover_rate < 1.0 or not 0.0 < piece_rate <= 1.0:

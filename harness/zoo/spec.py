@@ -134,6 +134,11 @@ class ZooEntry:
     #: split `harness zoo release` hands out, never scored). Not part of the content
     #: address: the same model is the same object in either split.
     split: str = "eval"
+    #: Models dealt their training settings apart from the rest of their data set and role
+    #: (``deal_settings``): a cohort added to a profile later gets the same mix among
+    #: itself and leaves the models already built (and their results) untouched. Not part
+    #: of the content address either.
+    deal_group: str = ""
 
     @property
     def training(self) -> bool:
@@ -160,6 +165,7 @@ class ZooEntry:
         body = asdict(self)
         body.pop("id")
         body.pop("split")
+        body.pop("deal_group")
         for key, default in _ADDED_LATER.items():
             if body[key] == default:  # an entry that does not use it keeps its address
                 body.pop(key)
@@ -197,19 +203,24 @@ def deal_settings(
     clean models, the clean counterparts and the backdoored models of the data set each
     get the same mix.
 
-    Within each group (data set x role: clean, counterpart or backdoored, x split) the models are
+    Within each group (data set x role: clean, counterpart or backdoored, x split x the
+    entries' ``deal_group``) the models are
     put in an order fixed by a hash of the profile, id and key, and the choices are dealt
     round in that order from a start fixed by the profile, data set and key (the same for
     every group). Where two groups are the same size, each choice then goes to as many
     models of one as of the other, so no setting is commoner on one side (drawn
     independently, 10 epochs went to 8 of 12 backdoored face models and 4 of 12 clean
     ones); otherwise each group's counts are as even as its size allows. The keys are
-    dealt in independent orders. Adding or removing a model re-deals its group."""
+    dealt in independent orders. Adding or removing a model re-deals its group: a cohort
+    added later names a ``deal_group`` of its own."""
     dealt: dict[str, dict[str, Any]] = {e.id: {} for e in entries}
     for dataset, table in tables.items():
-        for role, split in itertools.product(ROLES, SPLITS):
+        cohorts = sorted({e.deal_group for e in entries})
+        for role, split, cohort in itertools.product(ROLES, SPLITS, cohorts):
             group = [
-                e for e in entries if e.dataset == dataset and e.role == role and e.split == split
+                e
+                for e in entries
+                if (e.dataset, e.role, e.split, e.deal_group) == (dataset, role, split, cohort)
             ]
             for key, choices in table.items():
                 start = _rank(profile, dataset, key) % len(choices)
