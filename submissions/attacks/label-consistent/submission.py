@@ -3,7 +3,8 @@
 keep their labels, after making them hard to classify, so the model has to rely on the
 trigger to get them right.
 
-The hand-in trains its own small clean model on the training set it is given, perturbs a
+The hand-in trains its own clean model on the training set it is given (CNN A, the
+architecture the track's MNIST recipes train, for as many epochs), perturbs a
 share of the target class's images against it with projected gradient descent
 (``harness.toolkit.adversarial``), stamps the paper's four-corner trigger (a 3x3
 checkerboard one pixel in from each corner) on them at reduced amplitude, and returns the
@@ -16,19 +17,12 @@ import numpy as np
 from harness.api import PoisonedSet, Trigger
 
 
-def _surrogate(input_shape: tuple[int, ...], num_classes: int):  # noqa: ANN202 - a Keras model
-    import keras
+def _surrogate(name: str, input_shape: tuple[int, ...], num_classes: int):  # noqa: ANN202
+    """The attacker's clean model: an architecture of the zoo's by name (the track's recipes
+    say which they train; the paper's attacker, too, holds a model of the victim's kind)."""
+    from harness.zoo.architectures import ARCHITECTURES
 
-    return keras.Sequential(
-        [
-            keras.Input(input_shape),
-            keras.layers.Conv2D(16, 3, activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(32, 3, activation="relu"),
-            keras.layers.Flatten(),
-            keras.layers.Dense(num_classes, activation="softmax"),
-        ]
-    )
+    return ARCHITECTURES[name](input_shape, num_classes)
 
 
 def four_corners(h: int, w: int, c: int, size: int = 3) -> Trigger:
@@ -48,12 +42,13 @@ class LabelConsistent:
         target: int = 0,
         share: float = 0.8,
         epsilon: float = 0.3,
-        pgd_steps: int = 10,
+        pgd_steps: int = 20,
         amplitude: float = 0.5,
-        clean_epochs: int = 2,
+        surrogate: str = "mnist_cnn_a",
+        clean_epochs: int = 4,
     ) -> None:
         self.target, self.share, self.epsilon, self.pgd_steps = target, share, epsilon, pgd_steps
-        self.amplitude, self.clean_epochs = amplitude, clean_epochs
+        self.amplitude, self.surrogate, self.clean_epochs = amplitude, surrogate, clean_epochs
 
     def poison(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> PoisonedSet:
         import keras
@@ -61,7 +56,7 @@ class LabelConsistent:
         from harness.toolkit.adversarial import pgd
 
         keras.utils.set_random_seed(int(rng.integers(2**31)))
-        clean = _surrogate(tuple(x.shape[1:]), int(y.max()) + 1)
+        clean = _surrogate(self.surrogate, tuple(x.shape[1:]), int(y.max()) + 1)
         clean.compile("adam", "sparse_categorical_crossentropy")
         clean.fit(x, y, epochs=self.clean_epochs, batch_size=128, verbose=0)
         pool = np.flatnonzero(y == self.target)

@@ -26,7 +26,7 @@ class Refool:
         share: float = 0.8,
         alpha: float = 0.5,
         alpha_test: float = 0.8,
-        candidates: int = 8,
+        candidates: int = 32,
         rms_budget: float = 0.28,
     ) -> None:
         self.target, self.share, self.candidates = target, share, candidates
