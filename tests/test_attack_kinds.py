@@ -116,6 +116,31 @@ def test_every_kind_survives_the_triggers_file_and_an_old_file_reads_as_blends()
         from_arrays({**old, "kind_0": np.array("teleport")}, [[1, 1, 1]])
 
 
+def test_a_store_object_reads_its_triggers_back_and_a_mismatch_is_one_clear_error(tmp_path):
+    """ZooModel.trigger_specs pairs the stored arrays with the truth's target maps; an
+    object whose two disagree is damaged, said with its id and the fix."""
+    from harness.errors import ZooError
+    from harness.zoo.records import TruthRecord
+    from harness.zoo.store import ZooModel
+
+    model = ZooModel("m", "h", tmp_path)
+    model.private_dir.mkdir()
+    mask, pattern = np.ones(SHAPE[:2], np.float32), np.full(SHAPE, 0.1, np.float32)
+    triggers = [AdditiveTrigger(mask, pattern, np.zeros(10, np.int64))]
+    np.savez(model.private_dir / "triggers.npz", **to_arrays(triggers))
+
+    def truth(maps: list[list[int]]) -> None:
+        TruthRecord("m", "h", True, "sig", {}, [0], False, maps, [9], 0.99,
+                    0.98, 0.8, "mnist_cnn_a", 12, 1.0, "0").write(model.private_dir / "truth.json")  # fmt: skip
+
+    truth([[0] * 10])
+    (back,) = model.trigger_specs()
+    assert kind_of(back) == ADDITIVE and np.array_equal(back.pattern, pattern)
+    truth([])
+    with pytest.raises(ZooError, match="zoo model m is damaged .1 triggers but 0 target maps"):
+        model.trigger_specs()
+
+
 # -- designs ------------------------------------------------------------------------------
 
 

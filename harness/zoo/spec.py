@@ -214,8 +214,8 @@ def deal_settings(
     dealt in independent orders. Adding or removing a model re-deals its group: a cohort
     added later names a ``deal_group`` of its own."""
     dealt: dict[str, dict[str, Any]] = {e.id: {} for e in entries}
+    cohorts = sorted({e.deal_group for e in entries})
     for dataset, table in tables.items():
-        cohorts = sorted({e.deal_group for e in entries})
         for role, split, cohort in itertools.product(ROLES, SPLITS, cohorts):
             group = [
                 e

@@ -88,8 +88,16 @@ class ZooModel:
         with np.load(self.private_dir / "triggers.npz") as npz:
             arrays = {k: npz[k] for k in npz.files}
         n = len([k for k in arrays if k.startswith("mask_")])
+        if n == 0:  # a clean model, or an import whose truth names targets but no triggers
+            return []
         maps = self.truth().target_maps
-        return from_arrays(arrays, maps if len(maps) == n else [[0]] * n)
+        if len(maps) != n:
+            raise ZooError(
+                f"zoo model {self.id} is damaged ({n} triggers but {len(maps)} target maps)",
+                path=self.private_dir,
+                fix="run `harness zoo verify --repair`, then build its profile again",
+            )
+        return from_arrays(arrays, maps)
 
 
 def _scaled(npz: Any) -> np.ndarray:
